@@ -1,0 +1,70 @@
+"""Landing zones: files the source systems drop, modelled as observed external assets.
+
+Observing a zone records a data version (a fingerprint of its file list) and what is there, so
+the UI shows when new extracts arrived and which raw tables are stale.
+"""
+
+import hashlib
+from collections.abc import Iterator
+
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetSpec,
+    DataVersion,
+    MetadataValue,
+    ObserveResult,
+    multi_observable_source_asset,
+)
+
+from assets.metadata import OWNER
+from checks.raw import RAW_TABLES, RawContract
+from resources.landing import LandingResource
+
+FORMAT_KIND = {"csv": "csv", "jsonl": "json", "json_array": "json"}
+
+
+def landing_key(contract: RawContract) -> AssetKey:
+    return AssetKey(["landing", contract.landing_name])
+
+
+SPECS = [
+    AssetSpec(
+        key=landing_key(c),
+        description=(
+            f"Landing zone `{c.source}/{c.object}/<extract_date>/`: {c.format} extracts from "
+            f"the {c.source} system, kept as delivered for audit and reprocessing."
+        ),
+        group_name="landing",
+        kinds={FORMAT_KIND[c.format], "file"},
+        owners=[OWNER],
+        tags={"layer": "landing", "source": c.source},
+    )
+    for c in RAW_TABLES
+]
+BY_KEY = {landing_key(c): c for c in RAW_TABLES}
+
+
+@multi_observable_source_asset(specs=SPECS, can_subset=True, name="landing_zones")
+def landing_zones(context: AssetExecutionContext, landing: LandingResource) -> Iterator[ObserveResult]:
+    for key in sorted(context.selected_asset_keys, key=lambda k: k.to_user_string()):
+        c = BY_KEY[key]
+        files = landing.files(c.source, c.object)
+        fingerprint = hashlib.sha256(
+            "\n".join(f"{f.relative}:{f.size}:{f.mtime_ns}" for f in files).encode()
+        ).hexdigest()[:16]
+        yield ObserveResult(
+            asset_key=key,
+            data_version=DataVersion(fingerprint),
+            metadata={
+                "files": MetadataValue.int(len(files)),
+                "bytes": MetadataValue.int(sum(f.size for f in files)),
+                "latest_extract_date": MetadataValue.text(
+                    str(files[-1].extract_date) if files else "none"
+                ),
+                "path": MetadataValue.path(f"{landing.root}/{c.source}/{c.object}"),
+            },
+        )
+
+
+assets = [landing_zones]

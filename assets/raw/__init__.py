@@ -1,0 +1,148 @@
+"""Raw layer: one append-only Delta table per source object, behind the quality gate.
+
+Each run ingests only landing files it has not seen, types them by the table's contract, sends
+rule-breaking rows to `raw/quarantine` and validates the batch with the table's GX suite before
+the commit. A failed gate leaves every table at its previous version and fails the run.
+"""
+
+from collections.abc import Iterator
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+
+from assets.landing import landing_key
+from assets.metadata import OWNER, definition_metadata, published_metadata
+from assets.raw.ingest import Batch, build_batch, commit, find_pending
+from checks.gate import validate
+from checks.raw import QUARANTINE, RAW_TABLES, RawContract
+from resources.duckdb import DuckDBResource
+from resources.lake import LakeResource, SchemaChangeError
+from resources.landing import LandingResource
+
+SUITE_CHECK = "gx_suite"
+KINDS = {"delta", "duckdb", "great_expectations"}
+
+
+def raw_key(contract: RawContract) -> AssetKey:
+    return AssetKey([contract.layer, contract.table])
+
+
+def _description(c: RawContract) -> str:
+    return (
+        f"{c.description}\n\nLanding: `{c.source}/{c.object}/<extract_date>/` ({c.format}). "
+        f"Append-only; a file is ingested once (by content hash). Rows breaking a column rule go "
+        f"to `raw/quarantine`; the batch fails its gate when more than "
+        f"{c.quarantine_threshold:.0%} of its rows are quarantined."
+    )
+
+
+def build_raw_asset(c: RawContract) -> AssetsDefinition:
+    key = raw_key(c)
+
+    @asset(
+        key=key,
+        group_name="raw",
+        deps=[landing_key(c)],
+        description=_description(c),
+        kinds=KINDS,
+        owners=[OWNER],
+        tags={"layer": "raw", "pii": str(bool(c.pii_columns)).lower(), "source": c.source},
+        metadata={**definition_metadata(c), "quarantine_threshold": c.quarantine_threshold},
+        check_specs=[
+            AssetCheckSpec(SUITE_CHECK, asset=key, blocking=True,
+                           description=f"Great Expectations suite of {c.name}, run before commit.")
+        ],
+    )
+    def _raw(
+        context: AssetExecutionContext,
+        lake: LakeResource,
+        landing: LandingResource,
+        duckdb: DuckDBResource,
+    ) -> Iterator[MaterializeResult | AssetCheckResult]:
+        pending = find_pending(c, landing, lake)
+        context.log.info(f"{c.name}: {len(pending)} new landing file(s)")
+        try:
+            with duckdb.connect() as con:
+                batch = build_batch(c, pending, lake, con)
+        except SchemaChangeError as exc:
+            yield AssetCheckResult(asset_key=key, check_name=SUITE_CHECK, passed=False,
+                                   severity=AssetCheckSeverity.ERROR, description=str(exc),
+                                   metadata={"rule": "type_change"})
+            raise Failure(description=str(exc)) from exc
+        gate = validate(c.name, c.suite(), batch.rows, batch.summary())
+        yield gate.check_result(key, SUITE_CHECK)
+        if not gate.passed:
+            raise gate.failure(f"{c.name} batch of {len(pending)} file(s)")
+        published = commit(batch, lake)
+        yield MaterializeResult(
+            asset_key=key,
+            metadata={
+                **published_metadata(c, published, batch.rows.schema, batch.rows),
+                **_batch_metadata(batch),
+            },
+        )
+
+    return _raw
+
+
+def _batch_metadata(batch: Batch) -> dict:
+    meta: dict = {k: v for k, v in batch.summary().items()}
+    if batch.extras:
+        meta["schema_drift_columns"] = MetadataValue.json(batch.extras)
+    if batch.quarantine.num_rows:
+        rules = batch.quarantine.group_by("rule").aggregate([([], "count_all")]).to_pylist()
+        meta["quarantined_by_rule"] = MetadataValue.json(
+            {r["rule"]: r["count_all"] for r in rules}
+        )
+    return meta
+
+
+RAW_ASSETS = [build_raw_asset(c) for c in RAW_TABLES]
+QUARANTINE_KEY = AssetKey([QUARANTINE.layer, QUARANTINE.table])
+
+
+@asset(
+    key=QUARANTINE_KEY,
+    group_name="raw",
+    deps=[raw_key(c) for c in RAW_TABLES],
+    description=(
+        f"{QUARANTINE.description}\n\nMaterializing this asset validates the whole quarantine "
+        "table and reports counts per table and rule; the rows themselves are appended by the "
+        "raw assets, in the same run as the batch they were rejected from."
+    ),
+    kinds=KINDS,
+    owners=[OWNER],
+    tags={"layer": "raw", "pii": "true"},
+    metadata=definition_metadata(QUARANTINE),
+    check_specs=[AssetCheckSpec(SUITE_CHECK, asset=QUARANTINE_KEY, blocking=True)],
+)
+def quarantine(lake: LakeResource) -> Iterator[MaterializeResult | AssetCheckResult]:
+    if not lake.exists(QUARANTINE.layer, QUARANTINE.table):
+        lake.publish(QUARANTINE.layer, QUARANTINE.table, QUARANTINE.schema.empty_table())
+    table = lake.read(QUARANTINE.layer, QUARANTINE.table)
+    gate = validate(QUARANTINE.name, QUARANTINE.suite(), table)
+    yield gate.check_result(QUARANTINE_KEY, SUITE_CHECK)
+    counts = table.group_by(["table_name", "rule"]).aggregate([([], "count_all")]).to_pylist()
+    md = ["| table | rule | rows |", "|---|---|---|"]
+    md += [f"| {r['table_name']} | {r['rule']} | {r['count_all']} |" for r in counts]
+    published = lake.describe(QUARANTINE.layer, QUARANTINE.table)
+    yield MaterializeResult(
+        asset_key=QUARANTINE_KEY,
+        metadata={
+            **published_metadata(QUARANTINE, published, table.schema, table),
+            "by_table_and_rule": MetadataValue.md("\n".join(md)),
+        },
+    )
+
+
+assets = [*RAW_ASSETS, quarantine]

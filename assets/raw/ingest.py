@@ -1,0 +1,467 @@
+"""Ingest landing files into a raw table: find what is new, type and rule-check it, commit it.
+
+A file's identity is its content hash, kept in `raw/ingest_log`, so a file is ingested once even
+when delivered again under another name. Each commit is idempotent on its own target (quarantine,
+raw, log, in that order), so a run killed between two commits finishes cleanly when re-run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as pads
+
+from assets.raw.read import FileRows, Reject, read_file
+from checks.contract import SQL_TYPES, Column
+from checks.raw import INGEST_LOG, LINEAGE, QUARANTINE, RawContract
+from resources.landing import LandingFile, LandingResource
+from resources.lake import LakeResource, Published, SchemaChangeError
+
+# Minimum number of values in one file before "every value fails the cast" counts as a type
+# change of the whole column (an error) rather than a few bad rows (quarantine).
+TYPE_CHANGE_MIN_VALUES = 3
+FUTURE_SLACK = "INTERVAL 2 DAY"  # an event may be stamped up to two days after its extract date
+EARLIEST = "DATE '1970-01-01'"
+INFERRED_TYPES = ("BIGINT", "DOUBLE", "BOOLEAN", "TIMESTAMPTZ", "VARCHAR")
+ARROW_OF_SQL = {
+    "BIGINT": pa.int64(),
+    "DOUBLE": pa.float64(),
+    "BOOLEAN": pa.bool_(),
+    "TIMESTAMPTZ": pa.timestamp("us", tz="UTC"),
+    "DATE": pa.date32(),
+    "VARCHAR": pa.string(),
+}
+
+
+@dataclass(frozen=True)
+class Pending:
+    file: LandingFile
+    sha256: str
+    duplicate_of: str | None = None  # same content already ingested: logged, not re-ingested
+
+
+@dataclass
+class FileCounts:
+    read: int = 0
+    published: int = 0
+    quarantined: int = 0
+
+
+@dataclass
+class Batch:
+    contract: RawContract
+    pending: list[Pending]
+    rows: pa.Table
+    quarantine: pa.Table
+    ingested_at: dt.datetime
+    counts: dict[str, FileCounts] = field(default_factory=dict)
+    extras: dict[str, str] = field(default_factory=dict)  # drift columns absorbed: name -> type
+
+    @property
+    def rows_read(self) -> int:
+        return sum(c.read for c in self.counts.values())
+
+    @property
+    def quarantine_share(self) -> float:
+        return self.quarantine.num_rows / self.rows_read if self.rows_read else 0.0
+
+    def summary(self) -> dict[str, float | int]:
+        return {
+            "files": len([p for p in self.pending if not p.duplicate_of]),
+            "duplicate_files": len([p for p in self.pending if p.duplicate_of]),
+            "rows_read": self.rows_read,
+            "rows_published": self.rows.num_rows,
+            "rows_quarantined": self.quarantine.num_rows,
+            "quarantine_share": round(self.quarantine_share, 6),
+        }
+
+
+# -- what is new ---------------------------------------------------------------------------------
+def find_pending(contract: RawContract, landing: LandingResource, lake: LakeResource) -> list[Pending]:
+    """Landing files of this object not yet in the ingest log (by content hash)."""
+    log = _log_rows(lake, contract.table)
+    seen_stat = {(r["source_file"], r["file_bytes"], r["file_mtime_ns"]) for r in log}
+    seen_sha = {r["file_sha256"]: r["source_file"] for r in log if not r["duplicate_of"]}
+    pending: list[Pending] = []
+    for f in landing.files(contract.source, contract.object):
+        if (f.relative, f.size, f.mtime_ns) in seen_stat:
+            continue
+        sha = f.sha256()
+        earlier = seen_sha.get(sha)
+        pending.append(Pending(f, sha, duplicate_of=earlier))
+        seen_sha.setdefault(sha, f.relative)
+    return pending
+
+
+def _log_rows(lake: LakeResource, table: str) -> list[dict]:
+    if not lake.exists("raw", INGEST_LOG.table):
+        return []
+    cols = ["source_file", "file_bytes", "file_mtime_ns", "file_sha256", "duplicate_of",
+            "raw_version"]
+    flt = pads.field("table_name") == table
+    return lake.read("raw", INGEST_LOG.table, columns=cols, filter=flt).to_pylist()
+
+
+# -- typing and rules ----------------------------------------------------------------------------
+def build_batch(
+    contract: RawContract,
+    pending: list[Pending],
+    lake: LakeResource,
+    con: duckdb.DuckDBPyConnection,
+) -> Batch:
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    counts: dict[str, FileCounts] = {p.file.relative: FileCounts() for p in pending}
+    parts: list[pa.Table] = []
+    rejects: list[dict] = []
+    header_fields: list[str] = []
+    for p in pending:
+        if p.duplicate_of:
+            continue
+        got: FileRows = read_file(p.file.path, contract.format)
+        counts[p.file.relative].read = got.rows.num_rows + len(got.rejects)
+        rejects += [_reject_row(contract, p, r, now) for r in got.rejects]
+        header_fields += [f for f in got.fields if f not in header_fields]
+        if got.rows.num_rows:
+            parts.append(_with_lineage(got.rows, p))
+    existing = _existing_schema(lake, contract)
+    if parts:
+        source = pa.concat_tables(parts, promote_options="default")
+        typed, quarantined, extras = _type_and_check(contract, source, header_fields, existing,
+                                                     now, con)
+    else:
+        typed, quarantined, extras = _empty(contract), _empty_quarantine(), {}
+    if rejects:
+        quarantined = pa.concat_tables([quarantined, pa.Table.from_pylist(rejects, quarantined.schema)])
+    for file, n in _count_by_file(typed, "_source_file").items():
+        counts[file].published = n
+    for file, n in _count_by_file(quarantined, "source_file").items():
+        counts[file].quarantined = n
+    return Batch(contract, pending, typed, quarantined, now, counts, extras)
+
+
+def _with_lineage(rows: pa.Table, p: Pending) -> pa.Table:
+    n = rows.num_rows
+    return (
+        rows.append_column("_source_file", pa.array([p.file.relative] * n, pa.string()))
+        .append_column("_file_sha256", pa.array([p.sha256] * n, pa.string()))
+        .append_column("_extract_date", pa.array([p.file.extract_date] * n, pa.date32()))
+    )
+
+
+def _reject_row(contract: RawContract, p: Pending, r: Reject, now: dt.datetime) -> dict:
+    return {
+        "table_name": contract.table,
+        "source_file": p.file.relative,
+        "line": r.line,
+        "rule": r.rule,
+        "detail": r.detail,
+        "payload": r.payload,
+        "file_sha256": p.sha256,
+        "extract_date": p.file.extract_date,
+        "quarantined_at": now,
+    }
+
+
+def _existing_schema(lake: LakeResource, contract: RawContract) -> pa.Schema | None:
+    if not lake.exists(contract.layer, contract.table):
+        return None
+    return pa.schema(lake.table(contract.layer, contract.table).schema().to_arrow())
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _snake(name: str) -> str:
+    out = []
+    for i, ch in enumerate(name):
+        if ch.isupper() and i and (name[i - 1].islower() or name[i - 1].isdigit()):
+            out.append("_")
+        out.append(ch.lower() if ch.isalnum() else "_")
+    return "".join(out).strip("_")
+
+
+def _type_and_check(
+    contract: RawContract,
+    source: pa.Table,
+    header_fields: list[str],
+    existing: pa.Schema | None,
+    now: dt.datetime,
+    con: duckdb.DuckDBPyConnection,
+) -> tuple[pa.Table, pa.Table, dict[str, str]]:
+    con.register("src", source)
+    is_json = contract.format != "csv"
+    declared = [c for c in contract.columns if not c.name.startswith("_")]
+    known = {c.source_name for c in declared}
+    if is_json:
+        fields = [r[0] for r in con.execute(
+            "SELECT DISTINCT unnest(json_keys(CASE WHEN json_valid(_payload) AND "
+            "starts_with(ltrim(_payload), '{') THEN _payload ELSE '{}' END)) FROM src ORDER BY 1"
+        ).fetchall()]
+    else:
+        fields = header_fields
+    extra_fields = [f for f in fields if f not in known and not f.startswith("_")]
+    all_fields = [c.source_name for c in declared] + extra_fields
+
+    # 1. Every field as trimmed text (NULL when absent or empty).
+    if is_json:
+        paths = ", ".join(_lit('$."' + f.replace('"', '\\"') + '"') for f in all_fields)
+        # JSON functions raise on malformed input, so they only ever see valid objects.
+        ok = ("CASE WHEN json_valid(_payload) THEN json_type(_payload) = 'OBJECT' "
+              "ELSE FALSE END")
+        cols = ", ".join(f"NULLIF(trim(_v[{i + 1}]), '') AS f{i}" for i in range(len(all_fields)))
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE fields AS SELECT _line, _payload, _source_file, "
+            f"_file_sha256, _extract_date, _ok, {cols} FROM (SELECT *, json_extract_string("
+            f"CASE WHEN _ok THEN _payload ELSE '{{}}' END, [{paths}]) AS _v "
+            f"FROM (SELECT *, {ok} AS _ok FROM src))"
+        )
+    else:
+        present = set(source.column_names)
+        cols = ", ".join(
+            (f"NULLIF(trim({_q(f)}), '')" if f in present else "NULL::VARCHAR") + f" AS f{i}"
+            for i, f in enumerate(all_fields)
+        )
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE fields AS SELECT _line, _payload, _source_file, "
+            f"_file_sha256, _extract_date, TRUE AS _ok, {cols} FROM src"
+        )
+    con.unregister("src")
+
+    # 2. Drift: extra fields become typed columns; a type change is refused.
+    extras = _extra_types(contract, extra_fields, len(declared), existing, con)
+    _refuse_type_change(contract, declared, con)
+
+    # 3. Cast, check each row's rules; the first rule broken sends the row to quarantine.
+    select, rules = [], ["CASE WHEN NOT _ok THEN ['invalid_json', 'line is not a JSON object'] END"]
+    for i, c in enumerate(declared):
+        select.append(f"{_cast(f'f{i}', SQL_TYPES[c.type])} AS {_q(c.name)}")
+        rules += _rules(c, f"f{i}", SQL_TYPES[c.type])
+    for name, (i, sql_type) in extras.items():
+        select.append(f"{_cast(f'f{i}', sql_type)} AS {_q(name)}")
+    ts = _lit(now.isoformat())
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE checked AS SELECT {', '.join(select)}, _payload, "
+        f"_source_file, _line, _file_sha256, _extract_date, {ts}::TIMESTAMPTZ AS _ingested_at, "
+        f"COALESCE({', '.join(rules)}) AS _q FROM fields"
+    )
+    names = [c.name for c in declared] + list(extras)
+    lineage = [c.name for c in LINEAGE]
+    out_cols = ", ".join(_q(n) for n in names + lineage)
+    typed = con.sql(
+        f"SELECT {out_cols} FROM checked WHERE _q IS NULL ORDER BY _source_file, _line"
+    ).to_arrow_table()
+    quarantined = con.sql(
+        f"SELECT {_lit(contract.table)} AS table_name, _source_file AS source_file, _line AS line, "
+        "_q[1] AS rule, _q[2] AS detail, _payload AS payload, _file_sha256 AS file_sha256, "
+        f"_extract_date AS extract_date, {ts}::TIMESTAMPTZ AS quarantined_at "
+        "FROM checked WHERE _q IS NOT NULL ORDER BY source_file, line"
+    ).to_arrow_table()
+    con.execute("DROP TABLE fields; DROP TABLE checked")
+    schema = pa.schema(
+        [pa.field(c.name, c.arrow_type) for c in declared]
+        + [pa.field(n, ARROW_OF_SQL[t]) for n, (_, t) in extras.items()]
+        + [pa.field(c.name, c.arrow_type) for c in LINEAGE]
+    )
+    return (
+        typed.cast(schema),
+        quarantined.cast(QUARANTINE.schema),
+        {n: t for n, (_, t) in extras.items()},
+    )
+
+
+def _cast(expr: str, sql_type: str) -> str:
+    return expr if sql_type == "VARCHAR" else f"TRY_CAST({expr} AS {sql_type})"
+
+
+def _rules(c: Column, f: str, sql_type: str) -> list[str]:
+    """SQL for each rule of column `c`, as [rule, detail] when broken; order = precedence."""
+    name, v = c.name, _cast(f, sql_type)
+    out = []
+    if sql_type != "VARCHAR":
+        out.append(
+            f"CASE WHEN {f} IS NOT NULL AND {v} IS NULL THEN ['type({name})', "
+            f"{_lit(name + ' = ')} || left({f}, 80) || {_lit(' is not a valid ' + c.type)}] END"
+        )
+    if c.type == "float":
+        out.append(f"CASE WHEN NOT isfinite({v}) THEN ['finite({name})', "
+                   f"{_lit(name + ' = ')} || {f} || ' is not a finite number'] END")
+    if c.required:
+        out.append(f"CASE WHEN {f} IS NULL THEN ['not_null({name})', "
+                   f"{_lit(name + ' is missing or empty')}] END")
+    if c.accepted is not None:
+        values = ", ".join(_lit(a) for a in c.accepted)
+        out.append(
+            f"CASE WHEN {v} IS NOT NULL AND {v} NOT IN ({values}) THEN ['accepted_values({name})', "
+            f"{_lit(name + ' = ')} || left({f}, 80) || {_lit(' is not one of ' + ', '.join(c.accepted))}] END"
+        )
+    if c.min is not None or c.max is not None:
+        lo = f"{v} < {c.min}" if c.min is not None else "FALSE"
+        hi = f"{v} > {c.max}" if c.max is not None else "FALSE"
+        out.append(
+            f"CASE WHEN {lo} OR {hi} THEN ['range({name})', {_lit(name + ' = ')} || {f} || "
+            f"{_lit(f' is outside [{c.min}, {c.max}]')}] END"
+        )
+    if c.type in ("timestamp", "date") and not c.future:
+        out.append(
+            f"CASE WHEN {v} > _extract_date + {FUTURE_SLACK} THEN ['not_future({name})', "
+            f"{_lit(name + ' = ')} || {f} || ' is after the extract date'] "
+            f"WHEN {v} < {EARLIEST} THEN ['plausible_date({name})', "
+            f"{_lit(name + ' = ')} || {f} || ' is before 1970'] END"
+        )
+    return out
+
+
+def _extra_types(
+    contract: RawContract,
+    extra_fields: list[str],
+    offset: int,
+    existing: pa.Schema | None,
+    con: duckdb.DuckDBPyConnection,
+) -> dict[str, tuple[int, str]]:
+    """Columns that are not in the contract (schema drift): keep them, typed as they arrive."""
+    known = {c.name for c in contract.columns}
+    extras: dict[str, tuple[int, str]] = {}
+    for j, f in enumerate(extra_fields):
+        i, name = offset + j, _snake(f)
+        if name in known or name in extras:
+            continue
+        col = f"f{i}"
+        nn = con.execute(f"SELECT count({col}) FROM fields").fetchone()[0]
+        if existing is not None and name in existing.names:
+            sql_type = _sql_type_of(existing.field(name).type)
+            bad = con.execute(
+                f"SELECT _source_file, _line, {col} FROM fields WHERE {col} IS NOT NULL "
+                f"AND {_cast(col, sql_type)} IS NULL LIMIT 3"
+            ).fetchall()
+            if bad:
+                raise SchemaChangeError(
+                    f"{contract.name}: column '{name}' (field '{f}') changed type: the table "
+                    f"holds {sql_type}, but {bad[0][0]} line {bad[0][1]} has {bad[0][2]!r} "
+                    f"(rule: type_change({name}); e.g. {[b[2] for b in bad]})"
+                )
+        elif nn == 0:
+            continue  # all empty so far: kept in _payload, typed once values arrive
+        else:
+            sql_type = next(
+                t for t in INFERRED_TYPES
+                if con.execute(f"SELECT count({_cast(col, t)}) FROM fields").fetchone()[0] == nn
+            )
+        extras[name] = (i, sql_type)
+    return extras
+
+
+def _sql_type_of(t: pa.DataType) -> str:
+    if pa.types.is_timestamp(t):
+        return "TIMESTAMPTZ"
+    for sql, arrow in ARROW_OF_SQL.items():
+        if arrow == t:
+            return sql
+    return "VARCHAR"
+
+
+def _refuse_type_change(
+    contract: RawContract, declared: list[Column], con: duckdb.DuckDBPyConnection
+) -> None:
+    """A file whose every value of a typed column fails the cast changed type: refuse it."""
+    checks = [
+        f"SELECT _source_file, {_lit(c.name)}, count(f{i}), any_value(f{i}) FROM fields "
+        f"GROUP BY _source_file HAVING count(f{i}) >= {TYPE_CHANGE_MIN_VALUES} "
+        f"AND count({_cast(f'f{i}', SQL_TYPES[c.type])}) = 0"
+        for i, c in enumerate(declared)
+        if c.type != "string"
+    ]
+    if not checks:
+        return
+    hit = con.execute(" UNION ALL ".join(checks) + " LIMIT 1").fetchone()
+    if hit:
+        file, col, n, example = hit
+        c = next(c for c in declared if c.name == col)
+        raise SchemaChangeError(
+            f"{file}: column '{col}' (field '{c.source_name}') changed type: the contract says "
+            f"{c.type}, but all {n} values in this file fail, e.g. {example!r} "
+            f"(rule: type_change({col})). Nothing was ingested from this batch."
+        )
+
+
+def _empty(contract: RawContract) -> pa.Table:
+    return contract.schema.empty_table()
+
+
+def _empty_quarantine() -> pa.Table:
+    return QUARANTINE.schema.empty_table()
+
+
+def _count_by_file(table: pa.Table, column: str) -> dict[str, int]:
+    if table.num_rows == 0:
+        return {}
+    grouped = table.group_by(column).aggregate([([], "count_all")])
+    return dict(zip(grouped[column].to_pylist(), grouped["count_all"].to_pylist(), strict=True))
+
+
+# -- commit --------------------------------------------------------------------------------------
+def commit(batch: Batch, lake: LakeResource) -> Published:
+    """Quarantine, raw, then the log: each step skips what an interrupted run already wrote."""
+    c = batch.contract
+    fresh = [p for p in batch.pending if not p.duplicate_of]
+    shas = pa.array([p.sha256 for p in fresh], pa.string())
+    rows, quarantined = batch.rows, batch.quarantine
+
+    if quarantined.num_rows and lake.exists("raw", QUARANTINE.table):
+        done = lake.read(
+            "raw", QUARANTINE.table, columns=["file_sha256"],
+            filter=(pads.field("table_name") == c.table) & pads.field("file_sha256").isin(shas),
+        )
+        quarantined = quarantined.filter(pc.invert(pc.is_in(quarantined["file_sha256"],
+                                                            done["file_sha256"].unique())))
+    if quarantined.num_rows:
+        lake.publish("raw", QUARANTINE.table, quarantined, count_total=False,
+                     commit_metadata={"table_name": c.table})
+
+    log_versions = [r["raw_version"] for r in _log_rows(lake, c.table)]
+    current = lake.version(c.layer, c.table)
+    if current is not None and rows.num_rows and current != max(log_versions, default=-1):
+        # The raw table moved past what the log knows: an earlier run died before its log
+        # commit. Drop the files it already appended.
+        done = lake.read(c.layer, c.table, columns=["_file_sha256"],
+                         filter=pads.field("_file_sha256").isin(shas))
+        rows = rows.filter(pc.invert(pc.is_in(rows["_file_sha256"], done["_file_sha256"].unique())))
+
+    if rows.num_rows or current is None:
+        published = lake.publish(
+            c.layer, c.table, rows, partition_by=c.partition_by or None,
+            description=c.description,
+            commit_metadata={"files": str(len(fresh)), "operation": "raw ingest"},
+        )
+    else:
+        published = lake.describe(c.layer, c.table)
+
+    if batch.pending:
+        log = [
+            {
+                "table_name": c.table,
+                "source_file": p.file.relative,
+                "file_sha256": p.sha256,
+                "file_bytes": p.file.size,
+                "file_mtime_ns": p.file.mtime_ns,
+                "extract_date": p.file.extract_date,
+                "rows_read": batch.counts[p.file.relative].read,
+                "rows_published": batch.counts[p.file.relative].published,
+                "rows_quarantined": batch.counts[p.file.relative].quarantined,
+                "duplicate_of": p.duplicate_of,
+                "raw_version": published.version,
+                "ingested_at": batch.ingested_at,
+            }
+            for p in batch.pending
+        ]
+        lake.publish("raw", INGEST_LOG.table, pa.Table.from_pylist(log, INGEST_LOG.schema),
+                     count_total=False)
+    return published

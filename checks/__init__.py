@@ -1,0 +1,1 @@
+"""The quality gate: table contracts (schema, description, suite) and the gate that runs them."""

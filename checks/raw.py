@@ -1,0 +1,321 @@
+"""Raw-layer contracts: one per source object, in the landing contract of `sample_company`.
+
+Raw tables are append-only copies of what landed: the typed columns below, plus the record as it
+arrived (`_payload`) and where it came from. A row that breaks a column rule is quarantined with
+the rule's name; the batch fails the gate only when the quarantined share passes the threshold.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from checks.contract import Column, Expectation, TableContract
+
+FileFormat = Literal["json_array", "jsonl", "csv"]
+
+PLANS = ("starter", "growth", "enterprise")
+EVENT_TYPES = (
+    "evidence_upload",
+    "monitoring_run",
+    "report_view",
+    "user_invite",
+    "integration_connect",
+    "api_call",
+    "premium_feature_trial",
+    "session_start",
+)
+DEFAULT_QUARANTINE_THRESHOLD = 0.05
+
+# Lineage columns every raw table carries, after its typed columns.
+LINEAGE = (
+    Column("_payload", "string", "The record exactly as it arrived (JSON).", required=True),
+    Column("_source_file", "string", "Landing path of the file, relative to the landing root.",
+           required=True),
+    Column("_line", "int", "1-based line (CSV/JSONL) or record number (JSON array).",
+           required=True, min=1),
+    Column("_file_sha256", "string", "Content hash of the file: its identity.", required=True),
+    Column("_extract_date", "date", "Extract date of the landing folder.", required=True),
+    Column("_ingested_at", "timestamp", "When this platform ingested the file.", required=True),
+)
+QUARANTINE_COLUMNS = (
+    Column("table_name", "string", "Raw table the row was meant for.", required=True),
+    Column("source_file", "string", "Landing path of the file.", required=True),
+    Column("line", "int", "1-based line or record number in the file.", required=True, min=1),
+    Column("rule", "string", "The rule the row broke, e.g. not_null(customer_id).",
+           required=True),
+    Column("detail", "string", "What was wrong, in words."),
+    Column("payload", "string", "The row as it arrived.", pii=True),
+    Column("file_sha256", "string", "Content hash of the file.", required=True),
+    Column("extract_date", "date", "Extract date of the landing folder.", required=True),
+    Column("quarantined_at", "timestamp", "When the row was rejected.", required=True),
+)
+
+
+@dataclass(frozen=True)
+class RawContract(TableContract):
+    source: str = ""
+    object: str = ""
+    format: FileFormat = "csv"
+    quarantine_threshold: float = DEFAULT_QUARANTINE_THRESHOLD
+
+    @property
+    def landing_name(self) -> str:
+        return f"{self.source}_{self.object}"
+
+    def suite(self) -> list[Expectation]:
+        batch = Expectation(
+            "expect_column_values_to_be_between",
+            {"column": "quarantine_share", "min_value": 0.0,
+             "max_value": self.quarantine_threshold},
+            on="batch",
+        )
+        unique_line = Expectation(
+            "expect_compound_columns_to_be_unique", {"column_list": ["_source_file", "_line"]}
+        )
+        return [*super().suite(), unique_line, batch]
+
+
+def _raw(
+    source: str,
+    obj: str,
+    fmt: FileFormat,
+    description: str,
+    *columns: Column,
+    table: str | None = None,
+    partition_by: tuple[str, ...] = (),
+) -> RawContract:
+    return RawContract(
+        layer="raw",
+        table=table or f"{source}_{obj}",
+        description=description,
+        columns=(*columns, *LINEAGE),
+        source=source,
+        object=obj,
+        format=fmt,
+        partition_by=partition_by,
+    )
+
+
+def ts(name: str, source: str | None = None, required: bool = False, desc: str = "") -> Column:
+    return Column(name, "timestamp", desc, source=source, required=required)
+
+
+CRM_ACCOUNTS = _raw(
+    "crm", "accounts", "json_array",
+    "CRM account records (weekly JSON export), one row per record version as exported. "
+    "Grain: one exported record; key: (_source_file, _line). Source of truth for firmographics.",
+    Column("id", source="Id", required=True, description="CRM account id."),
+    Column("name", source="Name", required=True),
+    Column("website", source="Website"),
+    Column("industry", source="Industry"),
+    Column("number_of_employees", "int", source="NumberOfEmployees", min=0),
+    Column("billing_country", source="BillingCountry"),
+    Column("owner_name", source="OwnerName", pii=True),
+    Column("type", source="Type", accepted=("Prospect", "Customer", "Former Customer")),
+    Column("lead_source", source="LeadSource"),
+    ts("created_date", "CreatedDate", required=True),
+    ts("last_modified_date", "LastModifiedDate", required=True),
+)
+CRM_CONTACTS = _raw(
+    "crm", "contacts", "json_array",
+    "CRM contacts (weekly JSON export), one row per exported record version.",
+    Column("id", source="Id", required=True, description="CRM contact id."),
+    Column("account_id", source="AccountId"),
+    Column("first_name", source="FirstName", pii=True),
+    Column("last_name", source="LastName", pii=True),
+    Column("email", source="Email", pii=True),
+    Column("title", source="Title"),
+    Column("phone", source="Phone", pii=True),
+    Column("lead_source", source="LeadSource"),
+    ts("created_date", "CreatedDate", required=True),
+    ts("last_modified_date", "LastModifiedDate", required=True),
+)
+CRM_OPPORTUNITIES = _raw(
+    "crm", "opportunities", "json_array",
+    "CRM opportunities (weekly JSON export): new business and expansion deals by stage.",
+    Column("id", source="Id", required=True),
+    Column("account_id", source="AccountId", required=True),
+    Column("name", source="Name"),
+    Column("stage_name", source="StageName", required=True,
+           accepted=("prospecting", "qualification", "proposal", "closed_won", "closed_lost")),
+    Column("amount", "float", source="Amount", min=0),
+    Column("close_date", "date", source="CloseDate", future=True,
+           description="Actual or expected close date."),
+    Column("owner_name", source="OwnerName", pii=True),
+    Column("type", source="Type", accepted=("new_business", "expansion")),
+    ts("created_date", "CreatedDate", required=True),
+    ts("last_modified_date", "LastModifiedDate", required=True),
+)
+BILLING_CUSTOMERS = _raw(
+    "billing", "customers", "csv",
+    "Billing customers (weekly CSV): who pays. crm_account_id is filled only for some.",
+    Column("customer_id", required=True),
+    Column("name"),
+    Column("email", pii=True),
+    Column("crm_account_id"),
+    Column("country"),
+    ts("created_at", required=True),
+    ts("updated_at", required=True),
+)
+BILLING_SUBSCRIPTIONS = _raw(
+    "billing", "subscriptions", "csv",
+    "Billing subscriptions (weekly CSV): plan, status and MRR per record version.",
+    Column("subscription_id", required=True),
+    Column("customer_id", required=True),
+    Column("plan", required=True, accepted=PLANS),
+    Column("status", required=True, accepted=("trialing", "active", "past_due", "canceled")),
+    Column("mrr", "float", required=True, min=0),
+    Column("seats", "int", min=0),
+    ts("started_at", required=True),
+    Column("current_period_end", "timestamp", future=True),
+    ts("canceled_at"),
+    ts("updated_at", required=True),
+)
+BILLING_INVOICES = _raw(
+    "billing", "invoices", "csv",
+    "Billing invoices (weekly CSV): amounts and payment status.",
+    Column("invoice_id", required=True),
+    Column("customer_id", required=True),
+    Column("subscription_id"),
+    Column("amount", "float", required=True, min=0),
+    Column("currency", required=True),
+    Column("status", required=True, accepted=("paid", "open", "failed", "void")),
+    ts("issued_at", required=True),
+    ts("paid_at"),
+)
+PRODUCT_WORKSPACES = _raw(
+    "product", "workspaces", "jsonl",
+    "Product workspaces (daily JSONL): the product surface where usage happens.",
+    Column("workspace_id", required=True),
+    Column("workspace_name"),
+    Column("billing_customer_id"),
+    ts("created_at", required=True),
+    ts("updated_at", required=True),
+    ts("deleted_at"),
+)
+PRODUCT_USERS = _raw(
+    "product", "users", "jsonl",
+    "Product users (daily JSONL): logins per workspace, with role and status.",
+    Column("user_id", required=True),
+    Column("workspace_id", required=True),
+    Column("email", pii=True),
+    Column("name", pii=True),
+    Column("role", accepted=("admin", "member", "billing")),
+    Column("status", accepted=("active", "deactivated")),
+    Column("invited_by"),
+    ts("created_at", required=True),
+    ts("updated_at", required=True),
+)
+PRODUCT_USAGE_EVENTS = _raw(
+    "product", "usage_events", "jsonl",
+    "Product usage events (daily gzip JSONL). Grain: one event as delivered; late events land "
+    "in a later extract with their original timestamp. Partitioned by _extract_date.",
+    Column("event_id", required=True),
+    Column("workspace_id", required=True),
+    Column("user_id"),
+    Column("event_type", required=True, accepted=EVENT_TYPES),
+    ts("timestamp", required=True),
+    Column("session_id"),
+    Column("feature_adoption_score", "float", min=0, max=1),
+    partition_by=("_extract_date",),
+)
+SUPPORT_ORGANIZATIONS = _raw(
+    "support", "organizations", "csv",
+    "Support organizations (weekly CSV): the helpdesk's companies, keyed by domain.",
+    Column("org_id", required=True),
+    Column("name"),
+    Column("domain"),
+    Column("crm_account_id"),
+    ts("created_at", required=True),
+    ts("updated_at", required=True),
+)
+SUPPORT_TICKETS = _raw(
+    "support", "tickets", "csv",
+    "Support tickets (weekly CSV), one row per ticket version (opened, then solved).",
+    Column("ticket_id", required=True),
+    Column("org_id"),
+    Column("requester_email", pii=True),
+    Column("requester_name", pii=True),
+    Column("priority", required=True, accepted=("low", "medium", "high", "critical")),
+    Column("topic", accepted=("compliance", "integration", "billing", "onboarding",
+                              "feature_request")),
+    Column("status", required=True, accepted=("open", "pending", "solved", "closed")),
+    ts("created_at", required=True),
+    ts("solved_at"),
+    Column("resolution_hours", "float", min=0),
+    ts("updated_at", required=True),
+)
+CONSENT_RECORDS = _raw(
+    "consent", "records", "json_array",
+    "Consent records (weekly JSON): grants and revocations per person and scope.",
+    Column("record_id", required=True),
+    Column("email", pii=True),
+    Column("subject_ref"),
+    Column("scope", required=True),
+    Column("status", required=True),
+    Column("channel"),
+    ts("recorded_at", required=True),
+    table="consent_records",
+)
+RISK_SIGNALS = _raw(
+    "risk", "signals", "csv",
+    "Third-party risk signals (monthly CSV): compliance gaps and vendor risk flags per company.",
+    Column("record_id", required=True),
+    Column("crm_account_id"),
+    Column("company_domain"),
+    Column("company_name"),
+    Column("compliance_gap_score", "float", min=0, max=1),
+    Column("vendor_risk_flags", "int", min=0),
+    ts("observed_at", required=True),
+    table="risk_signals",
+)
+
+RAW_TABLES: tuple[RawContract, ...] = (
+    CRM_ACCOUNTS,
+    CRM_CONTACTS,
+    CRM_OPPORTUNITIES,
+    BILLING_CUSTOMERS,
+    BILLING_SUBSCRIPTIONS,
+    BILLING_INVOICES,
+    PRODUCT_WORKSPACES,
+    PRODUCT_USERS,
+    PRODUCT_USAGE_EVENTS,
+    SUPPORT_ORGANIZATIONS,
+    SUPPORT_TICKETS,
+    CONSENT_RECORDS,
+    RISK_SIGNALS,
+)
+
+QUARANTINE = TableContract(
+    layer="raw",
+    table="quarantine",
+    description=(
+        "Rows rejected at ingestion, never dropped: the raw table, file, line, the rule broken "
+        "and the payload as it arrived. Appended by each raw asset in the same run as its batch."
+    ),
+    columns=QUARANTINE_COLUMNS,
+)
+INGEST_LOG = TableContract(
+    layer="raw",
+    table="ingest_log",
+    description=(
+        "One row per landing file ingested into a raw table: its content hash (the file's "
+        "identity: a file is never ingested twice, even under a new name), counts and the raw "
+        "table version it produced. Written last, after the raw and quarantine commits."
+    ),
+    columns=(
+        Column("table_name", required=True),
+        Column("source_file", required=True),
+        Column("file_sha256", required=True),
+        Column("file_bytes", "int", required=True, min=0),
+        Column("file_mtime_ns", "int", required=True),
+        Column("extract_date", "date", required=True),
+        Column("rows_read", "int", required=True, min=0),
+        Column("rows_published", "int", required=True, min=0),
+        Column("rows_quarantined", "int", required=True, min=0),
+        Column("duplicate_of", description="Earlier file with identical content, if any."),
+        Column("raw_version", "int", required=True, min=0),
+        ts("ingested_at", required=True),
+    ),
+)

@@ -1,0 +1,31 @@
+"""The code location: every asset, check and resource, wired for the embedded default.
+
+Loaded by path (workspace.yaml, tests); `platform/` is deliberately not a package, because a
+package named `platform` would shadow the standard library module Dagster imports. Importing this
+file does no data work, so `dagster dev` starts fast.
+"""
+
+from __future__ import annotations
+
+import os
+
+from dagster import Definitions, in_process_executor
+
+from assets import landing, raw
+from resources.duckdb import DuckDBResource
+from resources.lake import LakeResource
+from resources.landing import LandingResource
+from resources.settings import LAKE_ROOT, LANDING_ROOT, from_env
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+defs = Definitions(
+    assets=[*landing.assets, *raw.assets],
+    resources={
+        "lake": LakeResource(**from_env(root=LAKE_ROOT)),
+        "landing": LandingResource(**from_env(root=LANDING_ROOT)),
+        "duckdb": DuckDBResource(),
+    },
+    executor=in_process_executor,
+)

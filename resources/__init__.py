@@ -1,0 +1,1 @@
+"""Dagster resources: the lake, the landing zone, DuckDB, and settings from the environment."""

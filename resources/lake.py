@@ -1,0 +1,168 @@
+"""The lake: the one place that knows where Delta tables live and how a new version is published.
+
+Every asset reads and writes through `LakeResource`, so moving the lake from a local folder to an
+object store is a configuration change (root URI + delta-rs storage options), never a code change.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import pyarrow as pa
+import pyarrow.dataset as pads
+from dagster import ConfigurableResource
+from deltalake import CommitProperties, DeltaTable, write_deltalake
+from pydantic import Field
+
+DEFAULT_LAKE_ROOT = str(Path(__file__).resolve().parent.parent / "lake")
+
+
+class SchemaChangeError(ValueError):
+    """A column changed type: drift we refuse to absorb silently."""
+
+
+@dataclass(frozen=True)
+class Published:
+    """What one commit produced: shown as materialization metadata."""
+
+    uri: str
+    version: int
+    rows_written: int
+    total_rows: int | None
+
+
+def _is_local(uri: str) -> bool:
+    return "://" not in uri or uri.startswith("file://")
+
+
+class LakeResource(ConfigurableResource):
+    """Delta tables at `<root>/<layer>/<table>`; the root is a path or an object-store URI."""
+
+    root: str = Field(
+        default=DEFAULT_LAKE_ROOT,
+        description="Lake root: a local path (embedded default) or e.g. s3://bucket/lake.",
+    )
+    storage_options: dict[str, str] = Field(
+        default_factory=dict,
+        description="delta-rs storage options (endpoint, region, credentials via EnvVar).",
+    )
+
+    # -- locations -------------------------------------------------------------------------
+    def uri(self, layer: str, table: str) -> str:
+        root = self.root.rstrip("/")
+        if _is_local(root):
+            root = os.path.abspath(root.removeprefix("file://"))
+        return f"{root}/{layer}/{table}"
+
+    def _opts(self) -> dict[str, str] | None:
+        return self.storage_options or None
+
+    # -- reading ---------------------------------------------------------------------------
+    def exists(self, layer: str, table: str) -> bool:
+        return DeltaTable.is_deltatable(self.uri(layer, table), storage_options=self._opts())
+
+    def table(self, layer: str, table: str, version: int | None = None) -> DeltaTable:
+        return DeltaTable(self.uri(layer, table), version=version, storage_options=self._opts())
+
+    def version(self, layer: str, table: str) -> int | None:
+        return self.table(layer, table).version() if self.exists(layer, table) else None
+
+    def dataset(self, layer: str, table: str, version: int | None = None) -> pads.Dataset:
+        """A lazy Arrow dataset: DuckDB queries it with projection and filter pushdown."""
+        return self.table(layer, table, version).to_pyarrow_dataset()
+
+    def read(
+        self,
+        layer: str,
+        table: str,
+        columns: Sequence[str] | None = None,
+        filter: pads.Expression | None = None,  # noqa: A002 - Arrow's own name
+        version: int | None = None,
+    ) -> pa.Table:
+        """Read a table (or an empty table when it was never published)."""
+        if not self.exists(layer, table):
+            return pa.table({})
+        return self.dataset(layer, table, version).to_table(columns=columns, filter=filter)
+
+    def describe(self, layer: str, table: str) -> Published:
+        """The table's current version, as if just published (nothing new to write)."""
+        dt = self.table(layer, table)
+        return Published(self.uri(layer, table), dt.version(), 0, _row_count(dt))
+
+    # -- writing ---------------------------------------------------------------------------
+    def publish(
+        self,
+        layer: str,
+        table: str,
+        data: pa.Table | pa.RecordBatchReader,
+        *,
+        mode: Literal["append", "overwrite"] = "append",
+        partition_by: Sequence[str] | None = None,
+        predicate: str | None = None,
+        description: str | None = None,
+        commit_metadata: dict[str, str] | None = None,
+        count_total: bool = True,
+    ) -> Published:
+        """Commit `data` as the table's next version (one atomic Delta commit).
+
+        New columns are merged into the schema (drift is absorbed); a column whose type differs
+        from the table's raises `SchemaChangeError` before anything is written.
+        """
+        uri = self.uri(layer, table)
+        exists = self.exists(layer, table)
+        if exists:
+            _refuse_type_changes(f"{layer}/{table}", self.table(layer, table), data.schema)
+        rows = data.num_rows if isinstance(data, pa.Table) else None
+        write_deltalake(
+            uri,
+            data,
+            mode=mode,
+            partition_by=list(partition_by) if partition_by and not exists else None,
+            predicate=predicate,
+            schema_mode="merge" if exists else None,
+            name=f"{layer}.{table}",
+            description=description,
+            storage_options=self._opts(),
+            commit_properties=CommitProperties(custom_metadata=commit_metadata or {}),
+        )
+        dt = self.table(layer, table)
+        total = _row_count(dt) if count_total else None
+        return Published(uri=uri, version=dt.version(), rows_written=rows or 0, total_rows=total)
+
+
+def _row_count(dt: DeltaTable) -> int:
+    """Row count from the Delta log's file statistics: no data file is opened."""
+    actions = pa.table(dt.get_add_actions(flatten=True))
+    if actions.num_rows == 0:
+        return 0
+    return int(pa.compute.sum(actions.column("num_records")).as_py() or 0)
+
+
+def _refuse_type_changes(name: str, dt: DeltaTable, incoming: pa.Schema) -> None:
+    current = pa.schema(dt.schema().to_arrow())
+    for field in incoming:
+        idx = current.get_field_index(field.name)
+        if idx < 0:
+            continue
+        have = current.field(idx).type
+        if not _same_type(have, field.type):
+            raise SchemaChangeError(
+                f"{name}: column '{field.name}' changed type from {have} to {field.type}; "
+                "a type change needs an explicit migration (new column or table), "
+                "it is never absorbed silently"
+            )
+
+
+def _same_type(a: pa.DataType, b: pa.DataType) -> bool:
+    def norm(t: pa.DataType) -> pa.DataType:
+        if pa.types.is_large_string(t) or pa.types.is_string_view(t):
+            return pa.string()
+        if pa.types.is_timestamp(t):
+            return pa.timestamp("us", tz="UTC" if t.tz else None)
+        return t
+
+    return norm(a) == norm(b) or pa.types.is_null(b)
