@@ -46,7 +46,9 @@ BY_KEY = {landing_key(c): c for c in RAW_TABLES}
 
 
 @multi_observable_source_asset(specs=SPECS, can_subset=True, name="landing_zones")
-def landing_zones(context: AssetExecutionContext, landing: LandingResource) -> Iterator[ObserveResult]:
+def landing_zones(
+    context: AssetExecutionContext, landing: LandingResource
+) -> Iterator[ObserveResult]:
     for key in sorted(context.selected_asset_keys, key=lambda k: k.to_user_string()):
         c = BY_KEY[key]
         files = landing.files(c.source, c.object)

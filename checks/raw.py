@@ -30,10 +30,19 @@ DEFAULT_QUARANTINE_THRESHOLD = 0.05
 # Lineage columns every raw table carries, after its typed columns.
 LINEAGE = (
     Column("_payload", "string", "The record exactly as it arrived (JSON).", required=True),
-    Column("_source_file", "string", "Landing path of the file, relative to the landing root.",
-           required=True),
-    Column("_line", "int", "1-based line (CSV/JSONL) or record number (JSON array).",
-           required=True, min=1),
+    Column(
+        "_source_file",
+        "string",
+        "Landing path of the file, relative to the landing root.",
+        required=True,
+    ),
+    Column(
+        "_line",
+        "int",
+        "1-based line (CSV/JSONL) or record number (JSON array).",
+        required=True,
+        min=1,
+    ),
     Column("_file_sha256", "string", "Content hash of the file: its identity.", required=True),
     Column("_extract_date", "date", "Extract date of the landing folder.", required=True),
     Column("_ingested_at", "timestamp", "When this platform ingested the file.", required=True),
@@ -41,9 +50,14 @@ LINEAGE = (
 QUARANTINE_COLUMNS = (
     Column("table_name", "string", "Raw table the row was meant for.", required=True),
     Column("source_file", "string", "Landing path of the file.", required=True),
-    Column("line", "int", "1-based line or record number in the file.", required=True, min=1),
-    Column("rule", "string", "The rule the row broke, e.g. not_null(customer_id).",
-           required=True),
+    Column(
+        "line",
+        "int",
+        "1-based line or record number in the file; 0 = the whole file.",
+        required=True,
+        min=0,
+    ),
+    Column("rule", "string", "The rule the row broke, e.g. not_null(customer_id).", required=True),
     Column("detail", "string", "What was wrong, in words."),
     Column("payload", "string", "The row as it arrived.", pii=True),
     Column("file_sha256", "string", "Content hash of the file.", required=True),
@@ -66,8 +80,11 @@ class RawContract(TableContract):
     def suite(self) -> list[Expectation]:
         batch = Expectation(
             "expect_column_values_to_be_between",
-            {"column": "quarantine_share", "min_value": 0.0,
-             "max_value": self.quarantine_threshold},
+            {
+                "column": "quarantine_share",
+                "min_value": 0.0,
+                "max_value": self.quarantine_threshold,
+            },
             on="batch",
         )
         unique_line = Expectation(
@@ -102,7 +119,9 @@ def ts(name: str, source: str | None = None, required: bool = False, desc: str =
 
 
 CRM_ACCOUNTS = _raw(
-    "crm", "accounts", "json_array",
+    "crm",
+    "accounts",
+    "json_array",
     "CRM account records (weekly JSON export), one row per record version as exported. "
     "Grain: one exported record; key: (_source_file, _line). Source of truth for firmographics.",
     Column("id", source="Id", required=True, description="CRM account id."),
@@ -118,7 +137,9 @@ CRM_ACCOUNTS = _raw(
     ts("last_modified_date", "LastModifiedDate", required=True),
 )
 CRM_CONTACTS = _raw(
-    "crm", "contacts", "json_array",
+    "crm",
+    "contacts",
+    "json_array",
     "CRM contacts (weekly JSON export), one row per exported record version.",
     Column("id", source="Id", required=True, description="CRM contact id."),
     Column("account_id", source="AccountId"),
@@ -132,23 +153,36 @@ CRM_CONTACTS = _raw(
     ts("last_modified_date", "LastModifiedDate", required=True),
 )
 CRM_OPPORTUNITIES = _raw(
-    "crm", "opportunities", "json_array",
+    "crm",
+    "opportunities",
+    "json_array",
     "CRM opportunities (weekly JSON export): new business and expansion deals by stage.",
     Column("id", source="Id", required=True),
     Column("account_id", source="AccountId", required=True),
     Column("name", source="Name"),
-    Column("stage_name", source="StageName", required=True,
-           accepted=("prospecting", "qualification", "proposal", "closed_won", "closed_lost")),
+    Column(
+        "stage_name",
+        source="StageName",
+        required=True,
+        accepted=("prospecting", "qualification", "proposal", "closed_won", "closed_lost"),
+    ),
     Column("amount", "float", source="Amount", min=0),
-    Column("close_date", "date", source="CloseDate", future=True,
-           description="Actual or expected close date."),
+    Column(
+        "close_date",
+        "date",
+        source="CloseDate",
+        future=True,
+        description="Actual or expected close date.",
+    ),
     Column("owner_name", source="OwnerName", pii=True),
     Column("type", source="Type", accepted=("new_business", "expansion")),
     ts("created_date", "CreatedDate", required=True),
     ts("last_modified_date", "LastModifiedDate", required=True),
 )
 BILLING_CUSTOMERS = _raw(
-    "billing", "customers", "csv",
+    "billing",
+    "customers",
+    "csv",
     "Billing customers (weekly CSV): who pays. crm_account_id is filled only for some.",
     Column("customer_id", required=True),
     Column("name"),
@@ -159,7 +193,9 @@ BILLING_CUSTOMERS = _raw(
     ts("updated_at", required=True),
 )
 BILLING_SUBSCRIPTIONS = _raw(
-    "billing", "subscriptions", "csv",
+    "billing",
+    "subscriptions",
+    "csv",
     "Billing subscriptions (weekly CSV): plan, status and MRR per record version.",
     Column("subscription_id", required=True),
     Column("customer_id", required=True),
@@ -173,7 +209,9 @@ BILLING_SUBSCRIPTIONS = _raw(
     ts("updated_at", required=True),
 )
 BILLING_INVOICES = _raw(
-    "billing", "invoices", "csv",
+    "billing",
+    "invoices",
+    "csv",
     "Billing invoices (weekly CSV): amounts and payment status.",
     Column("invoice_id", required=True),
     Column("customer_id", required=True),
@@ -185,7 +223,9 @@ BILLING_INVOICES = _raw(
     ts("paid_at"),
 )
 PRODUCT_WORKSPACES = _raw(
-    "product", "workspaces", "jsonl",
+    "product",
+    "workspaces",
+    "jsonl",
     "Product workspaces (daily JSONL): the product surface where usage happens.",
     Column("workspace_id", required=True),
     Column("workspace_name"),
@@ -195,7 +235,9 @@ PRODUCT_WORKSPACES = _raw(
     ts("deleted_at"),
 )
 PRODUCT_USERS = _raw(
-    "product", "users", "jsonl",
+    "product",
+    "users",
+    "jsonl",
     "Product users (daily JSONL): logins per workspace, with role and status.",
     Column("user_id", required=True),
     Column("workspace_id", required=True),
@@ -208,7 +250,9 @@ PRODUCT_USERS = _raw(
     ts("updated_at", required=True),
 )
 PRODUCT_USAGE_EVENTS = _raw(
-    "product", "usage_events", "jsonl",
+    "product",
+    "usage_events",
+    "jsonl",
     "Product usage events (daily gzip JSONL). Grain: one event as delivered; late events land "
     "in a later extract with their original timestamp. Partitioned by _extract_date.",
     Column("event_id", required=True),
@@ -221,7 +265,9 @@ PRODUCT_USAGE_EVENTS = _raw(
     partition_by=("_extract_date",),
 )
 SUPPORT_ORGANIZATIONS = _raw(
-    "support", "organizations", "csv",
+    "support",
+    "organizations",
+    "csv",
     "Support organizations (weekly CSV): the helpdesk's companies, keyed by domain.",
     Column("org_id", required=True),
     Column("name"),
@@ -231,15 +277,18 @@ SUPPORT_ORGANIZATIONS = _raw(
     ts("updated_at", required=True),
 )
 SUPPORT_TICKETS = _raw(
-    "support", "tickets", "csv",
+    "support",
+    "tickets",
+    "csv",
     "Support tickets (weekly CSV), one row per ticket version (opened, then solved).",
     Column("ticket_id", required=True),
     Column("org_id"),
     Column("requester_email", pii=True),
     Column("requester_name", pii=True),
     Column("priority", required=True, accepted=("low", "medium", "high", "critical")),
-    Column("topic", accepted=("compliance", "integration", "billing", "onboarding",
-                              "feature_request")),
+    Column(
+        "topic", accepted=("compliance", "integration", "billing", "onboarding", "feature_request")
+    ),
     Column("status", required=True, accepted=("open", "pending", "solved", "closed")),
     ts("created_at", required=True),
     ts("solved_at"),
@@ -247,7 +296,9 @@ SUPPORT_TICKETS = _raw(
     ts("updated_at", required=True),
 )
 CONSENT_RECORDS = _raw(
-    "consent", "records", "json_array",
+    "consent",
+    "records",
+    "json_array",
     "Consent records (weekly JSON): grants and revocations per person and scope.",
     Column("record_id", required=True),
     Column("email", pii=True),
@@ -259,7 +310,9 @@ CONSENT_RECORDS = _raw(
     table="consent_records",
 )
 RISK_SIGNALS = _raw(
-    "risk", "signals", "csv",
+    "risk",
+    "signals",
+    "csv",
     "Third-party risk signals (monthly CSV): compliance gaps and vendor risk flags per company.",
     Column("record_id", required=True),
     Column("crm_account_id"),

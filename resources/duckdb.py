@@ -9,7 +9,9 @@ from pydantic import Field
 OFFLINE = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
 
 
-def connect(threads: int | None = None, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+def connect(
+    threads: int | None = None, memory_limit: str | None = None
+) -> duckdb.DuckDBPyConnection:
     config: dict[str, str | bool | int] = dict(OFFLINE)
     if threads:
         config["threads"] = threads

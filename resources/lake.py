@@ -80,7 +80,7 @@ class LakeResource(ConfigurableResource):
         layer: str,
         table: str,
         columns: Sequence[str] | None = None,
-        filter: pads.Expression | None = None,  # noqa: A002 - Arrow's own name
+        filter: pads.Expression | None = None,
         version: int | None = None,
     ) -> pa.Table:
         """Read a table (or an empty table when it was never published)."""

@@ -1,4 +1,4 @@
-"""The landing zone: files dropped by source systems at `<source>/<object>/<extract_date>/<file>`."""
+"""The landing zone: extracts dropped at `<source>/<object>/<extract_date>/<file>`."""
 
 from __future__ import annotations
 

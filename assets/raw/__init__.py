@@ -59,8 +59,12 @@ def build_raw_asset(c: RawContract) -> AssetsDefinition:
         tags={"layer": "raw", "pii": str(bool(c.pii_columns)).lower(), "source": c.source},
         metadata={**definition_metadata(c), "quarantine_threshold": c.quarantine_threshold},
         check_specs=[
-            AssetCheckSpec(SUITE_CHECK, asset=key, blocking=True,
-                           description=f"Great Expectations suite of {c.name}, run before commit.")
+            AssetCheckSpec(
+                SUITE_CHECK,
+                asset=key,
+                blocking=True,
+                description=f"Great Expectations suite of {c.name}, run before commit.",
+            )
         ],
     )
     def _raw(
@@ -75,9 +79,14 @@ def build_raw_asset(c: RawContract) -> AssetsDefinition:
             with duckdb.connect() as con:
                 batch = build_batch(c, pending, lake, con)
         except SchemaChangeError as exc:
-            yield AssetCheckResult(asset_key=key, check_name=SUITE_CHECK, passed=False,
-                                   severity=AssetCheckSeverity.ERROR, description=str(exc),
-                                   metadata={"rule": "type_change"})
+            yield AssetCheckResult(
+                asset_key=key,
+                check_name=SUITE_CHECK,
+                passed=False,
+                severity=AssetCheckSeverity.ERROR,
+                description=str(exc),
+                metadata={"rule": "type_change"},
+            )
             raise Failure(description=str(exc)) from exc
         gate = validate(c.name, c.suite(), batch.rows, batch.summary())
         yield gate.check_result(key, SUITE_CHECK)
@@ -101,9 +110,7 @@ def _batch_metadata(batch: Batch) -> dict:
         meta["schema_drift_columns"] = MetadataValue.json(batch.extras)
     if batch.quarantine.num_rows:
         rules = batch.quarantine.group_by("rule").aggregate([([], "count_all")]).to_pylist()
-        meta["quarantined_by_rule"] = MetadataValue.json(
-            {r["rule"]: r["count_all"] for r in rules}
-        )
+        meta["quarantined_by_rule"] = MetadataValue.json({r["rule"]: r["count_all"] for r in rules})
     return meta
 
 

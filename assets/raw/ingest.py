@@ -18,8 +18,8 @@ import pyarrow.dataset as pads
 from assets.raw.read import FileRows, Reject, read_file
 from checks.contract import SQL_TYPES, Column
 from checks.raw import INGEST_LOG, LINEAGE, QUARANTINE, RawContract
-from resources.landing import LandingFile, LandingResource
 from resources.lake import LakeResource, Published, SchemaChangeError
+from resources.landing import LandingFile, LandingResource
 
 # Minimum number of values in one file before "every value fails the cast" counts as a type
 # change of the whole column (an error) rather than a few bad rows (quarantine).
@@ -81,7 +81,9 @@ class Batch:
 
 
 # -- what is new ---------------------------------------------------------------------------------
-def find_pending(contract: RawContract, landing: LandingResource, lake: LakeResource) -> list[Pending]:
+def find_pending(
+    contract: RawContract, landing: LandingResource, lake: LakeResource
+) -> list[Pending]:
     """Landing files of this object not yet in the ingest log (by content hash)."""
     log = _log_rows(lake, contract.table)
     seen_stat = {(r["source_file"], r["file_bytes"], r["file_mtime_ns"]) for r in log}
@@ -100,8 +102,14 @@ def find_pending(contract: RawContract, landing: LandingResource, lake: LakeReso
 def _log_rows(lake: LakeResource, table: str) -> list[dict]:
     if not lake.exists("raw", INGEST_LOG.table):
         return []
-    cols = ["source_file", "file_bytes", "file_mtime_ns", "file_sha256", "duplicate_of",
-            "raw_version"]
+    cols = [
+        "source_file",
+        "file_bytes",
+        "file_mtime_ns",
+        "file_sha256",
+        "duplicate_of",
+        "raw_version",
+    ]
     flt = pads.field("table_name") == table
     return lake.read("raw", INGEST_LOG.table, columns=cols, filter=flt).to_pylist()
 
@@ -130,12 +138,15 @@ def build_batch(
     existing = _existing_schema(lake, contract)
     if parts:
         source = pa.concat_tables(parts, promote_options="default")
-        typed, quarantined, extras = _type_and_check(contract, source, header_fields, existing,
-                                                     now, con)
+        typed, quarantined, extras = _type_and_check(
+            contract, source, header_fields, existing, now, con
+        )
     else:
         typed, quarantined, extras = _empty(contract), _empty_quarantine(), {}
     if rejects:
-        quarantined = pa.concat_tables([quarantined, pa.Table.from_pylist(rejects, quarantined.schema)])
+        quarantined = pa.concat_tables(
+            [quarantined, pa.Table.from_pylist(rejects, quarantined.schema)]
+        )
     for file, n in _count_by_file(typed, "_source_file").items():
         counts[file].published = n
     for file, n in _count_by_file(quarantined, "source_file").items():
@@ -202,10 +213,14 @@ def _type_and_check(
     declared = [c for c in contract.columns if not c.name.startswith("_")]
     known = {c.source_name for c in declared}
     if is_json:
-        fields = [r[0] for r in con.execute(
-            "SELECT DISTINCT unnest(json_keys(CASE WHEN json_valid(_payload) AND "
-            "starts_with(ltrim(_payload), '{') THEN _payload ELSE '{}' END)) FROM src ORDER BY 1"
-        ).fetchall()]
+        fields = [
+            r[0]
+            for r in con.execute(
+                "SELECT DISTINCT unnest(json_keys(CASE WHEN json_valid(_payload) AND "
+                "starts_with(ltrim(_payload), '{') THEN _payload ELSE '{}' END)) "
+                "FROM src ORDER BY 1"
+            ).fetchall()
+        ]
     else:
         fields = header_fields
     extra_fields = [f for f in fields if f not in known and not f.startswith("_")]
@@ -215,8 +230,7 @@ def _type_and_check(
     if is_json:
         paths = ", ".join(_lit('$."' + f.replace('"', '\\"') + '"') for f in all_fields)
         # JSON functions raise on malformed input, so they only ever see valid objects.
-        ok = ("CASE WHEN json_valid(_payload) THEN json_type(_payload) = 'OBJECT' "
-              "ELSE FALSE END")
+        ok = "CASE WHEN json_valid(_payload) THEN json_type(_payload) = 'OBJECT' ELSE FALSE END"
         cols = ", ".join(f"NULLIF(trim(_v[{i + 1}]), '') AS f{i}" for i in range(len(all_fields)))
         con.execute(
             "CREATE OR REPLACE TEMP TABLE fields AS SELECT _line, _payload, _source_file, "
@@ -279,7 +293,13 @@ def _type_and_check(
 
 
 def _cast(expr: str, sql_type: str) -> str:
-    return expr if sql_type == "VARCHAR" else f"TRY_CAST({expr} AS {sql_type})"
+    """Strict cast: NULL unless the text is a value of the type ('0.15' is no BIGINT)."""
+    if sql_type == "VARCHAR":
+        return expr
+    if sql_type == "BIGINT":
+        is_int = f"regexp_full_match({expr}, '[+-]?[0-9]+')"
+        return f"CASE WHEN {is_int} THEN TRY_CAST({expr} AS BIGINT) END"
+    return f"TRY_CAST({expr} AS {sql_type})"
 
 
 def _rules(c: Column, f: str, sql_type: str) -> list[str]:
@@ -292,16 +312,21 @@ def _rules(c: Column, f: str, sql_type: str) -> list[str]:
             f"{_lit(name + ' = ')} || left({f}, 80) || {_lit(' is not a valid ' + c.type)}] END"
         )
     if c.type == "float":
-        out.append(f"CASE WHEN NOT isfinite({v}) THEN ['finite({name})', "
-                   f"{_lit(name + ' = ')} || {f} || ' is not a finite number'] END")
+        out.append(
+            f"CASE WHEN NOT isfinite({v}) THEN ['finite({name})', "
+            f"{_lit(name + ' = ')} || {f} || ' is not a finite number'] END"
+        )
     if c.required:
-        out.append(f"CASE WHEN {f} IS NULL THEN ['not_null({name})', "
-                   f"{_lit(name + ' is missing or empty')}] END")
+        out.append(
+            f"CASE WHEN {f} IS NULL THEN ['not_null({name})', "
+            f"{_lit(name + ' is missing or empty')}] END"
+        )
     if c.accepted is not None:
         values = ", ".join(_lit(a) for a in c.accepted)
+        allowed = _lit(" is not one of " + ", ".join(c.accepted))
         out.append(
-            f"CASE WHEN {v} IS NOT NULL AND {v} NOT IN ({values}) THEN ['accepted_values({name})', "
-            f"{_lit(name + ' = ')} || left({f}, 80) || {_lit(' is not one of ' + ', '.join(c.accepted))}] END"
+            f"CASE WHEN {v} IS NOT NULL AND {v} NOT IN ({values}) THEN "
+            f"['accepted_values({name})', {_lit(name + ' = ')} || left({f}, 80) || {allowed}] END"
         )
     if c.min is not None or c.max is not None:
         lo = f"{v} < {c.min}" if c.min is not None else "FALSE"
@@ -352,7 +377,8 @@ def _extra_types(
             continue  # all empty so far: kept in _payload, typed once values arrive
         else:
             sql_type = next(
-                t for t in INFERRED_TYPES
+                t
+                for t in INFERRED_TYPES
                 if con.execute(f"SELECT count({_cast(col, t)}) FROM fields").fetchone()[0] == nn
             )
         extras[name] = (i, sql_type)
@@ -417,29 +443,41 @@ def commit(batch: Batch, lake: LakeResource) -> Published:
 
     if quarantined.num_rows and lake.exists("raw", QUARANTINE.table):
         done = lake.read(
-            "raw", QUARANTINE.table, columns=["file_sha256"],
+            "raw",
+            QUARANTINE.table,
+            columns=["file_sha256"],
             filter=(pads.field("table_name") == c.table) & pads.field("file_sha256").isin(shas),
         )
-        quarantined = quarantined.filter(pc.invert(pc.is_in(quarantined["file_sha256"],
-                                                            done["file_sha256"].unique())))
+        quarantined = quarantined.filter(
+            pc.invert(pc.is_in(quarantined["file_sha256"], done["file_sha256"].unique()))
+        )
     if quarantined.num_rows:
-        lake.publish("raw", QUARANTINE.table, quarantined, count_total=False,
-                     commit_metadata={"table_name": c.table})
+        lake.publish(
+            "raw",
+            QUARANTINE.table,
+            quarantined,
+            count_total=False,
+            commit_metadata={"table_name": c.table},
+        )
 
     log_versions = [r["raw_version"] for r in _log_rows(lake, c.table)]
     current = lake.version(c.layer, c.table)
     if current is not None and rows.num_rows and current != max(log_versions, default=-1):
         # The raw table moved past what the log knows: an earlier run died before its log
         # commit. Drop the files it already appended.
-        done = lake.read(c.layer, c.table, columns=["_file_sha256"],
-                         filter=pads.field("_file_sha256").isin(shas))
+        done = lake.read(
+            c.layer, c.table, columns=["_file_sha256"], filter=pads.field("_file_sha256").isin(shas)
+        )
         rows = rows.filter(pc.invert(pc.is_in(rows["_file_sha256"], done["_file_sha256"].unique())))
 
     if rows.num_rows or current is None:
         published = lake.publish(
-            c.layer, c.table, rows, partition_by=c.partition_by or None,
+            c.layer,
+            c.table,
+            rows,
+            partition_by=c.partition_by or None,
             description=c.description,
-            commit_metadata={"files": str(len(fresh)), "operation": "raw ingest"},
+            commit_metadata={"files": str(len(fresh)), "lakehouse.operation": "raw ingest"},
         )
     else:
         published = lake.describe(c.layer, c.table)
@@ -462,6 +500,7 @@ def commit(batch: Batch, lake: LakeResource) -> Published:
             }
             for p in batch.pending
         ]
-        lake.publish("raw", INGEST_LOG.table, pa.Table.from_pylist(log, INGEST_LOG.schema),
-                     count_total=False)
+        lake.publish(
+            "raw", INGEST_LOG.table, pa.Table.from_pylist(log, INGEST_LOG.schema), count_total=False
+        )
     return published

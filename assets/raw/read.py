@@ -38,6 +38,8 @@ class FileRows:
 
 
 def read_file(path: Path, fmt: FileFormat) -> FileRows:
+    if path.stat().st_size == 0:
+        return FileRows(rows=_no_rows(), fields=[])
     try:
         if fmt == "csv":
             return _read_csv(path)
@@ -45,22 +47,27 @@ def read_file(path: Path, fmt: FileFormat) -> FileRows:
             return _read_jsonl(path)
         return _read_json_array(path)
     except (OSError, EOFError, pa.ArrowInvalid, UnicodeDecodeError, ValueError) as exc:
-        empty = pa.table({"_line": pa.array([], pa.int64()), "_payload": pa.array([], pa.string())})
         reject = Reject(0, "unreadable_file", f"{type(exc).__name__}: {exc}"[:500], None)
-        return FileRows(rows=empty, fields=[], rejects=[reject])
+        return FileRows(rows=_no_rows(), fields=[], rejects=[reject])
+
+
+def _no_rows() -> pa.Table:
+    return pa.table({"_line": pa.array([], pa.int64()), "_payload": pa.array([], pa.string())})
 
 
 def _open_text(path: Path) -> io.TextIOBase:
-    raw = gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
-    return io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+    """Text of a plain or gzip file; a UTF-8 byte-order mark is dropped."""
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", encoding="utf-8-sig", newline="")
+    return path.open(encoding="utf-8-sig", newline="")
 
 
 def _read_csv(path: Path) -> FileRows:
     with _open_text(path) as fh:
         header = next(csv.reader([fh.readline()]), [])
     header = [h.strip() for h in header]
-    if not header or not any(header):
-        raise ValueError("empty file: no header row")
+    if not any(header):  # an empty file delivers no rows: nothing to type, nothing lost
+        return FileRows(rows=_no_rows(), fields=[])
     if len(set(header)) != len(header):
         raise ValueError(f"duplicate column names in header: {header}")
     bad: list[Reject] = []
@@ -106,6 +113,9 @@ def _csv_payload(table: pa.Table) -> pa.Array:
 
 def _read_jsonl(path: Path) -> FileRows:
     """One row per line, read by Arrow's CSV reader with a delimiter that never occurs."""
+    with _open_text(path) as fh:
+        if not fh.read(4096).strip():
+            return FileRows(rows=_no_rows(), fields=[])
     table = pacsv.read_csv(
         path,
         read_options=pacsv.ReadOptions(column_names=["_payload"], block_size=1 << 24),
@@ -127,7 +137,10 @@ def _read_jsonl(path: Path) -> FileRows:
 
 def _read_json_array(path: Path) -> FileRows:
     with _open_text(path) as fh:
-        data = json.load(fh)
+        text = fh.read()
+    if not text.strip():
+        return FileRows(rows=_no_rows(), fields=[])
+    data = json.loads(text)
     if isinstance(data, dict) and isinstance(data.get("records"), list):
         data = data["records"]
     if not isinstance(data, list):
@@ -140,5 +153,7 @@ def _read_json_array(path: Path) -> FileRows:
             continue
         lines.append(i)
         payloads.append(text)
-    rows = pa.table({"_line": pa.array(lines, pa.int64()), "_payload": pa.array(payloads, pa.string())})
+    rows = pa.table(
+        {"_line": pa.array(lines, pa.int64()), "_payload": pa.array(payloads, pa.string())}
+    )
     return FileRows(rows=rows, fields=[], rejects=rejects)

@@ -1,0 +1,223 @@
+"""The raw layer, through real Dagster runs on real Delta tables and a real GX gate."""
+
+from __future__ import annotations
+
+import gzip
+
+import pyarrow.compute as pc
+import pytest
+from conftest import check_evaluations, materialized
+
+SUBS = "billing/subscriptions/{d}/subscriptions.csv"
+HEADER = (
+    "subscription_id,customer_id,plan,status,mrr,seats,started_at,current_period_end,"
+    "canceled_at,updated_at"
+)
+
+
+def sub_row(i: int, plan: str = "growth", mrr: str = "1200", extra: str = "") -> str:
+    return (
+        f"sub_{i},cus_{i},{plan},active,{mrr},5,2026-01-01T00:00:00Z,"
+        f"2026-03-01T00:00:00Z,,2026-01-0{1 + i % 5}T08:00:00Z{extra}"
+    )
+
+
+def subs_file(rows: list[str], header: str = HEADER) -> str:
+    return "\n".join([header, *rows]) + "\n"
+
+
+def good_batch(n: int = 40) -> str:
+    return subs_file([sub_row(i) for i in range(n)])
+
+
+def test_ingests_typed_rows_with_lineage(lakehouse):
+    lakehouse.drop(SUBS.format(d="2026-01-05"), good_batch(40))
+    result = lakehouse.materialize("raw/billing_subscriptions")
+    assert result.success
+    table = lakehouse.lake.read("raw", "billing_subscriptions")
+    assert table.num_rows == 40
+    assert table.schema.field("mrr").type == "double"
+    assert pc.sum(table["mrr"]).as_py() == 40 * 1200
+    row = table.filter(pc.equal(table["subscription_id"], "sub_3")).to_pylist()[0]
+    assert row["_source_file"] == "billing/subscriptions/2026-01-05/subscriptions.csv"
+    assert row["_line"] == 5  # header is line 1, sub_0 line 2
+    assert '"subscription_id": "sub_3"' in row["_payload"]
+    assert str(row["_extract_date"]) == "2026-01-05"
+    assert row["_ingested_at"] is not None
+    gate = check_evaluations(result)["raw/billing_subscriptions"]
+    assert gate.passed
+    assert gate.metadata["rows_validated"].value == 40
+
+
+def test_rerun_on_same_files_adds_nothing(lakehouse):
+    lakehouse.drop(SUBS.format(d="2026-01-05"), good_batch(30))
+    assert lakehouse.materialize("raw/billing_subscriptions").success
+    version = lakehouse.lake.version("raw", "billing_subscriptions")
+
+    assert lakehouse.materialize("raw/billing_subscriptions").success
+    assert lakehouse.lake.version("raw", "billing_subscriptions") == version
+    assert lakehouse.lake.read("raw", "billing_subscriptions").num_rows == 30
+
+    # The same content delivered again under another name is recognised, not re-ingested.
+    lakehouse.drop("billing/subscriptions/2026-01-12/subscriptions_resent.csv", good_batch(30))
+    assert lakehouse.materialize("raw/billing_subscriptions").success
+    assert lakehouse.lake.read("raw", "billing_subscriptions").num_rows == 30
+    log = lakehouse.lake.read("raw", "ingest_log").to_pylist()
+    resent = [r for r in log if r["source_file"].endswith("subscriptions_resent.csv")]
+    assert resent and resent[0]["duplicate_of"].endswith("2026-01-05/subscriptions.csv")
+    assert resent[0]["rows_published"] == 0
+
+
+def test_new_file_appends_only_its_rows(lakehouse):
+    lakehouse.drop(SUBS.format(d="2026-01-05"), good_batch(10))
+    assert lakehouse.materialize("raw/billing_subscriptions").success
+    lakehouse.drop(SUBS.format(d="2026-01-12"), subs_file([sub_row(i) for i in range(100, 105)]))
+    assert lakehouse.materialize("raw/billing_subscriptions").success
+    table = lakehouse.lake.read("raw", "billing_subscriptions")
+    assert table.num_rows == 15
+    assert lakehouse.lake.version("raw", "billing_subscriptions") == 1
+
+
+def test_quarantine_rows_carry_file_line_and_rule(lakehouse):
+    rows = [sub_row(i) for i in range(100)]  # 4 bad rows: under the 5% threshold
+    rows[3] = sub_row(3, mrr="N/A")  # line 5
+    rows[7] = sub_row(7, plan="platinum")  # line 9
+    rows[10] = "sub_10,cus_10,growth"  # line 12: wrong field count
+    rows[20] = sub_row(20, mrr="-5")  # line 22
+    lakehouse.drop(SUBS.format(d="2026-01-05"), subs_file(rows))
+    result = lakehouse.materialize("raw/billing_subscriptions", "raw/quarantine")
+    assert result.success
+    q = lakehouse.lake.read("raw", "quarantine").to_pylist()
+    got = {(r["line"], r["rule"]) for r in q}
+    assert got == {
+        (5, "type(mrr)"),
+        (9, "accepted_values(plan)"),
+        (12, "field_count"),
+        (22, "range(mrr)"),
+    }
+    assert all(r["source_file"] == "billing/subscriptions/2026-01-05/subscriptions.csv" for r in q)
+    assert all(r["table_name"] == "billing_subscriptions" for r in q)
+    assert next(r for r in q if r["line"] == 5)["detail"] == "mrr = N/A is not a valid float"
+    published = lakehouse.lake.read("raw", "billing_subscriptions")
+    assert published.num_rows == 96
+    # No rule-breaking row reached the published table.
+    ids = set(published["subscription_id"].to_pylist())
+    assert not ids & {"sub_3", "sub_7", "sub_10", "sub_20"}
+
+
+def test_json_lines_bad_line_and_missing_id_are_quarantined(lakehouse):
+    ok = (
+        '{"event_id":"e%d","workspace_id":"ws_1","user_id":"usr_1","event_type":"api_call",'
+        '"timestamp":"2026-01-05T10:00:00Z","session_id":"s1","feature_adoption_score":0.4}'
+    )
+    lines = [ok % i for i in range(50)]
+    lines[4] = lines[4][:40]  # truncated line 5
+    lines[9] = lines[9].replace('"event_id":"e9",', "")  # line 10: no event id
+    data = gzip.compress(("\n".join(lines) + "\n").encode())
+    lakehouse.drop("product/usage_events/2026-01-05/usage_events.jsonl.gz", data)
+    assert lakehouse.materialize("raw/product_usage_events").success
+    q = {(r["line"], r["rule"]) for r in lakehouse.lake.read("raw", "quarantine").to_pylist()}
+    assert q == {(5, "invalid_json"), (10, "not_null(event_id)")}
+    assert lakehouse.lake.read("raw", "product_usage_events").num_rows == 48
+
+
+def test_bad_batch_leaves_table_unchanged_and_skips_downstream(lakehouse):
+    lakehouse.drop(SUBS.format(d="2026-01-05"), good_batch(20))
+    assert lakehouse.materialize("raw/billing_subscriptions", "raw/quarantine").success
+    version = lakehouse.lake.version("raw", "billing_subscriptions")
+    before = lakehouse.lake.read("raw", "billing_subscriptions")
+    q_version = lakehouse.lake.version("raw", "quarantine")
+
+    # 10 of 20 rows break a rule: far past the 5% quarantine threshold.
+    bad = [sub_row(i, mrr="N/A" if i % 2 else "900") for i in range(200, 220)]
+    lakehouse.drop(SUBS.format(d="2026-01-12"), subs_file(bad))
+    result = lakehouse.materialize("raw/billing_subscriptions", "raw/quarantine")
+
+    assert not result.success
+    assert lakehouse.lake.version("raw", "billing_subscriptions") == version
+    assert lakehouse.lake.read("raw", "billing_subscriptions").equals(before)
+    assert lakehouse.lake.version("raw", "quarantine") == q_version
+    gate = check_evaluations(result)["raw/billing_subscriptions"]
+    assert not gate.passed
+    assert "quarantine_share" in gate.metadata["failed"].value[0]
+    assert "raw/quarantine" not in materialized(result)  # downstream did not run
+    # The file stays pending: it is retried (and fails again) until it is fixed or removed.
+    assert not lakehouse.materialize("raw/billing_subscriptions").success
+
+
+def test_schema_drift_keeps_the_new_column(lakehouse):
+    lakehouse.drop(SUBS.format(d="2026-01-05"), good_batch(10))
+    assert lakehouse.materialize("raw/billing_subscriptions").success
+    drift = subs_file(
+        [sub_row(i, extra=",0.15") for i in range(50, 60)], header=HEADER + ",discount_pct"
+    )
+    lakehouse.drop(SUBS.format(d="2026-01-12"), drift)
+    result = lakehouse.materialize("raw/billing_subscriptions")
+    assert result.success
+    table = lakehouse.lake.read("raw", "billing_subscriptions")
+    assert table.schema.field("discount_pct").type == "double"
+    by_id = {r["subscription_id"]: r["discount_pct"] for r in table.to_pylist()}
+    assert by_id["sub_55"] == 0.15 and by_id["sub_5"] is None
+    assert table.num_rows == 20
+
+
+def test_type_change_is_rejected_with_a_clear_error(lakehouse):
+    drift = subs_file(
+        [sub_row(i, extra=",0.15") for i in range(10)], header=HEADER + ",discount_pct"
+    )
+    lakehouse.drop(SUBS.format(d="2026-01-05"), drift)
+    assert lakehouse.materialize("raw/billing_subscriptions").success
+    version = lakehouse.lake.version("raw", "billing_subscriptions")
+
+    changed = subs_file(
+        [sub_row(i, extra=",ten percent") for i in range(10, 20)], header=HEADER + ",discount_pct"
+    )
+    lakehouse.drop(SUBS.format(d="2026-01-12"), changed)
+    result = lakehouse.materialize("raw/billing_subscriptions")
+    assert not result.success
+    gate = check_evaluations(result)["raw/billing_subscriptions"]
+    assert not gate.passed
+    assert "discount_pct" in gate.description and "changed type" in gate.description
+    assert "2026-01-12/subscriptions.csv" in gate.description
+    assert lakehouse.lake.version("raw", "billing_subscriptions") == version
+
+    # A contract column whose every value stops parsing is a type change too, not 100% quarantine.
+    lakehouse.landing_root.joinpath("billing/subscriptions/2026-01-12/subscriptions.csv").unlink()
+    money = subs_file([sub_row(i, mrr="$1,200.00") for i in range(30, 40)])
+    lakehouse.drop(SUBS.format(d="2026-01-19"), money.replace(",$1,200.00,", ',"$1,200.00",'))
+    result = lakehouse.materialize("raw/billing_subscriptions")
+    assert not result.success
+    text = check_evaluations(result)["raw/billing_subscriptions"].description
+    assert "'mrr'" in text and "2026-01-19/subscriptions.csv" in text and "type_change(mrr)" in text
+
+
+def test_interrupted_commit_is_finished_without_duplicates(lakehouse, monkeypatch):
+    """A run that died after the raw commit but before the log commit must not double rows."""
+    from resources.lake import LakeResource
+
+    lakehouse.drop(SUBS.format(d="2026-01-05"), good_batch(25))
+    real_publish = LakeResource.publish
+
+    def dies_before_log(self, layer, table, *args, **kwargs):
+        if table == "ingest_log":
+            raise RuntimeError("killed before the log commit")
+        return real_publish(self, layer, table, *args, **kwargs)
+
+    monkeypatch.setattr(LakeResource, "publish", dies_before_log)
+    assert not lakehouse.materialize("raw/billing_subscriptions").success
+    assert lakehouse.lake.read("raw", "billing_subscriptions").num_rows == 25
+    monkeypatch.setattr(LakeResource, "publish", real_publish)
+
+    assert lakehouse.materialize("raw/billing_subscriptions").success
+    table = lakehouse.lake.read("raw", "billing_subscriptions")
+    assert table.num_rows == 25
+    assert len(lakehouse.lake.read("raw", "ingest_log")) == 1
+
+
+@pytest.mark.parametrize("content", ["", "subscription_id,customer_id\n"])
+def test_empty_and_header_only_files_publish_nothing(lakehouse, content):
+    lakehouse.drop(SUBS.format(d="2026-01-05"), good_batch(5))
+    lakehouse.drop("billing/subscriptions/2026-01-12/subscriptions.csv", content)
+    result = lakehouse.materialize("raw/billing_subscriptions")
+    assert result.success
+    assert lakehouse.lake.read("raw", "billing_subscriptions").num_rows == 5
