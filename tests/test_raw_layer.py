@@ -6,6 +6,7 @@ import gzip
 
 import pyarrow.compute as pc
 import pytest
+
 from conftest import check_evaluations, materialized
 
 SUBS = "billing/subscriptions/{d}/subscriptions.csv"
