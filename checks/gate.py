@@ -7,6 +7,7 @@ is reported as an `AssetCheckResult`, so the UI shows the failing expectations e
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Sequence
@@ -134,13 +135,8 @@ def _frame(table: pa.Table, expectations: Sequence[Expectation]) -> pa.Table:
 
 def _run(suite_name: str, expectations: Sequence[Expectation], table: pa.Table) -> list[Outcome]:
     gx, gxe = _gx()
-    context = gx.get_context(mode="ephemeral")
-    frame = table.to_pandas()
-    source = context.data_sources.add_pandas(name="gate")
-    batch = (
-        source.add_dataframe_asset(name=suite_name.replace("/", "."))
-        .add_batch_definition_whole_dataframe("batch")
-        .get_batch(batch_parameters={"dataframe": frame})
+    batch = _batch_definition(suite_name).get_batch(
+        batch_parameters={"dataframe": table.to_pandas()}
     )
     suite = gx.ExpectationSuite(
         name=suite_name, expectations=[_gx_expectation(gxe, e) for e in expectations]
@@ -181,6 +177,29 @@ def _jsonable(value: Any) -> Any:
 def _gx_expectation(gxe: Any, spec: Expectation) -> Any:
     cls = getattr(gxe, "".join(part.title() for part in spec.type.split("_")))
     return cls(**spec.kwargs)
+
+
+@functools.cache
+def _context() -> Any:
+    """One ephemeral GX context per process (each new one makes a temp docs folder)."""
+    gx, _ = _gx()
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)  # no stderr noise
+    context.data_sources.add_pandas(name="gate")
+    return context
+
+
+def _batch_definition(suite_name: str) -> Any:
+    source = _context().data_sources.get("gate")
+    name = suite_name.replace("/", ".")
+    try:
+        asset = source.get_asset(name)
+    except LookupError:
+        asset = source.add_dataframe_asset(name=name)
+        return asset.add_batch_definition_whole_dataframe("batch")
+    return asset.get_batch_definition("batch")
 
 
 def _gx() -> tuple[Any, Any]:
