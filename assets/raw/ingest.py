@@ -24,6 +24,7 @@ from resources.landing import LandingFile, LandingResource
 # Minimum number of values in one file before "every value fails the cast" counts as a type
 # change of the whole column (an error) rather than a few bad rows (quarantine).
 TYPE_CHANGE_MIN_VALUES = 3
+CHUNK_ROWS = 250_000  # rows typed per DuckDB pass
 FUTURE_SLACK = "INTERVAL 2 DAY"  # an event may be stamped up to two days after its extract date
 EARLIEST = "DATE '1970-01-01'"
 INFERRED_TYPES = ("BIGINT", "DOUBLE", "BOOLEAN", "TIMESTAMPTZ", "VARCHAR")
@@ -123,35 +124,58 @@ def build_batch(
 ) -> Batch:
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     counts: dict[str, FileCounts] = {p.file.relative: FileCounts() for p in pending}
-    parts: list[pa.Table] = []
+    schema = _existing_schema(lake, contract)
+    typed_parts: list[pa.Table] = []
+    quarantined_parts: list[pa.Table] = [_empty_quarantine()]
+    extras: dict[str, str] = {}
     rejects: list[dict] = []
+    parts: list[pa.Table] = []
     header_fields: list[str] = []
-    for p in pending:
-        if p.duplicate_of:
-            continue
+
+    def flush() -> None:
+        """Type one chunk of files: DuckDB's working set stays bounded whatever the backlog."""
+        nonlocal schema
+        if not parts:
+            return
+        source = pa.concat_tables(parts, promote_options="default")
+        parts.clear()
+        typed, quarantined, new = _type_and_check(contract, source, header_fields, schema, now, con)
+        typed_parts.append(typed)
+        quarantined_parts.append(quarantined)
+        extras.update(new)
+        schema = _merge(schema, typed.schema)
+
+    fresh = [p for p in pending if not p.duplicate_of]
+    for p in fresh:
         got: FileRows = read_file(p.file.path, contract.format)
         counts[p.file.relative].read = got.rows.num_rows + len(got.rejects)
         rejects += [_reject_row(contract, p, r, now) for r in got.rejects]
         header_fields += [f for f in got.fields if f not in header_fields]
         if got.rows.num_rows:
             parts.append(_with_lineage(got.rows, p))
-    existing = _existing_schema(lake, contract)
-    if parts:
-        source = pa.concat_tables(parts, promote_options="default")
-        typed, quarantined, extras = _type_and_check(
-            contract, source, header_fields, existing, now, con
-        )
-    else:
-        typed, quarantined, extras = _empty(contract), _empty_quarantine(), {}
+        if sum(t.num_rows for t in parts) >= CHUNK_ROWS:
+            flush()
+    flush()
     if rejects:
-        quarantined = pa.concat_tables(
-            [quarantined, pa.Table.from_pylist(rejects, quarantined.schema)]
-        )
+        quarantined_parts.append(pa.Table.from_pylist(rejects, QUARANTINE.schema))
+    typed = (
+        pa.concat_tables(typed_parts, promote_options="default")
+        if typed_parts
+        else _empty(contract)
+    )
+    quarantined = pa.concat_tables(quarantined_parts)
     for file, n in _count_by_file(typed, "_source_file").items():
         counts[file].published = n
     for file, n in _count_by_file(quarantined, "source_file").items():
         counts[file].quarantined = n
     return Batch(contract, pending, typed, quarantined, now, counts, extras)
+
+
+def _merge(schema: pa.Schema | None, more: pa.Schema) -> pa.Schema:
+    """Columns seen so far: later chunks must keep the types earlier ones settled."""
+    if schema is None:
+        return more
+    return pa.schema([*schema, *(f for f in more if f.name not in schema.names)])
 
 
 def _with_lineage(rows: pa.Table, p: Pending) -> pa.Table:
