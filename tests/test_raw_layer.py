@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 
 import pyarrow.compute as pc
 import pytest
@@ -48,6 +49,12 @@ def test_ingests_typed_rows_with_lineage(lakehouse):
     gate = check_evaluations(result)["raw/billing_subscriptions"]
     assert gate.passed
     assert gate.metadata["rows_validated"].value == 40
+    meta = result.asset_materializations_for_node("raw__billing_subscriptions")[0].metadata
+    assert meta["dagster/row_count"].value == 40
+    assert meta["delta_version"].value == 0
+    assert meta["dagster/uri"].value.endswith("raw/billing_subscriptions")
+    assert "mrr" in {c.name for c in meta["dagster/column_schema"].schema.columns}
+    assert "| subscription_id |" in meta["preview"].value
 
 
 def test_rerun_on_same_files_adds_nothing(lakehouse):
@@ -222,3 +229,25 @@ def test_empty_and_header_only_files_publish_nothing(lakehouse, content):
     result = lakehouse.materialize("raw/billing_subscriptions")
     assert result.success
     assert lakehouse.lake.read("raw", "billing_subscriptions").num_rows == 5
+
+
+def test_metadata_preview_never_shows_pii(lakehouse):
+    contacts = [
+        {
+            "Id": f"003{i:012d}",
+            "AccountId": "001000000000001",
+            "FirstName": "Ada",
+            "LastName": "Lovelace",
+            "Email": f"ada{i}@example.com",
+            "Phone": "+44 20 7946 0000",
+            "CreatedDate": "2026-01-01T00:00:00Z",
+            "LastModifiedDate": "2026-01-02T00:00:00Z",
+        }
+        for i in range(10)
+    ]
+    lakehouse.drop("crm/contacts/2026-01-05/contacts.json", json.dumps(contacts))
+    result = lakehouse.materialize("raw/crm_contacts")
+    assert result.success
+    preview = result.asset_materializations_for_node("raw__crm_contacts")[0].metadata["preview"]
+    assert "@example.com" not in preview.value and "Lovelace" not in preview.value
+    assert "•••" in preview.value
