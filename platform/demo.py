@@ -67,6 +67,9 @@ def _print_summary(lake, result, elapsed: float) -> None:
             )
         else:
             print(f"{c.name:<28}{'-':>12}{'-':>13}{'-':>15}")
+    print(f"{'raw/quarantine':<28}{sum(quarantined.values()):>12,}   rows rejected with file, "
+          "line and rule")
+    print(f"lake: {lake.root}")
     failed = [e.step_key for e in result.all_events if e.is_step_failure]
     if failed:
         print(f"failed steps: {', '.join(failed)}", file=sys.stderr)
