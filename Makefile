@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml requirements.lock
 
 ## demo: generate the sample company and materialize the whole graph on the embedded default
 demo: install
-	$(BIN)/python -m sample_company.cli --out lake/landing --clean
+	$(BIN)/python -m sample_company.cli --out lake/landing
 	$(BIN)/python platform/demo.py
 
 ## test: the test suite (fast by default; slow/bench markers are opt-in)
