@@ -28,7 +28,7 @@ def _billing_email(ctx: Ctx, rng, i: int, owners: dict[int, int]) -> str:
     if rng.random() < cfg.billing_generic_email_share or i not in owners:
         return f"{('billing', 'accounts', 'finance', 'ap')[rng.integers(4)]}@{dom}"
     owner = owners[i]
-    if rng.random() < 0.05:
+    if rng.random() < cfg.billing_personal_email_share:
         return P["personal_email"][owner]
     return nm.email_variant(
         rng, P["work_email"][owner], cfg.email_recase_share, cfg.email_whitespace_share
@@ -169,7 +169,7 @@ def plan_invoices(ctx: Ctx) -> pd.DataFrame:
     amount = np.round(mrr * (1 - discount / 100.0), 2)
     failed = rng.random(len(inv_acc)) < cfg.failed_invoice_share
     retry_days = rng.integers(3, 11, len(inv_acc))
-    voided = failed & (rng.random(len(inv_acc)) < 0.2)
+    voided = failed & (rng.random(len(inv_acc)) < cfg.failed_invoice_void_share)
     df = pd.DataFrame(
         {
             "account": inv_acc,

@@ -32,6 +32,17 @@ class Config:
     people_initial_share: float = 0.6  # people there at signup; the rest join over the tenure
     person_leave_rate: float = 0.12  # per person-year
     champion_share: float = 0.9  # accounts that have a champion
+    # who has a product login, by role (billing owners mostly live in the billing system)
+    product_user_share_by_role: dict[str, float] = field(
+        default_factory=lambda: {
+            "admin": 0.95,
+            "champion": 0.95,
+            "end_user": 0.95,
+            "billing_owner": 0.3,
+        }
+    )
+    workspace_delete_share: float = 0.6  # churned accounts whose workspace is deleted ...
+    workspace_delete_lag_days: tuple[int, int] = (14, 90)  # ... this long after the churn date
 
     # ------------------------------------------------------------------ churn (truth)
     # Annual churn hazard per tier (after the trial), times an account-level log-normal frailty.
@@ -119,9 +130,13 @@ class Config:
     )
     expansion_opp_lead_days: tuple[int, int] = (20, 80)  # opened this long before the upgrade
     expansion_opp_false_rate: float = 0.08  # per account-year: expansion opps that do not close
+    lead_opportunity_share: float = 0.6  # leads with a new-business opportunity
+    crm_status_lag_days: int = 10  # CRM Type follows conversion / churn up to this many days late
+    crm_contact_lag_days: int = 45  # people reach the CRM up to this long after they join
 
     # ------------------------------------------------------------------ billing
     failed_invoice_share: float = 0.04
+    failed_invoice_void_share: float = 0.2  # of failed invoices: never paid, voided after 30 days
     discount_share: float = 0.15  # subscriptions with a discount (visible once the column exists)
     currency_by_country: dict[str, str] = field(
         default_factory=lambda: {"DE": "EUR", "FR": "EUR", "NL": "EUR", "GB": "GBP"}
@@ -149,6 +164,15 @@ class Config:
     consultant_client_count: int = 4  # workspaces one consultant uses with one email
     same_name_pairs: int = 2  # different people, same common name, different companies
     billing_generic_email_share: float = 0.2  # billing@ / accounts@ / finance@ of the domain
+    billing_personal_email_share: float = 0.05  # billing owner's personal address
+    crm_name_variant_share: float = 0.25  # the CRM mostly has the clean name
+    crm_employees_null_share: float = 0.05
+    contact_email_null_share: float = 0.03
+    contact_phone_null_share: float = 0.3
+    ticket_personal_email_share: float = 0.05  # requesters writing from a personal address
+    ticket_email_whitespace_share: float = 0.08
+    workspace_rename_share: float = 0.05
+    user_promote_share: float = 0.03  # members made admin later
 
     # ------------------------------------------------------------------ mess: unparseable rows
     # (object, kind, files, rows per file); only files with >= bad_row_min_file_rows rows are
@@ -167,6 +191,13 @@ class Config:
     consent_sales_outreach_share: float = 0.4
     consent_web_form_share: float = 0.3
     consent_revoke_share: float = 0.1
+
+    # ------------------------------------------------------------------ risk signals
+    risk_watched_lead_share: float = 0.3  # leads the risk vendor also reports on
+    risk_gap_frailty_coef: float = 0.12  # compliance_gap_score += coef * log(frailty)
+    risk_gap_pre_churn: float = 0.10  # ... += this within 90 days before churn
+    risk_flags_frailty_rate: float = 0.4  # vendor_risk_flags ~ Poisson(rate * frailty + ...)
+    risk_flags_pre_churn_rate: float = 0.3
 
     # ------------------------------------------------------------------ output
     gzip_level: int = 1  # usage files: fast and still ~4x smaller than the text

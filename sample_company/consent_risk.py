@@ -107,7 +107,7 @@ def build_risk(ctx: Ctx, extract_days: np.ndarray) -> None:
     cfg, acc = ctx.cfg, ctx.acc
     crm_ids = ctx.refs["crm_account_id"]
     n = ctx.world.n
-    watched_lead = acc["is_lead"] & (rng.random(n) < 0.3)
+    watched_lead = acc["is_lead"] & (rng.random(n) < cfg.risk_watched_lead_share)
     signup = acc["signup"]
     churn = acc["churn"]
     frail = np.log(acc["frailty"])
@@ -121,8 +121,14 @@ def build_risk(ctx: Ctx, extract_days: np.ndarray) -> None:
         k = len(sel)
         day = prev + 1 + rng.integers(0, max(1, e - prev), k)
         near = (churn[sel] < NEVER) & (churn[sel] - day < 90)
-        gap = rng.beta(2.0, 5.0, k) + 0.12 * frail[sel] + 0.10 * near
-        flags = rng.poisson(0.4 * acc["frailty"][sel] + 0.3 * near)
+        gap = (
+            rng.beta(2.0, 5.0, k)
+            + cfg.risk_gap_frailty_coef * frail[sel]
+            + cfg.risk_gap_pre_churn * near
+        )
+        flags = rng.poisson(
+            cfg.risk_flags_frailty_rate * acc["frailty"][sel] + cfg.risk_flags_pre_churn_rate * near
+        )
         frames.append(
             pd.DataFrame(
                 {

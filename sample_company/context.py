@@ -77,6 +77,10 @@ def fmt(seconds) -> np.ndarray:
 def versions_frame(rows: list[dict]) -> pd.DataFrame:
     """Record versions as a frame; field values keep their Python types (ints stay ints)."""
     df = pd.DataFrame(rows, dtype=object)
+    if df.empty:
+        return pd.DataFrame({"_rid": [], "_ts": [], "_seq": []}).astype(
+            {"_rid": object, "_ts": np.int64, "_seq": np.int64}
+        )
     if "_seq" not in df.columns:
         df["_seq"] = np.arange(len(df))
     for col in ("_ts", "_seq"):

@@ -53,10 +53,10 @@ def _accounts(ctx: Ctx) -> None:
         employees = int(acc["employees"][i])
         state = {
             "Id": ids[i],
-            "Name": nm.name_variant(rng, acc["name"][i], country, 0.25),
+            "Name": nm.name_variant(rng, acc["name"][i], country, cfg.crm_name_variant_share),
             "Website": nm.website_variant(rng, acc["domain"][i], cfg.website_null_share),
             "Industry": INDUSTRY_DISPLAY[acc["industry"][i]],
-            "NumberOfEmployees": employees if rng.random() > 0.05 else None,
+            "NumberOfEmployees": employees if rng.random() > cfg.crm_employees_null_share else None,
             "BillingCountry": COUNTRY_NAME[country],
             "OwnerName": acc["owner"][i],
             "Type": "Prospect",
@@ -69,10 +69,10 @@ def _accounts(ctx: Ctx) -> None:
         changes: list[tuple[int, dict]] = [(t0, {})]
         tz = acc["tz"][i]
         if acc["converted"][i]:
-            day = int(acc["trial_end"][i]) + int(rng.integers(0, 4))
+            day = int(acc["trial_end"][i]) + int(rng.integers(0, cfg.crm_status_lag_days // 3 + 1))
             changes.append((int(stamp(rng, day, tz)[0]), {"Type": "Customer"}))
         if acc["churn_kind"][i] == "churned":
-            day = int(acc["churn"][i]) + int(rng.integers(0, 11))
+            day = int(acc["churn"][i]) + int(rng.integers(0, cfg.crm_status_lag_days + 1))
             changes.append((int(stamp(rng, day, tz)[0]), {"Type": "Former Customer"}))
         years = max(0.0, (end - acc["crm_created"][i]) / 365.0)
         for _ in range(rng.poisson(cfg.crm_owner_change_rate * years)):
@@ -141,7 +141,7 @@ def _contacts(ctx: Ctx) -> None:
         created_day = int(per["joined"])
         if per["role"] != "champion" and not acc["is_lead"][i]:
             created_day = max(created_day, int(acc["crm_created"][i]))
-            created_day += int(rng.integers(0, 46))
+            created_day += int(rng.integers(0, cfg.crm_contact_lag_days + 1))
         t0 = int(stamp(rng, created_day, tz)[0])
         email = nm.email_variant(
             rng, per["work_email"], cfg.email_recase_share, cfg.email_whitespace_share
@@ -151,9 +151,9 @@ def _contacts(ctx: Ctx) -> None:
             "AccountId": crm_ids[i],
             "FirstName": per["first"],
             "LastName": per["last"],
-            "Email": email if rng.random() > 0.03 else None,
+            "Email": email if rng.random() > cfg.contact_email_null_share else None,
             "Title": per["title"],
-            "Phone": per["phone"] if rng.random() > 0.3 else None,
+            "Phone": per["phone"] if rng.random() > cfg.contact_phone_null_share else None,
             "LeadSource": acc["lead_source"][i] if created_day <= acc["signup"][i] else "Product",
             "CreatedDate": fmt(t0)[0],
             "LastModifiedDate": None,
@@ -228,7 +228,7 @@ def _opportunities(ctx: Ctx) -> None:
         created = int(acc["crm_created"][i])
         mrr0 = float(acc["mrr0"][i])
         if acc["is_lead"][i]:
-            if rng.random() < 0.6:
+            if rng.random() < cfg.lead_opportunity_share:
                 d0 = created + int(rng.integers(0, 30))
                 steps = [(d0, "prospecting")]
                 d = d0

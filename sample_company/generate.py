@@ -8,6 +8,7 @@ later run (with a later date or none) only adds the newer extract files.
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import json
 import os
 import sys
@@ -42,7 +43,7 @@ from sample_company.extracts import (
 from sample_company.product import build_product_entities, member_frame
 from sample_company.support import build_support
 from sample_company.timeutil import NEVER, date_strings, day_of, iso_date, monthly_days, weekly_days
-from sample_company.usage import Events, render_lines, simulate_events
+from sample_company.usage import EVENT_TYPES, Events, render_lines, simulate_events
 from sample_company.world import simulate_world
 
 DEFAULT_END_DATE = dt.date(2026, 10, 31)
@@ -292,8 +293,6 @@ def _write_usage(
     summary: Summary,
     say: _Progress,
 ) -> None:
-    import gzip
-
     cfg = ctx.cfg
     spec = SPECS["product/usage_events"]
     days = np.arange(start, end + 1)
@@ -428,8 +427,7 @@ def _write_truth(
     _atomic_write(
         truth / "source_records.csv", src.to_csv(index=False, lineterminator="\n").encode()
     )
-    types = np.bincount(ev.etype, minlength=8)
-    from sample_company.usage import EVENT_TYPES
+    types = np.bincount(ev.etype, minlength=len(EVENT_TYPES))
 
     manifest = {
         "generator": "sample_company",

@@ -56,7 +56,7 @@ def _workspaces(ctx: Ctx) -> None:
             t = int(acc["trial_end"][i]) * DAY + (t0 % DAY) + 60
             changes.append((t, {"billing_customer_id": cus[i]}))
         stop = min(int(acc["churn"][i]), ctx.world.end)
-        if rng.random() < 0.05 and stop > int(acc["signup"][i]) + 2:
+        if rng.random() < cfg.workspace_rename_share and stop > int(acc["signup"][i]) + 2:
             day = int(rng.integers(int(acc["signup"][i]) + 1, stop))
             changes.append((int(stamp(rng, day, tz)[0]), {"workspace_name": acc["name"][i]}))
         deleted = int(acc["ws_deleted"][i])
@@ -88,6 +88,8 @@ def _users(ctx: Ctx) -> None:
     first_idx = dict(zip(first_of["account"].tolist(), first_of.index.tolist(), strict=True))
     for acc_i, idx in first_idx.items():  # the first login signed the workspace up
         t_created[idx] = ws_created[acc_i] + 5
+    ws_floor = np.array([ws_created[int(x)] for x in a], dtype=np.int64)
+    t_created = np.maximum(t_created, ws_floor + 5)  # nobody logs in before the workspace exists
     stop_day = np.minimum(m["deactivated"].to_numpy(), acc["ws_deleted"][a])
     inviter = np.array([first_idx[int(x)] for x in a])
     self_first = inviter == np.arange(n)
@@ -109,7 +111,7 @@ def _users(ctx: Ctx) -> None:
             "created_at": fmt(t0)[0],
         }
         changes: list[tuple[int, dict]] = [(t0, {})]
-        if state["role"] == "member" and rng.random() < 0.03:
+        if state["role"] == "member" and rng.random() < ctx.cfg.user_promote_share:
             span = min(int(stop_day[j]), ctx.world.end) - int(created_day[j])
             if span > 2:
                 day = int(created_day[j]) + int(rng.integers(1, span))
@@ -123,6 +125,7 @@ def _users(ctx: Ctx) -> None:
             rows.append({"_rid": ids[j], "_ts": t, "_seq": seq, **state, "updated_at": fmt(t)[0]})
         ctx.add_truth("product", "users", ids[j], i, int(cols["person"][j]))
     ctx.refs["user_id"] = ids
+    ctx.refs["workspace_floor_ts"] = ws_created
     ctx.refs["user_created_ts"] = t_created
     ctx.refs["user_inviter"] = inviter
     ctx.refs["user_stop_day"] = stop_day

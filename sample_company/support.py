@@ -178,10 +178,12 @@ def _tickets(ctx: Ctx) -> None:
             live &= billing
         ww = np.where(live, w, 0.0)
         p = int(idx[int(rng.choice(len(idx), p=ww / ww.sum()))])
-        if rng.random() < 0.05:
+        if rng.random() < cfg.ticket_personal_email_share:
             email = personal[p]
         else:
-            email = nm.email_variant(rng, work[p], cfg.email_recase_share, 0.08)
+            email = nm.email_variant(
+                rng, work[p], cfg.email_recase_share, cfg.ticket_email_whitespace_share
+            )
         k = int(rng.integers(10))
         name = f"{first[p]} {last[p]}"
         if k == 0:

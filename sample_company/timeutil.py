@@ -33,18 +33,6 @@ def date_strings(days: np.ndarray) -> np.ndarray:
     return np.datetime_as_string(np.asarray(days, dtype=np.int64).astype("datetime64[D]"))
 
 
-def ts_str(second: int | None) -> str | None:
-    if second is None:
-        return None
-    return dt.datetime.fromtimestamp(int(second), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def business_seconds(rng: np.random.Generator, n: int, tz_hours: np.ndarray) -> np.ndarray:
-    """Seconds within a UTC day for activity in local business hours (wrapped into the day)."""
-    local = np.clip(rng.normal(13.0, 2.6, n), 7.0, 20.5) * 3600
-    return ((local - np.asarray(tz_hours) * 3600) % DAY).astype(np.int64)
-
-
 def weekly_days(start: int, end: int) -> np.ndarray:
     return np.arange(start, end + 1, 7, dtype=np.int64)
 

@@ -55,7 +55,7 @@ class Events:
 class _Picker:
     """Pick an active login of an account on a day, weighted by role (rejection sampling)."""
 
-    def __init__(self, members: pd.DataFrame, n_accounts: int, start: int):
+    def __init__(self, members: pd.DataFrame, n_accounts: int):
         self.acc = members["account"].to_numpy()
         w = members["weight"].to_numpy(dtype=np.float64)
         self.cum = np.cumsum(w)
@@ -109,7 +109,7 @@ def simulate_events(ctx: Ctx, members: pd.DataFrame) -> Events:
     np.add.at(diff, (ma, m["lo"].to_numpy()), 1)
     np.add.at(diff, (ma, m["hi"].to_numpy()), -1)
     n_active = np.cumsum(diff, axis=1)[:, :D]
-    picker = _Picker(m, A, start)
+    picker = _Picker(m, A)
 
     weekday = np.array([date_of(start + d).weekday() for d in range(D)])
     wk = np.where(weekday >= 5, cfg.weekend_factor, 1.0)
@@ -258,6 +258,12 @@ def simulate_events(ctx: Ctx, members: pd.DataFrame) -> Events:
     score = adopt[account] + 0.15 * ten - 0.25 * (1 - dec)
     score = np.clip(score + rng.normal(0, cfg.adoption_event_noise, len(ts)), 0.0, 1.0)
     score = np.round(score, 3)
+
+    # no event before its login (or, for token calls, its workspace) was created
+    ws_created = ctx.refs["workspace_floor_ts"]
+    ws_floor = np.array([ws_created.get(i, 0) for i in range(A)], dtype=np.int64)
+    floor = np.where(member >= 0, c_ts[np.maximum(member, 0)], ws_floor[account])
+    ts = np.maximum(ts, floor + 1)
 
     late = rng.random(len(ts)) < cfg.late_event_share
     delay = rng.choice(np.arange(1, 4), size=len(ts), p=np.array(cfg.late_delay_probs))

@@ -17,7 +17,6 @@ from sample_company import names as nm
 from sample_company.config import Config
 from sample_company.timeutil import NEVER
 
-ROLES = ("admin", "champion", "billing_owner", "end_user")
 PRODUCT_ROLE = {
     "admin": "admin",
     "champion": "member",
@@ -263,7 +262,7 @@ def _churn_and_upgrade(
 
     # churn: piecewise-constant daily hazard on a day grid, first passage of an Exp(1) draw
     g0 = int(np.min(np.where(live, trial_end, end)))
-    days = np.arange(g0, end + 1, dtype=np.int64)
+    days = np.arange(min(g0, end), end + 1, dtype=np.int64)
     rates = np.array(cfg.churn_rate_by_tier) / 365.0
     tier_g = np.minimum(tier0[:, None] + (days[None, :] >= upgrade[:, None]), 2)
     h = rates[tier_g] * (a["churn_hazard"] / np.array(cfg.churn_rate_by_tier)[tier0])[:, None]
@@ -294,8 +293,9 @@ def _churn_and_upgrade(
     a["mrr_up"] = np.round(
         np.maximum(lo[t1] + (hi[t1] - lo[t1]) * a["ceil_pct"] * 0.5, a["mrr0"] * 1.3), -1
     )
-    deleted = (churn < NEVER) & (rng.random(n) < 0.6)
-    a["ws_deleted"] = np.where(deleted, churn + rng.integers(14, 91, size=n), NEVER)
+    deleted = (churn < NEVER) & (rng.random(n) < cfg.workspace_delete_share)
+    lo, hi = cfg.workspace_delete_lag_days
+    a["ws_deleted"] = np.where(deleted, churn + rng.integers(lo, hi + 1, size=n), NEVER)
     a["churn_kind"] = np.where(
         churn >= NEVER, "", np.where(a["converted"], "churned", "trial_not_converted")
     )
@@ -367,7 +367,7 @@ def _plant_traps(
     lead = a["is_lead"][people["account"].to_numpy()]
     share = np.array([cfg.crm_contact_share_by_role[r] for r in roles])
     people["is_crm"] = lead | (rng.random(len(people)) < share) | people["consultant"].to_numpy()
-    prod_share = np.where(roles == "billing_owner", 0.3, 0.95)
+    prod_share = np.array([cfg.product_user_share_by_role[r] for r in roles])
     people["is_product"] = ~lead & (rng.random(len(people)) < prod_share)
     people.loc[people["consultant"], "is_product"] = True
     people["uses_personal"] = people["is_product"] & (
