@@ -148,7 +148,8 @@ def _subscriptions(ctx: Ctx) -> None:
             state.update(change)
             rows.append({"_rid": sid, "_ts": t, "_seq": seq, **state, "updated_at": fmt(t)[0]})
     df = versions_frame(rows)
-    df["discount_pct"] = df["discount_pct"].map(lambda x: f"{x:.1f}")
+    if not df.empty:
+        df["discount_pct"] = df["discount_pct"].map(lambda x: f"{x:.1f}")
     ctx.versions["billing/subscriptions"] = df
 
 

@@ -225,7 +225,8 @@ def _tickets(ctx: Ctx) -> None:
             reqs.add(key)
             ctx.add_truth("support", "ticket_requesters", f"{key[0]}|{key[1]}", i, int(p))
     df = versions_frame(rows)
-    df["resolution_hours"] = df["resolution_hours"].map(
-        lambda x: None if x is None or pd.isna(x) else f"{x:.1f}"
-    )
+    if not df.empty:
+        df["resolution_hours"] = df["resolution_hours"].map(
+            lambda x: None if x is None or pd.isna(x) else f"{x:.1f}"
+        )
     ctx.versions["support/tickets"] = df
