@@ -20,7 +20,6 @@ from dagster import AssetCheckResult, AssetCheckSeverity, AssetKey, Failure, Met
 from checks.contract import Expectation
 
 SAMPLE_VALUES = 5
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
