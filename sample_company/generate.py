@@ -333,6 +333,12 @@ def _write_usage(
                 j += 1
             if not writer.wanted(int(days[i])):
                 break
+            chunk = [int(d) for d in days[i:j] if writer.wanted(int(d))]
+            if all(writer.path(spec, d).exists() for d in chunk):
+                for d in chunk:  # already delivered: counted as kept, not even rendered
+                    writer.write(spec, d, b"", 0)
+                i = j
+                continue
             lo, hi = int(bounds[i]), int(bounds[j])
             rng_ids = ctx.rng(f"usage.ids.{int(days[i])}")
             lines = render_lines(ev, lo, hi, ws_ids, user_ids, rng_ids)
