@@ -11,8 +11,9 @@ import os
 
 from dagster import Definitions, in_process_executor
 
-from assets import landing, raw
+from assets import entities, landing, raw
 from resources.duckdb import DuckDBResource
+from resources.identity import DECISIONS_PATH, RULES_PATH, IdentityResource
 from resources.lake import LakeResource
 from resources.landing import LandingResource
 from resources.settings import LAKE_ROOT, LANDING_ROOT, from_env
@@ -21,11 +22,14 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 defs = Definitions(
-    assets=[*landing.assets, *raw.assets],
+    assets=[*landing.assets, *raw.assets, *entities.assets],
     resources={
         "lake": LakeResource(**from_env(root=LAKE_ROOT)),
         "landing": LandingResource(**from_env(root=LANDING_ROOT)),
         "duckdb": DuckDBResource(),
+        "identity": IdentityResource(
+            **from_env(rules_path=RULES_PATH, decisions_path=DECISIONS_PATH)
+        ),
     },
     executor=in_process_executor,
 )

@@ -39,6 +39,7 @@ class Lakehouse:
     @property
     def resources(self) -> dict:
         from resources.duckdb import DuckDBResource
+        from resources.identity import IdentityResource
         from resources.lake import LakeResource
         from resources.landing import LandingResource
 
@@ -46,6 +47,7 @@ class Lakehouse:
             "lake": LakeResource(root=str(self.lake_root)),
             "landing": LandingResource(root=str(self.landing_root)),
             "duckdb": DuckDBResource(threads=2),
+            "identity": IdentityResource(),
         }
 
     @property

@@ -1,0 +1,342 @@
+"""Entities layer: who is who (the identity map), then the canonical tables built on it.
+
+`resolve_identities` is one step with four outputs (identity_links, identity_review,
+identity_merges, unmapped_ids): they are decided together and published together, each behind
+its own suite. The canonical tables (account, person, workspace, subscription, relationship,
+attribute_history) are separate assets over the identity map and the raw record versions, each
+gated by its suite, foreign keys included. A failed gate commits nothing: every Delta table keeps
+its previous version.
+"""
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetKey,
+    AssetOut,
+    AssetsDefinition,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+    multi_asset,
+)
+
+from assets.entities import tables as build
+from assets.entities.identity import IdentityResult, load_decisions, resolve_identities
+from assets.entities.rules import load_rules
+from assets.metadata import OWNER, definition_metadata, published_metadata
+from checks import entities as contracts
+from checks.contract import Expectation, TableContract
+from checks.gate import GateResult, validate
+from resources.duckdb import DuckDBResource
+from resources.identity import IdentityResource
+from resources.lake import LakeResource, Published
+
+SUITE_CHECK = "gx_suite"
+KINDS = {"delta", "duckdb", "great_expectations"}
+GROUP = "entities"
+
+
+def key(contract: TableContract) -> AssetKey:
+    return AssetKey([contract.layer, contract.table])
+
+
+def raw(*tables: str) -> list[AssetKey]:
+    return [AssetKey(["raw", t]) for t in tables]
+
+
+IDENTITY_DEPS = raw(
+    "crm_accounts",
+    "crm_contacts",
+    "crm_opportunities",
+    "billing_customers",
+    "billing_subscriptions",
+    "billing_invoices",
+    "product_workspaces",
+    "product_users",
+    "product_usage_events",
+    "support_organizations",
+    "support_tickets",
+    "consent_records",
+    "risk_signals",
+)
+
+
+def _check(contract: TableContract) -> AssetCheckSpec:
+    return AssetCheckSpec(
+        SUITE_CHECK,
+        asset=key(contract),
+        blocking=True,
+        description=f"Great Expectations suite of {contract.name}, run before commit.",
+    )
+
+
+def _tags(contract: TableContract) -> dict[str, str]:
+    return {"layer": GROUP, "pii": str(bool(contract.pii_columns)).lower()}
+
+
+def _sorted(table: pa.Table, contract: TableContract) -> pa.Table:
+    keys = contract.extra_expectations[0].kwargs
+    cols = keys.get("column_list") or [keys["column"]]
+    return table.sort_by([(c, "ascending") for c in cols])
+
+
+def _publish(
+    lake: LakeResource, contract: TableContract, table: pa.Table, run_id: str
+) -> tuple[Published, bool]:
+    """Overwrite with the new content, or leave the version alone when nothing changed."""
+    layer, name = contract.layer, contract.table
+    if lake.exists(layer, name):
+        current = lake.read(layer, name)
+        if current.schema.equals(table.schema) and _sorted(current, contract).equals(
+            _sorted(table, contract)
+        ):
+            return lake.describe(layer, name), False
+    published = lake.publish(
+        layer,
+        name,
+        table,
+        mode="overwrite",
+        description=contract.description,
+        commit_metadata={"dagster_run_id": run_id},
+    )
+    return published, True
+
+
+def _keep_first_seen(new: pa.Table, old: pa.Table, key_cols: list[str], ts_col: str) -> pa.Table:
+    """Carry a first-seen timestamp over from the previous version for rows it already had."""
+    if old.num_rows == 0 or new.num_rows == 0 or ts_col not in old.column_names:
+        return new
+    joined = new.join(
+        old.select([*key_cols, ts_col]).rename_columns([*key_cols, "_prev"]), key_cols, join_type="left outer"
+    )
+    ts = pc.coalesce(joined["_prev"], joined[ts_col])
+    out = joined.drop_columns(["_prev"]).set_column(joined.schema.get_field_index(ts_col), ts_col, ts)
+    return out.select(new.column_names).cast(new.schema)
+
+
+# -- the identity step ------------------------------------------------------------------------
+
+
+@multi_asset(
+    name="resolve_identities",
+    group_name=GROUP,
+    outs={
+        c.table: AssetOut(
+            key=key(c),
+            description=c.description,
+            kinds=KINDS | ({"splink"} if c is contracts.IDENTITY_LINKS else set()),
+            owners=[OWNER],
+            tags=_tags(c),
+            metadata=definition_metadata(c),
+        )
+        for c in contracts.IDENTITY_TABLES
+    },
+    deps=IDENTITY_DEPS,
+    check_specs=[_check(c) for c in contracts.IDENTITY_TABLES],
+    can_subset=False,
+)
+def resolve_identities_asset(
+    context: AssetExecutionContext,
+    lake: LakeResource,
+    duckdb: DuckDBResource,
+    identity: IdentityResource,
+) -> Iterator[MaterializeResult | AssetCheckResult]:
+    """Stable ids, then deterministic keys, then Splink scoring; persistent canonical ids."""
+    started = time.perf_counter()
+    rules = load_rules(identity.rules_path)
+    decisions_file = identity.decisions_file(lake.root)
+    decisions = load_decisions(decisions_file)
+    L = contracts.IDENTITY_LINKS
+    previous = lake.read(L.layer, L.table)
+    with duckdb.connect() as con:
+        result = resolve_identities(con, lake, rules, decisions, previous, threads=duckdb.threads)
+    elapsed = time.perf_counter() - started
+    context.log.info(
+        f"identity: {result.source_records:,} source records in {elapsed:.1f}s "
+        f"({result.timings}); {len(decisions)} decision(s) from {decisions_file}"
+    )
+    outputs = _identity_outputs(lake, result)
+    gates = {c.table: validate(c.name, c.suite(), outputs[c.table]) for c in contracts.IDENTITY_TABLES}
+    for c in contracts.IDENTITY_TABLES:
+        yield gates[c.table].check_result(key(c), SUITE_CHECK)
+    _raise_if_failed(gates, "identity step")
+    stats = _identity_stats(result, elapsed, len(decisions))
+    for c in contracts.IDENTITY_TABLES:
+        table = outputs[c.table]
+        published, wrote = _publish(lake, c, table, context.run_id)
+        yield MaterializeResult(
+            asset_key=key(c),
+            metadata={
+                **published_metadata(c, published, table.schema, table),
+                "changed": wrote,
+                **stats.get(c.table, {}),
+            },
+        )
+
+
+def _identity_outputs(lake: LakeResource, result: IdentityResult) -> dict[str, pa.Table]:
+    def old(c: TableContract) -> pa.Table:
+        return lake.read(c.layer, c.table)
+
+    merges_old = old(contracts.IDENTITY_MERGES)
+    merges = (
+        pa.concat_tables([merges_old.cast(result.merges.schema), result.merges])
+        if merges_old.num_rows
+        else result.merges
+    )
+    return {
+        "identity_links": result.links,
+        "identity_review": _keep_first_seen(
+            result.review, old(contracts.IDENTITY_REVIEW), ["pair_id"], "queued_at"
+        ),
+        "identity_merges": merges,
+        "unmapped_ids": _keep_first_seen(
+            result.unmapped,
+            old(contracts.UNMAPPED_IDS),
+            ["entity_type", "system", "object", "source_id", "reason", "referenced_from"],
+            "detected_at",
+        ),
+    }
+
+
+def _counts(table: pa.Table, *cols: str) -> dict[str, int]:
+    if table.num_rows == 0:
+        return {}
+    c = Counter(zip(*(table[col].to_pylist() for col in cols), strict=True))
+    return {" / ".join(str(x) for x in k): n for k, n in sorted(c.items())}
+
+
+def _identity_stats(result: IdentityResult, elapsed: float, decisions: int) -> dict[str, dict]:
+    links, review, unmapped = result.links, result.review, result.unmapped
+    per_minute = result.source_records / elapsed * 60 if elapsed else 0.0
+    canon = links.filter(pc.is_valid(links["canonical_id"]))
+    entities = _counts(canon.group_by(["entity_type", "canonical_id"]).aggregate([]), "entity_type")
+    return {
+        "identity_links": {
+            "source_records": MetadataValue.int(result.source_records),
+            "entities": MetadataValue.json(entities),
+            "links_by_rule": MetadataValue.json(_counts(links, "entity_type", "rule")),
+            "seconds": MetadataValue.float(round(elapsed, 2)),
+            "records_per_minute": MetadataValue.int(int(per_minute)),
+            "confirmed_decisions": MetadataValue.int(decisions),
+        },
+        "identity_review": {
+            "pending_pairs": MetadataValue.json(_counts(review, "entity_type")),
+        },
+        "unmapped_ids": {
+            "unmapped_by_system": MetadataValue.json(_counts(unmapped, "system", "object")),
+            "unmapped_by_reason": MetadataValue.json(_counts(unmapped, "reason")),
+        },
+    }
+
+
+def _raise_if_failed(gates: dict[str, GateResult], what: str) -> None:
+    failed = [g for g in gates.values() if not g.passed]
+    if failed:
+        raise failed[0].failure(what)
+
+
+# -- the canonical tables ---------------------------------------------------------------------
+
+Builder = Callable[..., pa.Table]
+# column -> referenced (contract, id column): checked against the referenced table's ids.
+ForeignKeys = dict[str, tuple[TableContract, str]]
+
+
+def build_entity_asset(
+    contract: TableContract,
+    builder: Builder,
+    deps: list[AssetKey],
+    foreign_keys: ForeignKeys | None = None,
+) -> AssetsDefinition:
+    asset_key = key(contract)
+    fks = foreign_keys or {}
+    fk_text = "".join(
+        f"\n\nForeign key: `{col}` -> `{ref.name}.{ref_col}` (checked before commit)."
+        for col, (ref, ref_col) in fks.items()
+    )
+
+    @asset(
+        key=asset_key,
+        group_name=GROUP,
+        deps=[key(contracts.IDENTITY_LINKS), *deps, *(key(ref) for ref, _ in fks.values())],
+        description=contract.description + fk_text,
+        kinds=KINDS,
+        owners=[OWNER],
+        tags=_tags(contract),
+        metadata=definition_metadata(contract),
+        check_specs=[_check(contract)],
+    )
+    def _entity(
+        context: AssetExecutionContext,
+        lake: LakeResource,
+        duckdb: DuckDBResource,
+        identity: IdentityResource,
+    ) -> Iterator[MaterializeResult | AssetCheckResult]:
+        rules = load_rules(identity.rules_path)
+        links = lake.read("entities", "identity_links")
+        with duckdb.connect() as con:
+            build.prepare(con, lake, rules, links)
+            table = builder(con, rules, contract)
+        suite = [*contract.suite(), *_fk_expectations(lake, fks)]
+        gate = validate(contract.name, suite, table)
+        yield gate.check_result(asset_key, SUITE_CHECK)
+        if not gate.passed:
+            raise gate.failure(f"{contract.name} ({table.num_rows:,} rows)")
+        published, wrote = _publish(lake, contract, table, context.run_id)
+        yield MaterializeResult(
+            asset_key=asset_key,
+            metadata={**published_metadata(contract, published, table.schema, table), "changed": wrote},
+        )
+
+    return _entity
+
+
+def _fk_expectations(lake: LakeResource, fks: ForeignKeys) -> list[Expectation]:
+    out = []
+    for col, (ref, ref_col) in fks.items():
+        ids = lake.read(ref.layer, ref.table, columns=[ref_col]) if lake.exists(ref.layer, ref.table) else None
+        values = sorted(set(ids[ref_col].to_pylist())) if ids is not None else []
+        out.append(
+            Expectation(
+                "expect_column_values_to_be_in_set", {"column": col, "value_set": values}
+            )
+        )
+    return out
+
+
+C = contracts
+ACCOUNT_FK: ForeignKeys = {"account_id": (C.ACCOUNT, "account_id")}
+entity_assets = [
+    build_entity_asset(C.ACCOUNT, build.account, raw("crm_accounts", "billing_customers")),
+    build_entity_asset(
+        C.PERSON, build.person, raw("crm_contacts", "product_users", "support_tickets")
+    ),
+    build_entity_asset(
+        C.WORKSPACE, build.workspace, raw("product_workspaces", "product_users"), ACCOUNT_FK
+    ),
+    build_entity_asset(
+        C.SUBSCRIPTION, build.subscription, raw("billing_subscriptions"), ACCOUNT_FK
+    ),
+    build_entity_asset(
+        C.RELATIONSHIP,
+        build.relationship,
+        raw("product_users", "crm_contacts", "billing_customers"),
+        {**ACCOUNT_FK, "person_id": (C.PERSON, "person_id")},
+    ),
+    build_entity_asset(
+        C.ATTRIBUTE_HISTORY,
+        build.attribute_history,
+        raw("crm_accounts", "billing_subscriptions", "crm_contacts"),
+    ),
+]
+
+assets = [resolve_identities_asset, *entity_assets]

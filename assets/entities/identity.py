@@ -1,0 +1,264 @@
+"""The identity step end to end: raw tables -> identity_links, identity_review, identity_merges
+and unmapped_ids. Plain functions over Arrow, DuckDB and Splink; the Dagster asset wraps them."""
+
+from __future__ import annotations
+
+import csv
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from assets.entities import records as rec
+from assets.entities.resolve import (
+    Decision,
+    Linking,
+    assign_ids,
+    links_table,
+    pair_id,
+    previous_links,
+)
+from assets.entities.resolve import link_companies, link_people
+from assets.entities.rules import Rules
+from resources.lake import LakeResource
+
+DECISION_FIELDS = ("entity_type", "left_record", "right_record", "decision", "decided_by",
+                   "decided_at", "note")
+
+
+@dataclass
+class IdentityResult:
+    companies: pa.Table
+    people: pa.Table
+    links: pa.Table
+    review: pa.Table
+    merges: pa.Table
+    unmapped: pa.Table
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def source_records(self) -> int:
+        return self.companies.num_rows + self.people.num_rows
+
+
+def load_decisions(path: str | Path | None) -> list[Decision]:
+    """Confirmed decisions: a CSV a reviewer edits (or `python -m assets.entities.decide`).
+
+    A malformed row is an error naming the file, line and rule: a decision that silently does
+    nothing would be worse than none.
+    """
+    if not path or not Path(path).exists():
+        return []
+    out = []
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        missing = set(DECISION_FIELDS[:4]) - set(reader.fieldnames or [])
+        if missing:
+            raise ValueError(f"{path}: header lacks required column(s) {sorted(missing)}")
+        for line, row in enumerate(reader, start=2):
+            decision = (row.get("decision") or "").strip().lower()
+            etype = (row.get("entity_type") or "").strip()
+            if decision not in ("same", "different"):
+                raise ValueError(f"{path}:{line}: decision must be 'same' or 'different'")
+            if etype not in ("account", "person"):
+                raise ValueError(f"{path}:{line}: entity_type must be 'account' or 'person'")
+            left, right = (row.get("left_record") or "").strip(), (row.get("right_record") or "").strip()
+            if not left or not right:
+                raise ValueError(f"{path}:{line}: left_record and right_record are required")
+            out.append(Decision(etype, left, right, decision == "same"))
+    return out
+
+
+def _tables(rules: Rules) -> set[str]:
+    srcs = (*rules.accounts.sources, *rules.persons.sources)
+    return {s.table for s in srcs} | {t for t, _ in rules.accounts.references}
+
+
+def resolve_identities(
+    con: duckdb.DuckDBPyConnection,
+    lake: LakeResource,
+    rules: Rules,
+    decisions: Sequence[Decision],
+    previous: pa.Table,
+    now: datetime | None = None,
+    threads: int | None = None,
+) -> IdentityResult:
+    now = now or datetime.now(UTC)
+    t: dict[str, float] = {}
+    t0 = time.perf_counter()
+    rec.create_macros(con, rules.normalize)
+    present = rec.register_raw(con, lake, _tables(rules))
+    companies = rec.company_records(con, rules.accounts, present)
+    people = rec.person_records(con, rules.persons, present)
+    t["records"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    acc, acc_missing = link_companies(companies, people, rules, decisions, threads)
+    anchor = companies.column("is_anchor").to_pylist()
+    mintable = {acc.clusters.find(i) for i, a in enumerate(anchor) if a}
+    prev_acc = previous_links(previous, "account")
+    acc_ids = assign_ids(acc, prev_acc, rules.accounts.prefix, mintable, now)
+    acc_links = links_table(acc, companies, acc_ids, prev_acc, now)
+    t["accounts"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    account_of = {
+        k: c
+        for k, c in zip(
+            acc_links["record_key"].to_pylist(), acc_links["canonical_id"].to_pylist(), strict=True
+        )
+        if c
+    }
+    per, per_missing = link_people(people, account_of, rules, decisions, threads)
+    prev_per = previous_links(previous, "person")
+    per_ids = assign_ids(per, prev_per, rules.persons.prefix, None, now)
+    per_links = links_table(per, people, per_ids, prev_per, now)
+    t["persons"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    links = pa.concat_tables([acc_links, per_links])
+    review = _review(
+        [(acc, acc_ids.ids), (per, per_ids.ids)], links, now
+    )
+    merges = _merges(acc_ids.changes + per_ids.changes)
+    unmapped = _unmapped(
+        con, rules, present, links, people, account_of, acc, acc_missing, per, per_missing, now
+    )
+    t["tables"] = time.perf_counter() - t0
+    return IdentityResult(companies, people, links, review, merges, unmapped, t)
+
+
+REVIEW_SCHEMA = pa.schema(
+    [
+        ("pair_id", pa.string()),
+        ("entity_type", pa.string()),
+        ("left_record", pa.string()),
+        ("right_record", pa.string()),
+        ("left_canonical_id", pa.string()),
+        ("right_canonical_id", pa.string()),
+        ("match_probability", pa.float64()),
+        ("match_weight", pa.float64()),
+        ("evidence", pa.string()),
+        ("left_attributes", pa.string()),
+        ("right_attributes", pa.string()),
+        ("status", pa.string()),
+        ("queued_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+MERGES_SCHEMA = pa.schema(
+    [
+        ("entity_type", pa.string()),
+        ("old_id", pa.string()),
+        ("surviving_id", pa.string()),
+        ("action", pa.string()),
+        ("recorded_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+UNMAPPED_SCHEMA = pa.schema(
+    [
+        ("entity_type", pa.string()),
+        ("system", pa.string()),
+        ("object", pa.string()),
+        ("source_id", pa.string()),
+        ("reason", pa.string()),
+        ("referenced_from", pa.string()),
+        ("references", pa.int64()),
+        ("detected_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+
+def _review(
+    linkings: Sequence[tuple[Linking, dict[int, str | None]]], links: pa.Table, now: datetime
+) -> pa.Table:
+    rows = []
+    for lk, ids in linkings:
+        for item in lk.review:
+            a, b = lk.index[item["left_record"]], lk.index[item["right_record"]]
+            ra, rb = lk.clusters.find(a), lk.clusters.find(b)
+            if ra == rb:
+                continue  # joined later by a stronger rule
+            rows.append(
+                {
+                    "pair_id": pair_id(lk.entity_type, item["left_record"], item["right_record"]),
+                    **item,
+                    "left_canonical_id": ids[ra],
+                    "right_canonical_id": ids[rb],
+                    "status": "pending",
+                    "queued_at": now,
+                }
+            )
+    rows.sort(key=lambda r: (r["entity_type"], -r["match_probability"], r["pair_id"]))
+    return pa.Table.from_pylist(rows, schema=REVIEW_SCHEMA)
+
+
+def _merges(changes: list[dict]) -> pa.Table:
+    return pa.Table.from_pylist(changes, schema=MERGES_SCHEMA)
+
+
+def _unmapped(
+    con: duckdb.DuckDBPyConnection,
+    rules: Rules,
+    present: set[str],
+    links: pa.Table,
+    people: pa.Table,
+    account_of: dict[str, str],
+    acc: Linking,
+    acc_missing: list[tuple[int, str]],
+    per: Linking,
+    per_missing: list[tuple[int, str]],
+    now: datetime,
+) -> pa.Table:
+    rows = []
+    # Company records that reach no account of the system of record.
+    orphans = links.filter(
+        pc.and_(pc.equal(links["entity_type"], "account"), pc.is_null(links["canonical_id"]))
+    )
+    for system, obj, sid in zip(
+        orphans["system"].to_pylist(),
+        orphans["object"].to_pylist(),
+        orphans["source_id"].to_pylist(),
+        strict=True,
+    ):
+        rows.append(_u("account", system, obj, sid, "no_system_of_record_match", None, 1, now))
+    # People whose entity reaches no account through any of its records.
+    refs = people.column("account_ref").to_pylist()
+    with_account = {per.clusters.find(i) for i, r in enumerate(refs) if r and r in account_of}
+    for i, k in enumerate(per.keys):
+        if per.clusters.find(i) not in with_account:
+            src, sid = k.split(":", 1)
+            system, obj = src.split("/", 1)
+            rows.append(_u("person", system, obj, sid, "no_account", None, 1, now))
+    # Stable ids pointing at records that do not exist.
+    counts: dict[tuple[str, str, str], int] = {}
+    for lk, missing in ((acc, acc_missing), (per, per_missing)):
+        for i, target in missing:
+            src = lk.keys[i].split(":", 1)[0]
+            key = (lk.entity_type, target, src)
+            counts[key] = counts.get(key, 0) + 1
+    dangling = rec.dangling_references(con, rules.accounts, present, links.select(["record_key"]))
+    for r in dangling.to_pylist():
+        counts[("account", f"{r['source']}:{r['source_id']}", r["referenced_from"])] = r["references"]
+    for (etype, target, src), n in sorted(counts.items()):
+        tsrc, sid = target.split(":", 1)
+        system, obj = tsrc.split("/", 1)
+        rows.append(_u(etype, system, obj, sid, "dangling_reference", src, n, now))
+    return pa.Table.from_pylist(rows, schema=UNMAPPED_SCHEMA)
+
+
+def _u(etype, system, obj, sid, reason, ref_from, n, now) -> dict:
+    return {
+        "entity_type": etype,
+        "system": system,
+        "object": obj,
+        "source_id": sid,
+        "reason": reason,
+        "referenced_from": ref_from,
+        "references": n,
+        "detected_at": now,
+    }

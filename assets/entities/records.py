@@ -1,0 +1,233 @@
+"""Source records in one standard shape, built in DuckDB from the raw tables the rules name.
+
+A source record is one id of one source object (`<system>/<object>:<id>`) at its latest version:
+record versions collapse here, so identity is decided once per id, not once per extract. Names,
+emails and domains are normalized by SQL macros generated from the rules' lists.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pyarrow as pa
+
+from assets.entities.rules import EntityRules, Normalize, Ref, Source
+from resources.lake import LakeResource
+
+
+def _sql_list(values: tuple[str, ...] | list[str]) -> str:
+    return "[" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + "]::VARCHAR[]"
+
+
+def _case_map(expr: str, mapping: dict[str, str]) -> str:
+    if not mapping:
+        return expr
+    whens = " ".join(
+        f"WHEN '{k.replace(chr(39), '')}' THEN '{v.replace(chr(39), '')}'"
+        for k, v in mapping.items()
+    )
+    return f"(CASE {expr} {whens} ELSE {expr} END)"
+
+
+def create_macros(con: duckdb.DuckDBPyConnection, n: Normalize) -> None:
+    """Normalization as SQL macros, so every layer normalizes the same way."""
+    suffixes = "|".join(s.replace(" ", r"\s+") for s in n.company_suffixes)
+    local = "split_part(lower(trim(x)), '@', 1)"
+    plus = f"split_part({local}, '+', 1)" if n.strip_plus_tags else local
+    stmts = [
+        # A website or domain as typed -> the bare host, lower-case, without www.
+        r"""CREATE OR REPLACE MACRO norm_domain(x) AS nullif(regexp_replace(regexp_replace(
+            regexp_replace(lower(trim(x)), '^[a-z]+://', ''), '^www\.', ''), '[/:?#].*$', ''),
+            '')""",
+        r"""CREATE OR REPLACE MACRO valid_email(x) AS
+            regexp_full_match(lower(trim(x)), '[^@\s]+@[^@\s]+\.[^@\s]+')""",
+        f"""CREATE OR REPLACE MACRO email_domain(x) AS CASE WHEN valid_email(x) THEN
+            {_case_map("split_part(lower(trim(x)), '@', 2)", n.domain_aliases)} END""",
+        f"""CREATE OR REPLACE MACRO email_local(x) AS CASE WHEN valid_email(x) THEN
+            CASE WHEN list_contains({_sql_list(n.dot_insensitive_domains)}, email_domain(x))
+            THEN replace({plus}, '.', '') ELSE {plus} END END""",
+        """CREATE OR REPLACE MACRO email_key(x) AS email_local(x) || '@' || email_domain(x)""",
+        f"""CREATE OR REPLACE MACRO is_generic_domain(d) AS
+            list_contains({_sql_list(n.generic_email_domains)}, d)""",
+        f"""CREATE OR REPLACE MACRO is_role_mailbox(x) AS
+            list_contains({_sql_list(n.role_mailboxes)}, email_local(x))""",
+        # Company names compared without case, accents, punctuation and legal suffixes.
+        f"""CREATE OR REPLACE MACRO norm_company(x) AS nullif(trim(regexp_replace(
+            regexp_replace(regexp_replace(lower(strip_accents(trim(x))), '[^a-z0-9]+', ' ',
+            'g'), '(\\s+({suffixes}))+\\s*$', ''), '\\s+', ' ', 'g')), '')""",
+        """CREATE OR REPLACE MACRO norm_person(x) AS nullif(trim(regexp_replace(
+            lower(strip_accents(trim(x))), '[^a-z\\- '']+', '', 'g')), '')""",
+        f"""CREATE OR REPLACE MACRO norm_country(x) AS CASE
+            WHEN length(trim(x)) = 2 THEN upper(trim(x))
+            ELSE {_case_map("lower(trim(x))", n.country_names)} END""",
+    ]
+    for s in stmts:
+        con.execute(s)
+
+
+def register_raw(con: duckdb.DuckDBPyConnection, lake: LakeResource, tables: set[str]) -> set[str]:
+    """Expose raw tables to DuckDB as Arrow datasets (zero copy); returns those that exist."""
+    present = set()
+    for t in sorted(tables):
+        layer, name = t.split("/")
+        if lake.exists(layer, name):
+            con.register(_view(t), lake.dataset(layer, name))
+            present.add(t)
+    return present
+
+
+def _view(table: str) -> str:
+    return "v_" + table.replace("/", "__")
+
+
+def _field(src: Source, name: str) -> str:
+    expr = src.fields.get(name)
+    return f"({expr})" if expr else "NULL::VARCHAR"
+
+
+def _latest(src: Source, cols: str) -> str:
+    where = f"WHERE ({src.where})" if src.where else ""
+    return f"""
+        SELECT * FROM (
+            SELECT ({src.id})::VARCHAR AS source_id, {cols},
+                min({src.order_by}) OVER w AS first_seen_at,
+                max({src.order_by}) OVER w AS last_seen_at,
+                row_number() OVER (w ORDER BY {src.order_by} DESC, _extract_date DESC,
+                    _line DESC) AS _rn
+            FROM {_view(src.table)} {where}
+            WINDOW w AS (PARTITION BY ({src.id})::VARCHAR)
+        ) WHERE _rn = 1 AND source_id IS NOT NULL AND source_id <> ''
+    """
+
+
+def _ref_key(ref: Ref | None, alias: str) -> str:
+    if ref is None:
+        return f"NULL::VARCHAR AS {alias}"
+    return f"CASE WHEN nullif(trim(({ref.expr})::VARCHAR), '') IS NOT NULL THEN '{ref.to}:' || trim(({ref.expr})::VARCHAR) END AS {alias}"
+
+
+def _links(src: Source) -> str:
+    if not src.links:
+        return "[]::VARCHAR[] AS link_keys"
+    keys = ", ".join(
+        f"CASE WHEN nullif(trim(({r.expr})::VARCHAR), '') IS NOT NULL "
+        f"THEN '{r.to}:' || trim(({r.expr})::VARCHAR) END"
+        for r in src.links
+    )
+    return f"list_filter([{keys}], lambda k: k IS NOT NULL) AS link_keys"
+
+
+def company_records(con: duckdb.DuckDBPyConnection, rules: EntityRules, present: set[str]) -> pa.Table:
+    parts = []
+    for src in rules.sources:
+        if src.table not in present:
+            continue
+        cols = ", ".join(
+            [
+                f"{_field(src, 'name')}::VARCHAR AS name",
+                f"{_field(src, 'website')}::VARCHAR AS website",
+                f"{_field(src, 'email')}::VARCHAR AS email",
+                f"{_field(src, 'country')}::VARCHAR AS country_raw",
+                _links(src),
+            ]
+        )
+        anchor = "true" if src.source in rules.anchor_sources else "false"
+        has = src.fields.keys()
+
+        def d(field: str, expr: str, typ: str = "VARCHAR", has=has) -> str:
+            # DuckDB cannot bind some macros over a constant NULL: skip absent fields.
+            return expr if field in has else f"NULL::{typ}"
+
+        parts.append(
+            f"""SELECT '{src.source}:' || source_id AS record_key, '{src.system}' AS system,
+                '{src.object}' AS object, source_id, {anchor} AS is_anchor, name,
+                {d("name", "norm_company(name)")} AS name_norm,
+                {d("website", "norm_domain(website)")} AS domain, email,
+                {d("email", "email_key(email)")} AS email_key,
+                {d("email", "email_domain(email)")} AS email_domain,
+                {d("email", "is_role_mailbox(email)", "BOOLEAN")} AS role_mailbox,
+                {d("country", "norm_country(country_raw)")} AS country,
+                link_keys, first_seen_at::TIMESTAMPTZ AS first_seen_at,
+                last_seen_at::TIMESTAMPTZ AS last_seen_at
+            FROM ({_latest(src, cols)})"""
+        )
+    if not parts:
+        return pa.table({})
+    sql = " UNION ALL ".join(parts)
+    return con.sql(
+        f"""SELECT *, split_part(name_norm, ' ', 1) AS name_token,
+                replace(domain, '-', '') AS domain_stem
+            FROM ({sql}) ORDER BY record_key"""
+    ).to_arrow_table()
+
+
+def person_records(con: duckdb.DuckDBPyConnection, rules: EntityRules, present: set[str]) -> pa.Table:
+    parts = []
+    for src in rules.sources:
+        if src.table not in present:
+            continue
+        full = _field(src, "full_name")
+        # "Last, First" or "First Middle Last"
+        first = (
+            f"coalesce({_field(src, 'first_name')}, CASE WHEN {full} LIKE '%,%' "
+            f"THEN trim(split_part({full}, ',', 2)) ELSE "
+            f"nullif(trim(regexp_replace(trim({full}), '\\s*\\S+$', '')), '') END)"
+        )
+        last = (
+            f"coalesce({_field(src, 'last_name')}, CASE WHEN {full} LIKE '%,%' "
+            f"THEN trim(split_part({full}, ',', 1)) ELSE "
+            f"regexp_extract(trim({full}), '(\\S+)$', 1) END)"
+        )
+        cols = ", ".join(
+            [
+                f"{first}::VARCHAR AS first_raw",
+                f"{last}::VARCHAR AS last_raw",
+                f"{_field(src, 'email')}::VARCHAR AS email",
+                _ref_key(src.account, "account_ref"),
+                _links(src),
+            ]
+        )
+        e = "email" in src.fields
+
+        def d(expr: str, typ: str = "VARCHAR", e=e) -> str:
+            return expr if e else f"NULL::{typ}"
+
+        parts.append(
+            f"""SELECT '{src.source}:' || source_id AS record_key, '{src.system}' AS system,
+                '{src.object}' AS object, source_id, first_raw AS first_name_raw,
+                last_raw AS last_name_raw, norm_person(first_raw) AS first_name,
+                norm_person(last_raw) AS last_name, email,
+                {d("email_key(email)")} AS email_key, {d("email_local(email)")} AS email_local,
+                {d("email_domain(email)")} AS email_domain,
+                {d("is_role_mailbox(email)", "BOOLEAN")} AS role_mailbox, account_ref, link_keys,
+                first_seen_at::TIMESTAMPTZ AS first_seen_at,
+                last_seen_at::TIMESTAMPTZ AS last_seen_at
+            FROM ({_latest(src, cols)})"""
+        )
+    if not parts:
+        return pa.table({})
+    return con.sql(f"SELECT * FROM ({' UNION ALL '.join(parts)}) ORDER BY record_key").to_arrow_table()
+
+
+def dangling_references(
+    con: duckdb.DuckDBPyConnection, rules: EntityRules, present: set[str], known: pa.Table
+) -> pa.Table:
+    """Ids that other tables reference but no source record carries: the audit's gaps."""
+    con.register("known_keys", known)
+    parts = []
+    for table, ref in rules.references:
+        if table not in present:
+            continue
+        parts.append(
+            f"""SELECT '{table}' AS referenced_from, '{ref.to}' AS source,
+                    trim(({ref.expr})::VARCHAR) AS source_id, count(*) AS references
+                FROM {_view(table)} WHERE nullif(trim(({ref.expr})::VARCHAR), '') IS NOT NULL
+                GROUP BY ALL"""
+        )
+    if not parts:
+        return pa.table({})
+    out = con.sql(
+        f"""SELECT r.* FROM ({' UNION ALL '.join(parts)}) r
+            ANTI JOIN known_keys k ON k.record_key = r.source || ':' || r.source_id"""
+    ).to_arrow_table()
+    con.unregister("known_keys")
+    return out

@@ -1,0 +1,229 @@
+"""Entity-layer contracts: grain, key, columns and suite of each table, declared once.
+
+Suites check what every later join relies on: unique keys, every source record linked exactly
+once, confidences in [0, 1], accepted roles and tiers. Foreign keys (a workspace's account, a
+relationship's person) are checked against the referenced table's current ids at run time: the
+asset adds `expect_column_values_to_be_in_set` with those ids to the suite below.
+"""
+
+from __future__ import annotations
+
+from checks.contract import Column, Expectation, TableContract
+from checks.raw import PLANS
+
+ENTITY_TYPES = ("account", "person")
+LINK_RULES = (
+    "stable_id",
+    "confirmed_decision",
+    "verified_domain",
+    "email",
+    "email_domain",
+    "member_domain",
+    "scored_match",
+    "own_record",
+)
+ROLES = ("admin", "end_user", "billing_owner", "champion", "contact", "former_user")
+SUBSCRIPTION_STATUSES = ("trialing", "active", "past_due", "canceled")
+
+
+def unique(*columns: str) -> Expectation:
+    if len(columns) == 1:
+        return Expectation("expect_column_values_to_be_unique", {"column": columns[0]})
+    return Expectation("expect_compound_columns_to_be_unique", {"column_list": list(columns)})
+
+
+def ts(name: str, description: str = "", required: bool = False) -> Column:
+    return Column(name, "timestamp", description, required=required)
+
+
+def _entity(table: str, description: str, *columns: Column, key: tuple[str, ...]) -> TableContract:
+    return TableContract(
+        layer="entities",
+        table=table,
+        description=description,
+        columns=columns,
+        extra_expectations=(unique(*key),),
+    )
+
+
+CONFIDENCE = Column(
+    "confidence", "float", "How sure the rule is, in [0, 1].", required=True, min=0, max=1
+)
+
+IDENTITY_LINKS = _entity(
+    "identity_links",
+    "The identity map: every source record of every system -> its canonical id, with the rule "
+    "that linked it and a confidence. Grain: one row per (entity_type, record_key); key: "
+    "(entity_type, record_key). canonical_id is null for a company record that reaches no "
+    "account of the system of record (listed in entities/unmapped_ids).",
+    Column("entity_type", required=True, accepted=ENTITY_TYPES),
+    Column("system", required=True),
+    Column("object", required=True),
+    Column("source_id", required=True),
+    Column("record_key", description="<system>/<object>:<source_id>", required=True),
+    Column("canonical_id", description="account_id or person_id; persistent across runs."),
+    Column("rule", required=True, accepted=LINK_RULES),
+    CONFIDENCE,
+    ts("linked_at", "When this record was first linked to this canonical id.", required=True),
+    key=("entity_type", "record_key"),
+)
+IDENTITY_REVIEW = _entity(
+    "identity_review",
+    "Pairs scored between the review and merge thresholds: kept apart until a person decides. "
+    "Grain: one row per candidate pair; key: pair_id. Confirm by adding a row to the identity "
+    "decisions file (`python -m assets.entities.decide <pair_id> same|different`).",
+    Column("pair_id", required=True),
+    Column("entity_type", required=True, accepted=ENTITY_TYPES),
+    Column("left_record", required=True),
+    Column("right_record", required=True),
+    Column("left_canonical_id"),
+    Column("right_canonical_id"),
+    Column("match_probability", "float", required=True, min=0, max=1),
+    Column("match_weight", "float"),
+    Column("evidence", "string", "Comparison level reached by each compared field (JSON)."),
+    Column("left_attributes", "string", "The compared values (JSON).", pii=True),
+    Column("right_attributes", "string", "The compared values (JSON).", pii=True),
+    Column("status", required=True, accepted=("pending",)),
+    ts("queued_at", required=True),
+    key=("pair_id",),
+)
+IDENTITY_MERGES = _entity(
+    "identity_merges",
+    "Every change of a known canonical id, append-only: two entities found to be one (`merged`: "
+    "old_id now resolves to surviving_id) or one split by a decision (`split`: some records "
+    "moved from old_id to surviving_id). Grain: one row per change.",
+    Column("entity_type", required=True, accepted=ENTITY_TYPES),
+    Column("old_id", required=True),
+    Column("surviving_id", required=True),
+    Column("action", required=True, accepted=("merged", "split")),
+    ts("recorded_at", required=True),
+    key=("entity_type", "old_id", "surviving_id", "action", "recorded_at"),
+)
+UNMAPPED_IDS = _entity(
+    "unmapped_ids",
+    "The audit of gaps: source ids that reach no canonical account. Company records matched to "
+    "no account of the system of record, people linked to no account, and ids other tables "
+    "reference that no source record carries. Grain: one row per (entity_type, system, object, "
+    "source_id, reason, referenced_from).",
+    Column("entity_type", required=True, accepted=ENTITY_TYPES),
+    Column("system", required=True),
+    Column("object", required=True),
+    Column("source_id", required=True),
+    Column(
+        "reason",
+        required=True,
+        accepted=("no_system_of_record_match", "no_account", "dangling_reference"),
+    ),
+    Column("referenced_from", description="The table or source holding a dangling reference."),
+    Column("references", "int", "Rows referring to the id.", required=True, min=1),
+    ts("detected_at", required=True),
+    key=("entity_type", "system", "object", "source_id", "reason", "referenced_from"),
+)
+ACCOUNT = _entity(
+    "account",
+    "The canonical company. Grain: one row per company known to the system of record (CRM); "
+    "key: account_id (persistent). Survivorship: CRM wins firmographics, billing wins the "
+    "ISO country; `survivorship` records the winner per field.",
+    Column("account_id", required=True),
+    Column("name", required=True),
+    Column("domain", description="Verified company domain."),
+    Column("industry"),
+    Column("employees", "int", min=0),
+    Column("country", description="ISO-3166 alpha-2."),
+    Column("crm_type", accepted=("Prospect", "Customer", "Former Customer")),
+    Column("owner_name", pii=True),
+    Column("primary_crm_account_id", required=True),
+    Column("source_ids", description="Source ids per system/object (JSON)."),
+    Column("source_count", "int", min=1),
+    ts("first_seen_at"),
+    ts("updated_at"),
+    Column("survivorship", description="Which system each field came from (JSON)."),
+    key=("account_id",),
+)
+PERSON = _entity(
+    "person",
+    "The canonical human. Grain: one row per person; key: person_id (persistent). Emails are "
+    "attributes, never keys. Survivorship: CRM contact, then product login with a work "
+    "address, then any login.",
+    Column("person_id", required=True),
+    Column("first_name", pii=True),
+    Column("last_name", pii=True),
+    Column("full_name", pii=True),
+    Column("primary_email", pii=True),
+    Column("emails", description="Every address seen (JSON).", pii=True),
+    Column("source_ids", description="Source ids per system/object (JSON)."),
+    Column("source_count", "int", min=1),
+    ts("first_seen_at"),
+    ts("last_seen_at"),
+    Column("survivorship", description="Which system each field came from (JSON)."),
+    key=("person_id",),
+)
+WORKSPACE = _entity(
+    "workspace",
+    "The product surface where usage happens. Grain: one row per product workspace; key: "
+    "workspace_id (the product's own stable id). account_id is null when the workspace reaches "
+    "no account (see unmapped_ids).",
+    Column("workspace_id", required=True),
+    Column("account_id"),
+    Column("name"),
+    Column("billing_customer_id"),
+    ts("created_at", required=True),
+    ts("deleted_at"),
+    Column("is_deleted", "bool", required=True),
+    Column("active_users", "int", required=True, min=0),
+    ts("updated_at", required=True),
+    key=("workspace_id",),
+)
+SUBSCRIPTION = _entity(
+    "subscription",
+    "The commercial agreement. Grain: one row per billing subscription; key: subscription_id. "
+    "Current plan, MRR and status; the first plan and the first upgrade; every change of plan, "
+    "MRR and status is in entities/attribute_history.",
+    Column("subscription_id", required=True),
+    Column("account_id"),
+    Column("billing_customer_id", required=True),
+    Column("plan_tier", required=True, accepted=PLANS),
+    Column("mrr", "float", required=True, min=0),
+    Column("seats", "int", min=0),
+    Column("status", required=True, accepted=SUBSCRIPTION_STATUSES),
+    ts("started_at", required=True),
+    ts("ended_at"),
+    Column("first_plan_tier", required=True, accepted=PLANS),
+    ts("upgraded_at", "First version on a higher tier than the first plan."),
+    ts("current_period_end"),
+    ts("updated_at", required=True),
+    key=("subscription_id",),
+)
+RELATIONSHIP = _entity(
+    "relationship",
+    "Person x account x role over time: admin, end user, billing owner, CRM contact, former "
+    "user. Grain: one row per (person, account, source record, role interval); key: (person_id, "
+    "account_id, source_record, valid_from). valid_to is null while the role holds.",
+    Column("person_id", required=True),
+    Column("account_id", required=True),
+    Column("role", required=True, accepted=ROLES),
+    ts("valid_from", required=True),
+    ts("valid_to"),
+    Column("is_current", "bool", required=True),
+    Column("source_record", required=True),
+    key=("person_id", "account_id", "source_record", "valid_from"),
+)
+ATTRIBUTE_HISTORY = _entity(
+    "attribute_history",
+    "Slowly changing attributes as validity intervals (plan, MRR and status of a subscription; "
+    "industry, owner, CRM type and size of an account; a person's title), so what was true at "
+    "any moment is a query: valid_from <= t < coalesce(valid_to, +inf). Grain: one row per "
+    "(entity, attribute, source record, interval).",
+    Column("entity_type", required=True, accepted=("account", "subscription", "person")),
+    Column("entity_id", required=True),
+    Column("attribute", required=True),
+    Column("value"),
+    ts("valid_from", required=True),
+    ts("valid_to"),
+    Column("is_current", "bool", required=True),
+    Column("source_record", required=True),
+    key=("entity_type", "entity_id", "attribute", "source_record", "valid_from"),
+)
+
+IDENTITY_TABLES = (IDENTITY_LINKS, IDENTITY_REVIEW, IDENTITY_MERGES, UNMAPPED_IDS)
+ENTITY_TABLES = (ACCOUNT, PERSON, WORKSPACE, SUBSCRIPTION, RELATIONSHIP, ATTRIBUTE_HISTORY)
