@@ -67,9 +67,19 @@ def _print_summary(lake, result, elapsed: float) -> None:
             )
         else:
             print(f"{c.name:<28}{'-':>12}{'-':>13}{'-':>15}")
-    print(f"{'raw/quarantine':<28}{sum(quarantined.values()):>12,}   rows rejected with file, "
-          "line and rule")
+    print(
+        f"{'raw/quarantine':<28}{sum(quarantined.values()):>12,}   rows rejected with file, "
+        "line and rule"
+    )
+    from checks.entities import ENTITY_TABLES, IDENTITY_TABLES
+
+    print(f"\n{'table':<28}{'rows':>12}{'delta version':>28}")
+    for c in (*IDENTITY_TABLES, *ENTITY_TABLES):
+        if lake.exists(c.layer, c.table):
+            d = lake.describe(c.layer, c.table)
+            print(f"{c.name:<28}{d.total_rows:>12,}{d.version:>28}")
     print(f"lake: {lake.root}")
+    print("identity vs ground truth: .venv/bin/python -m assets.entities.evaluate")
     failed = [e.step_key for e in result.all_events if e.is_step_failure]
     if failed:
         print(f"failed steps: {', '.join(failed)}", file=sys.stderr)

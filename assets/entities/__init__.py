@@ -11,7 +11,6 @@ its previous version.
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -114,12 +113,16 @@ def _keep_first_seen(new: pa.Table, old: pa.Table, key_cols: list[str], ts_col: 
     """Carry a first-seen timestamp over from the previous version for rows it already had."""
     if old.num_rows == 0 or new.num_rows == 0 or ts_col not in old.column_names:
         return new
-    joined = new.join(
-        old.select([*key_cols, ts_col]).rename_columns([*key_cols, "_prev"]), key_cols, join_type="left outer"
-    )
-    ts = pc.coalesce(joined["_prev"], joined[ts_col])
-    out = joined.drop_columns(["_prev"]).set_column(joined.schema.get_field_index(ts_col), ts_col, ts)
-    return out.select(new.column_names).cast(new.schema)
+
+    def keyed(t: pa.Table) -> pa.Table:  # null key parts compare equal here
+        return pa.table({f"_k{i}": pc.fill_null(t[c], "\x00") for i, c in enumerate(key_cols)})
+
+    prev = keyed(old).append_column("_prev", old[ts_col])
+    cur = keyed(new).append_column("_row", pa.array(range(new.num_rows), pa.int64()))
+    joined = cur.join(prev, [f"_k{i}" for i in range(len(key_cols))], join_type="left outer")
+    joined = joined.sort_by("_row")
+    ts = pc.coalesce(joined["_prev"], new[ts_col].combine_chunks())
+    return new.set_column(new.schema.get_field_index(ts_col), new.schema.field(ts_col), ts)
 
 
 # -- the identity step ------------------------------------------------------------------------
@@ -164,7 +167,9 @@ def resolve_identities_asset(
         f"({result.timings}); {len(decisions)} decision(s) from {decisions_file}"
     )
     outputs = _identity_outputs(lake, result)
-    gates = {c.table: validate(c.name, c.suite(), outputs[c.table]) for c in contracts.IDENTITY_TABLES}
+    gates = {
+        c.table: validate(c.name, c.suite(), outputs[c.table]) for c in contracts.IDENTITY_TABLES
+    }
     for c in contracts.IDENTITY_TABLES:
         yield gates[c.table].check_result(key(c), SUITE_CHECK)
     _raise_if_failed(gates, "identity step")
@@ -294,7 +299,10 @@ def build_entity_asset(
         published, wrote = _publish(lake, contract, table, context.run_id)
         yield MaterializeResult(
             asset_key=asset_key,
-            metadata={**published_metadata(contract, published, table.schema, table), "changed": wrote},
+            metadata={
+                **published_metadata(contract, published, table.schema, table),
+                "changed": wrote,
+            },
         )
 
     return _entity
@@ -303,12 +311,14 @@ def build_entity_asset(
 def _fk_expectations(lake: LakeResource, fks: ForeignKeys) -> list[Expectation]:
     out = []
     for col, (ref, ref_col) in fks.items():
-        ids = lake.read(ref.layer, ref.table, columns=[ref_col]) if lake.exists(ref.layer, ref.table) else None
+        ids = (
+            lake.read(ref.layer, ref.table, columns=[ref_col])
+            if lake.exists(ref.layer, ref.table)
+            else None
+        )
         values = sorted(set(ids[ref_col].to_pylist())) if ids is not None else []
         out.append(
-            Expectation(
-                "expect_column_values_to_be_in_set", {"column": col, "value_set": values}
-            )
+            Expectation("expect_column_values_to_be_in_set", {"column": col, "value_set": values})
         )
     return out
 

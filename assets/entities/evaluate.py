@@ -129,10 +129,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no ground truth at {truth}/source_records.csv", file=sys.stderr)
         return 2
     if not lake.exists("entities", "identity_links"):
-        print(f"no entities/identity_links under {args.lake}: run `make demo` first", file=sys.stderr)
+        print(
+            f"no entities/identity_links under {args.lake}: run `make demo` first", file=sys.stderr
+        )
         return 2
     links = lake.read("entities", "identity_links")
-    review = lake.read("entities", "identity_review") if lake.exists("entities", "identity_review") else None
+    review = (
+        lake.read("entities", "identity_review")
+        if lake.exists("entities", "identity_review")
+        else None
+    )
     print(report(evaluate(links, truth), review))
     return 0
 

@@ -19,16 +19,24 @@ from assets.entities.resolve import (
     Decision,
     Linking,
     assign_ids,
+    link_companies,
+    link_people,
     links_table,
     pair_id,
     previous_links,
 )
-from assets.entities.resolve import link_companies, link_people
 from assets.entities.rules import Rules
 from resources.lake import LakeResource
 
-DECISION_FIELDS = ("entity_type", "left_record", "right_record", "decision", "decided_by",
-                   "decided_at", "note")
+DECISION_FIELDS = (
+    "entity_type",
+    "left_record",
+    "right_record",
+    "decision",
+    "decided_by",
+    "decided_at",
+    "note",
+)
 
 
 @dataclass
@@ -67,7 +75,10 @@ def load_decisions(path: str | Path | None) -> list[Decision]:
                 raise ValueError(f"{path}:{line}: decision must be 'same' or 'different'")
             if etype not in ("account", "person"):
                 raise ValueError(f"{path}:{line}: entity_type must be 'account' or 'person'")
-            left, right = (row.get("left_record") or "").strip(), (row.get("right_record") or "").strip()
+            left, right = (
+                (row.get("left_record") or "").strip(),
+                (row.get("right_record") or "").strip(),
+            )
             if not left or not right:
                 raise ValueError(f"{path}:{line}: left_record and right_record are required")
             out.append(Decision(etype, left, right, decision == "same"))
@@ -122,9 +133,7 @@ def resolve_identities(
 
     t0 = time.perf_counter()
     links = pa.concat_tables([acc_links, per_links])
-    review = _review(
-        [(acc, acc_ids.ids), (per, per_ids.ids)], links, now
-    )
+    review = _review([(acc, acc_ids.ids), (per, per_ids.ids)], links, now)
     merges = _merges(acc_ids.changes + per_ids.changes)
     unmapped = _unmapped(
         con, rules, present, links, people, account_of, acc, acc_missing, per, per_missing, now
@@ -243,7 +252,9 @@ def _unmapped(
             counts[key] = counts.get(key, 0) + 1
     dangling = rec.dangling_references(con, rules.accounts, present, links.select(["record_key"]))
     for r in dangling.to_pylist():
-        counts[("account", f"{r['source']}:{r['source_id']}", r["referenced_from"])] = r["references"]
+        counts[("account", f"{r['source']}:{r['source_id']}", r["referenced_from"])] = r[
+            "references"
+        ]
     for (etype, target, src), n in sorted(counts.items()):
         tsrc, sid = target.split(":", 1)
         system, obj = tsrc.split("/", 1)

@@ -102,7 +102,8 @@ def _latest(src: Source, cols: str) -> str:
 def _ref_key(ref: Ref | None, alias: str) -> str:
     if ref is None:
         return f"NULL::VARCHAR AS {alias}"
-    return f"CASE WHEN nullif(trim(({ref.expr})::VARCHAR), '') IS NOT NULL THEN '{ref.to}:' || trim(({ref.expr})::VARCHAR) END AS {alias}"
+    value = f"trim(({ref.expr})::VARCHAR)"
+    return f"CASE WHEN nullif({value}, '') IS NOT NULL THEN '{ref.to}:' || {value} END AS {alias}"
 
 
 def _links(src: Source) -> str:
@@ -116,7 +117,9 @@ def _links(src: Source) -> str:
     return f"list_filter([{keys}], lambda k: k IS NOT NULL) AS link_keys"
 
 
-def company_records(con: duckdb.DuckDBPyConnection, rules: EntityRules, present: set[str]) -> pa.Table:
+def company_records(
+    con: duckdb.DuckDBPyConnection, rules: EntityRules, present: set[str]
+) -> pa.Table:
     parts = []
     for src in rules.sources:
         if src.table not in present:
@@ -160,7 +163,9 @@ def company_records(con: duckdb.DuckDBPyConnection, rules: EntityRules, present:
     ).to_arrow_table()
 
 
-def person_records(con: duckdb.DuckDBPyConnection, rules: EntityRules, present: set[str]) -> pa.Table:
+def person_records(
+    con: duckdb.DuckDBPyConnection, rules: EntityRules, present: set[str]
+) -> pa.Table:
     parts = []
     for src in rules.sources:
         if src.table not in present:
@@ -205,7 +210,9 @@ def person_records(con: duckdb.DuckDBPyConnection, rules: EntityRules, present: 
         )
     if not parts:
         return pa.table({})
-    return con.sql(f"SELECT * FROM ({' UNION ALL '.join(parts)}) ORDER BY record_key").to_arrow_table()
+    return con.sql(
+        f"SELECT * FROM ({' UNION ALL '.join(parts)}) ORDER BY record_key"
+    ).to_arrow_table()
 
 
 def dangling_references(
@@ -226,7 +233,7 @@ def dangling_references(
     if not parts:
         return pa.table({})
     out = con.sql(
-        f"""SELECT r.* FROM ({' UNION ALL '.join(parts)}) r
+        f"""SELECT r.* FROM ({" UNION ALL ".join(parts)}) r
             ANTI JOIN known_keys k ON k.record_key = r.source || ':' || r.source_id"""
     ).to_arrow_table()
     con.unregister("known_keys")

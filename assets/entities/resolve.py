@@ -257,7 +257,9 @@ def link_companies(
     anchored = {lk.clusters.find(i) for i in range(len(keys)) if anchor[i]}
     members: dict[str, Counter] = defaultdict(Counter)
     pcols = {c: people.column(c).to_pylist() for c in ("account_ref", "email_domain", "email_key")}
-    for ref, d, e in zip(pcols["account_ref"], pcols["email_domain"], pcols["email_key"], strict=True):
+    for ref, d, e in zip(
+        pcols["account_ref"], pcols["email_domain"], pcols["email_key"], strict=True
+    ):
         if ref and d and d not in generic and e not in shared:
             members[ref][d] += 1
     for key, counts in members.items():
@@ -266,7 +268,11 @@ def link_companies(
             continue
         d, n = min(counts.items(), key=lambda kv: (-kv[1], kv[0]))
         share = n / sum(counts.values())
-        if d in by_domain and share >= r.member_domain_min_share and n >= r.member_domain_min_people:
+        if (
+            d in by_domain
+            and share >= r.member_domain_min_share
+            and n >= r.member_domain_min_people
+        ):
             lk.edge(by_domain[d][0], i, "member_domain", round(min(0.99, share), 4))
 
     _score(lk, cols, r, ("name_norm", "domain", "domain_stem", "country", "name_token"), threads)
@@ -317,9 +323,13 @@ def link_people(
     # One normalized address, one person -- unless the address is a team mailbox, or records
     # carrying it name different people (a shared inbox).
     generic = set(rules.normalize.generic_email_domains)
-    keep = [bool(e) and not rm for e, rm in zip(cols["email_key"], cols["role_mailbox"], strict=True)]
+    keep = [
+        bool(e) and not rm for e, rm in zip(cols["email_key"], cols["role_mailbox"], strict=True)
+    ]
     for members in _groups(cols["email_key"], keep):
-        names = {(cols["first_name"][i], cols["last_name"][i]) for i in members if cols["last_name"][i]}
+        names = {
+            (cols["first_name"][i], cols["last_name"][i]) for i in members if cols["last_name"][i]
+        }
         if len({ln for _, ln in names}) > 1:
             continue
         conf = 0.98 if cols["email_domain"][members[0]] in generic else 0.99
@@ -353,7 +363,7 @@ def assign_ids(
     for root, members in groups.items():
         for i in members:
             prev = previous.get(keys[i])
-            if prev:
+            if prev and prev[0]:
                 holders[prev[0]][root] += 1
                 t = first_linked.get(prev[0])
                 first_linked[prev[0]] = prev[1] if t is None or prev[1] < t else t
@@ -376,7 +386,7 @@ def assign_ids(
         else:
             ids[root] = _mint(prefix, lk.entity_type, founder[root], used)
             used.add(ids[root])
-        lost = {previous[keys[i]][0] for i in members if keys[i] in previous} - set(cands)
+        lost = {previous[keys[i]][0] for i in members if keys[i] in previous} - set(cands) - {None}
         changes += [_change(lk.entity_type, old, ids[root], "split", now) for old in sorted(lost)]
     return Assigned(ids, changes)
 
@@ -429,12 +439,11 @@ def links_table(
     )
 
 
-def previous_links(links: pa.Table, entity_type: str) -> dict[str, tuple[str, datetime]]:
+def previous_links(links: pa.Table, entity_type: str) -> dict[str, tuple[str | None, datetime]]:
+    """record_key -> (canonical id or None, linked_at) as published by the previous run."""
     if links.num_rows == 0:
         return {}
-    t = links.filter(
-        pc.and_(pc.equal(links["entity_type"], entity_type), pc.is_valid(links["canonical_id"]))
-    )
+    t = links.filter(pc.equal(links["entity_type"], entity_type))
     return {
         k: (c, ts)
         for k, c, ts in zip(

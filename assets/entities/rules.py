@@ -139,16 +139,16 @@ def _levels(spec: dict[str, Any]) -> tuple[Level, ...]:
             for lv in spec["levels"]
         )
     col, method = spec["column"], spec["method"]
-    l, r = f'"{col}_l"', f'"{col}_r"'
-    conds = [(f"exact {col}", f"{l} = {r}")]
+    left, right = f'"{col}_l"', f'"{col}_r"'
+    conds = [(f"exact {col}", f"{left} = {right}")]
     if method == "jaro_winkler":
         conds += [
-            (f"{col} jaro-winkler >= {t}", f"jaro_winkler_similarity({l}, {r}) >= {t}")
+            (f"{col} jaro-winkler >= {t}", f"jaro_winkler_similarity({left}, {right}) >= {t}")
             for t in spec["thresholds"]
         ]
     elif method == "levenshtein":
         conds += [
-            (f"{col} levenshtein <= {t}", f"levenshtein({l}, {r}) <= {t}")
+            (f"{col} levenshtein <= {t}", f"levenshtein({left}, {right}) <= {t}")
             for t in spec["thresholds"]
         ]
     elif method != "exact":
@@ -159,8 +159,11 @@ def _levels(spec: dict[str, Any]) -> tuple[Level, ...]:
         raise ValueError(
             f"comparison {spec['name']}: {len(conds)} levels need {len(conds)} m and u values"
         )
-    null = Level(f"{col} missing", f"{l} IS NULL OR {r} IS NULL", null=True)
-    return (null, *(Level(lab, sql, mi, ui) for (lab, sql), mi, ui in zip(conds, m, u, strict=True)))
+    null = Level(f"{col} missing", f"{left} IS NULL OR {right} IS NULL", null=True)
+    return (
+        null,
+        *(Level(lab, sql, mi, ui) for (lab, sql), mi, ui in zip(conds, m, u, strict=True)),
+    )
 
 
 def _ref(spec: dict[str, str] | None) -> Ref | None:

@@ -77,7 +77,7 @@ def account(con: duckdb.DuckDBPyConnection, rules: Rules, contract: TableContrac
         FROM {bill} WHERE canonical_id IS NOT NULL GROUP BY ALL
     ), src AS (
         SELECT canonical_id,
-            to_json(map_from_entries(list({{'k': system || '/' || object, 'v': ids}}))) AS source_ids,
+            to_json(map_from_entries(list({{'k': system || '/' || object, 'v': ids}} ORDER BY system, object))) AS source_ids,
             sum(n) AS source_count
         FROM (SELECT canonical_id, system, object, list(source_id ORDER BY source_id) AS ids,
                 count(*) AS n
@@ -126,7 +126,7 @@ def person(con: duckdb.DuckDBPyConnection, rules: Rules, contract: TableContract
         FROM named WHERE canonical_id IS NOT NULL GROUP BY ALL
     ), src AS (
         SELECT canonical_id,
-            to_json(map_from_entries(list({{'k': system || '/' || object, 'v': ids}}))) AS source_ids,
+            to_json(map_from_entries(list({{'k': system || '/' || object, 'v': ids}} ORDER BY system, object))) AS source_ids,
             sum(n) AS source_count
         FROM (SELECT canonical_id, system, object, list(source_id ORDER BY source_id) AS ids,
                 count(*) AS n
@@ -251,7 +251,7 @@ def relationship(con: duckdb.DuckDBPyConnection, rules: Rules, contract: TableCo
     sql = f"""
     SELECT person_id, account_id, value AS role, valid_from, valid_to,
         valid_to IS NULL AS is_current, source_record
-    FROM ({_intervals(versions, 'person_id, account_id, source_record')})
+    FROM ({_intervals(versions, "person_id, account_id, source_record")})
     ORDER BY person_id, account_id, valid_from, source_record
     """
     return _cast(con, sql, contract)
@@ -269,7 +269,7 @@ def attribute_history(
     crm = f"""
         SELECT 'account' AS entity_type, l.canonical_id AS entity_id,
             'crm/accounts:' || a.id AS source_record,
-            {first('a.last_modified_date', 'a.created_date', 'a.id')} AS ts,
+            {first("a.last_modified_date", "a.created_date", "a.id")} AS ts,
             lower(a.industry) AS industry, a.owner_name AS owner, a.type AS crm_type,
             a.number_of_employees::VARCHAR AS employees
         FROM v_raw__crm_accounts a JOIN links l ON l.entity_type = 'account'
@@ -277,13 +277,13 @@ def attribute_history(
     subs = f"""
         SELECT 'subscription' AS entity_type, s.subscription_id AS entity_id,
             'billing/subscriptions:' || s.subscription_id AS source_record,
-            {first('s.updated_at', 's.started_at', 's.subscription_id')} AS ts,
+            {first("s.updated_at", "s.started_at", "s.subscription_id")} AS ts,
             s.plan AS plan_tier, s.mrr::VARCHAR AS mrr, s.status
         FROM v_raw__billing_subscriptions s"""
     titles = f"""
         SELECT 'person' AS entity_type, l.canonical_id AS entity_id,
             'crm/contacts:' || c.id AS source_record,
-            {first('c.last_modified_date', 'c.created_date', 'c.id')} AS ts, c.title
+            {first("c.last_modified_date", "c.created_date", "c.id")} AS ts, c.title
         FROM v_raw__crm_contacts c JOIN links l ON l.entity_type = 'person'
             AND l.record_key = 'crm/contacts:' || c.id"""
     versions = f"""
@@ -299,7 +299,7 @@ def attribute_history(
     sql = f"""
     SELECT entity_type, entity_id, attribute, value, valid_from, valid_to,
         valid_to IS NULL AS is_current, source_record
-    FROM ({_intervals(versions, 'entity_type, entity_id, source_record, attribute')})
+    FROM ({_intervals(versions, "entity_type, entity_id, source_record, attribute")})
     ORDER BY entity_type, entity_id, attribute, valid_from
     """
     return _cast(con, sql, contract)
