@@ -9,7 +9,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export GX_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: install demo test dev bench lint lock clean-lake
+.PHONY: install demo test dev bench lint lock evaluate-identity clean-lake
 
 install: $(STAMP)
 
@@ -44,5 +44,9 @@ lint: install
 lock: install
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
 
+## evaluate-identity: identity_links vs the sample company's ground truth (precision, recall, F1)
+evaluate-identity: install
+	$(BIN)/python -m assets.entities.evaluate
+
 clean-lake:
-	rm -rf lake/landing lake/raw lake/entities lake/events lake/c360 lake/features lake/ml lake/reverse_etl lake/.dagster
+	rm -rf lake/landing lake/raw lake/entities lake/decisions lake/events lake/c360 lake/features lake/ml lake/reverse_etl lake/.dagster
