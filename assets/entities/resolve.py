@@ -288,10 +288,13 @@ def _score(
     for _root, members in lk.clusters.groups().items():
         rep = min(members, key=lambda i: (not anchor[i], lk.keys[i]))
         row = {"unique_id": lk.keys[rep]}
-        for f in fields:
-            row[f] = _mode(cols[f][i] for i in members) if f in cols else None
-        if "account_id" in cols:
-            row["account_id"] = _mode(cols["account_id"][i] for i in members)
+        for f in (*fields, "account_id"):
+            if f not in cols:
+                row[f] = None
+            elif len(members) == 1:  # most clusters: no vote to count
+                row[f] = cols[f][rep]
+            else:
+                row[f] = _mode(cols[f][i] for i in members)
         rows[lk.keys[rep]] = row
     table = pa.Table.from_pylist(
         list(rows.values()),
