@@ -12,6 +12,7 @@ from checks.contract import Column, Expectation, TableContract
 from checks.raw import PLANS
 
 ENTITY_TYPES = ("account", "person")
+# Strongest first: a record's link names the strongest rule that joined it.
 LINK_RULES = (
     "stable_id",
     "confirmed_decision",

@@ -34,6 +34,7 @@ from assets.metadata import OWNER, definition_metadata, published_metadata
 from checks import entities as contracts
 from checks.contract import Expectation, TableContract
 from checks.gate import GateResult, validate
+from checks.raw import RAW_TABLES
 from resources.duckdb import DuckDBResource
 from resources.identity import IdentityResource
 from resources.lake import LakeResource, Published
@@ -51,21 +52,8 @@ def raw(*tables: str) -> list[AssetKey]:
     return [AssetKey(["raw", t]) for t in tables]
 
 
-IDENTITY_DEPS = raw(
-    "crm_accounts",
-    "crm_contacts",
-    "crm_opportunities",
-    "billing_customers",
-    "billing_subscriptions",
-    "billing_invoices",
-    "product_workspaces",
-    "product_users",
-    "product_usage_events",
-    "support_organizations",
-    "support_tickets",
-    "consent_records",
-    "risk_signals",
-)
+# The identity step reads every source object (records, references, the audit of gaps).
+IDENTITY_DEPS = raw(*(c.table for c in RAW_TABLES))
 
 
 def _check(contract: TableContract) -> AssetCheckSpec:

@@ -25,18 +25,11 @@ import pyarrow.compute as pc
 
 from assets.entities.rules import EntityRules, Rules
 from assets.entities.scoring import score_pairs
+from checks.entities import LINK_RULES
 
-# Rule names, strongest first: a record's link reports the strongest edge that joined it.
-RULES = (
-    "stable_id",
-    "confirmed_decision",
-    "verified_domain",
-    "email",
-    "email_domain",
-    "member_domain",
-    "scored_match",
-    "own_record",
-)
+# Rule names, strongest first (declared with the links contract): a record's link reports the
+# strongest edge that joined it.
+RULES = LINK_RULES
 RANK = {r: i for i, r in enumerate(RULES)}
 
 

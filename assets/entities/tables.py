@@ -61,6 +61,20 @@ def _latest(view: str, id_col: str, order: str, source: str, etype: str = "accou
             AND l.record_key = '{source}:' || v.{id_col})"""
 
 
+def _source_ids(entity_type: str) -> str:
+    """Per canonical id: its source ids grouped by system/object (JSON) and how many."""
+    return f"""
+        SELECT canonical_id,
+            to_json(map_from_entries(list({{'k': system || '/' || object, 'v': ids}} ORDER BY system, object))) AS source_ids,
+            sum(n) AS source_count
+        FROM (SELECT canonical_id, system, object, list(source_id ORDER BY source_id) AS ids,
+                count(*) AS n
+              FROM links WHERE entity_type = '{entity_type}' AND canonical_id IS NOT NULL
+              GROUP BY ALL)
+        GROUP BY ALL
+    """
+
+
 def account(con: duckdb.DuckDBPyConnection, rules: Rules, contract: TableContract) -> pa.Table:
     crm = _latest("v_raw__crm_accounts", "id", "last_modified_date", "crm/accounts")
     bill = _latest("v_raw__billing_customers", "customer_id", "updated_at", "billing/customers")
@@ -75,15 +89,7 @@ def account(con: duckdb.DuckDBPyConnection, rules: Rules, contract: TableContrac
         SELECT canonical_id, arg_max(name, updated_at) AS name, arg_max(country, updated_at) AS country,
             min(created_at) AS created_at
         FROM {bill} WHERE canonical_id IS NOT NULL GROUP BY ALL
-    ), src AS (
-        SELECT canonical_id,
-            to_json(map_from_entries(list({{'k': system || '/' || object, 'v': ids}} ORDER BY system, object))) AS source_ids,
-            sum(n) AS source_count
-        FROM (SELECT canonical_id, system, object, list(source_id ORDER BY source_id) AS ids,
-                count(*) AS n
-              FROM links WHERE entity_type = 'account' AND canonical_id IS NOT NULL GROUP BY ALL)
-        GROUP BY ALL
-    )
+    ), src AS ({_source_ids("account")})
     SELECT c.canonical_id AS account_id, c.name, norm_domain(c.website) AS domain,
         lower(c.industry) AS industry, c.number_of_employees AS employees,
         coalesce(b.country, norm_country(c.billing_country)) AS country,
@@ -124,15 +130,7 @@ def person(con: duckdb.DuckDBPyConnection, rules: Rules, contract: TableContract
             arg_min(lower(trim(email)), rank) FILTER (WHERE email IS NOT NULL) AS primary_email,
             arg_min(system, rank) AS name_source, min(seen) AS first_seen, max(last_seen) AS last_seen
         FROM named WHERE canonical_id IS NOT NULL GROUP BY ALL
-    ), src AS (
-        SELECT canonical_id,
-            to_json(map_from_entries(list({{'k': system || '/' || object, 'v': ids}} ORDER BY system, object))) AS source_ids,
-            sum(n) AS source_count
-        FROM (SELECT canonical_id, system, object, list(source_id ORDER BY source_id) AS ids,
-                count(*) AS n
-              FROM links WHERE entity_type = 'person' GROUP BY ALL)
-        GROUP BY ALL
-    ), mails AS (
+    ), src AS ({_source_ids("person")}), mails AS (
         SELECT canonical_id, to_json(list(DISTINCT e ORDER BY e)) AS emails FROM (
             SELECT l.canonical_id, lower(trim(c.email)) AS e FROM v_raw__crm_contacts c
                 JOIN links l ON l.entity_type = 'person' AND l.record_key = 'crm/contacts:' || c.id
