@@ -148,7 +148,7 @@ def resolve_identities_asset(
     L = contracts.IDENTITY_LINKS
     previous = lake.read(L.layer, L.table)
     with duckdb.connect() as con:
-        result = resolve_identities(con, lake, rules, decisions, previous, threads=duckdb.threads)
+        result = resolve_identities(con, lake, rules, decisions, previous)
     elapsed = time.perf_counter() - started
     context.log.info(
         f"identity: {result.source_records:,} source records in {elapsed:.1f}s "

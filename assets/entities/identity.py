@@ -6,11 +6,13 @@ from __future__ import annotations
 import csv
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -87,7 +89,7 @@ def load_decisions(path: str | Path | None) -> list[Decision]:
 
 def _tables(rules: Rules) -> set[str]:
     srcs = (*rules.accounts.sources, *rules.persons.sources)
-    return {s.table for s in srcs} | {t for t, _ in rules.accounts.references}
+    return {s.table for s in srcs}
 
 
 def resolve_identities(
@@ -97,9 +99,28 @@ def resolve_identities(
     decisions: Sequence[Decision],
     previous: pa.Table,
     now: datetime | None = None,
-    threads: int | None = None,
 ) -> IdentityResult:
     now = now or datetime.now(UTC)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="identity") as background:
+        # Beside the linking: Splink's imports, then the scan of referencing tables (events).
+        background.submit(_import_scoring)
+        references = background.submit(rec.reference_counts, lake, rules.accounts, 1)
+        return _resolve(con, lake, rules, decisions, previous, now, references)
+
+
+def _import_scoring() -> None:
+    import splink  # noqa: F401
+
+
+def _resolve(
+    con: duckdb.DuckDBPyConnection,
+    lake: LakeResource,
+    rules: Rules,
+    decisions: Sequence[Decision],
+    previous: pa.Table,
+    now: datetime,
+    references: Future[pa.Table],
+) -> IdentityResult:
     t: dict[str, float] = {}
     t0 = time.perf_counter()
     rec.create_macros(con, rules.normalize)
@@ -109,23 +130,19 @@ def resolve_identities(
     t["records"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    acc, acc_missing = link_companies(companies, people, rules, decisions, threads)
-    anchor = companies.column("is_anchor").to_pylist()
-    mintable = {acc.clusters.find(i) for i, a in enumerate(anchor) if a}
+    acc, acc_missing = link_companies(companies, people, rules, decisions, con)
+    anchor = companies.column("is_anchor").to_numpy(zero_copy_only=False).astype(bool)
+    mintable = set(np.unique(acc.clusters.roots()[anchor]).tolist())
     prev_acc = previous_links(previous, "account")
     acc_ids = assign_ids(acc, prev_acc, rules.accounts.prefix, mintable, now)
     acc_links = links_table(acc, companies, acc_ids, prev_acc, now)
     t["accounts"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    account_of = {
-        k: c
-        for k, c in zip(
-            acc_links["record_key"].to_pylist(), acc_links["canonical_id"].to_pylist(), strict=True
-        )
-        if c
-    }
-    per, per_missing = link_people(people, account_of, rules, decisions, threads)
+    account_of = acc_links.filter(pc.is_valid(acc_links["canonical_id"])).select(
+        ["record_key", "canonical_id"]
+    )
+    per, per_missing = link_people(people, account_of, rules, decisions, con)
     prev_per = previous_links(previous, "person")
     per_ids = assign_ids(per, prev_per, rules.persons.prefix, None, now)
     per_links = links_table(per, people, per_ids, prev_per, now)
@@ -136,7 +153,7 @@ def resolve_identities(
     review = _review([(acc, acc_ids.ids), (per, per_ids.ids)], links, now)
     merges = _merges(acc_ids.changes + per_ids.changes)
     unmapped = _unmapped(
-        con, rules, present, links, people, account_of, acc, acc_missing, per, per_missing, now
+        references.result(), links, people, account_of, acc, acc_missing, per, per_missing, now
     )
     t["tables"] = time.perf_counter() - t0
     return IdentityResult(companies, people, links, review, merges, unmapped, t)
@@ -211,12 +228,10 @@ def _merges(changes: list[dict]) -> pa.Table:
 
 
 def _unmapped(
-    con: duckdb.DuckDBPyConnection,
-    rules: Rules,
-    present: set[str],
+    references: pa.Table,
     links: pa.Table,
     people: pa.Table,
-    account_of: dict[str, str],
+    account_of: pa.Table,
     acc: Linking,
     acc_missing: list[tuple[int, str]],
     per: Linking,
@@ -236,13 +251,18 @@ def _unmapped(
     ):
         rows.append(_u("account", system, obj, sid, "no_system_of_record_match", None, 1, now))
     # People whose entity reaches no account through any of its records.
-    refs = people.column("account_ref").to_pylist()
-    with_account = {per.clusters.find(i) for i, r in enumerate(refs) if r and r in account_of}
-    for i, k in enumerate(per.keys):
-        if per.clusters.find(i) not in with_account:
-            src, sid = k.split(":", 1)
-            system, obj = src.split("/", 1)
-            rows.append(_u("person", system, obj, sid, "no_account", None, 1, now))
+    roots = per.clusters.roots()
+    reached = pc.is_in(people["account_ref"], account_of["record_key"]).to_numpy(
+        zero_copy_only=False
+    )
+    alone = people.filter(pa.array(~np.isin(roots, roots[reached])))
+    for system, obj, sid in zip(
+        alone["system"].to_pylist(),
+        alone["object"].to_pylist(),
+        alone["source_id"].to_pylist(),
+        strict=True,
+    ):
+        rows.append(_u("person", system, obj, sid, "no_account", None, 1, now))
     # Stable ids pointing at records that do not exist.
     counts: dict[tuple[str, str, str], int] = {}
     for lk, missing in ((acc, acc_missing), (per, per_missing)):
@@ -250,7 +270,7 @@ def _unmapped(
             src = lk.keys[i].split(":", 1)[0]
             key = (lk.entity_type, target, src)
             counts[key] = counts.get(key, 0) + 1
-    dangling = rec.dangling_references(con, rules.accounts, present, links.select(["record_key"]))
+    dangling = rec.dangling_references(references, links["record_key"].combine_chunks())
     for r in dangling.to_pylist():
         counts[("account", f"{r['source']}:{r['source_id']}", r["referenced_from"])] = r[
             "references"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from assets.entities.rules import EntityRules, Normalize, Ref, Source
 from resources.lake import LakeResource
@@ -215,26 +216,42 @@ def person_records(
     ).to_arrow_table()
 
 
-def dangling_references(
-    con: duckdb.DuckDBPyConnection, rules: EntityRules, present: set[str], known: pa.Table
+def reference_counts(
+    lake: LakeResource, rules: EntityRules, threads: int | None = None
 ) -> pa.Table:
-    """Ids that other tables reference but no source record carries: the audit's gaps."""
-    con.register("known_keys", known)
+    """How often each id is referenced from the tables the rules list (say, usage events ->
+    workspace). Its own connection, so it can scan millions of rows beside the linking."""
+    from resources.duckdb import connect
+
+    con = connect(threads)
+    present = register_raw(con, lake, {t for t, _ in rules.references})
     parts = []
     for table, ref in rules.references:
         if table not in present:
             continue
+        # Count raw values first: trimming 10M strings costs more than hashing them.
         parts.append(
             f"""SELECT '{table}' AS referenced_from, '{ref.to}' AS source,
-                    trim(({ref.expr})::VARCHAR) AS source_id, count(*) AS references
-                FROM {_view(table)} WHERE nullif(trim(({ref.expr})::VARCHAR), '') IS NOT NULL
-                GROUP BY ALL"""
+                    trim(v::VARCHAR) AS source_id, sum(n)::BIGINT AS references
+                FROM (SELECT ({ref.expr}) AS v, count(*) AS n FROM {_view(table)} GROUP BY 1)
+                WHERE nullif(trim(v::VARCHAR), '') IS NOT NULL GROUP BY ALL"""
         )
+    schema = pa.schema(
+        [
+            ("referenced_from", pa.string()),
+            ("source", pa.string()),
+            ("source_id", pa.string()),
+            ("references", pa.int64()),
+        ]
+    )
     if not parts:
-        return pa.table({})
-    out = con.sql(
-        f"""SELECT r.* FROM ({" UNION ALL ".join(parts)}) r
-            ANTI JOIN known_keys k ON k.record_key = r.source || ':' || r.source_id"""
-    ).to_arrow_table()
-    con.unregister("known_keys")
+        return schema.empty_table()
+    out = con.sql(" UNION ALL ".join(parts)).to_arrow_table().cast(schema)
+    con.close()
     return out
+
+
+def dangling_references(references: pa.Table, known_keys: pa.Array) -> pa.Table:
+    """Referenced ids that no source record carries: the audit's gaps."""
+    keys = pc.binary_join_element_wise(references["source"], references["source_id"], ":")
+    return references.filter(pc.invert(pc.is_in(keys, value_set=known_keys)))

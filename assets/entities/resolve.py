@@ -5,6 +5,10 @@ left apart: stable shared ids, confirmed decisions, deterministic keys (verified
 normalized email) guarded against shared inboxes and generic domains, then scored matching.
 A scored pair below the merge threshold is never merged: it is returned for review.
 
+Each deterministic rule is one DuckDB query that yields edges (record index pairs), joined in
+bulk as connected components; only a component that a 'different' decision touches is replayed
+edge by edge. Per-record Python runs only for the hard cases Splink scores.
+
 Canonical ids are persistent. A cluster keeps the id its records had on the previous run; a
 cluster of records never seen gets an id derived from its founding record, so re-running from an
 empty lake on the same data mints the same ids; when two known entities turn out to be one, the
@@ -15,22 +19,28 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from assets.entities.rules import EntityRules, Rules
 from assets.entities.scoring import score_pairs
 from checks.entities import LINK_RULES
+from resources.duckdb import connect
 
 # Rule names, strongest first (declared with the links contract): a record's link reports the
 # strongest edge that joined it.
 RULES = LINK_RULES
 RANK = {r: i for i, r in enumerate(RULES)}
+_NAMES = np.array(RULES, dtype=object)
 
 
 @dataclass(frozen=True)
@@ -85,11 +95,75 @@ class Clusters:
             self.forbid[ra] |= self.forbid.pop(rb)
         return True
 
+    def roots(self) -> np.ndarray:
+        """Every record's cluster root (and the forest flattened to depth one)."""
+        p = np.asarray(self.parent, dtype=np.int64)
+        while True:
+            q = p[p]
+            if np.array_equal(q, p):
+                break
+            p = q
+        self.parent = p.tolist()
+        return p
+
+    def bulk(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Union many edges at once; returns which were allowed.
+
+        Components no decision touches are joined in one pass (edge order cannot matter there);
+        edges of a component that would join a forbidden pair are replayed in order.
+        """
+        ok = np.ones(len(a), dtype=bool)
+        if len(a) == 0:
+            return ok
+        roots = self.roots()
+        ra, rb = roots[a], roots[b]
+        if self.forbid:
+            comp = _components(len(roots), ra, rb)
+            bad = {
+                comp[roots[r]]
+                for r, others in self.forbid.items()
+                for x in others
+                if comp[roots[r]] == comp[roots[x]]
+            }
+            slow = np.isin(comp[ra], np.fromiter(bad, dtype=np.int64, count=len(bad)))
+        else:
+            slow = np.zeros(len(a), dtype=bool)
+        self._join(roots, ra[~slow], rb[~slow])
+        for k in np.flatnonzero(slow):
+            ok[k] = self.union(int(a[k]), int(b[k]))
+        return ok
+
+    def _join(self, roots: np.ndarray, ra: np.ndarray, rb: np.ndarray) -> None:
+        n = len(roots)
+        comp = _components(n, ra, rb)
+        size = np.asarray(self.size, dtype=np.int64)
+        # Each component's new root: its largest current cluster's root (as union by size).
+        heads = np.flatnonzero(roots == np.arange(n))
+        order = np.lexsort((heads, -size[heads], comp[heads]))
+        heads = heads[order]
+        first = np.r_[True, comp[heads][1:] != comp[heads][:-1]]
+        leaders = heads[first]
+        leader = np.full(comp.max() + 1, -1, dtype=np.int64)
+        leader[comp[leaders]] = leaders
+        new_roots = leader[comp[roots]]
+        size[leaders] = np.bincount(comp[roots], minlength=len(leader))[comp[leaders]]
+        self.parent = new_roots.tolist()
+        self.size = size.tolist()
+        for r in list(self.forbid):
+            nr = int(new_roots[r])
+            if nr != r:
+                self.forbid[nr] |= self.forbid.pop(r)
+
     def groups(self) -> dict[int, list[int]]:
         out: dict[int, list[int]] = defaultdict(list)
-        for i in range(len(self.parent)):
-            out[self.find(i)].append(i)
+        for i, r in enumerate(self.roots().tolist()):
+            out[r].append(i)
         return out
+
+
+def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    g = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n)).tocsr()
+    return connected_components(g, directed=False)[1]
 
 
 @dataclass
@@ -100,8 +174,8 @@ class Linking:
     keys: list[str]
     index: dict[str, int]
     clusters: Clusters
-    rule: list[str] = field(default_factory=list)
-    confidence: list[float] = field(default_factory=list)
+    rank: np.ndarray  # per record: RANK of the strongest edge that joined it
+    confidence: np.ndarray
     review: list[dict] = field(default_factory=list)
     blocked: int = 0
 
@@ -115,26 +189,53 @@ class Linking:
         ]
         n = len(keys)
         return cls(
-            entity_type, list(keys), index, Clusters(n, cannot), ["own_record"] * n, [1.0] * n
+            entity_type,
+            list(keys),
+            index,
+            Clusters(n, cannot),
+            np.full(n, RANK["own_record"], dtype=np.int8),
+            np.ones(n, dtype=np.float64),
         )
 
+    @property
+    def rule(self) -> np.ndarray:
+        return _NAMES[self.rank]
+
     def edge(self, a: int, b: int, rule: str, confidence: float) -> bool:
+        """One edge (decisions, scored pairs): the same crediting as `edges`, without a pass
+        over every record."""
         if a == b:
             return True
         if not self.clusters.union(a, b):
             self.blocked += 1
             return False
+        r = RANK[rule]
         for i in (a, b):
-            if RANK[rule] < RANK[self.rule[i]] or (
-                rule == self.rule[i] and confidence > self.confidence[i]
-            ):
-                self.rule[i], self.confidence[i] = rule, confidence
+            if r < self.rank[i] or (r == self.rank[i] and confidence > self.confidence[i]):
+                self.rank[i], self.confidence[i] = r, confidence
         return True
 
-    def star(self, members: Sequence[int], rule: str, confidence: float) -> None:
-        """Join records that share a key to the first of them."""
-        for m in members[1:]:
-            self.edge(members[0], m, rule, confidence)
+    def edges(
+        self, a: np.ndarray, b: np.ndarray, rule: str, confidence: float | np.ndarray
+    ) -> np.ndarray:
+        """Join records a[k] and b[k] under `rule`; each joined record is credited with the
+        strongest rule (then the highest confidence) that joined it."""
+        a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+        conf = np.broadcast_to(np.asarray(confidence, dtype=np.float64), a.shape)
+        loops = a == b
+        ok = np.ones(len(a), dtype=bool)
+        ok[~loops] = self.clusters.bulk(a[~loops], b[~loops])
+        self.blocked += int((~ok).sum())
+        done = ok & ~loops
+        ends = np.concatenate([a[done], b[done]])
+        best = np.full(len(self.keys), -1.0)
+        np.maximum.at(best, ends, np.concatenate([conf[done], conf[done]]))
+        r = RANK[rule]
+        hit = best >= 0
+        better = hit & ((self.rank > r) | ((self.rank == r) & (best > self.confidence)))
+        self.rank[better] = r
+        self.confidence[better] = best[better]
+        return ok
 
     def decisions(self, decisions: Sequence[Decision]) -> None:
         for d in decisions:
@@ -143,41 +244,40 @@ class Linking:
                 if a is not None and b is not None:
                     self.edge(a, b, "confirmed_decision", 1.0)
 
-    def stable_links(self, link_keys: Sequence[Sequence[str] | None]) -> list[tuple[int, str]]:
-        """Join records to the records their stable ids reference; return references to ids no
-        record carries (the caller lists them as unmapped)."""
-        missing = []
-        for i, links in enumerate(link_keys):
-            for k in links or ():
-                j = self.index.get(k)
-                if j is None:
-                    missing.append((i, k))
-                else:
-                    self.edge(i, j, "stable_id", 1.0)
-        return missing
-
-    def scored(self, pairs: pa.Table, merge: float, candidates: dict[str, dict]) -> None:
+    def scored(self, pairs: pa.Table, merge: float, candidates: pa.Table) -> None:
         """Merge pairs at or above `merge`; queue the rest (already >= review) for review."""
+        queued = []
         for row in pairs.to_pylist():
             a, b = self.index[row["unique_id_l"]], self.index[row["unique_id_r"]]
             if self.clusters.find(a) == self.clusters.find(b):
                 continue
             p = float(row["match_probability"])
-            if p >= merge and self.clusters.allowed(a, b):
-                self.edge(a, b, "scored_match", round(p, 6))
-                continue
             if not self.clusters.allowed(a, b):
                 continue  # decided: different
+            if p >= merge:
+                self.edge(a, b, "scored_match", round(p, 6))
+            else:
+                queued.append(row)
+        if not queued:
+            return
+        ids = {r["unique_id_l"] for r in queued} | {r["unique_id_r"] for r in queued}
+        attrs = {
+            r["unique_id"]: r
+            for r in candidates.filter(
+                pc.is_in(candidates["unique_id"], pa.array(list(ids)))
+            ).to_pylist()
+        }
+        for row in queued:
             self.review.append(
                 {
                     "entity_type": self.entity_type,
                     "left_record": row["unique_id_l"],
                     "right_record": row["unique_id_r"],
-                    "match_probability": p,
+                    "match_probability": float(row["match_probability"]),
                     "match_weight": float(row["match_weight"]),
                     "evidence": row["evidence"],
-                    "left_attributes": json.dumps(candidates[row["unique_id_l"]], default=str),
-                    "right_attributes": json.dumps(candidates[row["unique_id_r"]], default=str),
+                    "left_attributes": json.dumps(attrs[row["unique_id_l"]], default=str),
+                    "right_attributes": json.dumps(attrs[row["unique_id_r"]], default=str),
                 }
             )
 
@@ -187,17 +287,41 @@ def pair_id(entity_type: str, a: str, b: str) -> str:
     return hashlib.sha1(f"{entity_type}|{lo}|{hi}".encode()).hexdigest()[:16]
 
 
-def _groups(values: Sequence[str | None], keep: Sequence[bool] | None = None) -> list[list[int]]:
-    by: dict[str, list[int]] = defaultdict(list)
-    for i, v in enumerate(values):
-        if v is not None and (keep is None or keep[i]):
-            by[v].append(i)
-    return [g for g in by.values() if len(g) > 1]
+def _cursor(db: duckdb.DuckDBPyConnection | None) -> duckdb.DuckDBPyConnection:
+    """A connection of its own (temp tables, registrations) on the caller's database."""
+    return db.cursor() if db is not None else connect()
 
 
-def _mode(values: Iterable[str | None]) -> str | None:
-    c = Counter(v for v in values if v)
-    return min(c.items(), key=lambda kv: (-kv[1], kv[0]))[0] if c else None
+def _with_index(records: pa.Table) -> pa.Table:
+    return records.append_column("i", pa.array(np.arange(records.num_rows, dtype=np.int64)))
+
+
+def _pairs(rel: duckdb.DuckDBPyRelation) -> tuple[np.ndarray, ...]:
+    """A query's columns as NumPy arrays (edge lists: a, b[, confidence])."""
+    t = rel.to_arrow_table()
+    return tuple(t.column(c).to_numpy() for c in t.column_names)
+
+
+def _stable_links(con: duckdb.DuckDBPyConnection, lk: Linking, table: str) -> list[tuple[int, str]]:
+    """Join records to the records their stable ids reference; return references to ids no
+    record carries (the caller lists them as unmapped)."""
+    refs = con.sql(
+        f"""SELECT r.i AS a, k.i AS b, r.target FROM (
+                SELECT i, unnest(link_keys::VARCHAR[]) AS target,
+                    unnest(range(len(link_keys))) AS pos
+                FROM {table}) r
+            LEFT JOIN {table} k ON k.record_key = r.target
+            ORDER BY r.i, r.pos"""
+    ).to_arrow_table()
+    found = pc.is_valid(refs["b"])
+    hit = refs.filter(found)
+    lk.edges(hit["a"].to_numpy(), hit["b"].to_numpy(), "stable_id", 1.0)
+    miss = refs.filter(pc.invert(found))
+    return list(zip(miss["a"].to_pylist(), miss["target"].to_pylist(), strict=True))
+
+
+def _register_roots(con: duckdb.DuckDBPyConnection, lk: Linking) -> None:
+    con.register("roots", pa.table({"i": np.arange(len(lk.keys)), "root": lk.clusters.roots()}))
 
 
 # -- accounts ------------------------------------------------------------------------------
@@ -208,93 +332,106 @@ def link_companies(
     people: pa.Table,
     rules: Rules,
     decisions: Sequence[Decision],
-    threads: int | None = None,
+    db: duckdb.DuckDBPyConnection | None = None,
 ) -> tuple[Linking, list[tuple[int, str]]]:
     r = rules.accounts
-    generic = set(rules.normalize.generic_email_domains)
-    cols = {c: records.column(c).to_pylist() for c in records.column_names}
-    keys = cols["record_key"]
+    keys = records.column("record_key").to_pylist()
     lk = Linking.of("account", keys, decisions)
-    anchor = cols["is_anchor"]
+    con = _cursor(db)
+    con.register("recs", _with_index(records))
+    con.register("people", people)
+    con.register("generic", pa.table({"d": list(rules.normalize.generic_email_domains)}))
 
-    missing = lk.stable_links(cols["link_keys"])
+    missing = _stable_links(con, lk, "recs")
     lk.decisions(decisions)
 
     # Verified company domain: a website or company-domain field, never an email's domain.
-    domain = [d if d and d not in generic else None for d in cols["domain"]]
-    order = sorted(range(len(keys)), key=lambda i: (not anchor[i], keys[i]))
-    by_domain: dict[str, list[int]] = defaultdict(list)
-    for i in order:
-        if domain[i]:
-            by_domain[domain[i]].append(i)
-    for members in by_domain.values():
-        lk.star(members, "verified_domain", 0.99)
+    # Each domain's leader: its first system-of-record record.
+    con.execute(
+        """CREATE TEMP TABLE domains AS SELECT i, domain, first_value(i) OVER (
+                PARTITION BY domain ORDER BY NOT is_anchor, record_key) AS leader
+            FROM recs WHERE domain IS NOT NULL AND domain NOT IN (SELECT d FROM generic)"""
+    )
+    a, b = _pairs(con.sql("SELECT leader, i FROM domains WHERE i <> leader ORDER BY i"))
+    lk.edges(a, b, "verified_domain", 0.99)
 
     # A billing email's domain joins the company that verified that domain, unless the address
     # is a shared inbox: the same address on records of one source that are still apart.
-    email_key, email_dom = cols["email_key"], cols["email_domain"]
-    shared = set()
-    seen: dict[tuple[str, str], int] = {}
-    for i, e in enumerate(email_key):
-        if not e:
-            continue
-        src = keys[i].split(":", 1)[0]
-        j = seen.setdefault((src, e), i)
-        if j != i and lk.clusters.find(i) != lk.clusters.find(j):
-            shared.add(e)
-    for i, d in enumerate(email_dom):
-        if d and d not in generic and email_key[i] not in shared and d in by_domain:
-            lk.edge(by_domain[d][0], i, "email_domain", 0.97)
+    _register_roots(con, lk)
+    con.execute(
+        """CREATE TEMP TABLE shared AS SELECT DISTINCT email_key FROM (
+                SELECT email_key FROM recs JOIN roots USING (i) WHERE email_key IS NOT NULL
+                GROUP BY split_part(record_key, ':', 1), email_key
+                HAVING count(DISTINCT root) > 1)"""
+    )
+    a, b = _pairs(
+        con.sql(
+            """SELECT DISTINCT d.leader, r.i FROM recs r
+                JOIN (SELECT DISTINCT domain, leader FROM domains) d ON d.domain = r.email_domain
+                WHERE r.email_domain NOT IN (SELECT d FROM generic)
+                  AND (r.email_key IS NULL OR r.email_key NOT IN (SELECT email_key FROM shared))
+                ORDER BY r.i"""
+        )
+    )
+    lk.edges(a, b, "email_domain", 0.97)
 
     # A product surface with no stable id and no domain: the domain its people's emails share.
-    anchored = {lk.clusters.find(i) for i in range(len(keys)) if anchor[i]}
-    members: dict[str, Counter] = defaultdict(Counter)
-    pcols = {c: people.column(c).to_pylist() for c in ("account_ref", "email_domain", "email_key")}
-    for ref, d, e in zip(
-        pcols["account_ref"], pcols["email_domain"], pcols["email_key"], strict=True
-    ):
-        if ref and d and d not in generic and e not in shared:
-            members[ref][d] += 1
-    for key, counts in members.items():
-        i = lk.index.get(key)
-        if i is None or lk.clusters.find(i) in anchored:
-            continue
-        d, n = min(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-        share = n / sum(counts.values())
-        if (
-            d in by_domain
-            and share >= r.member_domain_min_share
-            and n >= r.member_domain_min_people
-        ):
-            lk.edge(by_domain[d][0], i, "member_domain", round(min(0.99, share), 4))
+    _register_roots(con, lk)
+    a, b, share = _pairs(
+        con.sql(
+            f"""WITH anchored AS (SELECT DISTINCT root FROM recs JOIN roots USING (i)
+                    WHERE is_anchor),
+                votes AS (SELECT account_ref AS ref, email_domain AS d, count(*) AS n
+                    FROM people WHERE account_ref IS NOT NULL AND email_domain IS NOT NULL
+                      AND email_domain NOT IN (SELECT d FROM generic)
+                      AND (email_key IS NULL
+                           OR email_key NOT IN (SELECT email_key FROM shared))
+                    GROUP BY ALL),
+                top AS (SELECT ref, d, n, n / sum(n) OVER (PARTITION BY ref) AS share,
+                    row_number() OVER (PARTITION BY ref ORDER BY n DESC, d) AS k FROM votes)
+                SELECT DISTINCT dm.leader, r.i, top.share FROM top
+                JOIN recs r ON r.record_key = top.ref
+                JOIN roots USING (i)
+                JOIN (SELECT DISTINCT domain, leader FROM domains) dm ON dm.domain = top.d
+                WHERE top.k = 1 AND top.share >= {r.member_domain_min_share}
+                  AND top.n >= {r.member_domain_min_people}
+                  AND roots.root NOT IN (SELECT root FROM anchored)
+                ORDER BY r.i"""
+        )
+    )
+    lk.edges(a, b, "member_domain", np.round(np.minimum(0.99, share.astype(float)), 4))
 
-    _score(lk, cols, r, ("name_norm", "domain", "domain_stem", "country", "name_token"), threads)
+    _register_roots(con, lk)
+    _score(con, lk, r, ("name_norm", "domain", "domain_stem", "country", "name_token"))
+    con.close()
     return lk, missing
 
 
 def _score(
-    lk: Linking, cols: dict[str, list], r: EntityRules, fields: Sequence[str], threads: int | None
+    con: duckdb.DuckDBPyConnection, lk: Linking, r: EntityRules, fields: Sequence[str]
 ) -> None:
-    """One candidate row per cluster (its representative values), scored by Splink."""
-    rows: dict[str, dict] = {}
-    anchor = cols.get("is_anchor") or [False] * len(lk.keys)
-    for _root, members in lk.clusters.groups().items():
-        rep = min(members, key=lambda i: (not anchor[i], lk.keys[i]))
-        row = {"unique_id": lk.keys[rep]}
-        for f in (*fields, "account_id"):
-            if f not in cols:
-                row[f] = None
-            elif len(members) == 1:  # most clusters: no vote to count
-                row[f] = cols[f][rep]
-            else:
-                row[f] = _mode(cols[f][i] for i in members)
-        rows[lk.keys[rep]] = row
-    table = pa.Table.from_pylist(
-        list(rows.values()),
-        schema=pa.schema([(k, pa.string()) for k in next(iter(rows.values()), {"unique_id": ""})]),
-    )
-    pairs = score_pairs(table, r.scoring, threads)
-    lk.scored(pairs, r.scoring.merge, rows)
+    """One candidate row per cluster, scored by Splink. A cluster's values are its members'
+    most common ones (ties: the smallest); its key is its first system-of-record record."""
+    have = {c[0] for c in con.sql("DESCRIBE recs").fetchall()}
+    anchor = "NOT is_anchor, " if "is_anchor" in have else ""
+    cols = [f for f in (*fields, "account_id") if f in have]
+    ctes = ["base AS (SELECT * FROM recs JOIN roots USING (i))"]
+    ctes += [
+        f"""m_{f} AS (SELECT root, first(v ORDER BY c DESC, v) AS {f} FROM (
+                SELECT root, {f}::VARCHAR AS v, count(*) AS c FROM base
+                WHERE nullif({f}::VARCHAR, '') IS NOT NULL GROUP BY ALL) GROUP BY root)"""
+        for f in cols
+    ]
+    picks = ", ".join(f if f in have else f"NULL::VARCHAR AS {f}" for f in (*fields, "account_id"))
+    joins = " ".join(f"LEFT JOIN m_{f} USING (root)" for f in cols)
+    candidates = con.sql(
+        f"""WITH {", ".join(ctes)},
+            reps AS (SELECT root, first(record_key ORDER BY {anchor}record_key) AS unique_id
+                FROM base GROUP BY root)
+            SELECT unique_id, {picks} FROM reps {joins} ORDER BY unique_id"""
+    ).to_arrow_table()
+    pairs = score_pairs(candidates, r.scoring, con)
+    lk.scored(pairs, r.scoring.merge, candidates)
 
 
 # -- persons -------------------------------------------------------------------------------
@@ -302,36 +439,55 @@ def _score(
 
 def link_people(
     records: pa.Table,
-    account_of_company: dict[str, str],
+    account_of_company: Mapping[str, str] | pa.Table,
     rules: Rules,
     decisions: Sequence[Decision],
-    threads: int | None = None,
+    db: duckdb.DuckDBPyConnection | None = None,
 ) -> tuple[Linking, list[tuple[int, str]]]:
+    """`account_of_company`: company record key -> canonical account id (a mapping, or a table
+    of record_key, canonical_id)."""
     r = rules.persons
-    cols = {c: records.column(c).to_pylist() for c in records.column_names}
-    keys = cols["record_key"]
+    keys = records.column("record_key").to_pylist()
     lk = Linking.of("person", keys, decisions)
-    cols["account_id"] = [account_of_company.get(a) if a else None for a in cols["account_ref"]]
+    if not isinstance(account_of_company, pa.Table):
+        account_of_company = pa.table(
+            {
+                "record_key": pa.array(list(account_of_company), pa.string()),
+                "canonical_id": pa.array(list(account_of_company.values()), pa.string()),
+            }
+        )
+    con = _cursor(db)
+    con.register("people_in", _with_index(records))
+    con.register("accounts", account_of_company)
+    con.register("generic", pa.table({"d": list(rules.normalize.generic_email_domains)}))
+    con.execute(
+        """CREATE TEMP TABLE recs AS SELECT p.*, a.canonical_id::VARCHAR AS account_id
+            FROM people_in p LEFT JOIN accounts a ON a.record_key = p.account_ref ORDER BY p.i"""
+    )
 
-    missing = lk.stable_links(cols["link_keys"])
+    missing = _stable_links(con, lk, "recs")
     lk.decisions(decisions)
 
     # One normalized address, one person -- unless the address is a team mailbox, or records
     # carrying it name different people (a shared inbox).
-    generic = set(rules.normalize.generic_email_domains)
-    keep = [
-        bool(e) and not rm for e, rm in zip(cols["email_key"], cols["role_mailbox"], strict=True)
-    ]
-    for members in _groups(cols["email_key"], keep):
-        names = {
-            (cols["first_name"][i], cols["last_name"][i]) for i in members if cols["last_name"][i]
-        }
-        if len({ln for _, ln in names}) > 1:
-            continue
-        conf = 0.98 if cols["email_domain"][members[0]] in generic else 0.99
-        lk.star(members, "email", conf)
+    a, b, conf = _pairs(
+        con.sql(
+            """WITH g AS (SELECT email_key, min(i) AS leader FROM recs
+                    WHERE nullif(email_key, '') IS NOT NULL AND NOT coalesce(role_mailbox, false)
+                    GROUP BY email_key
+                    HAVING count(*) > 1 AND count(DISTINCT nullif(last_name, '')) <= 1)
+                SELECT g.leader, r.i, CASE WHEN r.email_domain IN (SELECT d FROM generic)
+                    THEN 0.98 ELSE 0.99 END AS conf
+                FROM recs r JOIN g USING (email_key)
+                WHERE r.i <> g.leader AND NOT coalesce(r.role_mailbox, false)
+                ORDER BY r.i"""
+        )
+    )
+    lk.edges(a, b, "email", conf.astype(float))
 
-    _score(lk, cols, r, ("first_name", "last_name", "email_local"), threads)
+    _register_roots(con, lk)
+    _score(con, lk, r, ("first_name", "last_name", "email_local"))
+    con.close()
     return lk, missing
 
 
@@ -344,34 +500,68 @@ class Assigned:
     changes: list[dict]  # merges and splits of known ids
 
 
+Previous = Mapping[str, tuple[str | None, datetime]] | pa.Table
+
+
+def _previous_table(previous: Previous) -> pa.Table:
+    if isinstance(previous, pa.Table):
+        return previous
+    return pa.table(
+        {
+            "record_key": pa.array(list(previous), pa.string()),
+            "canonical_id": pa.array([v[0] for v in previous.values()], pa.string()),
+            "linked_at": pa.array([v[1] for v in previous.values()], pa.timestamp("us", tz="UTC")),
+        }
+    )
+
+
+def _aligned(keys: Sequence[str], previous: pa.Table) -> tuple[pa.Array, pa.Array]:
+    """Each record's canonical id and linked_at on the previous run (null if new)."""
+    known = pa.chunked_array(previous["record_key"], pa.string()).combine_chunks()
+    pos = pc.index_in(pa.array(keys, pa.string()), value_set=known)
+    cid = previous["canonical_id"].take(pos).combine_chunks()
+    at = previous["linked_at"].take(pos).combine_chunks().cast(pa.timestamp("us", tz="UTC"))
+    return cid, at
+
+
 def assign_ids(
     lk: Linking,
-    previous: dict[str, tuple[str, datetime]],
+    previous: Previous,
     prefix: str,
     mintable: set[int] | None,
     now: datetime,
 ) -> Assigned:
-    groups = lk.clusters.groups()
-    keys = lk.keys
+    roots = lk.clusters.roots()
+    founders = (
+        pa.table({"root": roots, "key": pa.array(lk.keys, pa.string())})
+        .group_by("root")
+        .aggregate([("key", "min")])
+    )
+    founder = dict(zip(founders["root"].to_pylist(), founders["key_min"].to_pylist(), strict=True))
     # Which clusters hold each known id, by how many of its records.
-    holders: dict[str, Counter] = defaultdict(Counter)
-    first_linked: dict[str, datetime] = {}
-    for root, members in groups.items():
-        for i in members:
-            prev = previous.get(keys[i])
-            if prev and prev[0]:
-                holders[prev[0]][root] += 1
-                t = first_linked.get(prev[0])
-                first_linked[prev[0]] = prev[1] if t is None or prev[1] < t else t
-    founder = {root: min(keys[i] for i in members) for root, members in groups.items()}
+    cid, at = _aligned(lk.keys, _previous_table(previous))
+    known = pa.table({"cid": cid, "root": roots, "at": at}).filter(pc.is_valid(cid))
+    held = known.group_by(["cid", "root"]).aggregate([("at", "count")])
+    firsts = known.group_by("cid").aggregate([("at", "min")])
+    first_linked = dict(zip(firsts["cid"].to_pylist(), firsts["at_min"].to_pylist(), strict=True))
+    holders: dict[str, dict[int, int]] = defaultdict(dict)
+    for c, r, n in zip(
+        held["cid"].to_pylist(), held["root"].to_pylist(), held["at_count"].to_pylist(), strict=True
+    ):
+        holders[c][r] = n
+    # Each known id goes to the cluster holding most of its records; the others lost it.
     won: dict[int, list[str]] = defaultdict(list)
-    for cid, by_root in holders.items():
-        root = min(by_root, key=lambda r: (-by_root[r], founder[r]))
-        won[root].append(cid)
+    lost: dict[int, set[str]] = defaultdict(set)
+    for c, by_root in holders.items():
+        win = min(by_root, key=lambda r, by_root=by_root: (-by_root[r], founder[r]))
+        won[win].append(c)
+        for r in by_root:
+            if r != win:
+                lost[r].add(c)
     used = set(holders)
     ids: dict[int, str | None] = {}
     changes: list[dict] = []
-    for root, members in sorted(groups.items(), key=lambda kv: founder[kv[0]]):
+    for root in sorted(founder, key=founder.__getitem__):
         if mintable is not None and root not in mintable:
             ids[root] = None
             continue
@@ -382,8 +572,10 @@ def assign_ids(
         else:
             ids[root] = _mint(prefix, lk.entity_type, founder[root], used)
             used.add(ids[root])
-        lost = {previous[keys[i]][0] for i in members if keys[i] in previous} - set(cands) - {None}
-        changes += [_change(lk.entity_type, old, ids[root], "split", now) for old in sorted(lost)]
+        changes += [
+            _change(lk.entity_type, old, ids[root], "split", now)
+            for old in sorted(lost.get(root, ()))
+        ]
     return Assigned(ids, changes)
 
 
@@ -408,18 +600,15 @@ def _change(entity_type: str, old: str, new: str, action: str, now: datetime) ->
 
 
 def links_table(
-    lk: Linking,
-    records: pa.Table,
-    assigned: Assigned,
-    previous: dict[str, tuple[str, datetime]],
-    now: datetime,
+    lk: Linking, records: pa.Table, assigned: Assigned, previous: Previous, now: datetime
 ) -> pa.Table:
-    roots = [lk.clusters.find(i) for i in range(len(lk.keys))]
-    ids = [assigned.ids[r] for r in roots]
-    linked_at = []
-    for k, cid in zip(lk.keys, ids, strict=True):
-        prev = previous.get(k)
-        linked_at.append(prev[1] if prev and prev[0] == cid else now)
+    ids = pa.array([assigned.ids[r] for r in lk.clusters.roots().tolist()], pa.string())
+    prev_id, prev_at = _aligned(lk.keys, _previous_table(previous))
+    # Same id as before (an unminted record stays unminted): keep the first linked_at.
+    same = pc.fill_null(pc.equal(prev_id, ids), False)
+    still_none = pc.and_(pc.and_(pc.is_null(prev_id), pc.is_null(ids)), pc.is_valid(prev_at))
+    kept = pc.or_(same, still_none)
+    stamp = pa.scalar(now, pa.timestamp("us", tz="UTC"))
     return pa.table(
         {
             "entity_type": pa.array([lk.entity_type] * len(ids), pa.string()),
@@ -427,25 +616,17 @@ def links_table(
             "object": records.column("object"),
             "source_id": records.column("source_id"),
             "record_key": records.column("record_key"),
-            "canonical_id": pa.array(ids, pa.string()),
-            "rule": pa.array(lk.rule, pa.string()),
+            "canonical_id": ids,
+            "rule": pa.array(lk.rule.tolist(), pa.string()),
             "confidence": pa.array(lk.confidence, pa.float64()),
-            "linked_at": pa.array(linked_at, pa.timestamp("us", tz="UTC")),
+            "linked_at": pc.if_else(kept, prev_at, stamp),
         }
     )
 
 
-def previous_links(links: pa.Table, entity_type: str) -> dict[str, tuple[str | None, datetime]]:
-    """record_key -> (canonical id or None, linked_at) as published by the previous run."""
+def previous_links(links: pa.Table, entity_type: str) -> pa.Table:
+    """record_key, canonical id (or null) and linked_at as published by the previous run."""
+    cols = ["record_key", "canonical_id", "linked_at"]
     if links.num_rows == 0:
-        return {}
-    t = links.filter(pc.equal(links["entity_type"], entity_type))
-    return {
-        k: (c, ts)
-        for k, c, ts in zip(
-            t["record_key"].to_pylist(),
-            t["canonical_id"].to_pylist(),
-            t["linked_at"].to_pylist(),
-            strict=True,
-        )
-    }
+        return _previous_table({})
+    return links.filter(pc.equal(links["entity_type"], entity_type)).select(cols)

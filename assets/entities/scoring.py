@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+import duckdb
 import pyarrow as pa
 
 from assets.entities.rules import Scoring
@@ -17,7 +18,9 @@ from resources.duckdb import connect
 PAIR_COLUMNS = ("unique_id_l", "unique_id_r", "match_probability", "match_weight")
 
 
-def score_pairs(candidates: pa.Table, scoring: Scoring, threads: int | None = None) -> pa.Table:
+def score_pairs(
+    candidates: pa.Table, scoring: Scoring, db: duckdb.DuckDBPyConnection | None = None
+) -> pa.Table:
     """Scored pairs of `candidates` rows (by `unique_id`) at or above the review threshold.
 
     Returns the pair, the probability and weight, and one `gamma_<comparison>` label column per
@@ -36,7 +39,7 @@ def score_pairs(candidates: pa.Table, scoring: Scoring, threads: int | None = No
         return empty
     from splink import DuckDBAPI, Linker  # imported lazily: ~0.7 s
 
-    con = connect(threads=threads)
+    con = db.cursor() if db is not None else connect()
     db_api = DuckDBAPI(connection=con)
     df = db_api.register(candidates, dataset_display_name="candidates")
     settings = scoring.splink_settings()
