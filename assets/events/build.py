@@ -1,0 +1,181 @@
+"""Building event days, and finding the days that need building.
+
+A day is rebuilt whole from the raw layer (every source, deduplicated by event id) and replaces
+only its own Delta partition, so re-running a day is idempotent and a late event re-processes
+exactly the day it happened on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+import duckdb
+import pyarrow as pa
+
+from assets.entities.records import register_raw
+from assets.events.mapping import Mapping, source_sql
+from resources.lake import LakeResource
+
+EVENTS = ("events", "events")
+UNATTRIBUTED = ("events", "unattributed_events")
+
+
+@dataclass
+class Built:
+    events: pa.Table
+    unattributed: pa.Table  # account-scoped events whose account no identity link reaches
+    batch: dict[str, int]
+
+
+def _register(con: duckdb.DuckDBPyConnection, lake: LakeResource, mapping: Mapping) -> set[str]:
+    present = register_raw(con, lake, mapping.tables())
+    cols = ["entity_type", "record_key", "canonical_id"]
+    if lake.exists("entities", "identity_links"):
+        links = lake.read("entities", "identity_links", columns=cols)
+    else:  # no identity map yet: every account-scoped event is unattributed
+        links = pa.schema([(c, pa.string()) for c in cols]).empty_table()
+    con.register("links", links)
+    return present
+
+
+def _events_sql(mapping: Mapping, present: set[str], first: str, last: str) -> str | None:
+    parts = [
+        source_sql(s, first, last, mapping.late_days) for s in mapping.sources if s.table in present
+    ]
+    return " UNION ALL BY NAME ".join(f"({p})" for p in parts) if parts else None
+
+
+def build_days(
+    con: duckdb.DuckDBPyConnection,
+    lake: LakeResource,
+    mapping: Mapping,
+    first: str,
+    last: str,
+    now: datetime,
+) -> Built:
+    """Every event dated first..last (inclusive), with canonical ids."""
+    present = _register(con, lake, mapping)
+    sql = _events_sql(mapping, present, first, last)
+    if sql is None:
+        raise ValueError("no raw table of the event mapping exists yet: run the raw layer first")
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE day_events AS
+            SELECT e.event_id, e.event_name, CAST(e.occurred_at AS DATE) AS event_date,
+                e.occurred_at, a.canonical_id AS account_id, p.canonical_id AS person_id,
+                e.scope, e.source_system, e.source_object, e.source_id, e.properties,
+                e._ingested_at::TIMESTAMPTZ AS _ingested_at, $now::TIMESTAMPTZ AS _built_at,
+                e.account_ref
+            FROM ({sql}) e
+            LEFT JOIN links a ON a.entity_type = 'account' AND a.record_key = e.account_ref
+            LEFT JOIN links p ON p.entity_type = 'person' AND p.record_key = e.person_ref
+            QUALIFY row_number() OVER (PARTITION BY e.event_id ORDER BY e._ingested_at DESC) = 1""",
+        {"now": now},
+    )
+    orphan = "scope = 'account' AND account_id IS NULL"
+    events = con.sql(
+        f"SELECT * EXCLUDE (account_ref) FROM day_events WHERE NOT ({orphan}) "
+        "ORDER BY event_date, occurred_at, event_id"
+    ).to_arrow_table()
+    unattributed = con.sql(
+        f"""SELECT * EXCLUDE (account_ref, account_id),
+                'no_canonical_account: ' || coalesce(account_ref, 'no reference') AS reason
+            FROM day_events WHERE {orphan} ORDER BY event_date, occurred_at, event_id"""
+    ).to_arrow_table()
+    batch = (
+        con.sql(
+            f"""SELECT count(*) FILTER ({orphan}) AS account_events_without_account,
+                count(*) FILTER (occurred_at > $now::TIMESTAMPTZ + INTERVAL 1 DAY)
+                    AS events_in_future,
+                count(*) FILTER (event_date NOT BETWEEN DATE '{first}' AND DATE '{last}')
+                    AS events_outside_partition
+            FROM (SELECT * FROM day_events WHERE NOT ({orphan}))""",
+            params={"now": now},
+        )
+        .to_arrow_table()
+        .to_pylist()[0]
+    )
+    return Built(events, unattributed, batch)
+
+
+def pending_days(
+    con: duckdb.DuckDBPyConnection, lake: LakeResource, mapping: Mapping, start: date
+) -> list[date]:
+    """Days whose events differ from what the events table holds: days never built, days that
+    received stream rows after they were built (late events included), and days where a record
+    event appeared, changed or moved away."""
+    present = _register(con, lake, mapping)
+    if not present:
+        return []
+    built = "SELECT NULL::DATE AS event_date, NULL::TIMESTAMPTZ AS built_at WHERE false"
+    stored = "SELECT NULL::DATE AS event_date, NULL::UBIGINT AS fp WHERE false"
+    record_sources = [s for s in mapping.sources if not s.is_stream and s.table in present]
+    objects = ", ".join(f"'{s.system}|{s.object}'" for s in record_sources) or "''"
+    fingerprint = "bit_xor(hash(event_id, occurred_at, properties))"
+    held = [t for t in (EVENTS, UNATTRIBUTED) if lake.exists(*t)]
+    if held:
+        for i, t in enumerate(held):
+            con.register(f"held_{i}", lake.dataset(*t))
+        rows = " UNION ALL ".join(
+            f"SELECT event_date, _built_at, event_id, occurred_at, properties, source_system, "
+            f"source_object FROM held_{i}"
+            for i in range(len(held))
+        )
+        built = f"SELECT event_date, max(_built_at) AS built_at FROM ({rows}) GROUP BY 1"
+        stored = f"""SELECT event_date, {fingerprint} AS fp FROM ({rows})
+            WHERE source_system || '|' || source_object IN ({objects}) GROUP BY 1"""
+    far = (datetime.now().date() + timedelta(days=3650)).isoformat()
+    parts = []
+    for s in mapping.sources:
+        if s.table not in present:
+            continue
+        sql = source_sql(s, start.isoformat(), far, mapping.late_days)
+        if s.is_stream:
+            parts.append(
+                f"""SELECT DISTINCT d.event_date FROM (
+                        SELECT CAST(occurred_at AS DATE) AS event_date, max(_ingested_at) AS ing
+                        FROM ({sql}) GROUP BY 1) d
+                    LEFT JOIN built b USING (event_date)
+                    WHERE b.built_at IS NULL OR d.ing > b.built_at"""
+            )
+    if record_sources:
+        recs = " UNION ALL BY NAME ".join(
+            f"({source_sql(s, start.isoformat(), far, mapping.late_days)})" for s in record_sources
+        )
+        parts.append(
+            f"""SELECT coalesce(n.event_date, o.event_date) AS event_date FROM (
+                    SELECT CAST(occurred_at AS DATE) AS event_date, {fingerprint} AS fp
+                    FROM ({recs}) GROUP BY 1) n
+                FULL OUTER JOIN stored o USING (event_date)
+                WHERE n.fp IS DISTINCT FROM o.fp"""
+        )
+    if not parts:
+        return []
+    days = con.sql(
+        f"""WITH built AS ({built}), stored AS ({stored})
+            SELECT DISTINCT event_date FROM ({" UNION ALL ".join(parts)})
+            WHERE event_date >= DATE '{start.isoformat()}' ORDER BY 1"""
+    ).to_arrow_table()
+    return [d for d in days["event_date"].to_pylist() if d is not None]
+
+
+def day_ranges(days: list[date]) -> list[tuple[date, date]]:
+    """Contiguous runs of days: one single-run backfill each."""
+    out: list[tuple[date, date]] = []
+    for d in sorted(days):
+        if out and d == out[-1][1] + timedelta(days=1):
+            out[-1] = (out[-1][0], d)
+        else:
+            out.append((d, d))
+    return out
+
+
+def day_counts(table: pa.Table) -> dict[str, int]:
+    if table.num_rows == 0:
+        return {}
+    counts = table.group_by("event_name").aggregate([("event_id", "count")])
+    return dict(
+        sorted(
+            zip(counts["event_name"].to_pylist(), counts["event_id_count"].to_pylist(), strict=True)
+        )
+    )

@@ -1,0 +1,187 @@
+"""The event mapping (events.yaml) and the SQL that turns raw rows into canonical events.
+
+One query per source, all with the same output columns, so every event source is declared in
+data and nothing downstream knows which system an event came from.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULT_MAPPING = Path(__file__).with_name("events.yaml")
+MAPPING_PATH = "LAKEHOUSE_EVENT_MAPPING"
+
+
+@dataclass(frozen=True)
+class Ref:
+    expr: str
+    to: str  # the record source the id belongs to, e.g. product/workspaces
+
+
+@dataclass(frozen=True)
+class RecordEvent:
+    name: str
+    at: str
+    when: str | None = None
+    changed: str | None = None
+
+
+@dataclass(frozen=True)
+class EventSource:
+    source: str
+    table: str
+    id: str
+    account: Ref | None
+    person: Ref | None
+    properties: tuple[str, ...]
+    scope: str = "account"
+    at: str | None = None  # streams
+    name_from: str | None = None
+    names: dict[str, str] = field(default_factory=dict)
+    order_by: str | None = None  # records
+    events: tuple[RecordEvent, ...] = ()
+
+    @property
+    def is_stream(self) -> bool:
+        return self.name_from is not None
+
+    @property
+    def system(self) -> str:
+        return self.source.split("/", 1)[0]
+
+    @property
+    def object(self) -> str:
+        return self.source.split("/", 1)[1]
+
+    @property
+    def event_names(self) -> list[str]:
+        return list(self.names.values()) if self.is_stream else [e.name for e in self.events]
+
+
+@dataclass(frozen=True)
+class Mapping:
+    sources: tuple[EventSource, ...]
+    late_days: int = 2
+
+    @property
+    def event_names(self) -> list[str]:
+        return sorted({n for s in self.sources for n in s.event_names})
+
+    @property
+    def person_scoped(self) -> list[str]:
+        return sorted({n for s in self.sources if s.scope == "person" for n in s.event_names})
+
+    def tables(self) -> set[str]:
+        return {s.table for s in self.sources}
+
+
+def _ref(spec: dict[str, str] | None) -> Ref | None:
+    return Ref(spec["expr"], spec["to"]) if spec else None
+
+
+def _source(spec: dict[str, Any]) -> EventSource:
+    where = f"event source {spec.get('source')!r}"
+    if ("name_from" in spec) == ("events" in spec):
+        raise ValueError(f"{where}: give either name_from + names (a stream) or events")
+    if spec.get("scope", "account") not in ("account", "person"):
+        raise ValueError(f"{where}: scope must be 'account' or 'person'")
+    if "events" in spec and not spec.get("order_by"):
+        raise ValueError(f"{where}: record events need order_by (which version is latest)")
+    return EventSource(
+        source=spec["source"],
+        table=spec["table"],
+        id=spec["id"],
+        account=_ref(spec.get("account")),
+        person=_ref(spec.get("person")),
+        properties=tuple(spec.get("properties", ())),
+        scope=spec.get("scope", "account"),
+        at=spec.get("at"),
+        name_from=spec.get("name_from"),
+        names=dict(spec.get("names", {})),
+        order_by=spec.get("order_by"),
+        events=tuple(RecordEvent(**e) for e in spec.get("events", ())),
+    )
+
+
+def load_mapping(path: str | Path | None = None) -> Mapping:
+    path = Path(path or os.environ.get(MAPPING_PATH) or DEFAULT_MAPPING)
+    spec = yaml.safe_load(path.read_text())
+    return Mapping(
+        sources=tuple(_source(s) for s in spec["sources"]),
+        late_days=int(spec.get("late_days", 2)),
+    )
+
+
+def view(table: str) -> str:
+    return "v_" + table.replace("/", "__")
+
+
+def _key(ref: Ref | None) -> str:
+    if ref is None:
+        return "NULL::VARCHAR"
+    value = f"nullif(trim(({ref.expr})::VARCHAR), '')"
+    return f"'{ref.to}:' || {value}"
+
+
+def _props(src: EventSource, extra: str = "") -> str:
+    pairs = [f"'{p}', {p}" for p in src.properties]
+    if extra:
+        pairs.append(extra)
+    return f"to_json(json_object({', '.join(pairs)}))::VARCHAR" if pairs else "'{}'"
+
+
+def source_sql(src: EventSource, first: str, last: str, late_days: int) -> str:
+    """Events of `src` whose UTC date lies in [first, last] (ISO dates), one row per event id:
+    event_id, event_name, occurred_at, account_ref, person_ref, properties, _ingested_at."""
+    cols = f"""'{src.system}' AS source_system, '{src.object}' AS source_object,
+        '{src.scope}' AS scope,
+        {_key(src.account)} AS account_ref, {_key(src.person)} AS person_ref"""
+    in_range = f"CAST(occurred_at AS DATE) BETWEEN DATE '{first}' AND DATE '{last}'"
+    if src.is_stream:
+        whens = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in src.names.items())
+        # A stream's row never changes: prune by extract date before anything else.
+        return f"""
+            SELECT '{src.source}:' || source_id AS event_id, * EXCLUDE (_rn) FROM (
+                SELECT ({src.id})::VARCHAR AS source_id,
+                    CASE {src.name_from} {whens} END AS event_name,
+                    ({src.at})::TIMESTAMPTZ AS occurred_at, {cols}, {_props(src)} AS properties,
+                    _ingested_at, row_number() OVER (PARTITION BY ({src.id})::VARCHAR
+                        ORDER BY _ingested_at DESC, _line DESC) AS _rn
+                FROM {view(src.table)}
+                WHERE _extract_date >= DATE '{first}' - INTERVAL {late_days} DAY
+                  AND CAST(({src.at})::TIMESTAMPTZ AS DATE)
+                      BETWEEN DATE '{first}' AND DATE '{last}')
+            WHERE _rn = 1 AND event_name IS NOT NULL AND {in_range}"""
+    versions = f"""SELECT *, ({src.id})::VARCHAR AS source_id, row_number() OVER (
+            PARTITION BY ({src.id})::VARCHAR ORDER BY {src.order_by} DESC, _extract_date DESC,
+            _line DESC) AS _rn FROM {view(src.table)}"""
+    parts = []
+    for ev in src.events:
+        cond = f"AND ({ev.when})" if ev.when else ""
+        if ev.changed:
+            parts.append(
+                f"""SELECT '{src.source}:' || source_id || ':{ev.name}:'
+                        || epoch(({ev.at})::TIMESTAMPTZ)::BIGINT AS event_id, source_id,
+                    '{ev.name}' AS event_name, ({ev.at})::TIMESTAMPTZ AS occurred_at, {cols},
+                    {_props(src, f"'previous_{ev.changed}', _previous")} AS properties,
+                    _ingested_at
+                FROM (SELECT *, lag({ev.changed}) OVER (PARTITION BY source_id
+                        ORDER BY _rn DESC) AS _previous FROM ({versions}))
+                WHERE _previous IS DISTINCT FROM {ev.changed} AND _previous IS NOT NULL
+                  AND ({ev.at}) IS NOT NULL {cond}
+                QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY _rn) = 1"""
+            )
+        else:
+            parts.append(
+                f"""SELECT '{src.source}:' || source_id || ':{ev.name}' AS event_id, source_id,
+                    '{ev.name}' AS event_name, ({ev.at})::TIMESTAMPTZ AS occurred_at, {cols},
+                    {_props(src)} AS properties, _ingested_at
+                FROM ({versions}) WHERE _rn = 1 AND ({ev.at}) IS NOT NULL {cond}"""
+            )
+    union = " UNION ALL ".join(f"({p})" for p in parts)
+    return f"SELECT * FROM ({union}) WHERE source_id IS NOT NULL AND {in_range}"

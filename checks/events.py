@@ -1,0 +1,60 @@
+"""Events-layer contracts: the event table's grain, key, columns and suite, declared once.
+
+Event names are accepted from the event mapping (assets/events/events.yaml), so a name that is
+not in the mapping cannot be published. Rules that need the batch (an account-scoped event with
+no account, an event in the future) are counted in the batch summary and must be zero.
+"""
+
+from __future__ import annotations
+
+from checks.contract import Column, Expectation, TableContract
+from checks.entities import unique
+
+
+def _zero(name: str) -> Expectation:
+    return Expectation(
+        "expect_column_values_to_be_between",
+        {"column": name, "min_value": 0, "max_value": 0},
+        on="batch",
+    )
+
+
+def events_contract(event_names: list[str]) -> TableContract:
+    return TableContract(
+        layer="events",
+        table="events",
+        description=(
+            "One row per thing that happened, from every source, under one canonical snake_case "
+            "name (assets/events/events.yaml). Grain: one event; key: event_id "
+            "(<system>/<object>:<source id>[:<name>]). Daily partitions by event_date (UTC); "
+            "a run rewrites only the days it is asked for. account_id / person_id are canonical "
+            "ids from entities/identity_links."
+        ),
+        columns=(
+            Column("event_id", required=True, description="<source>:<source id>[:<name>]."),
+            Column("event_name", required=True, accepted=tuple(event_names)),
+            Column("event_date", "date", "UTC date of occurred_at (partition).", required=True),
+            Column("occurred_at", "timestamp", "When it happened (UTC).", required=True),
+            Column("account_id", description="Canonical account (entities/account)."),
+            Column("person_id", description="Canonical person (entities/person)."),
+            Column(
+                "scope",
+                required=True,
+                accepted=("account", "person"),
+                description="Whom the event is about first; account-scoped events need an account.",
+            ),
+            Column("source_system", required=True),
+            Column("source_object", required=True),
+            Column("source_id", required=True),
+            Column("properties", description="Event properties (JSON object)."),
+            Column("_ingested_at", "timestamp", "When the source row was ingested.", required=True),
+            Column("_built_at", "timestamp", "When this day was last rebuilt.", required=True),
+        ),
+        extra_expectations=(
+            unique("event_id"),
+            _zero("account_events_without_account"),
+            _zero("events_in_future"),
+            _zero("events_outside_partition"),
+        ),
+        partition_by=("event_date",),
+    )
