@@ -30,23 +30,48 @@ def main() -> int:
     warnings.filterwarnings("ignore", module="dagster")
     import runpy
 
-    from dagster import DagsterInstance
+    from dagster import AssetSelection, DagsterInstance
+
+    from assets.events.runs import range_tags
 
     defs = runpy.run_path(str(HERE / "definitions.py"))["defs"]
-    started = time.perf_counter()
-    with DagsterInstance.get() as instance:
-        result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
-            instance=instance,
-            raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-        )
-    elapsed = time.perf_counter() - started
+    job = defs.resolve_implicit_global_asset_job_def()
+    graph = defs.resolve_asset_graph()
+    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     lake = defs.resources["lake"].process_config_and_initialize()
-    _print_summary(lake, result, elapsed)
-    return 0 if result.success else 1
+    started = time.perf_counter()
+    results = []
+    with DagsterInstance.get() as instance:
+
+        def run(selection, tags=None):
+            keys = list(selection.resolve(graph))
+            if keys:
+                results.append(
+                    job.execute_in_process(
+                        instance=instance,
+                        asset_selection=keys,
+                        tags=tags,
+                        raise_on_error=False,
+                        run_config=quiet,
+                    )
+                )
+            return not results or results[-1].success
+
+        from assets.events import EVENT_DAYS, MAPPING
+        from assets.events.runs import AFTER_EVENTS, BEFORE_EVENTS, EVENTS_KEY, pending_ranges
+
+        ok = run(BEFORE_EVENTS)  # landing -> raw -> entities
+        days = pending_ranges(lake, MAPPING, EVENT_DAYS.start.date()) if ok else []
+        for first, last in days:  # only the days that received data
+            ok = ok and run(AssetSelection.assets(EVENTS_KEY), range_tags(first, last))
+        if ok:
+            run(AFTER_EVENTS)
+    elapsed = time.perf_counter() - started
+    _print_summary(lake, results, elapsed, days)
+    return 0 if all(r.success for r in results) else 1
 
 
-def _print_summary(lake, result, elapsed: float) -> None:
+def _print_summary(lake, results, elapsed: float, days) -> None:
     import duckdb
 
     from checks.raw import QUARANTINE, RAW_TABLES
@@ -55,9 +80,8 @@ def _print_summary(lake, result, elapsed: float) -> None:
     if lake.exists("raw", QUARANTINE.table):
         q = lake.dataset("raw", QUARANTINE.table)  # noqa: F841 - read by DuckDB below
         quarantined = dict(duckdb.sql("SELECT table_name, count(*) FROM q GROUP BY 1").fetchall())
-    print(
-        f"\nrun {result.run_id[:8]}: {'success' if result.success else 'FAILED'} in {elapsed:.1f}s"
-    )
+    ok = all(r.success for r in results)
+    print(f"\n{len(results)} run(s): {'success' if ok else 'FAILED'} in {elapsed:.1f}s")
     print(f"{'table':<28}{'rows':>12}{'quarantined':>13}{'delta version':>15}")
     for c in RAW_TABLES:
         if lake.exists(c.layer, c.table):
@@ -78,9 +102,17 @@ def _print_summary(lake, result, elapsed: float) -> None:
         if lake.exists(c.layer, c.table):
             d = lake.describe(c.layer, c.table)
             print(f"{c.name:<28}{d.total_rows:>12,}{d.version:>28}")
+    from assets.events.build import EVENTS, UNATTRIBUTED
+
+    for layer, table in (EVENTS, UNATTRIBUTED):
+        if lake.exists(layer, table):
+            d = lake.describe(layer, table)
+            print(f"{layer + '/' + table:<28}{d.total_rows:>12,}{d.version:>28}")
+    span = ", ".join(f"{a}..{b}" for a, b in days) or "none pending"
+    print(f"event days built this run: {span}")
     print(f"lake: {lake.root}")
     print("identity vs ground truth: .venv/bin/python -m assets.entities.evaluate")
-    failed = [e.step_key for e in result.all_events if e.is_step_failure]
+    failed = [e.step_key for r in results for e in r.all_events if e.is_step_failure]
     if failed:
         print(f"failed steps: {', '.join(failed)}", file=sys.stderr)
 

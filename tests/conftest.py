@@ -50,6 +50,22 @@ class Lakehouse:
             "identity": IdentityResource(),
         }
 
+    def materialize_days(self, first, last, instance=None):
+        """events/events for the days first..last in one run (a single-run backfill)."""
+        from dagster import DagsterInstance, materialize
+
+        from assets.events.runs import EVENTS_KEY, range_tags
+
+        return materialize(
+            list(self.defs.assets),
+            selection=[EVENTS_KEY],
+            resources=self.resources,
+            instance=instance or DagsterInstance.ephemeral(),
+            tags=range_tags(first, last),
+            raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        )
+
     @property
     def lake(self):
         return self.resources["lake"]
@@ -64,11 +80,14 @@ class Lakehouse:
         return path
 
     def materialize(self, *selection: str, instance=None):
+        """The named assets; by default every unpartitioned asset upstream of the event days."""
         from dagster import AssetKey, DagsterInstance, materialize
+
+        from assets.events.runs import BEFORE_EVENTS
 
         return materialize(
             list(self.defs.assets),
-            selection=[AssetKey(s.split("/")) for s in selection] or None,
+            selection=[AssetKey(s.split("/")) for s in selection] or BEFORE_EVENTS,
             resources=self.resources,
             instance=instance or DagsterInstance.ephemeral(),
             raise_on_error=False,

@@ -36,7 +36,7 @@ SUITE_CHECK = "gx_suite"
 EVENTS_START = "LAKEHOUSE_EVENTS_START"
 
 EVENT_DAYS = DailyPartitionsDefinition(
-    start_date=os.environ.get(EVENTS_START, "2024-01-01"), end_offset=1, timezone="UTC"
+    start_date=os.environ.get(EVENTS_START, "2020-01-01"), end_offset=1, timezone="UTC"
 )
 MAPPING = load_mapping()
 CONTRACT = events_contract(MAPPING.event_names)

@@ -85,7 +85,7 @@ def build_days(
     batch = (
         con.sql(
             f"""SELECT count(*) FILTER ({orphan}) AS account_events_without_account,
-                count(*) FILTER (occurred_at > $now::TIMESTAMPTZ + INTERVAL 1 DAY)
+                count(*) FILTER (occurred_at > $now::TIMESTAMPTZ + INTERVAL 5 MINUTE)
                     AS events_in_future,
                 count(*) FILTER (event_date NOT BETWEEN DATE '{first}' AND DATE '{last}')
                     AS events_outside_partition

@@ -1,0 +1,34 @@
+"""Running the graph around the daily event partitions: the unpartitioned layers before them,
+the pending days (one single-run backfill per contiguous range of days), then the layers after.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from dagster import AssetKey, AssetSelection
+
+from assets.events.build import EVENTS, day_ranges, pending_days
+from assets.events.mapping import Mapping
+from resources.duckdb import connect
+from resources.lake import LakeResource
+
+EVENTS_KEY = AssetKey(list(EVENTS))
+BEFORE_EVENTS = AssetSelection.all() - AssetSelection.assets(EVENTS_KEY).downstream()
+AFTER_EVENTS = AssetSelection.assets(EVENTS_KEY).downstream() - AssetSelection.assets(EVENTS_KEY)
+
+
+def range_tags(first: date | str, last: date | str) -> dict[str, str]:
+    """Run tags that make one run materialize the days first..last (single-run backfill)."""
+    return {
+        "dagster/asset_partition_range_start": str(first),
+        "dagster/asset_partition_range_end": str(last),
+    }
+
+
+def pending_ranges(lake: LakeResource, mapping: Mapping, start: date) -> list[tuple[date, date]]:
+    """Ranges of days to (re)build; the first build of the table is one range."""
+    days = pending_days(connect(), lake, mapping, start)
+    if days and not lake.exists(*EVENTS):
+        return [(days[0], days[-1])]
+    return day_ranges(days)

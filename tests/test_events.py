@@ -1,0 +1,164 @@
+"""The event table on a small sample company: only the days that received data are rewritten,
+late events land in their own day, a replayed event is never there twice, the gate holds."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+from deltalake import DeltaTable
+
+from assets.events import EVENT_DAYS, MAPPING
+from assets.events.runs import pending_ranges
+from conftest import Lakehouse, check_evaluations, load_definitions
+
+ACCOUNTS, DAYS, SEED = 40, 60, 11
+END = date(2026, 10, 31)
+
+
+def _pending(house: Lakehouse) -> list[tuple[date, date]]:
+    return pending_ranges(house.lake, MAPPING, EVENT_DAYS.start.date())
+
+
+def _partitions_touched(house: Lakehouse, since: int) -> set[str]:
+    """event_date values of every data file added or removed after version `since`."""
+    dt = DeltaTable(house.lake.uri("events", "events"))
+    before = {a["path"]: a for a in _adds(DeltaTable(dt.table_uri, version=since))}
+    after = {a["path"]: a for a in _adds(dt)}
+    changed = (before.keys() - after.keys()) | (after.keys() - before.keys())
+    return {(before.get(p) or after[p])["event_date"] for p in changed}
+
+
+def _adds(dt: DeltaTable) -> list[dict]:
+    t = pa.table(dt.get_add_actions(flatten=True)).to_pydict()
+    return [
+        {"path": p, "event_date": str(d)}
+        for p, d in zip(t["path"], t["partition.event_date"], strict=True)
+    ]
+
+
+def _events(house: Lakehouse):
+    return house.lake.read("events", "events")
+
+
+def _usage(event_id: str, ws: str, user: str, at: str, kind: str = "report_view") -> str:
+    return json.dumps(
+        {
+            "event_id": event_id,
+            "workspace_id": ws,
+            "user_id": user,
+            "event_type": kind,
+            "timestamp": at,
+            "session_id": "ses_test",
+            "feature_adoption_score": 0.5,
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    from sample_company.generate import generate
+
+    root = tmp_path_factory.mktemp("events")
+    generate(root / "landing", accounts=ACCOUNTS, days=DAYS, seed=SEED, end_date=END)
+    house = Lakehouse(root / "lake", root / "landing", load_definitions())
+    assert house.materialize().success
+    ranges = _pending(house)
+    assert len(ranges) == 1  # first build: one range, one run
+    result = house.materialize_days(*ranges[0])
+    assert result.success
+    assert check_evaluations(result)["events/events"].passed
+    return house
+
+
+def _a_workspace_and_user(house: Lakehouse) -> tuple[str, str]:
+    ev = _events(house)
+    usage = ev.filter(pc.equal(ev["source_object"], "usage_events")).slice(0, 1).to_pylist()[0]
+    props = json.loads(usage["properties"])
+    users = house.lake.read("raw", "product_users")
+    user = users.filter(pc.equal(users["workspace_id"], props["workspace_id"]))["user_id"][0]
+    return props["workspace_id"], user.as_py()
+
+
+def test_first_build_is_complete_and_nothing_is_pending(built):
+    house = built
+    ev = _events(house)
+    raw = house.lake.read("raw", "product_usage_events", columns=["event_id"])
+    usage = ev.filter(pc.equal(ev["source_object"], "usage_events"))
+    unattributed = house.lake.read("events", "unattributed_events")
+    stream = unattributed.filter(pc.equal(unattributed["source_object"], "usage_events"))
+    # every distinct raw usage event is an event, or kept aside with its reason
+    assert usage.num_rows + stream.num_rows == len(set(raw["event_id"].to_pylist()))
+    assert ev.num_rows == len(set(ev["event_id"].to_pylist()))
+    assert set(ev["event_name"].to_pylist()) <= set(MAPPING.event_names)
+    assert pc.all(pc.equal(pc.cast(ev["occurred_at"], "date32"), ev["event_date"])).as_py()
+    assert _pending(house) == []
+
+
+def test_one_new_day_touches_only_its_partition_and_a_late_event_its_own_day(built):
+    house = built
+    ws, user = _a_workspace_and_user(house)
+    version = house.lake.version("events", "events")
+    new_day, late_day = END + timedelta(days=1), END - timedelta(days=5)
+    lines = [
+        _usage("evt-new-1", ws, user, f"{new_day}T09:00:00Z"),
+        _usage("evt-new-2", ws, user, f"{new_day}T10:30:00Z", "monitoring_run"),
+        _usage("evt-late-1", ws, user, f"{late_day}T23:59:00Z"),  # arrived 6 days late
+    ]
+    house.drop(f"product/usage_events/{new_day}/usage_events.jsonl", "\n".join(lines) + "\n")
+    assert house.materialize("landing/product_usage_events", "raw/product_usage_events").success
+    assert _pending(house) == [(late_day, late_day), (new_day, new_day)]
+    for first, last in _pending(house):
+        assert house.materialize_days(first, last).success
+    assert _partitions_touched(house, version) == {str(new_day), str(late_day)}
+    got = {
+        r["source_id"]: (r["event_date"], r["event_name"])
+        for r in _events(house).to_pylist()
+        if r["source_id"].startswith("evt-")
+    }
+    assert got == {
+        "evt-new-1": (new_day, "report_viewed"),
+        "evt-new-2": (new_day, "monitoring_run_completed"),
+        "evt-late-1": (late_day, "report_viewed"),
+    }
+    assert _pending(house) == []
+
+
+def test_a_replayed_event_is_never_there_twice(built):
+    house = built
+    ws, user = _a_workspace_and_user(house)
+    day = END + timedelta(days=2)
+    line = _usage("evt-replayed", ws, user, f"{day}T08:00:00Z")
+    house.drop(f"product/usage_events/{day}/usage_events.jsonl", line + "\n")
+    # the same event again in the next extract, next to a new one
+    again = line + "\n" + _usage("evt-other", ws, user, f"{day}T08:05:00Z") + "\n"
+    house.drop(f"product/usage_events/{day + timedelta(days=1)}/usage_events.jsonl", again)
+    assert house.materialize("landing/product_usage_events", "raw/product_usage_events").success
+    for first, last in _pending(house):
+        assert house.materialize_days(first, last).success
+    ids = _events(house)["source_id"].to_pylist()
+    assert ids.count("evt-replayed") == 1
+    assert ids.count("evt-other") == 1
+    # and re-running the same days changes nothing but the build stamp
+    before = _events(house).drop_columns(["_built_at"]).sort_by("event_id")
+    assert house.materialize_days(day, day + timedelta(days=1)).success
+    assert _events(house).drop_columns(["_built_at"]).sort_by("event_id").equals(before)
+
+
+def test_an_event_in_the_future_fails_the_gate_and_leaves_the_table(built):
+    house = built
+    ws, user = _a_workspace_and_user(house)
+    tomorrow = date.today() + timedelta(days=1)  # the last daily partition
+    line = _usage("evt-future", ws, user, f"{tomorrow}T23:59:00Z")
+    house.drop(f"product/usage_events/{tomorrow}/usage_events.jsonl", line + "\n")
+    assert house.materialize("landing/product_usage_events", "raw/product_usage_events").success
+    version = house.lake.version("events", "events")
+    result = house.materialize_days(tomorrow, tomorrow)
+    assert not result.success
+    gate = check_evaluations(result)["events/events"]
+    assert not gate.passed
+    assert house.lake.version("events", "events") == version
+    assert "evt-future" not in _events(house)["source_id"].to_pylist()
