@@ -150,8 +150,11 @@ PERSON = _entity(
     Column("first_name", pii=True),
     Column("last_name", pii=True),
     Column("full_name", pii=True),
-    Column("primary_email", pii=True),
-    Column("emails", description="Every address seen (JSON).", pii=True),
+    Column(
+        "email_hash",
+        description="Salted SHA-256 of the primary address (resources/pii.py); never the address.",
+    ),
+    Column("email_hashes", description="Salted hashes of every address seen (JSON)."),
     Column("source_ids", description="Source ids per system/object (JSON)."),
     Column("source_count", "int", min=1),
     ts("first_seen_at"),

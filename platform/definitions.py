@@ -16,6 +16,7 @@ from resources.duckdb import DuckDBResource
 from resources.identity import DECISIONS_PATH, RULES_PATH, IdentityResource
 from resources.lake import LakeResource
 from resources.landing import LandingResource
+from resources.pii import PII_SALT, PiiResource
 from resources.settings import LAKE_ROOT, LANDING_ROOT, from_env
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
@@ -27,6 +28,7 @@ defs = Definitions(
         "lake": LakeResource(**from_env(root=LAKE_ROOT)),
         "landing": LandingResource(**from_env(root=LANDING_ROOT)),
         "duckdb": DuckDBResource(),
+        "pii": PiiResource(**from_env(salt=PII_SALT)),
         "identity": IdentityResource(
             **from_env(rules_path=RULES_PATH, decisions_path=DECISIONS_PATH)
         ),

@@ -39,6 +39,7 @@ def main() -> int:
     graph = defs.resolve_asset_graph()
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     lake = defs.resources["lake"].process_config_and_initialize()
+    pii = defs.resources["pii"].process_config_and_initialize()
     started = time.perf_counter()
     results = []
     with DagsterInstance.get() as instance:
@@ -61,7 +62,7 @@ def main() -> int:
         from assets.events.runs import AFTER_EVENTS, BEFORE_EVENTS, EVENTS_KEY, pending_ranges
 
         ok = run(BEFORE_EVENTS)  # landing -> raw -> entities
-        days = pending_ranges(lake, MAPPING, EVENT_DAYS.start.date()) if ok else []
+        days = pending_ranges(lake, pii, MAPPING, EVENT_DAYS.start.date()) if ok else []
         for first, last in days:  # only the days that received data
             ok = ok and run(AssetSelection.assets(EVENTS_KEY), range_tags(first, last))
         if ok:

@@ -42,12 +42,14 @@ class Lakehouse:
         from resources.identity import IdentityResource
         from resources.lake import LakeResource
         from resources.landing import LandingResource
+        from resources.pii import PiiResource
 
         return {
             "lake": LakeResource(root=str(self.lake_root)),
             "landing": LandingResource(root=str(self.landing_root)),
             "duckdb": DuckDBResource(threads=2),
             "identity": IdentityResource(),
+            "pii": PiiResource(),
         }
 
     def materialize_days(self, first, last, instance=None):

@@ -92,7 +92,9 @@ def test_identity_quality_against_ground_truth(grown):
     scores = {
         s.entity_type: s
         for s in evaluate(
-            house.lake.read("entities", "identity_links"), house.landing_root / "_truth"
+            house.lake.read("entities", "identity_links"),
+            house.landing_root / "_truth",
+            house.resources["pii"].resolve_salt(str(house.lake_root)),
         )
     }
     for s in scores.values():

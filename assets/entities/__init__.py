@@ -38,6 +38,7 @@ from checks.raw import RAW_TABLES
 from resources.duckdb import DuckDBResource
 from resources.identity import IdentityResource
 from resources.lake import LakeResource, Published
+from resources.pii import PiiResource
 
 SUITE_CHECK = "gx_suite"
 KINDS = {"delta", "duckdb", "great_expectations"}
@@ -139,6 +140,7 @@ def resolve_identities_asset(
     lake: LakeResource,
     duckdb: DuckDBResource,
     identity: IdentityResource,
+    pii: PiiResource,
 ) -> Iterator[MaterializeResult | AssetCheckResult]:
     """Stable ids, then deterministic keys, then Splink scoring; persistent canonical ids."""
     started = time.perf_counter()
@@ -148,6 +150,7 @@ def resolve_identities_asset(
     L = contracts.IDENTITY_LINKS
     previous = lake.read(L.layer, L.table)
     with duckdb.connect() as con:
+        pii.install(con, lake.root)
         result = resolve_identities(con, lake, rules, decisions, previous)
     elapsed = time.perf_counter() - started
     context.log.info(
@@ -273,10 +276,12 @@ def build_entity_asset(
         lake: LakeResource,
         duckdb: DuckDBResource,
         identity: IdentityResource,
+        pii: PiiResource,
     ) -> Iterator[MaterializeResult | AssetCheckResult]:
         rules = load_rules(identity.rules_path)
         links = lake.read("entities", "identity_links")
         with duckdb.connect() as con:
+            pii.install(con, lake.root)
             build.prepare(con, lake, rules, links)
             table = builder(con, rules, contract)
         suite = [*contract.suite(), *_fk_expectations(lake, fks)]

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
+
+from resources.pii import hash_email
 
 ACCOUNT_OBJECTS = {
     "crm/accounts",
@@ -27,6 +30,7 @@ ACCOUNT_OBJECTS = {
     "support/organizations",
     "risk/signals",
 }
+HASHED_EMAIL_IDS = {"support/ticket_requesters"}
 PERSON_OBJECTS = {"crm/contacts", "product/users", "support/ticket_requesters", "consent/records"}
 
 
@@ -72,12 +76,16 @@ def pairwise(entity_type: str, truth: dict[str, str], predicted: dict[str, str |
     )
 
 
-def load_truth(truth_dir: Path) -> tuple[dict[str, str], dict[str, str]]:
+def load_truth(truth_dir: Path, salt: str) -> tuple[dict[str, str], dict[str, str]]:
     accounts, persons = {}, {}
     with open(truth_dir / "source_records.csv", newline="") as f:
         for row in csv.DictReader(f):
             src = f"{row['system']}/{row['object']}"
-            key = f"{src}:{row['source_id']}"
+            sid = row["source_id"]
+            if src in HASHED_EMAIL_IDS:  # "<org>|<email>" is keyed by the email's salted hash
+                org, _, email = sid.partition("|")
+                sid = f"{org}|{hash_email(salt, email)}"
+            key = f"{src}:{sid}"
             if src in ACCOUNT_OBJECTS and row["account_key"]:
                 accounts[key] = row["account_key"]
             if src in PERSON_OBJECTS and row["person_key"]:
@@ -85,8 +93,9 @@ def load_truth(truth_dir: Path) -> tuple[dict[str, str], dict[str, str]]:
     return accounts, persons
 
 
-def evaluate(links: pa.Table, truth_dir: Path) -> list[Score]:
-    accounts, persons = load_truth(truth_dir)
+def evaluate(links: pa.Table, truth_dir: Path, salt: str) -> list[Score]:
+    """`salt`: the lake's PII salt (resources/pii.py), to key the truth as the lake keys it."""
+    accounts, persons = load_truth(truth_dir, salt)
     out = []
     for etype, truth in (("account", accounts), ("person", persons)):
         rows = links.filter(pa.compute.equal(links["entity_type"], etype))
@@ -118,6 +127,7 @@ def report(scores: list[Score], review: pa.Table | None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     from resources.lake import LakeResource
+    from resources.pii import PII_SALT, PiiResource
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--lake", default="lake", help="lake root (default: lake)")
@@ -139,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
         if lake.exists("entities", "identity_review")
         else None
     )
-    print(report(evaluate(links, truth), review))
+    salt = PiiResource(salt=os.environ.get(PII_SALT)).resolve_salt(args.lake)
+    print(report(evaluate(links, truth, salt), review))
     return 0
 
 

@@ -11,6 +11,8 @@ that introduced it until the next version that changed it.
 
 from __future__ import annotations
 
+import re
+
 import duckdb
 import pyarrow as pa
 
@@ -107,6 +109,9 @@ def account(con: duckdb.DuckDBPyConnection, rules: Rules, contract: TableContrac
 
 
 def person(con: duckdb.DuckDBPyConnection, rules: Rules, contract: TableContract) -> pa.Table:
+    # The requester key as the identity rules build it (over support_tickets aliased t).
+    req = rules.persons.source("support/ticket_requesters")
+    requester = re.sub(r"\b(org_id|requester_email)\b", r"t.\1", req.id)
     contacts = _latest("v_raw__crm_contacts", "id", "last_modified_date", "crm/contacts", "person")
     users = _latest("v_raw__product_users", "user_id", "updated_at", "product/users", "person")
     sql = f"""
@@ -123,29 +128,31 @@ def person(con: duckdb.DuckDBPyConnection, rules: Rules, contract: TableContract
             regexp_extract(trim(t.requester_name), '(\\S+)$', 1), t.requester_email, t.created_at,
             t.updated_at, 'support'
         FROM v_raw__support_tickets t JOIN links l ON l.entity_type = 'person' AND l.record_key =
-            'support/ticket_requesters:' || coalesce(t.org_id, '') || '|' || lower(trim(t.requester_email))
+            'support/ticket_requesters:' || {requester}
     ), best AS (
         SELECT canonical_id, arg_min(first_name, rank) AS first_name,
             arg_min(last_name, rank) AS last_name,
-            arg_min(lower(trim(email)), rank) FILTER (WHERE email IS NOT NULL) AS primary_email,
+            pii_hash(arg_min(lower(trim(email)), rank) FILTER (WHERE email IS NOT NULL))
+                AS email_hash,
             arg_min(system, rank) AS name_source, min(seen) AS first_seen, max(last_seen) AS last_seen
         FROM named WHERE canonical_id IS NOT NULL GROUP BY ALL
     ), src AS ({_source_ids("person")}), mails AS (
-        SELECT canonical_id, to_json(list(DISTINCT e ORDER BY e)) AS emails FROM (
+        SELECT canonical_id, to_json(list(DISTINCT h ORDER BY h)) AS email_hashes FROM (
+            SELECT canonical_id, pii_hash(e) AS h FROM (
             SELECT l.canonical_id, lower(trim(c.email)) AS e FROM v_raw__crm_contacts c
                 JOIN links l ON l.entity_type = 'person' AND l.record_key = 'crm/contacts:' || c.id
             UNION SELECT l.canonical_id, lower(trim(u.email)) FROM v_raw__product_users u
                 JOIN links l ON l.entity_type = 'person' AND l.record_key = 'product/users:' || u.user_id
             UNION SELECT l.canonical_id, lower(trim(t.requester_email)) FROM v_raw__support_tickets t
                 JOIN links l ON l.entity_type = 'person' AND l.record_key =
-                    'support/ticket_requesters:' || coalesce(t.org_id, '') || '|' || lower(trim(t.requester_email))
-        ) WHERE e IS NOT NULL GROUP BY ALL
+                    'support/ticket_requesters:' || {requester}
+        )) WHERE h IS NOT NULL GROUP BY ALL
     )
     SELECT s.canonical_id AS person_id, b.first_name, b.last_name,
         nullif(trim(concat_ws(' ', b.first_name, b.last_name)), '') AS full_name,
-        b.primary_email, m.emails, s.source_ids, s.source_count,
+        b.email_hash, m.email_hashes, s.source_ids, s.source_count,
         b.first_seen AS first_seen_at, b.last_seen AS last_seen_at,
-        to_json({{'name': b.name_source, 'primary_email': b.name_source}})::VARCHAR AS survivorship
+        to_json({{'name': b.name_source, 'email_hash': b.name_source}})::VARCHAR AS survivorship
     FROM src s LEFT JOIN best b USING (canonical_id) LEFT JOIN mails m USING (canonical_id)
     ORDER BY person_id
     """

@@ -30,6 +30,7 @@ from checks.events import events_contract
 from checks.gate import validate
 from resources.duckdb import DuckDBResource
 from resources.lake import LakeResource
+from resources.pii import PiiResource
 
 GROUP = "events"
 SUITE_CHECK = "gx_suite"
@@ -69,13 +70,14 @@ def _deps() -> list[AssetKey]:
     ],
 )
 def events(
-    context: AssetExecutionContext, lake: LakeResource, duckdb: DuckDBResource
+    context: AssetExecutionContext, lake: LakeResource, duckdb: DuckDBResource, pii: PiiResource
 ) -> Iterator[MaterializeResult | AssetCheckResult]:
     """Rebuild the requested days from every raw source and replace only their partitions."""
     days = context.partition_key_range
     first, last = days.start, days.end
     now = datetime.now(UTC)
     with duckdb.connect() as con:
+        pii.install(con, lake.root)
         built = build_days(con, lake, MAPPING, first, last, now)
     gate = validate(CONTRACT.name, CONTRACT.suite(), built.events, built.batch)
     yield gate.check_result(EVENTS_KEY, SUITE_CHECK)

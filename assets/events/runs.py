@@ -12,6 +12,7 @@ from assets.events.build import EVENTS, day_ranges, pending_days
 from assets.events.mapping import Mapping
 from resources.duckdb import connect
 from resources.lake import LakeResource
+from resources.pii import PiiResource
 
 EVENTS_KEY = AssetKey(list(EVENTS))
 BEFORE_EVENTS = AssetSelection.all() - AssetSelection.assets(EVENTS_KEY).downstream()
@@ -26,9 +27,13 @@ def range_tags(first: date | str, last: date | str) -> dict[str, str]:
     }
 
 
-def pending_ranges(lake: LakeResource, mapping: Mapping, start: date) -> list[tuple[date, date]]:
+def pending_ranges(
+    lake: LakeResource, pii: PiiResource, mapping: Mapping, start: date
+) -> list[tuple[date, date]]:
     """Ranges of days to (re)build; the first build of the table is one range."""
-    days = pending_days(connect(), lake, mapping, start)
+    con = connect()
+    pii.install(con, lake.root)
+    days = pending_days(con, lake, mapping, start)
     if days and not lake.exists(*EVENTS):
         return [(days[0], days[-1])]
     return day_ranges(days)

@@ -1,0 +1,70 @@
+"""Pseudonymizing personal data outside the raw layer: emails become salted SHA-256 hashes.
+
+The salt is a secret. Set LAKEHOUSE_PII_SALT (read as a Dagster EnvVar: the UI shows its name,
+never its value). With none set, the embedded default creates a random salt once, in
+`<lake root>/.secrets/pii_salt` (owner read/write only; the lake folder is ignored by git), and
+reuses it, so hashes stay stable from run to run. The salt reaches DuckDB as a bound parameter
+into a temp table, never as SQL text, and is never logged or put in metadata.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+from pathlib import Path
+
+import duckdb
+from dagster import ConfigurableResource
+from pydantic import Field
+
+PII_SALT = "LAKEHOUSE_PII_SALT"
+SALT_FILE = ".secrets/pii_salt"
+
+
+def local_salt(lake_root: str) -> str:
+    """The embedded default's salt: created on first use, then reused."""
+    if "://" in lake_root and not lake_root.startswith("file://"):
+        raise RuntimeError(
+            f"{PII_SALT} is not set and the lake ({lake_root}) is not on local disk: set the "
+            "salt in the environment (a secret store), so every run hashes the same way"
+        )
+    path = Path(lake_root.removeprefix("file://")) / SALT_FILE
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+def hash_email(salt: str, email: str | None) -> str | None:
+    """The same hash as the SQL macro `pii_hash`, for code outside DuckDB."""
+    if email is None or not email.strip():
+        return None
+    return hashlib.sha256((salt + email.strip().lower()).encode()).hexdigest()
+
+
+class PiiResource(ConfigurableResource):
+    """Where the hashing salt comes from; `install` gives a DuckDB connection `pii_hash(x)`."""
+
+    salt: str | None = Field(
+        default=None,
+        description=f"Secret salt for email hashes (from {PII_SALT}); default: a local random one.",
+    )
+
+    def resolve_salt(self, lake_root: str) -> str:
+        return self.salt or local_salt(lake_root)
+
+    def install(self, con: duckdb.DuckDBPyConnection, lake_root: str) -> None:
+        install(con, self.resolve_salt(lake_root))
+
+
+def install(con: duckdb.DuckDBPyConnection, salt: str) -> None:
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _pii_salt AS SELECT $salt::VARCHAR AS salt", {"salt": salt}
+    )
+    con.execute(
+        """CREATE OR REPLACE TEMP MACRO pii_hash(x) AS CASE WHEN nullif(trim(x), '') IS NOT NULL
+            THEN sha256((SELECT salt FROM _pii_salt) || lower(trim(x))) END"""
+    )
