@@ -58,3 +58,33 @@ def events_contract(event_names: list[str]) -> TableContract:
         ),
         partition_by=("event_date",),
     )
+
+
+def lifecycle_contract(states: list[str], definitions: str) -> TableContract:
+    return TableContract(
+        layer="events",
+        table="account_lifecycle",
+        description=(
+            "The history of each account's lifecycle state as validity intervals. Grain: one "
+            "row per (account_id, valid_from); valid_to is exclusive and null on the current "
+            "interval. Intervals of an account never overlap and cover its life without gaps; "
+            "`rule` and `rule_set_version` name what decided each interval. The state on day D "
+            "is the row with valid_from <= D < coalesce(valid_to, infinity).\n\n"
+            f"States, first matching rule wins:\n\n{definitions}"
+        ),
+        columns=(
+            Column("account_id", required=True, description="Canonical account."),
+            Column("state", required=True, accepted=tuple(states)),
+            Column("valid_from", "date", "First day in this state.", required=True),
+            Column("valid_to", "date", "Day after the last day in this state (exclusive)."),
+            Column("rule", required=True, accepted=tuple(states)),
+            Column("rule_set_version", required=True),
+            Column("is_current", "bool", "The account's state today.", required=True),
+        ),
+        extra_expectations=(
+            unique("account_id", "valid_from"),
+            _zero("overlapping_intervals"),
+            _zero("gaps_between_intervals"),
+            _zero("accounts_without_one_current_state"),
+        ),
+    )

@@ -31,13 +31,14 @@ from assets.entities import tables as build
 from assets.entities.identity import IdentityResult, load_decisions, resolve_identities
 from assets.entities.rules import load_rules
 from assets.metadata import OWNER, definition_metadata, published_metadata
+from assets.publish import publish_if_changed as _publish
 from checks import entities as contracts
 from checks.contract import Expectation, TableContract
 from checks.gate import GateResult, validate
 from checks.raw import RAW_TABLES
 from resources.duckdb import DuckDBResource
 from resources.identity import IdentityResource
-from resources.lake import LakeResource, Published
+from resources.lake import LakeResource
 from resources.pii import PiiResource
 
 SUITE_CHECK = "gx_suite"
@@ -68,34 +69,6 @@ def _check(contract: TableContract) -> AssetCheckSpec:
 
 def _tags(contract: TableContract) -> dict[str, str]:
     return {"layer": GROUP, "pii": str(bool(contract.pii_columns)).lower()}
-
-
-def _sorted(table: pa.Table, contract: TableContract) -> pa.Table:
-    keys = contract.extra_expectations[0].kwargs
-    cols = keys.get("column_list") or [keys["column"]]
-    return table.sort_by([(c, "ascending") for c in cols])
-
-
-def _publish(
-    lake: LakeResource, contract: TableContract, table: pa.Table, run_id: str
-) -> tuple[Published, bool]:
-    """Overwrite with the new content, or leave the version alone when nothing changed."""
-    layer, name = contract.layer, contract.table
-    if lake.exists(layer, name):
-        current = lake.read(layer, name)
-        if current.schema.equals(table.schema) and _sorted(current, contract).equals(
-            _sorted(table, contract)
-        ):
-            return lake.describe(layer, name), False
-    published = lake.publish(
-        layer,
-        name,
-        table,
-        mode="overwrite",
-        description=contract.description,
-        commit_metadata={"dagster_run_id": run_id},
-    )
-    return published, True
 
 
 def _keep_first_seen(new: pa.Table, old: pa.Table, key_cols: list[str], ts_col: str) -> pa.Table:

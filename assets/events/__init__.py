@@ -24,9 +24,12 @@ from dagster import (
 )
 
 from assets.events.build import EVENTS, UNATTRIBUTED, build_days, day_counts
+from assets.events.lifecycle import RULE_EVENTS, RULE_SET_VERSION, RULES, describe_rules
+from assets.events.lifecycle import account_lifecycle as lifecycle_intervals
 from assets.events.mapping import load_mapping
 from assets.metadata import OWNER, definition_metadata, published_metadata
-from checks.events import events_contract
+from assets.publish import publish_if_changed
+from checks.events import events_contract, lifecycle_contract
 from checks.gate import validate
 from resources.duckdb import DuckDBResource
 from resources.lake import LakeResource
@@ -42,6 +45,7 @@ EVENT_DAYS = DailyPartitionsDefinition(
 MAPPING = load_mapping()
 CONTRACT = events_contract(MAPPING.event_names)
 EVENTS_KEY = AssetKey(list(EVENTS))
+MAX_DAYS_PER_RUN = 31
 
 
 def _deps() -> list[AssetKey]:
@@ -54,7 +58,8 @@ def _deps() -> list[AssetKey]:
     description=CONTRACT.description,
     group_name=GROUP,
     partitions_def=EVENT_DAYS,
-    backfill_policy=BackfillPolicy.single_run(),
+    # A month of days per run: one atomic commit, bounded memory (10M events/2 years at scale).
+    backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=MAX_DAYS_PER_RUN),
     deps=_deps(),
     kinds={"delta", "duckdb", "great_expectations"},
     owners=[OWNER],
@@ -115,4 +120,102 @@ def events(
     )
 
 
-assets = [events]
+LIFECYCLE = lifecycle_contract([r.state for r in RULES], describe_rules())
+LIFECYCLE_KEY = AssetKey([LIFECYCLE.layer, LIFECYCLE.table])
+
+
+@asset(
+    key=LIFECYCLE_KEY,
+    description=LIFECYCLE.description,
+    group_name=GROUP,
+    deps=[EVENTS_KEY, AssetKey(["entities", "account"]), AssetKey(["entities", "subscription"])],
+    kinds={"delta", "duckdb", "great_expectations"},
+    owners=[OWNER],
+    tags={"layer": GROUP, "pii": "false"},
+    metadata={**definition_metadata(LIFECYCLE), "rule_set_version": RULE_SET_VERSION},
+    check_specs=[
+        AssetCheckSpec(
+            SUITE_CHECK,
+            asset=LIFECYCLE_KEY,
+            blocking=True,
+            description=f"Great Expectations suite of {LIFECYCLE.name}, run before commit.",
+        )
+    ],
+)
+def account_lifecycle(
+    context: AssetExecutionContext, lake: LakeResource, duckdb: DuckDBResource
+) -> Iterator[MaterializeResult | AssetCheckResult]:
+    """Every account's state on every day of its life, collapsed into intervals."""
+    with duckdb.connect() as con:
+        con.register("ev", lake.dataset(*EVENTS))
+        as_of = con.sql(
+            "SELECT max(event_date) FROM ev WHERE event_date <= current_date"
+        ).fetchall()[0][0]
+        if as_of is None:
+            raise ValueError("events/events is empty: build the event days first")
+        names = ", ".join(f"'{n}'" for n in RULE_EVENTS)
+        events_in = con.sql(
+            f"""SELECT account_id, event_name, occurred_at, properties FROM ev
+                WHERE account_id IS NOT NULL AND event_name IN ({names})"""
+        ).to_arrow_table()
+        accounts = lake.read("entities", "account", columns=["account_id", "first_seen_at"])
+        subs = lake.read(
+            "entities",
+            "subscription",
+            columns=[
+                "subscription_id",
+                "account_id",
+                "plan_tier",
+                "mrr",
+                "status",
+                "started_at",
+                "ended_at",
+            ],
+        )
+        table = lifecycle_intervals(con, accounts, events_in, subs, as_of)
+        con.register("lc", table)
+        batch = (
+            con.sql(
+                """WITH s AS (SELECT *, lead(valid_from) OVER (PARTITION BY account_id
+                    ORDER BY valid_from) AS next_from FROM lc)
+               SELECT count(*) FILTER (next_from < valid_to) AS overlapping_intervals,
+                   count(*) FILTER (next_from > valid_to
+                       OR (next_from IS NOT NULL AND valid_to IS NULL)) AS gaps_between_intervals,
+                   (SELECT count(*) FROM (SELECT account_id FROM lc GROUP BY 1
+                       HAVING count(*) FILTER (is_current) <> 1))
+                       AS accounts_without_one_current_state
+               FROM s"""
+            )
+            .to_arrow_table()
+            .to_pylist()[0]
+        )
+    gate = validate(LIFECYCLE.name, LIFECYCLE.suite(), table, batch)
+    yield gate.check_result(LIFECYCLE_KEY, SUITE_CHECK)
+    if not gate.passed:
+        raise gate.failure(f"{LIFECYCLE.name} ({table.num_rows:,} rows)")
+    published, wrote = publish_if_changed(lake, LIFECYCLE, table, context.run_id)
+    current = table.filter(table["is_current"])
+    states = current.group_by("state").aggregate([("account_id", "count")])
+    yield MaterializeResult(
+        asset_key=LIFECYCLE_KEY,
+        metadata={
+            **published_metadata(LIFECYCLE, published, table.schema, table),
+            "changed": wrote,
+            "as_of": MetadataValue.text(str(as_of)),
+            "rule_set_version": MetadataValue.text(RULE_SET_VERSION),
+            "current_states": MetadataValue.json(
+                dict(
+                    sorted(
+                        zip(
+                            states["state"].to_pylist(),
+                            states["account_id_count"].to_pylist(),
+                            strict=True,
+                        )
+                    )
+                )
+            ),
+        },
+    )
+
+
+assets = [events, account_lifecycle]

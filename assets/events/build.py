@@ -124,13 +124,29 @@ def pending_days(
         built = f"SELECT event_date, max(_built_at) AS built_at FROM ({rows}) GROUP BY 1"
         stored = f"""SELECT event_date, {fingerprint} AS fp FROM ({rows})
             WHERE source_system || '|' || source_object IN ({objects}) GROUP BY 1"""
+    oldest, built_days = None, set()
+    if held:
+        days_built = con.sql(built).fetchall()
+        built_days = {d for d, _ in days_built}
+        oldest = min((t for _, t in days_built), default=None)
+        oldest = oldest.isoformat() if oldest else None
     far = (datetime.now().date() + timedelta(days=3650)).isoformat()
     parts = []
     for s in mapping.sources:
         if s.table not in present:
             continue
-        sql = source_sql(s, start.isoformat(), far, mapping.late_days)
         if s.is_stream:
+            # A built day goes stale only through rows ingested after it was built; a day
+            # never built is found through the extracts (Delta partitions) no day covers.
+            only = None
+            if oldest:
+                extracts = {
+                    p["_extract_date"] for p in lake.table(*s.table.split("/")).partitions()
+                }
+                fresh = sorted(e for e in extracts if date.fromisoformat(e) not in built_days)
+                listed = ", ".join(f"DATE '{e}'" for e in fresh) or "NULL"
+                only = f"_ingested_at > TIMESTAMPTZ '{oldest}' OR _extract_date IN ({listed})"
+            sql = source_sql(s, start.isoformat(), far, mapping.late_days, only)
             parts.append(
                 f"""SELECT DISTINCT d.event_date FROM (
                         SELECT CAST(occurred_at AS DATE) AS event_date, max(_ingested_at) AS ing

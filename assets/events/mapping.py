@@ -135,9 +135,13 @@ def _props(src: EventSource, extra: str = "") -> str:
     return f"to_json(json_object({', '.join(pairs)}))::VARCHAR" if pairs else "'{}'"
 
 
-def source_sql(src: EventSource, first: str, last: str, late_days: int) -> str:
+def source_sql(
+    src: EventSource, first: str, last: str, late_days: int, only: str | None = None
+) -> str:
     """Events of `src` whose UTC date lies in [first, last] (ISO dates), one row per event id:
-    event_id, event_name, occurred_at, account_ref, person_ref, properties, _ingested_at."""
+    event_id, event_name, occurred_at, account_ref, person_ref, properties, _ingested_at.
+    `only` (streams): an extra condition on raw rows, pushed down to the scan."""
+    since = f"AND ({only})" if only else ""
     cols = f"""'{src.system}' AS source_system, '{src.object}' AS source_object,
         '{src.scope}' AS scope,
         {_key(src.account)} AS account_ref, {_key(src.person)} AS person_ref"""
@@ -153,7 +157,7 @@ def source_sql(src: EventSource, first: str, last: str, late_days: int) -> str:
                     _ingested_at, row_number() OVER (PARTITION BY ({src.id})::VARCHAR
                         ORDER BY _ingested_at DESC, _line DESC) AS _rn
                 FROM {view(src.table)}
-                WHERE _extract_date >= DATE '{first}' - INTERVAL {late_days} DAY
+                WHERE _extract_date >= DATE '{first}' - INTERVAL {late_days} DAY {since}
                   AND CAST(({src.at})::TIMESTAMPTZ AS DATE)
                       BETWEEN DATE '{first}' AND DATE '{last}')
             WHERE _rn = 1 AND event_name IS NOT NULL AND {in_range}"""

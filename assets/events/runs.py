@@ -4,7 +4,7 @@ the pending days (one single-run backfill per contiguous range of days), then th
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 from dagster import AssetKey, AssetSelection
 
@@ -28,12 +28,21 @@ def range_tags(first: date | str, last: date | str) -> dict[str, str]:
 
 
 def pending_ranges(
-    lake: LakeResource, pii: PiiResource, mapping: Mapping, start: date
+    lake: LakeResource, pii: PiiResource, mapping: Mapping, start: date, max_days: int = 31
 ) -> list[tuple[date, date]]:
-    """Ranges of days to (re)build; the first build of the table is one range."""
+    """Ranges of at most `max_days` days to (re)build, one run each."""
     con = connect()
     pii.install(con, lake.root)
     days = pending_days(con, lake, mapping, start)
-    if days and not lake.exists(*EVENTS):
-        return [(days[0], days[-1])]
-    return day_ranges(days)
+    if days and not lake.exists(*EVENTS):  # first build: every day from the first event on
+        days = [days[0] + timedelta(days=i) for i in range((days[-1] - days[0]).days + 1)]
+    return [chunk for first, last in day_ranges(days) for chunk in _chunks(first, last, max_days)]
+
+
+def _chunks(first: date, last: date, size: int) -> list[tuple[date, date]]:
+    out = []
+    while first <= last:
+        end = min(last, first + timedelta(days=size - 1))
+        out.append((first, end))
+        first = end + timedelta(days=1)
+    return out

@@ -1,0 +1,320 @@
+"""Account lifecycle: one state per account per day, from rules written once beside their meaning.
+
+The sentence a person reads, the SQL that decides and the precedence between states must not
+drift apart, so each rule is one `Rule` holding its plain-language definition and its DuckDB
+expression, and the CASE that picks a day's state is generated from `RULES` in order. Rules are
+evaluated over neutral daily facts (counts, first days, running totals) that use only what was
+known on that day, so the state on a past day is the state that was true then. Results are
+validity intervals stamped with the rule and rule-set version that produced them, so "what was
+account X on day D" is a lookup and a changed rule is visible in the data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+RULE_SET_VERSION = "2026.11.1"
+
+USAGE_EVENTS = (
+    "session_started",
+    "report_viewed",
+    "evidence_uploaded",
+    "monitoring_run_completed",
+    "api_called",
+)
+CORE_WORKFLOW_EVENTS = ("monitoring_run_completed", "evidence_uploaded")
+# Every event a rule reads; the rest of the event table is never scanned past the filter.
+RULE_EVENTS = (
+    *USAGE_EVENTS,
+    "workspace_created",
+    "user_invited",
+    "invoice_payment_failed",
+    "ticket_opened",
+    "premium_feature_trial_started",
+    "subscription_canceled",
+)
+
+# Conditions more than one rule builds on, written once.
+PAYING = "active_paid_subscriptions > 0"
+CHURNED = "paid_subscriptions_started > 0 AND active_subscriptions = 0"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One lifecycle state: what it means, and the boolean that decides it for a day's facts."""
+
+    state: str
+    definition: str
+    sql: str  # DuckDB expression over one row of the daily facts (see _facts_sql)
+
+
+# Precedence order: the first rule that holds on a day gives that day's state.
+RULES: tuple[Rule, ...] = (
+    Rule(
+        "churned",
+        "Has paid before (a subscription with MRR > 0 started on or before the day) and has no "
+        "subscription of any kind running that day: each one it started has ended (a "
+        "subscription_canceled event or its end date on or before the day), with no "
+        "re-subscription since.",
+        CHURNED,
+    ),
+    Rule(
+        "reactivated",
+        "Came back: a paid subscription started on a day S while the account was churned the day "
+        "before, and the day is one of the 90 days S to S+89.",
+        "d < last_reactivation_day + 90",
+    ),
+    Rule(
+        "at_risk",
+        "Paying, and in the 30 days ending that day: an invoice payment failed, or at least 2 "
+        "high or critical tickets were opened, or usage events (sessions, report views, evidence "
+        "uploads, monitoring runs, API calls) were fewer than half those of the 30 days before, "
+        "when those were at least 20.",
+        f"{PAYING} AND (payment_failures_30d > 0 OR urgent_tickets_30d >= 2"
+        " OR (usage_prior_30d >= 20 AND 2 * usage_30d < usage_prior_30d))",
+    ),
+    Rule(
+        "expansion_candidate",
+        "Paying, and started a premium feature trial in the 30 days ending that day.",
+        f"{PAYING} AND premium_trials_30d > 0",
+    ),
+    Rule(
+        "paying",
+        "At least one subscription with MRR > 0 that is not trialing runs that day (started on or "
+        "before it, not ended by it).",
+        PAYING,
+    ),
+    Rule(
+        "activated",
+        "Within the 14 days starting on the day of its first workspace (that day to 13 days "
+        "later) it invited at least 2 users and completed a core workflow (a monitoring run or "
+        "an evidence upload); activated from the day the last of these happened, onwards.",
+        "second_invite_day < first_workspace_day + 14"
+        " AND first_core_day < first_workspace_day + 14"
+        " AND greatest(second_invite_day, first_core_day) <= d",
+    ),
+    Rule(
+        "trial",
+        "Created a workspace, or started a trialing subscription, on or before the day.",
+        "first_workspace_day <= d OR trial_subscriptions_started > 0",
+    ),
+    Rule(
+        "lead",
+        "Known to us (first seen, as a CRM lead, on or before the day) and nothing above applies.",
+        "first_day <= d",
+    ),
+)
+
+SCHEMA = pa.schema(
+    [
+        ("account_id", pa.string()),
+        ("state", pa.string()),
+        ("valid_from", pa.date32()),
+        ("valid_to", pa.date32()),  # exclusive; null for the current, open interval
+        ("rule", pa.string()),
+        ("rule_set_version", pa.string()),
+        ("is_current", pa.bool_()),
+    ]
+)
+
+
+def _in(names: Sequence[str]) -> str:
+    return "(" + ", ".join(f"'{n}'" for n in names) + ")"
+
+
+def _utc_day(col: str) -> str:
+    return f"timezone('UTC', {col})::DATE"
+
+
+def _facts_sql() -> str:
+    """Per account and day d (first_day..as_of), the facts the rules read, all as of d.
+
+    Subscription counts are running sums of +1 on a start day and -1 on an end day (the earlier of
+    ended_at and a matching subscription_canceled event), so "running on d" is start <= d < end.
+    They change only on those days, so they are computed on the change days alone and each grid
+    day takes the latest change on or before it. Event counts are windows over a dense day grid
+    per account, so a frame of N rows is N days.
+    """
+    usage, core = _in(USAGE_EVENTS), _in(CORE_WORKFLOW_EVENTS)
+    return f"""
+    WITH acct AS (
+        SELECT account_id, min({_utc_day("first_seen_at")}) AS first_day
+        FROM _lc_accounts GROUP BY account_id HAVING first_day <= $as_of
+    ),
+    ev AS (
+        SELECT account_id, {_utc_day("occurred_at")} AS day, event_name, properties
+        FROM _lc_events
+        WHERE account_id IN (SELECT account_id FROM acct)
+          AND {_utc_day("occurred_at")} <= $as_of
+          AND event_name IN {_in(RULE_EVENTS)}
+    ),
+    cancels AS (
+        SELECT account_id, day, json_extract_string(properties, '$.subscription_id') AS sub_id
+        FROM ev WHERE event_name = 'subscription_canceled'
+    ),
+    subs AS (
+        SELECT s.account_id, s.start_day,
+            least(s.ended_day, (
+                SELECT min(c.day) FROM cancels c
+                WHERE c.account_id = s.account_id AND c.day >= s.start_day
+                  AND (c.sub_id = s.subscription_id OR c.sub_id IS NULL)
+            )) AS end_day,
+            (coalesce(s.mrr, 0) > 0 AND s.status IS DISTINCT FROM 'trialing')::INT AS paid,
+            coalesce(s.status = 'trialing', false)::INT AS trialing
+        FROM (
+            SELECT *, {_utc_day("started_at")} AS start_day,
+                -- an end before the start ends it on its start day (least/greatest skip NULLs)
+                CASE WHEN ended_at IS NOT NULL
+                    THEN greatest({_utc_day("ended_at")}, start_day) END AS ended_day
+            FROM _lc_subscriptions WHERE account_id IN (SELECT account_id FROM acct)
+        ) s
+        WHERE s.start_day <= $as_of
+    ),
+    sub_days AS (
+        SELECT account_id, day, sum(paid_delta) AS paid_delta, sum(active_delta) AS active_delta,
+            sum(paid_started) AS paid_started_today, sum(trial_started) AS trial_started
+        FROM (
+            SELECT account_id, start_day AS day, paid AS paid_delta, 1 AS active_delta,
+                paid AS paid_started, trialing AS trial_started
+            FROM subs
+            UNION ALL
+            SELECT account_id, end_day, -paid, -1, 0, 0 FROM subs WHERE end_day <= $as_of
+        )
+        GROUP BY account_id, day
+    ),
+    sub_running AS (
+        SELECT account_id, day, paid_started_today,
+            sum(paid_delta) OVER upto AS active_paid_subscriptions,
+            sum(active_delta) OVER upto AS active_subscriptions,
+            sum(paid_started_today) OVER upto AS paid_subscriptions_started,
+            sum(trial_started) OVER upto AS trial_subscriptions_started
+        FROM sub_days
+        WINDOW upto AS (PARTITION BY account_id ORDER BY day ROWS UNBOUNDED PRECEDING)
+    ),
+    sub_state AS (
+        SELECT *, max(CASE WHEN paid_started_today > 0 AND churned_day_before THEN day END)
+            OVER (PARTITION BY account_id ORDER BY day ROWS UNBOUNDED PRECEDING)
+            AS last_reactivation_day
+        FROM (
+            -- nothing changes between change days: the previous one's state held the day before
+            SELECT *, coalesce(lag({CHURNED}) OVER (PARTITION BY account_id ORDER BY day), false)
+                AS churned_day_before,
+                lead(day) OVER (PARTITION BY account_id ORDER BY day) AS next_day
+            FROM sub_running
+        )
+    ),
+    daily AS (  -- DOUBLE: windowed sums of integers accumulate in HUGEINT, about 2x slower
+        SELECT account_id, day,
+            count(*) FILTER (WHERE event_name IN {usage})::DOUBLE AS usage,
+            count(*) FILTER (WHERE event_name = 'invoice_payment_failed')::DOUBLE
+                AS payment_failures,
+            count(*) FILTER (WHERE event_name = 'ticket_opened'
+                AND json_extract_string(properties, '$.priority') IN ('high', 'critical')
+            )::DOUBLE AS urgent_tickets,
+            count(*) FILTER (WHERE event_name = 'premium_feature_trial_started')::DOUBLE
+                AS premium_trials
+        FROM ev GROUP BY account_id, day
+    ),
+    onboarding AS (
+        SELECT w.account_id, w.first_workspace_day,
+            list_sort(list(e.day) FILTER (WHERE e.event_name = 'user_invited'))[2]
+                AS second_invite_day,
+            min(e.day) FILTER (WHERE e.event_name IN {core}) AS first_core_day
+        FROM (
+            SELECT account_id, min(day) AS first_workspace_day
+            FROM ev WHERE event_name = 'workspace_created' GROUP BY account_id
+        ) w
+        LEFT JOIN ev e ON e.account_id = w.account_id AND e.day >= w.first_workspace_day
+            AND e.event_name IN {_in(("user_invited", *CORE_WORKFLOW_EVENTS))}
+        GROUP BY w.account_id, w.first_workspace_day
+    ),
+    grid AS (  -- from 59 days before the first day: the longest window (prior30) reaches back
+        SELECT account_id, first_day,
+            unnest(generate_series(first_day - 59, $as_of, INTERVAL 1 DAY))::DATE AS d
+        FROM acct
+    ),
+    windowed AS (
+        SELECT g.account_id, g.d, g.first_day,
+            sum(coalesce(y.usage, 0)) OVER last30 AS usage_30d,
+            sum(coalesce(y.usage, 0)) OVER prior30 AS usage_prior_30d,
+            sum(coalesce(y.payment_failures, 0)) OVER last30 AS payment_failures_30d,
+            sum(coalesce(y.urgent_tickets, 0)) OVER last30 AS urgent_tickets_30d,
+            sum(coalesce(y.premium_trials, 0)) OVER last30 AS premium_trials_30d
+        FROM grid g LEFT JOIN daily y ON y.account_id = g.account_id AND y.day = g.d
+        WINDOW last30 AS (PARTITION BY g.account_id ORDER BY g.d ROWS 29 PRECEDING),
+            prior30 AS (PARTITION BY g.account_id ORDER BY g.d
+                ROWS BETWEEN 59 PRECEDING AND 30 PRECEDING)
+    )
+    SELECT w.*, o.first_workspace_day, o.second_invite_day, o.first_core_day,
+        coalesce(s.active_paid_subscriptions, 0) AS active_paid_subscriptions,
+        coalesce(s.active_subscriptions, 0) AS active_subscriptions,
+        coalesce(s.paid_subscriptions_started, 0) AS paid_subscriptions_started,
+        coalesce(s.trial_subscriptions_started, 0) AS trial_subscriptions_started,
+        s.last_reactivation_day
+    FROM windowed w
+    LEFT JOIN onboarding o ON o.account_id = w.account_id
+    LEFT JOIN sub_state s ON s.account_id = w.account_id AND s.day <= w.d
+        AND (w.d < s.next_day OR s.next_day IS NULL)
+    WHERE w.d >= w.first_day
+    """
+
+
+def account_lifecycle(
+    con: duckdb.DuckDBPyConnection,
+    accounts: pa.Table,
+    events: pa.Table,
+    subscriptions: pa.Table,
+    as_of: date,
+) -> pa.Table:
+    """Lifecycle intervals per account, covering its first day..as_of without gaps or overlaps.
+
+    One row per run of consecutive days in one state: valid_from inclusive, valid_to exclusive
+    (null on the current interval, which runs to as_of and beyond until re-evaluated).
+    """
+    case = " ".join(f"WHEN {r.sql} THEN '{r.state}'" for r in RULES)
+    query = f"""
+    WITH features AS ({_facts_sql()}),
+    days AS (
+        SELECT account_id, d, CASE {case} END AS state FROM features
+    ),
+    runs AS (
+        SELECT *, d - row_number() OVER (PARTITION BY account_id, state ORDER BY d)::INT AS grp
+        FROM days
+    )
+    SELECT account_id, state, min(d) AS valid_from,
+        CASE WHEN max(d) < $as_of THEN max(d) + 1 END AS valid_to,
+        state AS rule, '{RULE_SET_VERSION}' AS rule_set_version, max(d) = $as_of AS is_current
+    FROM runs GROUP BY account_id, state, grp ORDER BY account_id, valid_from
+    """
+    views = {"_lc_accounts": accounts, "_lc_events": events, "_lc_subscriptions": subscriptions}
+    for name, table in views.items():
+        con.register(name, table)
+    try:
+        out = con.sql(query, params={"as_of": as_of}).to_arrow_table()
+    finally:
+        for name in views:
+            con.unregister(name)
+    return out.cast(SCHEMA)
+
+
+def state_at(lifecycle: pa.Table, account_id: str, day: date) -> str | None:
+    """The state `account_id` was in on `day`; None before its first day or if unknown."""
+    f = pc.field
+    hit = lifecycle.filter(
+        (f("account_id") == account_id)
+        & (f("valid_from") <= day)
+        & (f("valid_to").is_null() | (f("valid_to") > day))
+    )
+    return hit["state"][0].as_py() if hit.num_rows else None
+
+
+def describe_rules() -> str:
+    """Markdown for the asset description: the states in precedence order, with their meaning."""
+    head = f"Lifecycle rules {RULE_SET_VERSION}; on each day the first rule that holds wins:\n\n"
+    return head + "\n".join(f"- **{r.state}**: {r.definition}" for r in RULES)
