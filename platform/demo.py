@@ -105,12 +105,27 @@ def _print_summary(lake, results, elapsed: float, days) -> None:
             print(f"{c.name:<28}{d.total_rows:>12,}{d.version:>28}")
     from assets.events.build import EVENTS, UNATTRIBUTED
 
+    C360_KEYS = (("c360", "customer_360_accounts"), ("c360", "customer_360_people"))
+
     for layer, table in (EVENTS, UNATTRIBUTED):
         if lake.exists(layer, table):
             d = lake.describe(layer, table)
             print(f"{layer + '/' + table:<28}{d.total_rows:>12,}{d.version:>28}")
-    span = ", ".join(f"{a}..{b}" for a, b in days) or "none pending"
-    print(f"event days built this run: {span}")
+    for layer, table in (("events", "account_lifecycle"), *C360_KEYS):
+        if lake.exists(layer, table):
+            d = lake.describe(layer, table)
+            print(f"{layer + '/' + table:<28}{d.total_rows:>12,}{d.version:>28}")
+    if lake.exists("events", "account_lifecycle"):
+        lc = lake.dataset("events", "account_lifecycle")  # noqa: F841 - read by DuckDB below
+        rows = duckdb.sql(
+            "SELECT state, count(*) FROM lc WHERE is_current GROUP BY 1 ORDER BY 2 DESC"
+        ).fetchall()
+        total = sum(n for _, n in rows) or 1
+        print("\nlifecycle state today (accounts):")
+        for state, n in rows:
+            print(f"  {state:<22}{n:>8,}  {100 * n / total:5.1f}%")
+    span = f"{days[0][0]}..{days[-1][1]} in {len(days)} run(s)" if days else "none pending"
+    print(f"event days built: {span}")
     print(f"lake: {lake.root}")
     print("identity vs ground truth: .venv/bin/python -m assets.entities.evaluate")
     failed = [e.step_key for r in results for e in r.all_events if e.is_step_failure]

@@ -4,7 +4,7 @@ The salt is a secret. Set LAKEHOUSE_PII_SALT (read as a Dagster EnvVar: the UI s
 never its value). With none set, the embedded default creates a random salt once, in
 `<lake root>/.secrets/pii_salt` (owner read/write only; the lake folder is ignored by git), and
 reuses it, so hashes stay stable from run to run. The salt reaches DuckDB as a bound parameter
-into a temp table, never as SQL text, and is never logged or put in metadata.
+(a session variable), never as SQL text, and is never logged or put in metadata.
 """
 
 from __future__ import annotations
@@ -61,10 +61,10 @@ class PiiResource(ConfigurableResource):
 
 
 def install(con: duckdb.DuckDBPyConnection, salt: str) -> None:
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE _pii_salt AS SELECT $salt::VARCHAR AS salt", {"salt": salt}
-    )
+    # A session variable, bound as a parameter: a constant to the planner (hash joins on
+    # hashed keys stay hash joins; a scalar subquery here made them nested loops).
+    con.execute("SET VARIABLE pii_salt = $salt", {"salt": salt})
     con.execute(
         """CREATE OR REPLACE TEMP MACRO pii_hash(x) AS CASE WHEN nullif(trim(x), '') IS NOT NULL
-            THEN sha256((SELECT salt FROM _pii_salt) || lower(trim(x))) END"""
+            THEN sha256(getvariable('pii_salt') || lower(trim(x))) END"""
     )

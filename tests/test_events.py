@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 import pytest
 from deltalake import DeltaTable
 
-from assets.events import EVENT_DAYS, MAPPING
+from assets.events import EVENT_DAYS, MAPPING, MAX_DAYS_PER_RUN
 from assets.events.runs import pending_ranges
 from conftest import Lakehouse, check_evaluations, load_definitions
 
@@ -68,8 +68,8 @@ def built(tmp_path_factory):
     house = Lakehouse(root / "lake", root / "landing", load_definitions())
     assert house.materialize().success
     ranges = _pending(house)
-    # first build: every day from the first event on, in runs of at most a month
-    assert all((b - a).days < 31 for a, b in ranges)
+    # first build: every day from the first event on, in runs of at most a quarter
+    assert all((b - a).days < MAX_DAYS_PER_RUN for a, b in ranges)
     assert all(b + timedelta(days=1) == c for (_, b), (c, _) in pairwise(ranges))
     for first, last in ranges:
         result = house.materialize_days(first, last)

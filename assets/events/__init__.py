@@ -45,7 +45,7 @@ EVENT_DAYS = DailyPartitionsDefinition(
 MAPPING = load_mapping()
 CONTRACT = events_contract(MAPPING.event_names)
 EVENTS_KEY = AssetKey(list(EVENTS))
-MAX_DAYS_PER_RUN = 31
+MAX_DAYS_PER_RUN = 92
 
 
 def _deps() -> list[AssetKey]:
@@ -58,7 +58,7 @@ def _deps() -> list[AssetKey]:
     description=CONTRACT.description,
     group_name=GROUP,
     partitions_def=EVENT_DAYS,
-    # A month of days per run: one atomic commit, bounded memory (10M events/2 years at scale).
+    # A quarter of days per run: one atomic commit, bounded memory (10M events/2 years at scale).
     backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=MAX_DAYS_PER_RUN),
     deps=_deps(),
     kinds={"delta", "duckdb", "great_expectations"},

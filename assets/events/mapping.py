@@ -158,8 +158,8 @@ def source_sql(
                         ORDER BY _ingested_at DESC, _line DESC) AS _rn
                 FROM {view(src.table)}
                 WHERE _extract_date >= DATE '{first}' - INTERVAL {late_days} DAY {since}
-                  AND CAST(({src.at})::TIMESTAMPTZ AS DATE)
-                      BETWEEN DATE '{first}' AND DATE '{last}')
+                  AND {src.at} >= TIMESTAMPTZ '{first} 00:00:00+00'
+                  AND {src.at} < TIMESTAMPTZ '{last} 00:00:00+00' + INTERVAL 1 DAY)
             WHERE _rn = 1 AND event_name IS NOT NULL AND {in_range}"""
     versions = f"""SELECT *, ({src.id})::VARCHAR AS source_id, row_number() OVER (
             PARTITION BY ({src.id})::VARCHAR ORDER BY {src.order_by} DESC, _extract_date DESC,

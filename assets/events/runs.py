@@ -28,7 +28,7 @@ def range_tags(first: date | str, last: date | str) -> dict[str, str]:
 
 
 def pending_ranges(
-    lake: LakeResource, pii: PiiResource, mapping: Mapping, start: date, max_days: int = 31
+    lake: LakeResource, pii: PiiResource, mapping: Mapping, start: date, max_days: int = 92
 ) -> list[tuple[date, date]]:
     """Ranges of at most `max_days` days to (re)build, one run each."""
     con = connect()

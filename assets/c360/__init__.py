@@ -1,0 +1,181 @@
+"""Customer 360: the account and person profiles dashboards, models and the CRM share.
+
+Both are rebuilt whole from the entities, the events (windows pruned to the last 90 days of
+partitions) and the lifecycle, gated by their suites and the metric logic checks, and published
+only when their content changed.
+"""
+
+from collections.abc import Iterator
+
+import pyarrow as pa
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetKey,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+
+from assets.c360.profiles import (
+    ACTIVE_SUBSCRIPTION,
+    accounts_sql,
+    load_c360,
+    people_sql,
+    person_consent_sql,
+)
+from assets.entities.records import create_macros, register_raw
+from assets.entities.rules import load_rules
+from assets.metadata import OWNER, definition_metadata, published_metadata
+from assets.publish import publish_if_changed
+from checks.c360 import CUSTOMER_360_ACCOUNTS, PAYING_STATES, people_contract
+from checks.contract import TableContract
+from checks.gate import validate
+from resources.duckdb import DuckDBResource
+from resources.identity import IdentityResource
+from resources.lake import LakeResource
+from resources.pii import PiiResource
+
+GROUP = "c360"
+SUITE_CHECK = "gx_suite"
+C360 = load_c360()
+CUSTOMER_360_PEOPLE = people_contract(C360.consent_scopes)
+INPUTS = {
+    "links": ("entities", "identity_links"),
+    "account": ("entities", "account"),
+    "person": ("entities", "person"),
+    "subscription": ("entities", "subscription"),
+    "relationship": ("entities", "relationship"),
+    "lifecycle": ("events", "account_lifecycle"),
+    "ev": ("events", "events"),
+}
+DEPS = [AssetKey(list(t)) for t in INPUTS.values()]
+
+
+def _key(c: TableContract) -> AssetKey:
+    return AssetKey([c.layer, c.table])
+
+
+def _spec(c: TableContract) -> dict:
+    return {
+        "key": _key(c),
+        "description": c.description,
+        "group_name": GROUP,
+        "deps": DEPS,
+        "kinds": {"delta", "duckdb", "great_expectations"},
+        "owners": [OWNER],
+        "tags": {"layer": GROUP, "pii": str(bool(c.pii_columns)).lower()},
+        "metadata": definition_metadata(c),
+        "check_specs": [
+            AssetCheckSpec(
+                SUITE_CHECK,
+                asset=_key(c),
+                blocking=True,
+                description=f"Great Expectations suite of {c.name}, run before commit.",
+            )
+        ],
+    }
+
+
+def _prepare(con, lake: LakeResource, pii: PiiResource, identity: IdentityResource):
+    """Inputs as DuckDB views, the normalization macros and the PII hash; returns rules, as_of."""
+    rules = load_rules(identity.rules_path)
+    pii.install(con, lake.root)
+    create_macros(con, rules.normalize)
+    register_raw(con, lake, {s.table for s in (*rules.accounts.sources, *rules.persons.sources)})
+    for name, (layer, table) in INPUTS.items():
+        if not lake.exists(layer, table):
+            raise ValueError(f"{layer}/{table} is missing: materialize it before the 360")
+        con.register(name, lake.dataset(layer, table))
+    as_of = con.sql("SELECT max(event_date) FROM ev WHERE event_date <= current_date").fetchall()[
+        0
+    ][0]
+    if as_of is None:
+        raise ValueError("events/events is empty: build the event days first")
+    con.execute(f"CREATE TEMP TABLE person_consent AS {person_consent_sql(C360, as_of)}")
+    return rules, as_of
+
+
+def _finish(
+    context: AssetExecutionContext,
+    lake: LakeResource,
+    contract: TableContract,
+    table: pa.Table,
+    batch: dict | None,
+    extra: dict,
+) -> Iterator[MaterializeResult | AssetCheckResult]:
+    gate = validate(contract.name, contract.suite(), table, batch)
+    yield gate.check_result(_key(contract), SUITE_CHECK)
+    if not gate.passed:
+        raise gate.failure(f"{contract.name} ({table.num_rows:,} rows)")
+    published, wrote = publish_if_changed(lake, contract, table, context.run_id)
+    yield MaterializeResult(
+        asset_key=_key(contract),
+        metadata={
+            **published_metadata(contract, published, table.schema, table),
+            "changed": wrote,
+            **extra,
+        },
+    )
+
+
+@asset(**_spec(CUSTOMER_360_ACCOUNTS))
+def customer_360_accounts(
+    context: AssetExecutionContext,
+    lake: LakeResource,
+    duckdb: DuckDBResource,
+    identity: IdentityResource,
+    pii: PiiResource,
+) -> Iterator[MaterializeResult | AssetCheckResult]:
+    """One profile per account: firmographics by survivorship, engagement, revenue, support,
+    acquisition, consent, lifecycle, scores."""
+    c = CUSTOMER_360_ACCOUNTS
+    with duckdb.connect() as con:
+        rules, as_of = _prepare(con, lake, pii, identity)
+        table = con.sql(accounts_sql(C360, rules, as_of)).to_arrow_table()
+        table = table.select(c.schema.names).cast(c.schema)
+        con.register("profile", table)
+        paying = ", ".join(f"'{s}'" for s in PAYING_STATES)
+        batch, unmapped_mrr = con.sql(
+            f"""SELECT {{'mrr_total_difference': abs(coalesce((SELECT sum(mrr) FROM profile), 0)
+                        - coalesce((SELECT sum(mrr) FROM subscription WHERE {ACTIVE_SUBSCRIPTION}
+                            AND account_id IN (SELECT account_id FROM profile)), 0)),
+                    'paying_accounts_without_active_subscription': (SELECT count(*) FROM profile
+                        WHERE lifecycle_state IN ({paying}) AND active_subscriptions = 0)}},
+                    (SELECT coalesce(sum(mrr), 0) FROM subscription
+                        WHERE {ACTIVE_SUBSCRIPTION} AND account_id IS NULL)"""
+        ).fetchall()[0]
+    states = table.group_by("lifecycle_state").aggregate([("account_id", "count")])
+    extra = {
+        "as_of": MetadataValue.text(str(as_of)),
+        "mrr_total": MetadataValue.float(
+            round(float(pa.compute.sum(table["mrr"]).as_py() or 0), 2)
+        ),
+        "mrr_of_unmapped_subscriptions": MetadataValue.float(round(float(unmapped_mrr), 2)),
+        "lifecycle_states": MetadataValue.json(
+            {str(k): n for k, n in zip(states[0].to_pylist(), states[1].to_pylist(), strict=True)}
+        ),
+    }
+    yield from _finish(context, lake, c, table, batch, extra)
+
+
+@asset(**_spec(CUSTOMER_360_PEOPLE))
+def customer_360_people(
+    context: AssetExecutionContext,
+    lake: LakeResource,
+    duckdb: DuckDBResource,
+    identity: IdentityResource,
+    pii: PiiResource,
+) -> Iterator[MaterializeResult | AssetCheckResult]:
+    """One profile per person: name by survivorship, hashed emails, accounts and roles,
+    engagement, support, consent flags."""
+    c = CUSTOMER_360_PEOPLE
+    with duckdb.connect() as con:
+        rules, as_of = _prepare(con, lake, pii, identity)
+        table = con.sql(people_sql(C360, rules, as_of)).to_arrow_table()
+        table = table.select(c.schema.names).cast(c.schema)
+    yield from _finish(context, lake, c, table, None, {"as_of": MetadataValue.text(str(as_of))})
+
+
+assets = [customer_360_accounts, customer_360_people]

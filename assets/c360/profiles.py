@@ -1,0 +1,226 @@
+"""The customer 360 profiles, built in DuckDB from the entities, the events and the lifecycle.
+
+Survivorship is generated from c360.yaml: one candidate row per (profile, field, source record),
+the winner picked by source trust then recency, the winning source recorded per field. Windows
+(7/30/90 days) end at `as_of`, the last day the event table holds (not the wall clock), so a
+profile describes the data as of its freshest complete day.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from assets.entities.rules import EntityRules, Rules
+from assets.events.mapping import view
+
+DEFAULT_C360 = Path(__file__).with_name("c360.yaml")
+C360_PATH = "LAKEHOUSE_C360_RULES"
+USAGE = (
+    "session_started",
+    "report_viewed",
+    "evidence_uploaded",
+    "monitoring_run_completed",
+    "api_called",
+)
+ACTIVE_SUBSCRIPTION = "status IN ('active', 'past_due')"  # still billed: MRR counts
+ROLE_ORDER = ("admin", "billing_owner", "champion", "end_user", "contact", "former_user")
+
+
+@dataclass(frozen=True)
+class C360Rules:
+    accounts: dict[str, list[dict[str, str]]]
+    people: dict[str, list[dict[str, str]]]
+    consent_scopes: tuple[str, ...]
+
+
+def load_c360(path: str | Path | None = None) -> C360Rules:
+    spec: dict[str, Any] = yaml.safe_load(
+        Path(path or os.environ.get(C360_PATH) or DEFAULT_C360).read_text()
+    )
+    for entity in ("accounts", "people"):
+        for name, sources in spec[entity].items():
+            if not sources or any({"source", "expr"} - set(s) for s in sources):
+                raise ValueError(f"c360 rules: {entity}.{name} needs a list of {{source, expr}}")
+    return C360Rules(spec["accounts"], spec["people"], tuple(spec.get("consent_scopes", ())))
+
+
+def survivorship_sql(
+    fields: dict[str, list[dict[str, str]]], rules: EntityRules, etype: str
+) -> str:
+    """canonical_id, one column per field, and `survivorship` (field -> winning source, JSON)."""
+    parts = []
+    for field, sources in fields.items():
+        for rank, s in enumerate(sources):
+            src = rules.source(s["source"])
+            where = f"WHERE ({src.where})" if src.where else ""
+            parts.append(
+                f"""SELECT l.canonical_id AS id, '{field}' AS field,
+                    ({s["expr"]})::VARCHAR AS value, {rank} AS rank, '{src.source}' AS source,
+                    ({src.order_by})::TIMESTAMPTZ AS seen
+                FROM (SELECT * FROM {view(src.table)} {where} QUALIFY row_number() OVER (
+                        PARTITION BY ({src.id})::VARCHAR
+                        ORDER BY {src.order_by} DESC, _extract_date DESC, _line DESC) = 1) r
+                JOIN links l ON l.entity_type = '{etype}'
+                    AND l.record_key = '{src.source}:' || ({src.id})::VARCHAR
+                WHERE l.canonical_id IS NOT NULL"""
+            )
+    picks = ", ".join(f"max(value) FILTER (WHERE field = '{f}') AS {f}" for f in fields)
+    return f"""
+        SELECT id AS canonical_id, {picks},
+            to_json(map(list(field ORDER BY field), list(source ORDER BY field)))::VARCHAR
+                AS survivorship
+        FROM (SELECT id, field, first(value ORDER BY rank, seen DESC NULLS LAST) AS value,
+                first(source ORDER BY rank, seen DESC NULLS LAST) AS source
+              FROM ({" UNION ALL ".join(parts)})
+              WHERE nullif(trim(value), '') IS NOT NULL GROUP BY id, field)
+        GROUP BY id"""
+
+
+def _windows(prefix: str, cond: str, as_of: date) -> str:
+    return ", ".join(
+        f"count(*) FILTER (WHERE {cond} AND event_date > DATE '{as_of}' - {n}) AS {prefix}_{n}d"
+        for n in (7, 30, 90)
+    )
+
+
+def _in(values: tuple[str, ...]) -> str:
+    return "(" + ", ".join(f"'{v}'" for v in values) + ")"
+
+
+def accounts_sql(c360: C360Rules, rules: Rules, as_of: date) -> str:
+    """Expects views: links, account, subscription, relationship, lifecycle, ev (events),
+    person_consent (from people_consent_sql) and the raw views of the survivorship sources."""
+    usage = f"event_name IN {_in(USAGE)}"
+    recent = f"event_date > DATE '{as_of}' - 90 AND event_date <= DATE '{as_of}'"
+    return f"""
+    WITH surv AS ({survivorship_sql(c360.accounts, rules.accounts, "account")}),
+    seen AS (SELECT account_id, max(occurred_at) FILTER (WHERE {usage}) AS last_seen_at,
+            max(occurred_at) FILTER (WHERE event_name = 'session_started') AS last_login_at,
+            min(occurred_at) FILTER (WHERE event_name = 'workspace_created') AS signup_at,
+            sum(try_cast(json_extract_string(properties, '$.amount') AS DOUBLE))
+                FILTER (WHERE event_name = 'invoice_paid') AS paid_to_date
+        FROM ev WHERE account_id IS NOT NULL AND event_date <= DATE '{as_of}' GROUP BY 1),
+    eng AS (SELECT account_id, {_windows("sessions", "event_name = 'session_started'", as_of)},
+            {_windows("events", usage, as_of)},
+            count(DISTINCT person_id) FILTER (WHERE {usage}
+                AND event_date > DATE '{as_of}' - 30) AS active_people_30d
+        FROM ev WHERE account_id IS NOT NULL AND {recent} GROUP BY 1),
+    tickets AS (SELECT account_id,
+            count(*) FILTER (WHERE json_extract_string(properties, '$.status')
+                IN ('open', 'pending')) AS open_tickets,
+            count(*) FILTER (WHERE json_extract_string(properties, '$.status')
+                IN ('open', 'pending') AND json_extract_string(properties, '$.priority')
+                IN ('high', 'critical')) AS high_priority_open_tickets
+        FROM ev WHERE event_name = 'ticket_opened' AND account_id IS NOT NULL
+            AND event_date <= DATE '{as_of}' GROUP BY 1),
+    solved AS (SELECT account_id, avg(try_cast(json_extract_string(properties,
+                '$.resolution_hours') AS DOUBLE)) AS resolution_hours_90d
+        FROM ev WHERE event_name = 'ticket_solved' AND account_id IS NOT NULL AND {recent}
+        GROUP BY 1),
+    rev AS (SELECT account_id, sum(mrr) FILTER (WHERE {ACTIVE_SUBSCRIPTION}) AS mrr,
+            arg_max(plan_tier, mrr) FILTER (WHERE {ACTIVE_SUBSCRIPTION}) AS plan,
+            count(*) FILTER (WHERE {ACTIVE_SUBSCRIPTION}) AS active_subscriptions
+        FROM subscription WHERE account_id IS NOT NULL GROUP BY 1),
+    consent AS (SELECT r.account_id,
+            count(DISTINCT r.person_id) FILTER (WHERE pc.consent_email_marketing)
+                AS people_consenting_email,
+            max(pc.last_consent_at) AS last_consent_at
+        FROM relationship r JOIN person_consent pc USING (person_id)
+        WHERE r.is_current GROUP BY 1),
+    life AS (SELECT account_id, state AS lifecycle_state, valid_from AS lifecycle_since
+        FROM lifecycle WHERE is_current)
+    SELECT a.account_id, 'crm' AS primary_source, a.source_ids, a.source_count,
+        s.name, s.domain, s.industry, try_cast(s.employees AS BIGINT) AS employees, s.country,
+        s.owner_name, s.survivorship,
+        seen.last_seen_at, seen.last_login_at,
+        date_diff('day', seen.last_login_at::DATE, DATE '{as_of}') AS days_since_last_login,
+        coalesce(eng.sessions_7d, 0) AS sessions_7d, coalesce(eng.sessions_30d, 0) AS sessions_30d,
+        coalesce(eng.sessions_90d, 0) AS sessions_90d, coalesce(eng.events_7d, 0) AS events_7d,
+        coalesce(eng.events_30d, 0) AS events_30d, coalesce(eng.events_90d, 0) AS events_90d,
+        coalesce(eng.active_people_30d, 0) AS active_people_30d,
+        rev.plan, coalesce(rev.mrr, 0.0) AS mrr, coalesce(rev.mrr, 0.0) * 12 AS arr,
+        coalesce(rev.active_subscriptions, 0) AS active_subscriptions,
+        coalesce(seen.paid_to_date, 0.0) AS paid_to_date,
+        coalesce(seen.paid_to_date, 0.0) + 12 * coalesce(rev.mrr, 0.0) AS lifetime_value_est,
+        coalesce(tickets.open_tickets, 0) AS open_tickets,
+        coalesce(tickets.high_priority_open_tickets, 0) AS high_priority_open_tickets,
+        solved.resolution_hours_90d,
+        s.marketing_source, a.first_seen_at AS first_touch_at, seen.signup_at,
+        coalesce(consent.people_consenting_email, 0) AS people_consenting_email,
+        consent.last_consent_at,
+        life.lifecycle_state, life.lifecycle_since,
+        NULL::DOUBLE AS churn_probability, NULL::DOUBLE AS expansion_probability,
+        DATE '{as_of}' AS as_of
+    FROM account a
+    LEFT JOIN surv s ON s.canonical_id = a.account_id
+    LEFT JOIN seen USING (account_id) LEFT JOIN eng USING (account_id)
+    LEFT JOIN tickets USING (account_id) LEFT JOIN solved USING (account_id)
+    LEFT JOIN rev USING (account_id) LEFT JOIN consent USING (account_id)
+    LEFT JOIN life USING (account_id)
+    ORDER BY a.account_id"""
+
+
+def person_consent_sql(c360: C360Rules, as_of: date) -> str:
+    """Per person: one flag per consent scope (the latest answer) and the last consent time."""
+    flags = ", ".join(
+        f"""arg_max(event_name = 'consent_granted', occurred_at) FILTER (WHERE
+                json_extract_string(properties, '$.scope') = '{s}') AS consent_{s}"""
+        for s in c360.consent_scopes
+    )
+    return f"""
+        SELECT person_id, {flags}, max(occurred_at) AS last_consent_at
+        FROM ev WHERE event_name IN ('consent_granted', 'consent_revoked')
+            AND person_id IS NOT NULL AND event_date <= DATE '{as_of}'
+        GROUP BY 1"""
+
+
+def people_sql(c360: C360Rules, rules: Rules, as_of: date) -> str:
+    """Expects the views of accounts_sql."""
+    usage = f"event_name IN {_in(USAGE)}"
+    recent = f"event_date > DATE '{as_of}' - 90 AND event_date <= DATE '{as_of}'"
+    roles = " ".join(f"WHEN '{r}' THEN {i}" for i, r in enumerate(ROLE_ORDER))
+    flags = ", ".join(f"pc.consent_{s}" for s in c360.consent_scopes)
+    return f"""
+    WITH surv AS ({survivorship_sql(c360.people, rules.persons, "person")}),
+    rel AS (SELECT person_id,
+            first(account_id ORDER BY CASE role {roles} END, valid_from) AS account_id,
+            first(role ORDER BY CASE role {roles} END, valid_from) AS role,
+            to_json(list({{'account_id': account_id, 'role': role}}
+                ORDER BY account_id, role))::VARCHAR AS accounts
+        FROM relationship WHERE is_current GROUP BY 1),
+    seen AS (SELECT person_id, max(occurred_at) FILTER (WHERE {usage}) AS last_seen_at,
+            max(occurred_at) FILTER (WHERE event_name = 'session_started') AS last_login_at
+        FROM ev WHERE person_id IS NOT NULL AND event_date <= DATE '{as_of}' GROUP BY 1),
+    eng AS (SELECT person_id, {_windows("sessions", "event_name = 'session_started'", as_of)},
+            {_windows("events", usage, as_of)}
+        FROM ev WHERE person_id IS NOT NULL AND {recent} GROUP BY 1),
+    tickets AS (SELECT person_id, count(*) FILTER (WHERE json_extract_string(properties,
+                '$.status') IN ('open', 'pending')) AS open_tickets
+        FROM ev WHERE event_name = 'ticket_opened' AND person_id IS NOT NULL
+            AND event_date <= DATE '{as_of}' GROUP BY 1)
+    SELECT p.person_id, p.source_ids, p.source_count, s.first_name, s.last_name,
+        nullif(trim(concat_ws(' ', s.first_name, s.last_name)), '') AS full_name,
+        p.email_hash, p.email_hashes, s.title, s.survivorship,
+        rel.account_id, rel.role, rel.accounts,
+        seen.last_seen_at, seen.last_login_at,
+        date_diff('day', seen.last_login_at::DATE, DATE '{as_of}') AS days_since_last_login,
+        coalesce(eng.sessions_7d, 0) AS sessions_7d, coalesce(eng.sessions_30d, 0) AS sessions_30d,
+        coalesce(eng.sessions_90d, 0) AS sessions_90d, coalesce(eng.events_7d, 0) AS events_7d,
+        coalesce(eng.events_30d, 0) AS events_30d, coalesce(eng.events_90d, 0) AS events_90d,
+        coalesce(tickets.open_tickets, 0) AS open_tickets,
+        {flags}, pc.last_consent_at,
+        s.marketing_source, p.first_seen_at, life.state AS account_lifecycle_state,
+        DATE '{as_of}' AS as_of
+    FROM person p
+    LEFT JOIN surv s ON s.canonical_id = p.person_id
+    LEFT JOIN rel USING (person_id) LEFT JOIN seen USING (person_id)
+    LEFT JOIN eng USING (person_id) LEFT JOIN tickets USING (person_id)
+    LEFT JOIN person_consent pc USING (person_id)
+    LEFT JOIN lifecycle life ON life.account_id = rel.account_id AND life.is_current
+    ORDER BY p.person_id"""
