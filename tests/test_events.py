@@ -168,39 +168,6 @@ def test_an_event_in_the_future_fails_the_gate_and_leaves_the_table(built):
     assert "evt-future" not in _events(house)["source_id"].to_pylist()
 
 
-EMAIL = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"
-
-
-def test_no_clear_email_outside_raw(built):
-    """Every string column of every non-raw table, row by row."""
-    import duckdb
-
-    house = built
-    con = duckdb.connect()
-    scanned, found = 0, {}
-    for layer_dir in sorted(p for p in house.lake_root.iterdir() if p.is_dir()):
-        if layer_dir.name in ("raw", "decisions") or layer_dir.name.startswith("."):
-            continue
-        for table_dir in sorted(layer_dir.iterdir()):
-            if not house.lake.exists(layer_dir.name, table_dir.name):
-                continue
-            ds = house.lake.dataset(layer_dir.name, table_dir.name)
-            con.register("t", ds)
-            for f in ds.schema:
-                if pa.types.is_string(f.type) or pa.types.is_large_string(f.type):
-                    n = con.sql(
-                        f"SELECT count(*) FROM t WHERE regexp_matches(\"{f.name}\", '{EMAIL}')"
-                    ).fetchall()[0][0]
-                    scanned += 1
-                    if n:
-                        found[f"{layer_dir.name}/{table_dir.name}.{f.name}"] = n
-    assert scanned > 50  # entities, identity and events tables were all scanned
-    assert found == {}
-    # and the raw layer does hold the addresses: the scan would have seen them
-    raw = house.lake.read("raw", "crm_contacts", columns=["email"])
-    assert pc.any(pc.match_substring_regex(raw["email"], EMAIL)).as_py()
-
-
 def test_salt_is_private_and_never_logged(built):
     from dagster import DagsterInstance
 
@@ -257,3 +224,175 @@ def test_account_lifecycle_from_the_built_events(built):
     version = house.lake.version("events", "account_lifecycle")
     assert house.materialize("events/account_lifecycle").success
     assert house.lake.version("events", "account_lifecycle") == version
+
+
+@pytest.fixture(scope="module")
+def profiled(built):
+    """The lifecycle and both 360 profiles on the built events."""
+    house = built
+    result = house.materialize(
+        "events/account_lifecycle", "c360/customer_360_accounts", "c360/customer_360_people"
+    )
+    assert result.success
+    gates = check_evaluations(result)
+    assert gates["c360/customer_360_accounts"].passed and gates["c360/customer_360_people"].passed
+    return house
+
+
+def _raw_latest(house: Lakehouse, table: str, key: str, order: str):
+    import duckdb
+
+    con = duckdb.connect()
+    con.register("t", house.lake.dataset("raw", table))
+    return con.sql(
+        f"SELECT * FROM t QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY {order} DESC, "
+        "_extract_date DESC, _line DESC) = 1"
+    ).to_arrow_table()
+
+
+def _account_of(house: Lakehouse, source: str) -> dict[str, str]:
+    links = house.lake.read("entities", "identity_links")
+    prefix = source + ":"
+    return {
+        k[len(prefix) :]: c
+        for k, c in zip(
+            links["record_key"].to_pylist(), links["canonical_id"].to_pylist(), strict=True
+        )
+        if k.startswith(prefix) and c
+    }
+
+
+def test_account_360_mrr_matches_billing_and_paying_accounts_pay(profiled):
+    from collections import defaultdict
+
+    house = profiled
+    c360 = house.lake.read("c360", "customer_360_accounts")
+    accounts = house.lake.read("entities", "account")
+    assert c360.num_rows == accounts.num_rows == len(set(c360["account_id"].to_pylist()))
+    # MRR recomputed from the raw billing extracts, independently of the entities layer
+    subs = _raw_latest(house, "billing_subscriptions", "subscription_id", "updated_at")
+    customer_account = _account_of(house, "billing/customers")
+    expected: dict[str, float] = defaultdict(float)
+    for r in subs.to_pylist():
+        if r["status"] in ("active", "past_due") and r["customer_id"] in customer_account:
+            expected[customer_account[r["customer_id"]]] += r["mrr"]
+    got = dict(zip(c360["account_id"].to_pylist(), c360["mrr"].to_pylist(), strict=True))
+    assert sum(expected.values()) > 0
+    for account_id, mrr in got.items():
+        assert mrr == pytest.approx(expected.get(account_id, 0.0)), account_id
+    for r in c360.to_pylist():
+        if r["lifecycle_state"] in ("paying", "at_risk", "expansion_candidate", "reactivated"):
+            assert r["active_subscriptions"] > 0 and r["mrr"] > 0, r["account_id"]
+
+
+def test_account_360_survivorship_records_the_winner(profiled):
+    import json
+
+    house = profiled
+    c360 = house.lake.read("c360", "customer_360_accounts")
+    crm = _raw_latest(house, "crm_accounts", "id", "last_modified_date")
+    crm_account = _account_of(house, "crm/accounts")
+    names: dict[str, set[str]] = {}
+    for r in crm.to_pylist():
+        if r["id"] in crm_account:
+            names.setdefault(crm_account[r["id"]], set()).add(r["name"])
+    checked = 0
+    for r in c360.to_pylist():
+        won = json.loads(r["survivorship"])
+        if r["account_id"] in names:  # the CRM holds the account: the CRM's name wins
+            assert won["name"] == "crm/accounts"
+            assert r["name"] in names[r["account_id"]]
+            checked += 1
+        assert set(won) <= {
+            "name",
+            "domain",
+            "industry",
+            "employees",
+            "country",
+            "owner_name",
+            "marketing_source",
+        }
+    assert checked == c360.num_rows  # every canonical account has a CRM record
+
+
+def test_person_360_consent_flags_are_the_latest_answer(profiled):
+    house = profiled
+    people = house.lake.read("c360", "customer_360_people")
+    consent = _raw_latest(house, "consent_records", "record_id", "recorded_at")
+    person_of = {
+        k.split(":", 1)[1]: c
+        for k, c, t in zip(
+            *(
+                house.lake.read("entities", "identity_links")[col].to_pylist()
+                for col in ("record_key", "canonical_id", "entity_type")
+            ),
+            strict=True,
+        )
+        if t == "person" and k.startswith("consent/records:") and c
+    }
+    latest: dict[tuple[str, str], tuple] = {}
+    for r in consent.to_pylist():
+        pid = person_of.get(r["record_id"])
+        if pid is None:
+            continue
+        key = (pid, r["scope"])
+        if key not in latest or r["recorded_at"] > latest[key][0]:
+            latest[key] = (r["recorded_at"], r["status"] == "granted")
+    by_id = {r["person_id"]: r for r in people.to_pylist()}
+    assert len(latest) > 20
+    for (pid, scope), (_, granted) in latest.items():
+        assert by_id[pid][f"consent_{scope}"] is granted, (pid, scope)
+    assert any(not g for _, g in latest.values())  # some revoked: the flag is not all True
+
+
+def test_a_paying_account_without_subscription_fails_the_360_gate(profiled):
+    house = profiled
+    version = house.lake.version("c360", "customer_360_accounts")
+    c360 = house.lake.read("c360", "customer_360_accounts")
+    paying = c360.filter(pc.equal(c360["lifecycle_state"], "paying"))["account_id"][0].as_py()
+    subs = house.lake.read("entities", "subscription")
+    original = subs
+    status = pc.if_else(pc.equal(subs["account_id"], paying), "canceled", subs["status"])
+    tampered = subs.set_column(subs.schema.get_field_index("status"), "status", status)
+    house.lake.publish("entities", "subscription", tampered, mode="overwrite")
+    try:
+        result = house.materialize("c360/customer_360_accounts")
+        assert not result.success
+        gate = check_evaluations(result)["c360/customer_360_accounts"]
+        assert not gate.passed
+        assert house.lake.version("c360", "customer_360_accounts") == version
+    finally:
+        house.lake.publish("entities", "subscription", original, mode="overwrite")
+
+
+EMAIL = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"
+
+
+def test_no_clear_email_outside_raw(profiled):
+    """Every string column of every non-raw table, row by row."""
+    import duckdb
+
+    house = profiled
+    con = duckdb.connect()
+    scanned, found = 0, {}
+    for layer_dir in sorted(p for p in house.lake_root.iterdir() if p.is_dir()):
+        if layer_dir.name in ("raw", "decisions") or layer_dir.name.startswith("."):
+            continue
+        for table_dir in sorted(layer_dir.iterdir()):
+            if not house.lake.exists(layer_dir.name, table_dir.name):
+                continue
+            ds = house.lake.dataset(layer_dir.name, table_dir.name)
+            con.register("t", ds)
+            for f in ds.schema:
+                if pa.types.is_string(f.type) or pa.types.is_large_string(f.type):
+                    n = con.sql(
+                        f"SELECT count(*) FROM t WHERE regexp_matches(\"{f.name}\", '{EMAIL}')"
+                    ).fetchall()[0][0]
+                    scanned += 1
+                    if n:
+                        found[f"{layer_dir.name}/{table_dir.name}.{f.name}"] = n
+    assert scanned > 50  # entities, identity and events tables were all scanned
+    assert found == {}
+    # and the raw layer does hold the addresses: the scan would have seen them
+    raw = house.lake.read("raw", "crm_contacts", columns=["email"])
+    assert pc.any(pc.match_substring_regex(raw["email"], EMAIL)).as_py()
