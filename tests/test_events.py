@@ -396,3 +396,39 @@ def test_no_clear_email_outside_raw(profiled):
     # and the raw layer does hold the addresses: the scan would have seen them
     raw = house.lake.read("raw", "crm_contacts", columns=["email"])
     assert pc.any(pc.match_substring_regex(raw["email"], EMAIL)).as_py()
+
+
+def test_events_of_a_merged_account_read_as_the_surviving_id(tmp_path):
+    import duckdb
+
+    from assets.events.build import register_current_events
+    from resources.lake import LakeResource
+
+    lake = LakeResource(root=str(tmp_path))
+    lake.publish(
+        "events",
+        "events",
+        pa.table(
+            {
+                "event_id": ["a", "b", "c"],
+                "account_id": ["acc_old", "acc_keep", None],
+                "person_id": ["per_old", None, "per_x"],
+            }
+        ),
+    )
+    lake.publish(
+        "entities",
+        "identity_merges",
+        pa.table(
+            {
+                "entity_type": ["account", "person"],
+                "old_id": ["acc_old", "per_old"],
+                "surviving_id": ["acc_new", "per_new"],
+                "action": ["merged", "merged"],
+            }
+        ),
+    )
+    con = duckdb.connect()
+    register_current_events(con, lake)
+    rows = con.sql("SELECT event_id, account_id, person_id FROM ev ORDER BY 1").fetchall()
+    assert rows == [("a", "acc_new", "per_new"), ("b", "acc_keep", None), ("c", None, "per_x")]

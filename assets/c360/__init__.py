@@ -27,6 +27,7 @@ from assets.c360.profiles import (
 )
 from assets.entities.records import create_macros, register_raw
 from assets.entities.rules import load_rules
+from assets.events.build import EVENTS, register_current_events
 from assets.metadata import OWNER, definition_metadata, published_metadata
 from assets.publish import publish_if_changed
 from checks.c360 import CUSTOMER_360_ACCOUNTS, PAYING_STATES, people_contract
@@ -48,9 +49,8 @@ INPUTS = {
     "subscription": ("entities", "subscription"),
     "relationship": ("entities", "relationship"),
     "lifecycle": ("events", "account_lifecycle"),
-    "ev": ("events", "events"),
 }
-DEPS = [AssetKey(list(t)) for t in INPUTS.values()]
+DEPS = [AssetKey(list(t)) for t in (*INPUTS.values(), EVENTS, ("entities", "identity_merges"))]
 
 
 def _key(c: TableContract) -> AssetKey:
@@ -88,6 +88,9 @@ def _prepare(con, lake: LakeResource, pii: PiiResource, identity: IdentityResour
         if not lake.exists(layer, table):
             raise ValueError(f"{layer}/{table} is missing: materialize it before the 360")
         con.register(name, lake.dataset(layer, table))
+    if not lake.exists(*EVENTS):
+        raise ValueError("events/events is missing: build the event days before the 360")
+    register_current_events(con, lake)
     as_of = con.sql("SELECT max(event_date) FROM ev WHERE event_date <= current_date").fetchall()[
         0
     ][0]

@@ -23,7 +23,13 @@ from dagster import (
     asset,
 )
 
-from assets.events.build import EVENTS, UNATTRIBUTED, build_days, day_counts
+from assets.events.build import (
+    EVENTS,
+    UNATTRIBUTED,
+    build_days,
+    day_counts,
+    register_current_events,
+)
 from assets.events.lifecycle import RULE_EVENTS, RULE_SET_VERSION, RULES, describe_rules
 from assets.events.lifecycle import account_lifecycle as lifecycle_intervals
 from assets.events.mapping import load_mapping
@@ -128,7 +134,10 @@ LIFECYCLE_KEY = AssetKey([LIFECYCLE.layer, LIFECYCLE.table])
     key=LIFECYCLE_KEY,
     description=LIFECYCLE.description,
     group_name=GROUP,
-    deps=[EVENTS_KEY, AssetKey(["entities", "account"]), AssetKey(["entities", "subscription"])],
+    deps=[
+        EVENTS_KEY,
+        *(AssetKey(["entities", t]) for t in ("account", "subscription", "identity_merges")),
+    ],
     kinds={"delta", "duckdb", "great_expectations"},
     owners=[OWNER],
     tags={"layer": GROUP, "pii": "false"},
@@ -147,7 +156,7 @@ def account_lifecycle(
 ) -> Iterator[MaterializeResult | AssetCheckResult]:
     """Every account's state on every day of its life, collapsed into intervals."""
     with duckdb.connect() as con:
-        con.register("ev", lake.dataset(*EVENTS))
+        register_current_events(con, lake)
         as_of = con.sql(
             "SELECT max(event_date) FROM ev WHERE event_date <= current_date"
         ).fetchall()[0][0]

@@ -175,6 +175,25 @@ def pending_days(
     return [d for d in days["event_date"].to_pylist() if d is not None]
 
 
+def register_current_events(con: duckdb.DuckDBPyConnection, lake: LakeResource) -> None:
+    """The view `ev`: events/events with ids merged since a day was built read as the surviving
+    ids (entities/identity_merges), so consumers never split a merged entity's history."""
+    con.register("_events", lake.dataset(*EVENTS))
+    merges = "SELECT NULL::VARCHAR AS old_id, NULL::VARCHAR AS surviving_id WHERE false"
+    if lake.exists("entities", "identity_merges"):
+        con.register("_merges", lake.dataset("entities", "identity_merges"))
+        merges = """SELECT old_id, any_value(surviving_id) AS surviving_id FROM _merges
+            WHERE action = 'merged' GROUP BY 1"""
+    con.execute(
+        f"""CREATE OR REPLACE TEMP VIEW ev AS
+            WITH m AS ({merges})
+            SELECT e.* REPLACE (coalesce(ma.surviving_id, e.account_id) AS account_id,
+                coalesce(mp.surviving_id, e.person_id) AS person_id)
+            FROM _events e LEFT JOIN m ma ON ma.old_id = e.account_id
+            LEFT JOIN m mp ON mp.old_id = e.person_id"""
+    )
+
+
 def day_ranges(days: list[date]) -> list[tuple[date, date]]:
     """Contiguous runs of days: one single-run backfill each."""
     out: list[tuple[date, date]] = []
