@@ -22,6 +22,7 @@ from assets.c360.profiles import (
     ACTIVE_SUBSCRIPTION,
     accounts_sql,
     load_c360,
+    open_tickets_sql,
     people_sql,
     person_consent_sql,
 )
@@ -97,6 +98,7 @@ def _prepare(con, lake: LakeResource, pii: PiiResource, identity: IdentityResour
     if as_of is None:
         raise ValueError("events/events is empty: build the event days first")
     con.execute(f"CREATE TEMP TABLE person_consent AS {person_consent_sql(C360, as_of)}")
+    con.execute(f"CREATE TEMP TABLE open_tickets AS {open_tickets_sql(as_of)}")
     return rules, as_of
 
 

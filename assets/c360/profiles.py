@@ -95,7 +95,7 @@ def _in(values: tuple[str, ...]) -> str:
 
 def accounts_sql(c360: C360Rules, rules: Rules, as_of: date) -> str:
     """Expects views: links, account, subscription, relationship, lifecycle, ev (events),
-    person_consent (from people_consent_sql) and the raw views of the survivorship sources."""
+    person_consent and open_tickets (from their _sql) and the survivorship sources' raw views."""
     usage = f"event_name IN {_in(USAGE)}"
     recent = f"event_date > DATE '{as_of}' - 90 AND event_date <= DATE '{as_of}'"
     return f"""
@@ -111,14 +111,10 @@ def accounts_sql(c360: C360Rules, rules: Rules, as_of: date) -> str:
             count(DISTINCT person_id) FILTER (WHERE {usage}
                 AND event_date > DATE '{as_of}' - 30) AS active_people_30d
         FROM ev WHERE account_id IS NOT NULL AND {recent} GROUP BY 1),
-    tickets AS (SELECT account_id,
-            count(*) FILTER (WHERE json_extract_string(properties, '$.status')
-                IN ('open', 'pending')) AS open_tickets,
-            count(*) FILTER (WHERE json_extract_string(properties, '$.status')
-                IN ('open', 'pending') AND json_extract_string(properties, '$.priority')
+    tickets AS (SELECT account_id, count(*) AS open_tickets,
+            count(*) FILTER (WHERE json_extract_string(properties, '$.priority')
                 IN ('high', 'critical')) AS high_priority_open_tickets
-        FROM ev WHERE event_name = 'ticket_opened' AND account_id IS NOT NULL
-            AND event_date <= DATE '{as_of}' GROUP BY 1),
+        FROM open_tickets WHERE account_id IS NOT NULL GROUP BY 1),
     solved AS (SELECT account_id, avg(try_cast(json_extract_string(properties,
                 '$.resolution_hours') AS DOUBLE)) AS resolution_hours_90d
         FROM ev WHERE event_name = 'ticket_solved' AND account_id IS NOT NULL AND {recent}
@@ -166,6 +162,15 @@ def accounts_sql(c360: C360Rules, rules: Rules, as_of: date) -> str:
     ORDER BY a.account_id"""
 
 
+def open_tickets_sql(as_of: date) -> str:
+    """Tickets opened by as_of and not solved by then (events keep what was true when they
+    happened, so 'open' is the absence of a solved event, not a status)."""
+    return f"""
+        SELECT o.* FROM ev o WHERE o.event_name = 'ticket_opened' AND o.event_date <= DATE '{as_of}'
+            AND NOT EXISTS (SELECT 1 FROM ev s WHERE s.event_name = 'ticket_solved'
+                AND s.source_id = o.source_id AND s.event_date <= DATE '{as_of}')"""
+
+
 def person_consent_sql(c360: C360Rules, as_of: date) -> str:
     """Per person: one flag per consent scope (the latest answer) and the last consent time."""
     flags = ", ".join(
@@ -200,10 +205,8 @@ def people_sql(c360: C360Rules, rules: Rules, as_of: date) -> str:
     eng AS (SELECT person_id, {_windows("sessions", "event_name = 'session_started'", as_of)},
             {_windows("events", usage, as_of)}
         FROM ev WHERE person_id IS NOT NULL AND {recent} GROUP BY 1),
-    tickets AS (SELECT person_id, count(*) FILTER (WHERE json_extract_string(properties,
-                '$.status') IN ('open', 'pending')) AS open_tickets
-        FROM ev WHERE event_name = 'ticket_opened' AND person_id IS NOT NULL
-            AND event_date <= DATE '{as_of}' GROUP BY 1)
+    tickets AS (SELECT person_id, count(*) AS open_tickets FROM open_tickets
+        WHERE person_id IS NOT NULL GROUP BY 1)
     SELECT p.person_id, p.source_ids, p.source_count, s.first_name, s.last_name,
         nullif(trim(concat_ws(' ', s.first_name, s.last_name)), '') AS full_name,
         p.email_hash, p.email_hashes, s.title, s.survivorship,

@@ -181,11 +181,18 @@ def source_sql(
                 QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY _rn) = 1"""
             )
         else:
+            # The event exists while the latest version says so (its time, whom it concerns);
+            # its properties are those of the first version that said so: what was true when
+            # it happened, so a later status change does not rewrite an old day.
             parts.append(
                 f"""SELECT '{src.source}:' || source_id || ':{ev.name}' AS event_id, source_id,
                     '{ev.name}' AS event_name, ({ev.at})::TIMESTAMPTZ AS occurred_at, {cols},
-                    {_props(src)} AS properties, _ingested_at
-                FROM ({versions}) WHERE _rn = 1 AND ({ev.at}) IS NOT NULL {cond}"""
+                    _first_props AS properties, _ingested_at
+                FROM (SELECT *, last_value(_props) OVER (PARTITION BY source_id ORDER BY _rn
+                        ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS _first_props
+                      FROM (SELECT *, {_props(src)} AS _props FROM ({versions})
+                            WHERE ({ev.at}) IS NOT NULL {cond}))
+                WHERE _rn = 1"""
             )
     union = " UNION ALL ".join(f"({p})" for p in parts)
     return f"SELECT * FROM ({union}) WHERE source_id IS NOT NULL AND {in_range}"
