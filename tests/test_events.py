@@ -432,3 +432,19 @@ def test_events_of_a_merged_account_read_as_the_surviving_id(tmp_path):
     register_current_events(con, lake)
     rows = con.sql("SELECT event_id, account_id, person_id FROM ev ORDER BY 1").fetchall()
     assert rows == [("a", "acc_new", "per_new"), ("b", "acc_keep", None), ("c", None, "per_x")]
+
+
+def test_a_ticket_without_organization_takes_its_requesters_account(built):
+    house = built
+    ev = _events(house)
+    tickets = ev.filter(pc.equal(ev["event_name"], "ticket_opened"))
+    raw = _raw_latest(house, "support_tickets", "ticket_id", "updated_at")
+    no_org = {r["ticket_id"] for r in raw.to_pylist() if r["org_id"] is None}
+    attributed = [r for r in tickets.to_pylist() if r["source_id"] in no_org]
+    assert attributed  # tickets filed without an organization still reach an account
+    rel = house.lake.read("entities", "relationship")
+    current: dict[str, set[str]] = {}
+    for r in rel.filter(rel["is_current"]).to_pylist():
+        current.setdefault(r["person_id"], set()).add(r["account_id"])
+    for r in attributed:
+        assert current[r["person_id"]] == {r["account_id"]}  # the requester's only account

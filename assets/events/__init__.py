@@ -56,7 +56,9 @@ MAX_DAYS_PER_RUN = 92
 
 def _deps() -> list[AssetKey]:
     raw = sorted({s.table for s in MAPPING.sources})
-    return [AssetKey(t.split("/")) for t in raw] + [AssetKey(["entities", "identity_links"])]
+    return [AssetKey(t.split("/")) for t in raw] + [
+        AssetKey(["entities", t]) for t in ("identity_links", "relationship")
+    ]
 
 
 @asset(

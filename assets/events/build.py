@@ -36,6 +36,14 @@ def _register(con: duckdb.DuckDBPyConnection, lake: LakeResource, mapping: Mappi
     else:  # no identity map yet: every account-scoped event is unattributed
         links = pa.schema([(c, pa.string()) for c in cols]).empty_table()
     con.register("links", links)
+    # A person with exactly one current account: the account of their account-scoped events
+    # that name none of their own (a support ticket filed without an organization).
+    single = "SELECT NULL::VARCHAR AS person_id, NULL::VARCHAR AS account_id WHERE false"
+    if lake.exists("entities", "relationship"):
+        con.register("_relationship", lake.dataset("entities", "relationship"))
+        single = """SELECT person_id, any_value(account_id) AS account_id FROM _relationship
+            WHERE is_current GROUP BY 1 HAVING count(DISTINCT account_id) = 1"""
+    con.execute(f"CREATE OR REPLACE TEMP VIEW person_account AS {single}")
     return present
 
 
@@ -62,13 +70,15 @@ def build_days(
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE day_events AS
             SELECT e.event_id, e.event_name, CAST(e.occurred_at AS DATE) AS event_date,
-                e.occurred_at, a.canonical_id AS account_id, p.canonical_id AS person_id,
+                e.occurred_at, coalesce(a.canonical_id, CASE WHEN e.scope = 'account'
+                    THEN pa.account_id END) AS account_id, p.canonical_id AS person_id,
                 e.scope, e.source_system, e.source_object, e.source_id, e.properties,
                 e._ingested_at::TIMESTAMPTZ AS _ingested_at, $now::TIMESTAMPTZ AS _built_at,
                 e.account_ref
             FROM ({sql}) e
             LEFT JOIN links a ON a.entity_type = 'account' AND a.record_key = e.account_ref
             LEFT JOIN links p ON p.entity_type = 'person' AND p.record_key = e.person_ref
+            LEFT JOIN person_account pa ON pa.person_id = p.canonical_id
             QUALIFY row_number() OVER (PARTITION BY e.event_id ORDER BY e._ingested_at DESC) = 1""",
         {"now": now},
     )
