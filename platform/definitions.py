@@ -11,7 +11,7 @@ import os
 
 from dagster import Definitions, in_process_executor
 
-from assets import c360, entities, events, landing, raw
+from assets import c360, entities, events, features, landing, raw
 from resources.duckdb import DuckDBResource
 from resources.identity import DECISIONS_PATH, RULES_PATH, IdentityResource
 from resources.lake import LakeResource
@@ -23,7 +23,14 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 defs = Definitions(
-    assets=[*landing.assets, *raw.assets, *entities.assets, *events.assets, *c360.assets],
+    assets=[
+        *landing.assets,
+        *raw.assets,
+        *entities.assets,
+        *events.assets,
+        *c360.assets,
+        *features.assets,
+    ],
     resources={
         "lake": LakeResource(**from_env(root=LAKE_ROOT)),
         "landing": LandingResource(**from_env(root=LANDING_ROOT)),
