@@ -1,0 +1,157 @@
+"""Point-in-time features: nothing after the as-of day is read, and labels come only from the
+window after it."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from assets.events.build import register_current_events
+from assets.features import asof
+from conftest import Lakehouse, load_definitions
+
+ACCOUNTS, DAYS, SEED = 60, 150, 3
+END = date(2026, 10, 31)
+AS_OF = END - timedelta(days=100)
+
+
+@pytest.fixture(scope="module")
+def house(tmp_path_factory):
+    from assets.events import EVENT_DAYS, MAPPING
+    from assets.events.runs import pending_ranges
+    from sample_company.generate import generate
+
+    root = tmp_path_factory.mktemp("features")
+    generate(root / "landing", accounts=ACCOUNTS, days=DAYS, seed=SEED, end_date=END)
+    h = Lakehouse(root / "lake", root / "landing", load_definitions())
+    assert h.materialize().success
+    for first, last in pending_ranges(h.lake, h.resources["pii"], MAPPING, EVENT_DAYS.start.date()):
+        assert h.materialize_days(first, last).success
+    return h
+
+
+def _inputs(house: Lakehouse) -> dict[str, pa.Table]:
+    con = duckdb.connect()
+    register_current_events(con, house.lake)
+    return {
+        "ev": con.sql("SELECT * FROM ev").to_arrow_table(),
+        "history": house.lake.read("entities", "attribute_history"),
+        "subscription": house.lake.read("entities", "subscription"),
+        "relationship": house.lake.read("entities", "relationship"),
+    }
+
+
+def _until(t: pa.Table, day: date, start: str, end: str | None = None) -> pa.Table:
+    """The table as it stood at the end of `day`: later rows gone, later ends not yet known."""
+    cut = pa.scalar(day, pa.date32())
+    kept = t.filter(pc.less_equal(pc.cast(t[start], pa.date32()), cut))
+    if end is None:
+        return kept
+    open_then = pc.greater(pc.cast(kept[end], pa.date32()), cut)
+    ends = pc.if_else(open_then, pa.scalar(None, kept[end].type), kept[end])
+    return kept.set_column(kept.schema.get_field_index(end), end, ends)
+
+
+def _assert_same(a: pa.Table, b: pa.Table) -> None:
+    """Equal row for row; floats up to summation order (DuckDB sums in parallel)."""
+    assert a.schema == b.schema and a.num_rows == b.num_rows
+    for name in a.column_names:
+        x, y = a[name], b[name]
+        if pa.types.is_floating(x.type):
+            assert x.is_null().equals(y.is_null()), name
+            xs, ys = x.drop_null().to_pylist(), y.drop_null().to_pylist()
+            assert xs == pytest.approx(ys, rel=1e-9, abs=1e-12), name
+        else:
+            assert x.equals(y), name
+
+
+def _run(inputs: dict[str, pa.Table], days: list[date]) -> tuple[pa.Table, pa.Table]:
+    con = duckdb.connect()
+    for name, t in inputs.items():
+        con.register(name, t)
+    asof.prepare(con)
+    feats = asof.features_as_of(con, days)
+    con.register("f", feats)
+    labels = con.sql(asof.labels_sql("SELECT * FROM f")).to_arrow_table()
+    key = [("account_id", "ascending"), ("as_of", "ascending")]
+    return feats.sort_by(key), labels.sort_by(key)
+
+
+def test_features_on_full_history_equal_features_on_history_cut_at_the_date(house):
+    full = _inputs(house)
+    cut = {
+        "ev": _until(full["ev"], AS_OF, "event_date"),
+        "history": _until(full["history"], AS_OF, "valid_from", "valid_to"),
+        "subscription": full["subscription"],  # subscription -> account: no time in it
+        "relationship": _until(full["relationship"], AS_OF, "valid_from", "valid_to"),
+    }
+    assert cut["ev"].num_rows < full["ev"].num_rows  # the cut removed the future
+    seen, _ = _run(full, [AS_OF])
+    blind, _ = _run(cut, [AS_OF])
+    assert seen.num_rows > 10
+    _assert_same(seen, blind)
+
+
+def test_labels_read_only_the_window_after_the_date(house):
+    full = _inputs(house)
+    days = [AS_OF - timedelta(days=30 * k) for k in range(3)]
+    _, labels = _run(full, days)
+    positives = sum(
+        pc.sum(labels[c].cast(pa.int64())).as_py() for c in ("churned_90d", "upgraded_90d")
+    )
+    assert positives >= 1  # the windows do hold outcomes
+    # the future past the 90-day window changes no label
+    horizon = AS_OF + timedelta(days=asof.HORIZON_DAYS)  # the latest date's window end
+    trimmed = {
+        **full,
+        "ev": _until(full["ev"], horizon, "event_date"),
+        "history": _until(full["history"], horizon, "valid_from", "valid_to"),
+    }
+    _assert_same(_run(trimmed, days)[1], labels)
+    # and no event on or before a date is a label: dropping those before the earliest date
+    # changes no upgrade label
+    ev = full["ev"]
+    after = ev.filter(pc.greater(ev["event_date"], pa.scalar(min(days), pa.date32())))
+    con = duckdb.connect()
+    con.register("ev", after)
+    for name in ("history", "subscription", "relationship"):
+        con.register(name, full[name])
+    asof.prepare(con)
+    con.register("f", labels.select(["account_id", "as_of"]))
+    relabelled = con.sql(asof.labels_sql("SELECT * FROM f")).to_arrow_table()
+    relabelled = relabelled.sort_by([("account_id", "ascending"), ("as_of", "ascending")])
+    assert relabelled["upgraded_90d"].equals(labels["upgraded_90d"])
+
+
+def test_training_dates_leave_the_label_window_inside_the_data():
+    from assets.features import training_dates
+
+    days = training_dates(date(2025, 1, 1), END)
+    assert days[0] == END - timedelta(days=asof.HORIZON_DAYS)
+    assert all(d + timedelta(days=asof.HORIZON_DAYS) <= END for d in days)
+    assert days == sorted(days, reverse=True) and days[-1] >= date(2025, 1, 1)
+
+
+def test_feature_marts_and_training_sets_build_and_pass_their_gates(house):
+    from conftest import check_evaluations
+
+    result = house.materialize(
+        "features/churn_features",
+        "features/expansion_features",
+        "features/churn_training_set",
+        "features/expansion_training_set",
+    )
+    assert result.success
+    assert all(g.passed for k, g in check_evaluations(result).items() if k.startswith("features"))
+    mart = house.lake.read("features", "churn_features")
+    training = house.lake.read("features", "churn_training_set")
+    assert len(set(mart["as_of"].to_pylist())) == 1
+    # every training row's label window lies inside the data
+    last = max(
+        house.lake.read("events", "events", columns=["event_date"])["event_date"].to_pylist()
+    )
+    assert max(training["as_of"].to_pylist()) + timedelta(days=asof.HORIZON_DAYS) <= last
