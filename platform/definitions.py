@@ -11,16 +11,18 @@ import os
 
 from dagster import Definitions, in_process_executor
 
-from assets import c360, entities, events, features, landing, raw
+from assets import c360, entities, events, features, landing, ml, raw
 from resources.duckdb import DuckDBResource
 from resources.identity import DECISIONS_PATH, RULES_PATH, IdentityResource
 from resources.lake import LakeResource
 from resources.landing import LandingResource
+from resources.mlflow import MLFLOW_TRACKING_URI, MlflowResource
 from resources.pii import PII_SALT, PiiResource
 from resources.settings import LAKE_ROOT, LANDING_ROOT, from_env
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 defs = Definitions(
     assets=[
@@ -30,12 +32,14 @@ defs = Definitions(
         *events.assets,
         *c360.assets,
         *features.assets,
+        *ml.assets,
     ],
     resources={
         "lake": LakeResource(**from_env(root=LAKE_ROOT)),
         "landing": LandingResource(**from_env(root=LANDING_ROOT)),
         "duckdb": DuckDBResource(),
         "pii": PiiResource(**from_env(salt=PII_SALT)),
+        "mlflow": MlflowResource(**from_env(tracking_uri=MLFLOW_TRACKING_URI)),
         "identity": IdentityResource(
             **from_env(rules_path=RULES_PATH, decisions_path=DECISIONS_PATH)
         ),

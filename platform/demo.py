@@ -124,6 +124,7 @@ def _print_summary(lake, results, elapsed: float, days) -> None:
         print("\nlifecycle state today (accounts):")
         for state, n in rows:
             print(f"  {state:<22}{n:>8,}  {100 * n / total:5.1f}%")
+    _print_models(results, lake)
     span = f"{days[0][0]}..{days[-1][1]} in {len(days)} run(s)" if days else "none pending"
     print(f"event days built: {span}")
     print(f"lake: {lake.root}")
@@ -131,6 +132,38 @@ def _print_summary(lake, results, elapsed: float, days) -> None:
     failed = [e.step_key for r in results for e in r.all_events if e.is_step_failure]
     if failed:
         print(f"failed steps: {', '.join(failed)}", file=sys.stderr)
+
+
+def _print_models(results, lake) -> None:
+    """The champions' holdout metrics and today's score distribution."""
+    import duckdb
+
+    metrics = {}
+    for r in results:
+        for m in r.get_asset_materialization_events():
+            key = m.materialization.asset_key.to_user_string()
+            if key.endswith("_model"):
+                metrics[key] = {k: v.value for k, v in m.materialization.metadata.items()}
+    for key, md in sorted(metrics.items()):
+        print(
+            f"\n{key}: version {md['model_version']} (champion {md['champion_version']}, "
+            f"{'promoted' if md['promoted'] else 'kept as challenger'}); holdout AUC "
+            f"{md['auc']:.3f}, PR-AUC {md['pr_auc']:.3f}, Brier {md['brier']:.4f}, "
+            f"base rate {md['base_rate']:.3f}"
+        )
+    for table in ("churn_scores", "expansion_scores"):
+        if not lake.exists("ml", table):
+            continue
+        s = lake.dataset("ml", table)  # noqa: F841 - read by DuckDB below
+        rows = duckdb.sql(
+            """SELECT risk_band, count(*), round(avg(probability), 3) FROM s
+               WHERE role = 'champion' AND scored_at = (SELECT max(scored_at) FROM s)
+               GROUP BY 1 ORDER BY 1"""
+        ).fetchall()
+        print(
+            f"ml/{table} (champion, latest day): "
+            + ", ".join(f"{band} {n:,} (mean p {p})" for band, n, p in rows)
+        )
 
 
 if __name__ == "__main__":

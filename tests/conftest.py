@@ -12,6 +12,7 @@ import pytest
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 warnings.filterwarnings("ignore", module="dagster")
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,6 +43,7 @@ class Lakehouse:
         from resources.identity import IdentityResource
         from resources.lake import LakeResource
         from resources.landing import LandingResource
+        from resources.mlflow import MlflowResource
         from resources.pii import PiiResource
 
         return {
@@ -50,6 +52,7 @@ class Lakehouse:
             "duckdb": DuckDBResource(threads=2),
             "identity": IdentityResource(),
             "pii": PiiResource(),
+            "mlflow": MlflowResource(),  # under the test lake
         }
 
     def materialize_days(self, first, last, instance=None):

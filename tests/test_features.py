@@ -14,7 +14,7 @@ from assets.events.build import register_current_events
 from assets.features import asof
 from conftest import Lakehouse, load_definitions
 
-ACCOUNTS, DAYS, SEED = 60, 150, 3
+ACCOUNTS, DAYS, SEED = 200, 300, 3
 END = date(2026, 10, 31)
 AS_OF = END - timedelta(days=100)
 
@@ -155,3 +155,39 @@ def test_feature_marts_and_training_sets_build_and_pass_their_gates(house):
         house.lake.read("events", "events", columns=["event_date"])["event_date"].to_pylist()
     )
     assert max(training["as_of"].to_pylist()) + timedelta(days=asof.HORIZON_DAYS) <= last
+
+
+def test_models_register_score_with_their_version_and_reload_to_the_same_scores(house):
+    from assets.ml import SPECS
+    from assets.ml.models import aliases, load_model
+    from conftest import check_evaluations
+
+    models = [f"ml/{s.kind}_model" for s in SPECS]
+    scores = [f"ml/{s.kind}_scores" for s in SPECS]
+    marts = [f"features/{t}" for t in ("churn_features", "expansion_features")]
+    sets = [f"features/{t}" for t in ("churn_training_set", "expansion_training_set")]
+    result = house.materialize(*marts, *sets, *models, *scores)
+    assert result.success, [str(e.event_specific_data) for e in result.all_events if e.is_failure]
+    assert all(check_evaluations(result)[s].passed for s in scores)
+    uri = house.resources["mlflow"].uri(str(house.lake_root))
+    spec = SPECS[0]
+    champion = aliases(spec.model_name, uri)["champion"]
+    table = house.lake.read("ml", "churn_scores")
+    assert set(table["model_version"].to_pylist()) == {champion}
+    assert set(table["role"].to_pylist()) == {"champion"} and not any(table["shadow"].to_pylist())
+    # the registered champion, reloaded from the registry, reproduces the published scores
+    mart = house.lake.read("features", "churn_features").sort_by("account_id")
+    published = table.sort_by("account_id")
+    reloaded = load_model(spec.model_name, uri, "champion").predict_proba(mart)
+    assert published["account_id"].equals(mart["account_id"])
+    assert reloaded.tolist() == pytest.approx(published["probability"].to_pylist(), rel=1e-9)
+    # the same data again trains a model no better than the champion: it stays challenger,
+    # and scores in shadow under its own version
+    assert house.materialize(models[0], scores[0]).success
+    now = aliases(spec.model_name, uri)
+    assert now["champion"] == champion and now["challenger"] != champion
+    table = house.lake.read("ml", "churn_scores")
+    shadow = table.filter(table["shadow"])
+    assert set(shadow["model_version"].to_pylist()) == {now["challenger"]}
+    assert set(shadow["role"].to_pylist()) == {"challenger"}
+    assert shadow.num_rows == mart.num_rows

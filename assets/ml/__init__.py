@@ -1,0 +1,448 @@
+"""Models and scores: CatBoost trained on the point-in-time training sets, registered in MLflow
+(champion / challenger), and every eligible account scored by both — the challenger in shadow.
+
+The model assets record the registry version they produced; the score tables keep every
+scoring day, each row with the model version behind it and its reasons in words.
+"""
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetKey,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+
+from assets.events.build import register_current_events
+from assets.features import INPUTS as FEATURE_INPUTS
+from assets.features import asof
+from assets.metadata import OWNER, published_metadata
+from assets.ml.models import aliases, load_model, train_and_register
+from assets.ml.reasons import top_reasons
+from assets.publish import publish_if_changed
+from checks import features as feature_contracts
+from checks.contract import Column, TableContract
+from checks.entities import unique
+from checks.gate import validate
+from checks.ml import CHURN_SCORES, EXPANSION_SCORES
+from resources.duckdb import DuckDBResource
+from resources.lake import LakeResource
+from resources.mlflow import MlflowResource
+
+GROUP = "ml"
+SUITE_CHECK = "gx_suite"
+KINDS = {"catboost", "mlflow"}
+# Probability bands, per model: below the first is low, from the second on is high.
+BANDS = {"churn": (0.10, 0.30), "expansion": (0.10, 0.30)}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    kind: str  # churn | expansion
+    model_name: str
+    label: str
+    features: tuple[str, ...]
+    training: TableContract
+    mart: TableContract
+    scores: TableContract
+
+    @property
+    def model_key(self) -> AssetKey:
+        return AssetKey(["ml", f"{self.kind}_model"])
+
+    @property
+    def scores_key(self) -> AssetKey:
+        return AssetKey([self.scores.layer, self.scores.table])
+
+
+SPECS = (
+    ModelSpec(
+        "churn",
+        "customer_lakehouse_churn",
+        "churned_90d",
+        asof.CHURN_FEATURES,
+        feature_contracts.CHURN_TRAINING_SET,
+        feature_contracts.CHURN_FEATURES,
+        CHURN_SCORES,
+    ),
+    ModelSpec(
+        "expansion",
+        "customer_lakehouse_expansion",
+        "upgraded_90d",
+        asof.EXPANSION_FEATURES,
+        feature_contracts.EXPANSION_TRAINING_SET,
+        feature_contracts.EXPANSION_FEATURES,
+        EXPANSION_SCORES,
+    ),
+)
+
+
+def _key(c: TableContract) -> AssetKey:
+    return AssetKey([c.layer, c.table])
+
+
+def _fingerprint(table: pa.Table) -> str:
+    """Content hash of a training set: which rows and values trained the model."""
+    import hashlib
+
+    sorted_table = table.sort_by([("as_of", "ascending"), ("account_id", "ascending")])
+    digest = hashlib.sha256()
+    for batch in sorted_table.to_batches(max_chunksize=50_000):
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, batch.schema) as writer:
+            writer.write_batch(batch)
+        digest.update(sink.getvalue().to_pybytes())
+    return digest.hexdigest()[:16]
+
+
+def build_model_asset(spec: ModelSpec):
+    @asset(
+        key=spec.model_key,
+        description=(
+            f"The {spec.kind} model: CatBoost on {spec.training.name}, validated on its latest "
+            "as-of dates (never trained on), logged to MLflow and registered as "
+            f"`{spec.model_name}`. A new version becomes `champion` only when it beats the "
+            "current champion's AUC on the same holdout; otherwise it is the `challenger`."
+        ),
+        group_name=GROUP,
+        deps=[_key(spec.training)],
+        kinds=KINDS,
+        owners=[OWNER],
+        tags={"layer": GROUP, "pii": "false"},
+    )
+    def _model(
+        context: AssetExecutionContext, lake: LakeResource, mlflow: MlflowResource
+    ) -> MaterializeResult:
+        if not lake.exists(spec.training.layer, spec.training.table):
+            raise ValueError(f"{spec.training.name} is missing: materialize the features first")
+        training = lake.read(spec.training.layer, spec.training.table)
+        result = train_and_register(
+            training,
+            label=spec.label,
+            features=list(spec.features),
+            categorical=[c for c in asof.CATEGORICAL if c in spec.features],
+            model_name=spec.model_name,
+            tracking_uri=mlflow.uri(lake.root),
+            dataset_fingerprint=_fingerprint(training),
+            dataset_version=lake.version(spec.training.layer, spec.training.table),
+        )
+        m = result.metrics
+        shap_md = "\n".join(
+            ["| feature | mean abs SHAP |", "|---|---|"]
+            + [f"| {f} | {v:.4f} |" for f, v in list(result.shap_importance.items())[:15]]
+        )
+        return MaterializeResult(
+            metadata={
+                "model_name": spec.model_name,
+                "model_version": result.version,
+                "champion_version": result.champion_version,
+                "promoted": result.promoted,
+                "mlflow_run_id": result.run_id,
+                "holdout_dates": MetadataValue.json(result.holdout_dates),
+                "auc": MetadataValue.float(round(m["auc"], 4)),
+                "pr_auc": MetadataValue.float(round(m["pr_auc"], 4)),
+                "brier": MetadataValue.float(round(m["brier"], 4)),
+                "base_rate": MetadataValue.float(round(m["base_rate"], 4)),
+                "champion_auc_same_holdout": MetadataValue.float(
+                    round((result.champion_metrics or {}).get("auc", float("nan")), 4)
+                ),
+                "lift_by_decile": MetadataValue.json([round(x, 3) for x in result.lift_by_decile]),
+                "calibration": MetadataValue.json(result.calibration),
+                "shap_importance": MetadataValue.md(shap_md),
+                **{f"plot_{k}": MetadataValue.path(v) for k, v in result.plots.items()},
+            }
+        )
+
+    return _model
+
+
+def _band(p: np.ndarray, kind: str) -> list[str]:
+    lo, hi = BANDS[kind]
+    return np.where(p >= hi, "high", np.where(p >= lo, "medium", "low")).tolist()
+
+
+def build_scores_asset(spec: ModelSpec):
+    key = spec.scores_key
+
+    @asset(
+        key=key,
+        description=spec.scores.description,
+        group_name=GROUP,
+        deps=[_key(spec.mart), spec.model_key],
+        kinds={"delta", "catboost", "great_expectations"},
+        owners=[OWNER],
+        tags={"layer": GROUP, "pii": "false"},
+        check_specs=[
+            AssetCheckSpec(
+                SUITE_CHECK,
+                asset=key,
+                blocking=True,
+                description=f"Great Expectations suite of {spec.scores.name}, run before commit.",
+            )
+        ],
+    )
+    def _scores(
+        context: AssetExecutionContext, lake: LakeResource, mlflow: MlflowResource
+    ) -> Iterator[MaterializeResult | AssetCheckResult]:
+        mart = lake.read(spec.mart.layer, spec.mart.table)
+        uri = mlflow.uri(lake.root)
+        roles = aliases(spec.model_name, uri)
+        if "champion" not in roles:
+            raise ValueError(f"no champion registered for {spec.model_name}: train it first")
+        now = datetime.now(UTC)
+        parts = []
+        for role in ("champion", "challenger"):
+            if role not in roles or (role == "challenger" and roles[role] == roles["champion"]):
+                continue
+            model = load_model(spec.model_name, uri, role)
+            p = model.predict_proba(mart) if mart.num_rows else np.zeros(0)
+            rows = mart.select(model.features).to_pylist()
+            reasons = top_reasons(model.shap_values(mart), model.features, rows) if rows else []
+            parts.append(
+                pa.table(
+                    {
+                        "account_id": mart["account_id"],
+                        "scored_at": mart["as_of"],
+                        "model_name": pa.array([spec.model_name] * mart.num_rows, pa.string()),
+                        "model_version": pa.array([model.version] * mart.num_rows, pa.string()),
+                        "role": pa.array([role] * mart.num_rows, pa.string()),
+                        "shadow": pa.array([role != "champion"] * mart.num_rows, pa.bool_()),
+                        "probability": pa.array(np.clip(p, 0, 1), pa.float64()),
+                        "risk_band": pa.array(_band(p, spec.kind), pa.string()),
+                        "reasons": pa.array([json.dumps(r) for r in reasons], pa.string()),
+                        "scored_run_at": pa.array(
+                            [now] * mart.num_rows, pa.timestamp("us", tz="UTC")
+                        ),
+                    }
+                )
+            )
+        table = pa.concat_tables(parts).cast(spec.scores.schema)
+        gate = validate(spec.scores.name, spec.scores.suite(), table)
+        yield gate.check_result(key, SUITE_CHECK)
+        if not gate.passed:
+            raise gate.failure(f"{spec.scores.name} ({table.num_rows:,} rows)")
+        days = sorted({d.isoformat() for d in table["scored_at"].to_pylist()})
+        predicate = " OR ".join(f"scored_at = '{d}'" for d in days) or None
+        published = lake.publish(
+            spec.scores.layer,
+            spec.scores.table,
+            table,
+            mode="overwrite" if predicate else "append",
+            predicate=predicate,
+            description=spec.scores.description,
+            commit_metadata={"dagster_run_id": context.run_id},
+        )
+        champion = table.filter(pc.equal(table["role"], "champion"))
+        bands = champion.group_by("risk_band").aggregate([("account_id", "count")])
+        yield MaterializeResult(
+            asset_key=key,
+            metadata={
+                "dagster/row_count": MetadataValue.int(published.total_rows or 0),
+                "delta_version": MetadataValue.int(published.version),
+                "scored_at": MetadataValue.text(", ".join(days)),
+                "champion_version": roles["champion"],
+                "challenger_version": roles.get("challenger", ""),
+                "risk_bands": MetadataValue.json(
+                    dict(zip(bands[0].to_pylist(), bands[1].to_pylist(), strict=True))
+                ),
+                "mean_probability": MetadataValue.float(
+                    round(float(pc.mean(champion["probability"]).as_py() or 0), 4)
+                ),
+            },
+        )
+
+    return _scores
+
+
+# -- the feedback loop ---------------------------------------------------------------------
+
+OUTCOMES = TableContract(
+    layer="ml",
+    table="prediction_outcomes",
+    description=(
+        "Past scores joined to what happened afterwards: every score (champion and shadow) "
+        "whose 90-day window has passed, with the outcome read from the same labels the "
+        "training sets use. Grain: one row per (model_name, model_version, account_id, "
+        "scored_at). Realized AUC per scoring day and feature drift (PSI) are in the metadata "
+        "and checks."
+    ),
+    columns=(
+        Column("model_name", required=True),
+        Column("model_version", required=True),
+        Column("role", required=True),
+        Column("account_id", required=True),
+        Column("scored_at", "date", required=True),
+        Column("probability", "float", required=True, min=0, max=1),
+        Column("outcome", "bool", "Churned (or upgraded) within 90 days.", required=True),
+    ),
+    extra_expectations=(unique("model_name", "model_version", "account_id", "scored_at"),),
+)
+OUTCOMES_KEY = AssetKey(["ml", "prediction_outcomes"])
+PSI_WARN = 0.2  # population stability index above which a feature has drifted
+
+
+def psi(expected: np.ndarray, actual: np.ndarray, bins: int = 10) -> float:
+    """Population stability index of one numeric feature (quantile bins of `expected`)."""
+    e, a = expected[~np.isnan(expected)], actual[~np.isnan(actual)]
+    if len(e) == 0 or len(a) == 0:
+        return float("nan")
+    edges = np.unique(np.quantile(e, np.linspace(0, 1, bins + 1)))
+    if len(edges) < 2:
+        return 0.0
+    pe = np.histogram(np.clip(e, edges[0], edges[-1]), edges)[0] / len(e)
+    pa_ = np.histogram(np.clip(a, edges[0], edges[-1]), edges)[0] / len(a)
+    pe, pa_ = np.clip(pe, 1e-4, None), np.clip(pa_, 1e-4, None)
+    return float(np.sum((pa_ - pe) * np.log(pa_ / pe)))
+
+
+def _numeric(table: pa.Table, name: str) -> np.ndarray:
+    col = table[name]
+    if pa.types.is_boolean(col.type):
+        col = col.cast(pa.float64())
+    return np.asarray(col.cast(pa.float64()).fill_null(float("nan")).to_numpy(), dtype=float)
+
+
+@asset(
+    key=OUTCOMES_KEY,
+    description=OUTCOMES.description,
+    group_name=GROUP,
+    deps=[s.scores_key for s in SPECS]
+    + [_key(s.training) for s in SPECS]
+    + [_key(s.mart) for s in SPECS],
+    kinds={"delta", "duckdb", "great_expectations"},
+    owners=[OWNER],
+    tags={"layer": GROUP, "pii": "false"},
+    check_specs=[
+        AssetCheckSpec(
+            SUITE_CHECK,
+            asset=OUTCOMES_KEY,
+            blocking=True,
+            description=f"Great Expectations suite of {OUTCOMES.name}, run before commit.",
+        ),
+        *(
+            AssetCheckSpec(
+                f"{s.kind}_feature_drift",
+                asset=OUTCOMES_KEY,
+                description=f"PSI per {s.kind} feature, training vs today; warns > {PSI_WARN}.",
+            )
+            for s in SPECS
+        ),
+    ],
+)
+def prediction_outcomes(
+    context: AssetExecutionContext, lake: LakeResource, duckdb: DuckDBResource
+) -> Iterator[MaterializeResult | AssetCheckResult]:
+    """Matured scores with their outcomes; realized AUC per scoring day; feature drift."""
+    from sklearn.metrics import roc_auc_score
+
+    parts, realized = [], {}
+    with duckdb.connect() as con:
+        register_current_events(con, lake)
+        for name, (layer, table) in FEATURE_INPUTS.items():
+            con.register(name, lake.dataset(layer, table))
+        last = con.sql(
+            "SELECT max(event_date) FROM ev WHERE event_date <= current_date"
+        ).fetchall()[0][0]
+        asof.prepare(con)
+        for spec in SPECS:
+            if not lake.exists(spec.scores.layer, spec.scores.table):
+                continue
+            con.register("scores", lake.dataset(spec.scores.layer, spec.scores.table))
+            con.execute(
+                f"""CREATE OR REPLACE TEMP TABLE matured AS SELECT s.*, s.scored_at AS as_of
+                    FROM scores s WHERE s.scored_at + {asof.HORIZON_DAYS} <= DATE '{last}'"""
+            )
+            labels = con.sql(
+                asof.labels_sql("SELECT DISTINCT account_id, as_of FROM matured")
+            ).to_arrow_table()
+            con.register("labels", labels)
+            t = con.sql(
+                f"""SELECT m.model_name, m.model_version, m.role, m.account_id, m.scored_at,
+                        m.probability, l.{spec.label} AS outcome
+                    FROM matured m JOIN labels l USING (account_id, as_of)"""
+            ).to_arrow_table()
+            parts.append(t)
+            for (version, day), rows in _groups(t).items():
+                y = np.array([r[1] for r in rows], dtype=int)
+                if 0 < y.sum() < len(y):
+                    realized[f"{spec.kind} v{version} {day}"] = round(
+                        float(roc_auc_score(y, [r[0] for r in rows])), 4
+                    )
+    table = (pa.concat_tables(parts) if parts else OUTCOMES.schema.empty_table()).cast(
+        OUTCOMES.schema
+    )
+    gate = validate(OUTCOMES.name, OUTCOMES.suite(), table)
+    yield gate.check_result(OUTCOMES_KEY, SUITE_CHECK)
+    if not gate.passed:
+        raise gate.failure(OUTCOMES.name)
+    for spec in SPECS:
+        yield _drift_check(lake, spec)
+    published, wrote = publish_if_changed(lake, OUTCOMES, table, context.run_id)
+    yield MaterializeResult(
+        asset_key=OUTCOMES_KEY,
+        metadata={
+            **published_metadata(OUTCOMES, published, table.schema),
+            "changed": wrote,
+            "realized_auc": MetadataValue.json(realized),
+            "matured_scores": MetadataValue.int(table.num_rows),
+        },
+    )
+
+
+def _groups(t: pa.Table) -> dict[tuple[str, str], list[tuple[float, bool]]]:
+    out: dict[tuple[str, str], list[tuple[float, bool]]] = {}
+    for r in t.to_pylist():
+        out.setdefault((r["model_version"], r["scored_at"].isoformat()), []).append(
+            (r["probability"], r["outcome"])
+        )
+    return out
+
+
+def _drift_check(lake: LakeResource, spec: ModelSpec) -> AssetCheckResult:
+    name = f"{spec.kind}_feature_drift"
+    if not (
+        lake.exists(spec.training.layer, spec.training.table)
+        and lake.exists(spec.mart.layer, spec.mart.table)
+    ):
+        return AssetCheckResult(
+            check_name=name,
+            asset_key=OUTCOMES_KEY,
+            passed=True,
+            metadata={"skipped": "no data yet"},
+        )
+    train = lake.read(spec.training.layer, spec.training.table)
+    today = lake.read(spec.mart.layer, spec.mart.table)
+    scores = {}
+    for f in spec.features:
+        if f in asof.CATEGORICAL:
+            continue
+        scores[f] = round(psi(_numeric(train, f), _numeric(today, f)), 4)
+    drifted = {f: v for f, v in scores.items() if v == v and v > PSI_WARN}
+    return AssetCheckResult(
+        check_name=name,
+        asset_key=OUTCOMES_KEY,
+        passed=not drifted,
+        severity=AssetCheckSeverity.WARN,
+        metadata={
+            "psi": MetadataValue.json(scores),
+            "drifted": MetadataValue.json(drifted),
+            "threshold": PSI_WARN,
+        },
+    )
+
+
+assets = [
+    *(f(spec) for spec in SPECS for f in (build_model_asset, build_scores_asset)),
+    prediction_outcomes,
+]
