@@ -51,6 +51,13 @@ CHURN_COLUMNS = (
         "An admin, champion or billing owner left in the last 90 days.",
         required=True,
     ),
+    Column(
+        "compliance_gap_score", "float", "Latest third-party compliance gap score.", min=0, max=1
+    ),
+    Column("vendor_risk_flags", "float", "Latest count of vendor risk alerts.", min=0),
+    _n("payment_failures_90d", "Failed invoice payments in the last 90 days."),
+    Column("is_past_due", "bool", "A running subscription is past due.", required=True),
+    Column("compliance_gap_change_90d", "float", "Compliance gap now minus 90 days ago."),
 )
 EXPANSION_COLUMNS = (
     *CHURN_COLUMNS,

@@ -58,6 +58,12 @@ CHURN_FEATURES = (
     "usage_vs_baseline",
     "usage_decay_score",
     "leader_left_90d",
+    # third-party risk and billing health
+    "compliance_gap_score",
+    "vendor_risk_flags",
+    "payment_failures_90d",
+    "is_past_due",
+    "compliance_gap_change_90d",
 )
 EXPANSION_FEATURES = (
     *CHURN_FEATURES,
@@ -97,7 +103,13 @@ def prepare(con: duckdb.DuckDBPyConnection) -> None:
                 FILTER (WHERE event_name = 'ticket_solved') AS resolution_sum,
             count(json_extract_string(properties, '$.resolution_hours'))
                 FILTER (WHERE event_name = 'ticket_solved') AS resolution_n,
-            min(event_date) FILTER (WHERE event_name = 'workspace_created') AS workspace_day
+            min(event_date) FILTER (WHERE event_name = 'workspace_created') AS workspace_day,
+            count(*) FILTER (WHERE event_name = 'invoice_payment_failed') AS payment_failures,
+            arg_max(try_cast(json_extract_string(properties, '$.compliance_gap_score')
+                AS DOUBLE), occurred_at) FILTER (WHERE event_name = 'risk_assessed')
+                AS compliance_gap,
+            arg_max(try_cast(json_extract_string(properties, '$.vendor_risk_flags') AS DOUBLE),
+                occurred_at) FILTER (WHERE event_name = 'risk_assessed') AS vendor_flags
         FROM ev WHERE account_id IS NOT NULL GROUP BY ALL"""
     )
     # Subscription attributes as intervals, by account.
@@ -137,11 +149,13 @@ def features_sql(dates: str) -> str:
     return f"""
     WITH d AS (SELECT DISTINCT as_of FROM ({dates})),
     running AS (  -- subscriptions running on the date: status active or past due then
-        SELECT d.as_of, st.account_id, st.subscription_id FROM d JOIN sub_state st
+        SELECT d.as_of, st.account_id, st.subscription_id, st.value AS status
+        FROM d JOIN sub_state st
             ON st.attribute = 'status' AND st.value IN ('active', 'past_due')
             AND {_state_at("d.as_of")}),
     paid AS (
         SELECT r.as_of, r.account_id,
+            bool_or(r.status = 'past_due') AS is_past_due,
             sum(try_cast(m.value AS DOUBLE)) AS mrr,
             arg_max(p.value, CASE p.value {tiers} END) AS plan_tier
         FROM running r
@@ -173,7 +187,15 @@ def features_sql(dates: str) -> str:
                 AS premium_feature_trials_30d,
             coalesce(sum(x.feature_requests) FILTER (WHERE x.day > p.as_of - 90), 0)
                 AS feature_request_tickets_90d,
-            min(x.workspace_day) AS workspace_day
+            min(x.workspace_day) AS workspace_day,
+            coalesce(sum(x.payment_failures) FILTER (WHERE x.day > p.as_of - 90), 0)
+                AS payment_failures_90d,
+            arg_max(x.compliance_gap, x.day) FILTER (WHERE x.compliance_gap IS NOT NULL)
+                AS compliance_gap_score,
+            arg_max(x.vendor_flags, x.day) FILTER (WHERE x.vendor_flags IS NOT NULL)
+                AS vendor_risk_flags,
+            arg_max(x.compliance_gap, x.day) FILTER (WHERE x.compliance_gap IS NOT NULL
+                AND x.day <= p.as_of - 90) AS compliance_gap_90d_ago
         FROM paid p LEFT JOIN daily x ON x.account_id = p.account_id AND x.day <= p.as_of
         GROUP BY ALL),
     start AS (
@@ -214,6 +236,8 @@ def features_sql(dates: str) -> str:
         CASE WHEN u.events_prev_30d > 0
             THEN greatest(0, 1 - u.events_last_30d / u.events_prev_30d) END AS usage_decay_score,
         coalesce(l.leaders_left, 0) > 0 AS leader_left_90d,
+        u.payment_failures_90d, p.is_past_due, u.compliance_gap_score, u.vendor_risk_flags,
+        u.compliance_gap_score - u.compliance_gap_90d_ago AS compliance_gap_change_90d,
         u.premium_feature_trials_30d, u.feature_request_tickets_90d,
         coalesce(o.open_opps, 0) > 0 AS has_open_expansion_opp,
         coalesce(o.opp_amount, 0.0) AS expansion_opp_amount,

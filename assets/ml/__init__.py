@@ -43,6 +43,8 @@ from resources.mlflow import MlflowResource
 GROUP = "ml"
 SUITE_CHECK = "gx_suite"
 KINDS = {"catboost", "mlflow"}
+# Shallow, regularized trees: a few hundred positives per training set at the default size.
+PARAMS = {"iterations": 500, "depth": 4, "learning_rate": 0.03, "l2_leaf_reg": 10}
 # Probability bands, per model: below the first is low, from the second on is high.
 BANDS = {"churn": (0.10, 0.30), "expansion": (0.10, 0.30)}
 
@@ -136,6 +138,7 @@ def build_model_asset(spec: ModelSpec):
             tracking_uri=mlflow.uri(lake.root),
             dataset_fingerprint=_fingerprint(training),
             dataset_version=lake.version(spec.training.layer, spec.training.table),
+            params=PARAMS,
         )
         m = result.metrics
         shap_md = "\n".join(

@@ -33,6 +33,11 @@ PHRASES = {
     "has_open_expansion_opp": "an expansion opportunity is open",
     "expansion_opp_amount": "open expansion opportunity worth {v:,.0f}",
     "mrr_tier_ceiling_pct": "at {v:.0%} of its plan's revenue band",
+    "compliance_gap_score": "compliance gap score {v:.2f}",
+    "vendor_risk_flags": "{v:.0f} vendor risk alerts",
+    "payment_failures_90d": "{v:.0f} failed payments in the last 90 days",
+    "is_past_due": "subscription past due",
+    "compliance_gap_change_90d": "compliance gap {v:+.2f} in 90 days",
 }
 
 
