@@ -9,7 +9,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export GX_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: install demo test dev bench lint lock evaluate-identity clean-lake
+.PHONY: install demo test dev bench lint lock evaluate-identity evaluate-models clean-lake
 
 install: $(STAMP)
 
@@ -48,5 +48,9 @@ lock: install
 evaluate-identity: install
 	$(BIN)/python -m assets.entities.evaluate
 
+## evaluate-models: the champions' holdout AUC beside the oracle AUC of the planted hazards
+evaluate-models: install
+	$(BIN)/python -m assets.ml.evaluate
+
 clean-lake:
-	rm -rf lake/landing lake/raw lake/entities lake/decisions lake/events lake/c360 lake/features lake/ml lake/reverse_etl lake/.dagster
+	rm -rf lake/landing lake/raw lake/entities lake/decisions lake/events lake/c360 lake/features lake/ml lake/mlflow lake/reverse_etl lake/.dagster

@@ -191,3 +191,62 @@ def test_models_register_score_with_their_version_and_reload_to_the_same_scores(
     assert set(shadow["model_version"].to_pylist()) == {now["challenger"]}
     assert set(shadow["role"].to_pylist()) == {"challenger"}
     assert shadow.num_rows == mart.num_rows
+
+
+def test_prediction_outcomes_join_matured_scores_to_what_happened(house):
+    """Scores of a past day (here: the champion run over that day's training rows, as a daily
+    scoring run then would have) meet the outcome of the 90 days after them."""
+    import json
+
+    from assets.ml import SPECS
+    from assets.ml.models import load_model
+    from checks.ml import CHURN_SCORES
+
+    spec = SPECS[0]
+    uri = house.resources["mlflow"].uri(str(house.lake_root))
+    training = house.lake.read("features", "churn_training_set")
+    day = min(training["as_of"].to_pylist())
+    past = training.filter(pc.equal(training["as_of"], pa.scalar(day, pa.date32())))
+    model = load_model(spec.model_name, uri, "champion")
+    p = model.predict_proba(past)
+    n = past.num_rows
+    scores = pa.table(
+        {
+            "account_id": past["account_id"],
+            "scored_at": past["as_of"],
+            "model_name": [spec.model_name] * n,
+            "model_version": [model.version] * n,
+            "role": ["champion"] * n,
+            "shadow": [False] * n,
+            "probability": p,
+            "risk_band": ["low"] * n,
+            "reasons": [json.dumps([])] * n,
+            "scored_run_at": pa.array([None] * n, pa.timestamp("us", tz="UTC")).fill_null(0),
+        }
+    ).cast(CHURN_SCORES.schema)
+    house.lake.publish("ml", "churn_scores", scores, mode="append")
+    result = house.materialize("ml/prediction_outcomes")
+    assert result.success
+    checks = {
+        e.event_specific_data.check_name: e.event_specific_data
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    }
+    assert checks["gx_suite"].passed
+    outcomes = house.lake.read("ml", "prediction_outcomes")
+    matured = outcomes.filter(pc.equal(outcomes["scored_at"], pa.scalar(day, pa.date32())))
+    assert matured.num_rows == n
+    # the outcome is the label the training set holds for that account and day
+    label = dict(zip(past["account_id"].to_pylist(), past["churned_90d"].to_pylist(), strict=True))
+    got = dict(zip(matured["account_id"].to_pylist(), matured["outcome"].to_pylist(), strict=True))
+    assert got == label
+    # today's scores have no outcome yet
+    today = house.lake.read("features", "churn_features")["as_of"][0]
+    assert not pc.any(pc.equal(outcomes["scored_at"], today)).as_py()
+    # feature drift: a PSI per numeric feature, a warning (never a blocked run) past 0.2
+    drift = checks["churn_feature_drift"]
+    psi = drift.metadata["psi"].value
+    numeric = [f for f in spec.features if f not in ("plan_tier", "industry")]
+    assert set(psi) == set(numeric)
+    assert drift.passed == (not any(v > 0.2 for v in psi.values() if v == v))
+    assert drift.severity.value == "WARN"
