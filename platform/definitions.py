@@ -11,7 +11,8 @@ import os
 
 from dagster import Definitions, in_process_executor
 
-from assets import c360, entities, events, features, landing, ml, raw
+from assets import c360, entities, events, features, landing, ml, raw, reverse_etl
+from resources.crm import CRM_SQLITE_PATH, CrmResource
 from resources.duckdb import DuckDBResource
 from resources.identity import DECISIONS_PATH, RULES_PATH, IdentityResource
 from resources.lake import LakeResource
@@ -33,6 +34,7 @@ defs = Definitions(
         *c360.assets,
         *features.assets,
         *ml.assets,
+        *reverse_etl.assets,
     ],
     resources={
         "lake": LakeResource(**from_env(root=LAKE_ROOT)),
@@ -40,6 +42,7 @@ defs = Definitions(
         "duckdb": DuckDBResource(),
         "pii": PiiResource(**from_env(salt=PII_SALT)),
         "mlflow": MlflowResource(**from_env(tracking_uri=MLFLOW_TRACKING_URI)),
+        "crm": CrmResource(**from_env(sqlite_path=CRM_SQLITE_PATH)),
         "identity": IdentityResource(
             **from_env(rules_path=RULES_PATH, decisions_path=DECISIONS_PATH)
         ),

@@ -125,6 +125,7 @@ def _print_summary(lake, results, elapsed: float, days) -> None:
         for state, n in rows:
             print(f"  {state:<22}{n:>8,}  {100 * n / total:5.1f}%")
     _print_models(results, lake)
+    _print_sync(results)
     span = f"{days[0][0]}..{days[-1][1]} in {len(days)} run(s)" if days else "none pending"
     print(f"event days built: {span}")
     print(f"lake: {lake.root}")
@@ -132,6 +133,19 @@ def _print_summary(lake, results, elapsed: float, days) -> None:
     failed = [e.step_key for r in results for e in r.all_events if e.is_step_failure]
     if failed:
         print(f"failed steps: {', '.join(failed)}", file=sys.stderr)
+
+
+def _print_sync(results) -> None:
+    for r in results:
+        for m in r.get_asset_materialization_events():
+            if m.materialization.asset_key.to_user_string() == "reverse_etl/sync_audit":
+                md = m.materialization.metadata
+                c = md["counts"].value
+                print(
+                    f"\nsync to {md['destination'].value}: sent {c['sent']}, skipped by consent "
+                    f"{c['skipped_consent']}, queued for review {c['queued_review']}, unchanged "
+                    f"{c['unchanged']}, failed {c['failed']}"
+                )
 
 
 def _print_models(results, lake) -> None:

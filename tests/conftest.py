@@ -39,6 +39,7 @@ class Lakehouse:
 
     @property
     def resources(self) -> dict:
+        from resources.crm import CrmResource
         from resources.duckdb import DuckDBResource
         from resources.identity import IdentityResource
         from resources.lake import LakeResource
@@ -53,6 +54,7 @@ class Lakehouse:
             "identity": IdentityResource(),
             "pii": PiiResource(),
             "mlflow": MlflowResource(),  # under the test lake
+            "crm": CrmResource(),  # a SQLite CRM under the test lake
         }
 
     def materialize_days(self, first, last, instance=None):

@@ -250,3 +250,40 @@ def test_prediction_outcomes_join_matured_scores_to_what_happened(house):
     assert set(psi) == set(numeric)
     assert drift.passed == (not any(v > 0.2 for v in psi.values() if v == v))
     assert drift.severity.value == "WARN"
+
+
+def test_the_crm_sync_end_to_end_sends_once_and_only_consented_records(house):
+    from assets.reverse_etl.destinations import SQLiteDestination
+
+    assets = [
+        "events/account_lifecycle",
+        "c360/customer_360_accounts",
+        "c360/customer_360_people",
+        "reverse_etl/crm_account_updates",
+        "reverse_etl/sync_audit",
+        "reverse_etl/review_queue",
+        "reverse_etl/sync_state",
+    ]
+    first = house.materialize(*assets)
+    assert first.success
+    crm = SQLiteDestination(house.lake_root / "crm" / "crm.db")
+    updates = house.lake.read("reverse_etl", "crm_account_updates").to_pylist()
+    held = crm.rows()
+    consented = {u["crm_account_id"] for u in updates if u["consent_crm_sync"]}
+    assert held and set(held) <= consented
+    assert not any(u["crm_account_id"] in held for u in updates if not u["consent_crm_sync"])
+    # every synced row carries the champion's version
+    from assets.ml import SPECS
+    from assets.ml.models import aliases
+
+    uri = house.resources["mlflow"].uri(str(house.lake_root))
+    champion = aliases(SPECS[0].model_name, uri)["champion"]
+    assert {r["churn_model_version"] for r in held.values()} <= {champion, None}
+    # a second sync sends nothing
+    again = house.materialize(*assets[-3:])
+    assert again.success
+    audit = house.lake.read("reverse_etl", "sync_audit")
+    runs = sorted(set(audit["sync_id"].to_pylist()))
+    assert len(runs) == 2
+    last = [r for r in audit.to_pylist() if r["status"] == "sent"]
+    assert all(r["sync_id"] == last[0]["sync_id"] for r in last)  # all sends in one sync

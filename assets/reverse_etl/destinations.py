@@ -1,0 +1,78 @@
+"""Where CRM updates go, behind one interface: upsert by the CRM's own id, delete by it.
+
+The embedded default is a SQLite file standing in for the CRM, so a laptop needs no server.
+Upserts are idempotent (INSERT ... ON CONFLICT DO UPDATE on the CRM id): re-sending a row after
+a crash updates it, it never duplicates it. Each batch is one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class RowResult:
+    key: str
+    ok: bool
+    error: str | None = None
+
+
+class Destination(Protocol):
+    name: str
+
+    def upsert(self, rows: Sequence[dict], key: str) -> list[RowResult]: ...
+
+    def delete(self, keys: Sequence[str], key: str) -> list[RowResult]: ...
+
+
+class SQLiteDestination:
+    """A local database file playing the CRM: one table of account updates."""
+
+    def __init__(self, path: str | Path, table: str = "crm_account_updates") -> None:
+        self.path = Path(path)
+        self.table = table
+        self.name = f"sqlite:{self.path}"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def _connect(self) -> sqlite3.Connection:
+        con = sqlite3.connect(self.path)
+        con.execute(
+            f"CREATE TABLE IF NOT EXISTS {self.table} "
+            "(crm_account_id TEXT PRIMARY KEY, payload TEXT NOT NULL, updated_at TEXT NOT NULL)"
+        )
+        return con
+
+    def upsert(self, rows: Sequence[dict], key: str) -> list[RowResult]:
+        out = []
+        with self._connect() as con:  # one transaction per batch
+            for row in rows:
+                try:
+                    con.execute(
+                        f"""INSERT INTO {self.table} (crm_account_id, payload, updated_at)
+                            VALUES (?, ?, datetime('now'))
+                            ON CONFLICT (crm_account_id) DO UPDATE SET
+                                payload = excluded.payload, updated_at = excluded.updated_at""",
+                        (row[key], json.dumps(row, sort_keys=True, default=str)),
+                    )
+                    out.append(RowResult(row[key], True))
+                except sqlite3.Error as e:
+                    out.append(RowResult(str(row.get(key)), False, f"{type(e).__name__}: {e}"))
+        return out
+
+    def delete(self, keys: Sequence[str], key: str) -> list[RowResult]:
+        with self._connect() as con:
+            con.executemany(f"DELETE FROM {self.table} WHERE {key} = ?", [(k,) for k in keys])
+        return [RowResult(k, True) for k in keys]
+
+    def rows(self) -> dict[str, dict]:
+        """What the CRM holds now (for tests and the demo)."""
+        with self._connect() as con:
+            return {
+                k: json.loads(p)
+                for k, p in con.execute(f"SELECT crm_account_id, payload FROM {self.table}")
+            }

@@ -1,0 +1,242 @@
+"""What the CRM receives, and the sync that sends only what changed, within the guardrails.
+
+Guardrails, in order, per record: no consent for CRM sync -> never sent; an action whose
+confidence is below the threshold -> the review queue, not the CRM; unchanged since the last
+successful sync (same fingerprint) -> nothing sent. Only champion scores reach the updates, so a
+shadow model never syncs. Rows go in batches, upserted by the CRM's id: a crash between batches
+and a re-run re-send at most the rows of the unfinished sync, which the upsert makes harmless.
+Failed rows keep their old fingerprint and are retried by the next sync.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import pyarrow as pa
+
+from assets.reverse_etl.destinations import Destination
+
+KEY = "crm_account_id"
+# The fields the CRM receives; changes to anything else (timestamps) do not resend a row.
+PAYLOAD = (
+    "crm_account_id",
+    "churn_risk",
+    "churn_risk_band",
+    "expansion_propensity",
+    "lifecycle_stage",
+    "health_score",
+    "next_best_action",
+    "action_confidence",
+    "top_reasons",
+    "churn_model_version",
+    "expansion_model_version",
+)
+
+AUDIT_SCHEMA = pa.schema(
+    [
+        ("sync_id", pa.string()),
+        ("crm_account_id", pa.string()),
+        ("account_id", pa.string()),
+        ("inputs_fingerprint", pa.string()),
+        ("model_version", pa.string()),
+        ("payload", pa.string()),
+        ("destination", pa.string()),
+        ("actor", pa.string()),
+        ("status", pa.string()),
+        ("error", pa.string()),
+        ("attempted_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+STATE_SCHEMA = pa.schema(
+    [
+        ("crm_account_id", pa.string()),
+        ("fingerprint", pa.string()),
+        ("synced_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+REVIEW_SCHEMA = pa.schema(
+    [
+        ("crm_account_id", pa.string()),
+        ("account_id", pa.string()),
+        ("next_best_action", pa.string()),
+        ("action_confidence", pa.float64()),
+        ("threshold", pa.float64()),
+        ("payload", pa.string()),
+        ("status", pa.string()),
+        ("queued_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+
+class InjectedCrash(RuntimeError):
+    """Raised by `sync(crash_after_batches=...)`: tests prove a crash leaves no duplicates."""
+
+
+def fingerprint(payload: dict) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@dataclass
+class SyncResult:
+    audit: pa.Table
+    review: pa.Table
+    state: pa.Table  # the fingerprints after this sync (only successful rows changed)
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def sync(
+    updates: pa.Table,
+    previous_state: pa.Table,
+    destination: Destination,
+    *,
+    threshold: float,
+    now: datetime,
+    sync_id: str,
+    actor: str = "dagster",
+    dry_run: bool = False,
+    batch_size: int = 500,
+    crash_after_batches: int | None = None,
+) -> SyncResult:
+    last = dict(
+        zip(
+            previous_state["crm_account_id"].to_pylist() if previous_state.num_rows else [],
+            previous_state["fingerprint"].to_pylist() if previous_state.num_rows else [],
+            strict=True,
+        )
+    )
+    synced_at = (
+        dict(
+            zip(
+                previous_state["crm_account_id"].to_pylist(),
+                previous_state["synced_at"].to_pylist(),
+                strict=True,
+            )
+        )
+        if previous_state.num_rows
+        else {}
+    )
+    audit, review, to_send = [], [], []
+    counts = {"sent": 0, "failed": 0, "skipped_consent": 0, "queued_review": 0, "unchanged": 0}
+
+    def note(row: dict, payload: dict, fp: str, status: str, error: str | None = None) -> None:
+        audit.append(
+            {
+                "sync_id": sync_id,
+                "crm_account_id": row[KEY],
+                "account_id": row["account_id"],
+                "inputs_fingerprint": fp,
+                "model_version": json.dumps(
+                    {
+                        "churn": row["churn_model_version"],
+                        "expansion": row["expansion_model_version"],
+                    }
+                ),
+                "payload": json.dumps(payload, sort_keys=True, default=str),
+                "destination": destination.name,
+                "actor": actor,
+                "status": status,
+                "error": error,
+                "attempted_at": now,
+            }
+        )
+
+    for row in updates.to_pylist():
+        payload = {k: row[k] for k in PAYLOAD}
+        fp = fingerprint(payload)
+        if not row["consent_crm_sync"]:
+            counts["skipped_consent"] += 1
+            note(row, {}, fp, "skipped_consent")  # nothing of the record is kept in the audit
+        elif row["action_confidence"] < threshold:
+            counts["queued_review"] += 1
+            note(row, payload, fp, "queued_review")
+            review.append(
+                {
+                    "crm_account_id": row[KEY],
+                    "account_id": row["account_id"],
+                    "next_best_action": row["next_best_action"],
+                    "action_confidence": row["action_confidence"],
+                    "threshold": threshold,
+                    "payload": json.dumps(payload, sort_keys=True, default=str),
+                    "status": "pending",
+                    "queued_at": now,
+                }
+            )
+        elif last.get(row[KEY]) == fp:
+            counts["unchanged"] += 1
+        else:
+            to_send.append((row, payload, fp))
+
+    state = dict(last)
+    for n, start in enumerate(range(0, len(to_send), batch_size)):
+        if crash_after_batches is not None and n >= crash_after_batches:
+            raise InjectedCrash(f"crash injected after {n} batch(es)")
+        batch = to_send[start : start + batch_size]
+        if dry_run:
+            for row, payload, fp in batch:
+                note(row, payload, fp, "dry_run")
+            continue
+        results = destination.upsert([p for _, p, _ in batch], KEY)
+        for (row, payload, fp), res in zip(batch, results, strict=True):
+            if res.ok:
+                counts["sent"] += 1
+                state[row[KEY]] = fp
+                synced_at[row[KEY]] = now
+                note(row, payload, fp, "sent")
+            else:
+                counts["failed"] += 1  # keeps its old fingerprint: retried next time
+                note(row, payload, fp, "failed", res.error)
+    if dry_run:
+        counts["would_send"] = len(to_send)
+    keys = sorted(state)
+    return SyncResult(
+        audit=pa.Table.from_pylist(audit, schema=AUDIT_SCHEMA),
+        review=pa.Table.from_pylist(review, schema=REVIEW_SCHEMA),
+        state=pa.table(
+            {
+                "crm_account_id": pa.array(keys, pa.string()),
+                "fingerprint": pa.array([state[k] for k in keys], pa.string()),
+                "synced_at": pa.array([synced_at[k] for k in keys], pa.timestamp("us", tz="UTC")),
+            }
+        ),
+        counts=counts,
+    )
+
+
+def updates_sql(score_day_churn: str, score_day_expansion: str) -> str:
+    """The CRM's fields per account, from the 360 and the champions' latest scores.
+    Expects views: c360 (customer_360_accounts), account, people (customer_360_people),
+    churn_scores, expansion_scores. Only champion, non-shadow scores are read."""
+    return f"""
+    WITH churn AS (SELECT account_id, probability, risk_band, model_version, reasons FROM
+            churn_scores WHERE role = 'champion' AND NOT shadow AND scored_at = {score_day_churn}),
+        exp AS (SELECT account_id, probability, risk_band, model_version FROM expansion_scores
+            WHERE role = 'champion' AND NOT shadow AND scored_at = {score_day_expansion}),
+        consent AS (SELECT account_id,
+                count(*) FILTER (WHERE consent_crm_sync) AS granted,
+                count(*) FILTER (WHERE NOT consent_crm_sync) AS revoked
+            FROM people WHERE account_id IS NOT NULL GROUP BY 1),
+        base AS (
+            SELECT a.primary_crm_account_id AS crm_account_id, c.account_id,
+                churn.probability AS churn_risk, churn.risk_band AS churn_risk_band,
+                exp.probability AS expansion_propensity, exp.risk_band AS expansion_band,
+                c.lifecycle_state AS lifecycle_stage,
+                CAST(round(100 * (1 - coalesce(churn.probability, 0))) AS INTEGER)
+                    AS health_score,
+                CASE WHEN churn.risk_band = 'high' THEN 'retention_call'
+                     WHEN exp.risk_band = 'high' THEN 'expansion_conversation'
+                     ELSE 'monitor' END AS next_best_action,
+                churn.reasons AS top_reasons, churn.model_version AS churn_model_version,
+                exp.model_version AS expansion_model_version,
+                coalesce(consent.granted, 0) > 0 AND coalesce(consent.revoked, 0) = 0
+                    AS consent_crm_sync
+            FROM c360 c JOIN account a USING (account_id)
+            LEFT JOIN churn USING (account_id) LEFT JOIN exp USING (account_id)
+            LEFT JOIN consent USING (account_id))
+    SELECT *, CASE next_best_action
+            WHEN 'retention_call' THEN churn_risk
+            WHEN 'expansion_conversation' THEN expansion_propensity
+            ELSE 1.0 END AS action_confidence
+    FROM base WHERE crm_account_id IS NOT NULL ORDER BY crm_account_id"""

@@ -1,0 +1,176 @@
+"""The CRM sync: only what changed, exactly once, never without consent, never a shadow model."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from assets.reverse_etl.destinations import RowResult, SQLiteDestination
+from assets.reverse_etl.sync import STATE_SCHEMA, InjectedCrash, sync, updates_sql
+from checks.reverse_etl import CRM_ACCOUNT_UPDATES
+
+NOW = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def updates(n: int = 10, overrides: dict[int, dict] | None = None) -> pa.Table:
+    rows = []
+    for i in range(n):
+        row = {
+            "crm_account_id": f"001{i:05d}",
+            "account_id": f"acc_{i}",
+            "churn_risk": 0.05,
+            "churn_risk_band": "low",
+            "expansion_propensity": 0.02,
+            "expansion_band": "low",
+            "lifecycle_stage": "paying",
+            "health_score": 95,
+            "next_best_action": "monitor",
+            "top_reasons": json.dumps(["usage fell 10% month over month"]),
+            "churn_model_version": "3",
+            "expansion_model_version": "2",
+            "consent_crm_sync": True,
+            "action_confidence": 1.0,
+        }
+        row.update((overrides or {}).get(i, {}))
+        rows.append(row)
+    return (
+        pa.Table.from_pylist(rows)
+        .select(CRM_ACCOUNT_UPDATES.schema.names)
+        .cast(CRM_ACCOUNT_UPDATES.schema)
+    )
+
+
+def run(table, state, dest, **kw):
+    return sync(table, state, dest, threshold=0.5, now=NOW, sync_id="s", **kw)
+
+
+@pytest.fixture
+def crm(tmp_path):
+    return SQLiteDestination(tmp_path / "crm.db")
+
+
+def test_a_second_sync_sends_nothing_and_a_changed_score_sends_that_row(crm):
+    first = run(updates(), STATE_SCHEMA.empty_table(), crm)
+    assert first.counts["sent"] == 10 and len(crm.rows()) == 10
+    second = run(updates(), first.state, crm)
+    assert second.counts["sent"] == 0 and second.counts["unchanged"] == 10
+    changed = updates(overrides={3: {"churn_risk": 0.2, "health_score": 80}})
+    third = run(changed, second.state, crm)
+    assert third.counts["sent"] == 1
+    sent = [r for r in third.audit.to_pylist() if r["status"] == "sent"]
+    assert [r["crm_account_id"] for r in sent] == ["00100003"]
+    assert crm.rows()["00100003"]["churn_risk"] == 0.2
+
+
+def test_a_crash_between_batches_and_a_rerun_leave_each_record_once(crm):
+    table = updates(25)
+    with pytest.raises(InjectedCrash):
+        run(table, STATE_SCHEMA.empty_table(), crm, batch_size=10, crash_after_batches=2)
+    assert len(crm.rows()) == 20  # two batches landed before the crash; no state was written
+    rerun = run(table, STATE_SCHEMA.empty_table(), crm, batch_size=10)
+    assert rerun.counts["sent"] == 25
+    import sqlite3
+
+    with sqlite3.connect(crm.path) as con:
+        ids = [r[0] for r in con.execute("SELECT crm_account_id FROM crm_account_updates")]
+    assert sorted(ids) == sorted(set(ids)) and len(ids) == 25  # exactly once each
+    assert run(table, rerun.state, crm, batch_size=10).counts["sent"] == 0
+
+
+def test_no_consent_and_low_confidence_never_reach_the_crm(crm):
+    table = updates(
+        6,
+        overrides={
+            1: {"consent_crm_sync": False},
+            2: {
+                "next_best_action": "retention_call",
+                "churn_risk": 0.35,
+                "action_confidence": 0.35,
+            },
+            3: {"next_best_action": "retention_call", "churn_risk": 0.8, "action_confidence": 0.8},
+        },
+    )
+    result = run(table, STATE_SCHEMA.empty_table(), crm)
+    held = crm.rows()
+    assert "00100001" not in held and "00100002" not in held
+    assert "00100003" in held and held["00100003"]["next_best_action"] == "retention_call"
+    assert result.counts == {
+        "sent": 4,
+        "failed": 0,
+        "skipped_consent": 1,
+        "queued_review": 1,
+        "unchanged": 0,
+    }
+    assert result.review["crm_account_id"].to_pylist() == ["00100002"]
+    skipped = [r for r in result.audit.to_pylist() if r["status"] == "skipped_consent"]
+    assert skipped[0]["payload"] == "{}"  # the audit keeps nothing of a record without consent
+
+
+def test_a_dry_run_writes_nothing(crm):
+    result = run(updates(), STATE_SCHEMA.empty_table(), crm, dry_run=True)
+    assert crm.rows() == {} and result.counts["would_send"] == 10
+    assert set(result.audit["status"].to_pylist()) == {"dry_run"}
+    assert result.state.num_rows == 0
+
+
+def test_a_failed_row_is_recorded_and_retried(crm):
+    class Flaky(SQLiteDestination):
+        fail = {"00100004"}
+
+        def upsert(self, rows, key):
+            ok = [r for r in rows if r[key] not in self.fail]
+            res = {r.key: r for r in super().upsert(ok, key)}
+            return [res.get(r[key]) or RowResult(r[key], False, "503 from CRM") for r in rows]
+
+    flaky = Flaky(crm.path)
+    first = run(updates(), STATE_SCHEMA.empty_table(), flaky)
+    assert first.counts["failed"] == 1 and "00100004" not in crm.rows()
+    failed = [r for r in first.audit.to_pylist() if r["status"] == "failed"]
+    assert failed[0]["error"] == "503 from CRM"
+    Flaky.fail = set()
+    retry = run(updates(), first.state, flaky)
+    assert retry.counts["sent"] == 1 and "00100004" in crm.rows()
+
+
+def test_a_shadow_model_never_syncs():
+    con = duckdb.connect()
+    day = date(2026, 10, 31)
+    scores = pa.Table.from_pylist(
+        [
+            {
+                "account_id": "acc_1",
+                "probability": 0.1,
+                "risk_band": "medium",
+                "model_version": "3",
+                "reasons": "[]",
+                "role": "champion",
+                "shadow": False,
+                "scored_at": day,
+            },
+            {
+                "account_id": "acc_1",
+                "probability": 0.9,
+                "risk_band": "high",
+                "model_version": "4",
+                "reasons": "[]",
+                "role": "challenger",
+                "shadow": True,
+                "scored_at": day,
+            },
+        ]
+    )
+    con.register("churn_scores", scores)
+    con.register("expansion_scores", scores)
+    con.register("c360", pa.table({"account_id": ["acc_1"], "lifecycle_state": ["paying"]}))
+    con.register("account", pa.table({"account_id": ["acc_1"], "primary_crm_account_id": ["001"]}))
+    con.register(
+        "people", pa.table({"account_id": ["acc_1"], "consent_crm_sync": pa.array([True])})
+    )
+    rows = con.sql(updates_sql(f"DATE '{day}'", f"DATE '{day}'")).to_arrow_table().to_pylist()
+    assert len(rows) == 1
+    assert rows[0]["churn_model_version"] == "3" and rows[0]["churn_risk"] == 0.1
+    assert rows[0]["next_best_action"] == "monitor"  # the challenger's 0.9 acts on nothing
