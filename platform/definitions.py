@@ -12,7 +12,7 @@ import os
 from dagster import Definitions, in_process_executor
 
 from assets import c360, entities, events, features, landing, ml, raw, reverse_etl
-from resources.crm import CRM_SQLITE_PATH, CrmResource
+from resources.crm import CRM_HTTP_TOKEN, CRM_HTTP_URL, CRM_KIND, CRM_SQLITE_PATH, CrmResource
 from resources.duckdb import DuckDBResource
 from resources.identity import DECISIONS_PATH, RULES_PATH, IdentityResource
 from resources.lake import LakeResource
@@ -42,7 +42,14 @@ defs = Definitions(
         "duckdb": DuckDBResource(),
         "pii": PiiResource(**from_env(salt=PII_SALT)),
         "mlflow": MlflowResource(**from_env(tracking_uri=MLFLOW_TRACKING_URI)),
-        "crm": CrmResource(**from_env(sqlite_path=CRM_SQLITE_PATH)),
+        "crm": CrmResource(
+            **from_env(
+                kind=CRM_KIND,
+                sqlite_path=CRM_SQLITE_PATH,
+                http_url=CRM_HTTP_URL,
+                http_token=CRM_HTTP_TOKEN,
+            )
+        ),
         "identity": IdentityResource(
             **from_env(rules_path=RULES_PATH, decisions_path=DECISIONS_PATH)
         ),

@@ -76,3 +76,57 @@ class SQLiteDestination:
                 k: json.loads(p)
                 for k, p in con.execute(f"SELECT crm_account_id, payload FROM {self.table}")
             }
+
+
+class HttpBatchDestination:
+    """An HTTP batch-upsert API: POST {"key": ..., "records": [...]} to `<url>/upsert`, answered
+    with {"results": [{"key", "ok", "error"}]}; deletes POST to `<url>/delete`. The bearer token
+    comes from the environment, never from code or config files."""
+
+    def __init__(self, url: str, token: str | None = None, timeout: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        self.token = token
+        self.timeout = timeout
+        self.name = f"http:{self.url}"
+
+    def _post(self, path: str, body: dict) -> dict:
+        import urllib.request
+
+        req = urllib.request.Request(
+            f"{self.url}/{path}",
+            data=json.dumps(body, default=str).encode(),
+            headers={"Content-Type": "application/json"}
+            | ({"Authorization": f"Bearer {self.token}"} if self.token else {}),
+            method="POST",
+        )
+        with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+            return json.loads(resp.read())
+
+    def _results(self, keys: Sequence[str], call) -> list[RowResult]:
+        import urllib.error
+
+        try:
+            answer = call()
+        except (urllib.error.URLError, TimeoutError, ValueError) as e:
+            return [RowResult(k, False, f"{type(e).__name__}: {e}") for k in keys]
+        by_key = {str(r["key"]): r for r in answer.get("results", [])}
+        return [
+            RowResult(
+                k,
+                bool(by_key.get(k, {}).get("ok")),
+                by_key.get(k, {}).get("error")
+                or (None if by_key.get(k, {}).get("ok") else "no result for this record"),
+            )
+            for k in keys
+        ]
+
+    def upsert(self, rows: Sequence[dict], key: str) -> list[RowResult]:
+        keys = [str(r[key]) for r in rows]
+        return self._results(
+            keys, lambda: self._post("upsert", {"key": key, "records": list(rows)})
+        )
+
+    def delete(self, keys: Sequence[str], key: str) -> list[RowResult]:
+        return self._results(
+            list(keys), lambda: self._post("delete", {"key": key, "keys": list(keys)})
+        )
