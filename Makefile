@@ -9,7 +9,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export GX_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: install demo test dev bench lint lock evaluate-identity evaluate-models clean-lake
+.PHONY: install demo test dev bench lint lock evaluate-identity evaluate-models clean-lake postgres-server
 
 install: $(STAMP)
 
@@ -26,9 +26,15 @@ demo: install
 	$(BIN)/python platform/demo.py
 
 ## test: the test suite (fast by default; slow/bench markers are opt-in)
-test: install
+test: install postgres-server
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+## postgres-server: the PostgreSQL server binaries the destination tests start (Debian package)
+postgres-server:
+	@command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+		{ echo "installing PostgreSQL from Debian for the destination tests"; \
+		  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
 
 ## dev: the Dagster UI and daemon on loopback
 dev: install

@@ -12,7 +12,14 @@ import os
 from dagster import Definitions, in_process_executor
 
 from assets import c360, entities, events, features, landing, ml, raw, reverse_etl
-from resources.crm import CRM_HTTP_TOKEN, CRM_HTTP_URL, CRM_KIND, CRM_SQLITE_PATH, CrmResource
+from resources.crm import (
+    CRM_HTTP_TOKEN,
+    CRM_HTTP_URL,
+    CRM_KIND,
+    CRM_POSTGRES_DSN,
+    CRM_SQLITE_PATH,
+    CrmResource,
+)
 from resources.duckdb import DuckDBResource
 from resources.identity import DECISIONS_PATH, RULES_PATH, IdentityResource
 from resources.lake import LakeResource
@@ -46,6 +53,7 @@ defs = Definitions(
             **from_env(
                 kind=CRM_KIND,
                 sqlite_path=CRM_SQLITE_PATH,
+                postgres_dsn=CRM_POSTGRES_DSN,
                 http_url=CRM_HTTP_URL,
                 http_token=CRM_HTTP_TOKEN,
             )

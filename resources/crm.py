@@ -11,26 +11,38 @@ from pydantic import Field
 
 CRM_KIND = "LAKEHOUSE_CRM_KIND"
 CRM_SQLITE_PATH = "LAKEHOUSE_CRM_SQLITE_PATH"
+CRM_POSTGRES_DSN = "LAKEHOUSE_CRM_POSTGRES_DSN"
 CRM_HTTP_URL = "LAKEHOUSE_CRM_HTTP_URL"
 CRM_HTTP_TOKEN = "LAKEHOUSE_CRM_HTTP_TOKEN"
 
 
 class CrmResource(ConfigurableResource):
-    kind: str = Field(default="sqlite", description="Destination kind: sqlite or http.")
+    kind: str = Field(default="sqlite", description="Destination kind: sqlite, postgres or http.")
     sqlite_path: str | None = Field(
         default=None, description=f"SQLite CRM file ({CRM_SQLITE_PATH}); default <lake>/crm/crm.db."
     )
 
+    postgres_dsn: str | None = Field(
+        default=None, description=f"PostgreSQL DSN, credentials included ({CRM_POSTGRES_DSN})."
+    )
     http_url: str | None = Field(default=None, description=f"Batch-upsert API ({CRM_HTTP_URL}).")
     http_token: str | None = Field(default=None, description=f"Bearer token ({CRM_HTTP_TOKEN}).")
 
     def destination(self, lake_root: str):
-        from assets.reverse_etl.destinations import HttpBatchDestination, SQLiteDestination
+        from assets.reverse_etl.destinations import (
+            HttpBatchDestination,
+            PostgresDestination,
+            SQLiteDestination,
+        )
 
         if self.kind == "sqlite":
             return SQLiteDestination(self.sqlite_path or os.path.join(lake_root, "crm", "crm.db"))
+        if self.kind == "postgres":
+            if not self.postgres_dsn:
+                raise ValueError(f"the postgres CRM destination needs {CRM_POSTGRES_DSN}")
+            return PostgresDestination(self.postgres_dsn)
         if self.kind == "http":
             if not self.http_url:
                 raise ValueError(f"the http CRM destination needs {CRM_HTTP_URL}")
             return HttpBatchDestination(self.http_url, self.http_token)
-        raise ValueError(f"unknown CRM destination kind {self.kind!r} (sqlite, http)")
+        raise ValueError(f"unknown CRM destination kind {self.kind!r} (sqlite, postgres, http)")

@@ -118,12 +118,14 @@ class SyncConfig(Config):
             "inputs fingerprint, model versions, destination, actor, error, time).",
             kinds={"delta"},
             owners=[OWNER],
+            tags={"layer": GROUP, "pii": "false"},
         ),
         "review_queue": AssetOut(
             key=REVIEW_KEY,
             description="Actions whose confidence is below the threshold, waiting for a person.",
             kinds={"delta"},
             owners=[OWNER],
+            tags={"layer": GROUP, "pii": "false"},
             is_required=False,  # a dry run writes only the audit
         ),
         "sync_state": AssetOut(
@@ -132,6 +134,7 @@ class SyncConfig(Config):
             "sync: what changed is what differs from it.",
             kinds={"delta"},
             owners=[OWNER],
+            tags={"layer": GROUP, "pii": "false"},
             is_required=False,
         ),
     },

@@ -130,3 +130,52 @@ class HttpBatchDestination:
         return self._results(
             list(keys), lambda: self._post("delete", {"key": key, "keys": list(keys)})
         )
+
+
+class PostgresDestination:
+    """A PostgreSQL table playing the CRM (or feeding one): upsert by the CRM id, one
+    transaction per batch. The DSN, credentials included, comes from the environment."""
+
+    def __init__(self, dsn: str, table: str = "crm_account_updates") -> None:
+        self.dsn = dsn
+        self.table = table
+        host = dsn.split("@")[-1] if "@" in dsn else dsn
+        self.name = f"postgresql:{host}/{table}"  # never the credentials
+
+    def _connect(self):
+        import psycopg
+
+        con = psycopg.connect(self.dsn)
+        con.execute(
+            f"CREATE TABLE IF NOT EXISTS {self.table} (crm_account_id TEXT PRIMARY KEY, "
+            "payload JSONB NOT NULL, updated_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+        )
+        con.commit()
+        return con
+
+    def upsert(self, rows: Sequence[dict], key: str) -> list[RowResult]:
+        import psycopg
+
+        try:
+            with self._connect() as con, con.transaction():
+                con.cursor().executemany(
+                    f"""INSERT INTO {self.table} (crm_account_id, payload, updated_at)
+                        VALUES (%s, %s::jsonb, now())
+                        ON CONFLICT (crm_account_id) DO UPDATE SET
+                            payload = excluded.payload, updated_at = excluded.updated_at""",
+                    [(r[key], json.dumps(r, sort_keys=True, default=str)) for r in rows],
+                )
+        except psycopg.Error as e:  # the batch rolled back: every row of it failed
+            return [RowResult(str(r.get(key)), False, f"{type(e).__name__}: {e}") for r in rows]
+        return [RowResult(r[key], True) for r in rows]
+
+    def delete(self, keys: Sequence[str], key: str) -> list[RowResult]:
+        with self._connect() as con, con.transaction():
+            con.cursor().executemany(
+                f"DELETE FROM {self.table} WHERE {key} = %s", [(k,) for k in keys]
+            )
+        return [RowResult(k, True) for k in keys]
+
+    def rows(self) -> dict[str, dict]:
+        with self._connect() as con:
+            return dict(con.execute(f"SELECT crm_account_id, payload FROM {self.table}").fetchall())
