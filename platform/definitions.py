@@ -11,7 +11,7 @@ import os
 
 from dagster import Definitions, in_process_executor
 
-from assets import c360, entities, events, features, landing, ml, raw, reverse_etl
+from assets import automation, c360, entities, events, features, landing, ml, raw, reverse_etl
 from resources.crm import (
     CRM_HTTP_TOKEN,
     CRM_HTTP_URL,
@@ -43,6 +43,8 @@ defs = Definitions(
         *ml.assets,
         *reverse_etl.assets,
     ],
+    jobs=automation.jobs,
+    schedules=automation.schedules,
     resources={
         "lake": LakeResource(**from_env(root=LAKE_ROOT)),
         "landing": LandingResource(**from_env(root=LANDING_ROOT)),

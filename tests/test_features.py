@@ -287,3 +287,37 @@ def test_the_crm_sync_end_to_end_sends_once_and_only_consented_records(house):
     assert len(runs) == 2
     last = [r for r in audit.to_pylist() if r["status"] == "sent"]
     assert all(r["sync_id"] == last[0]["sync_id"] for r in last)  # all sends in one sync
+
+
+def test_the_schedules_target_the_refresh_and_the_retrain_and_their_runs_succeed(house):
+    from dagster import DagsterInstance
+
+    from assets.ml import SPECS
+    from assets.ml.models import aliases
+
+    defs = house.defs
+    daily = defs.resolve_job_def("daily_refresh")
+    weekly = defs.resolve_job_def("weekly_retrain")
+    daily_keys = {k.to_user_string() for k in daily.asset_layer.selected_asset_keys}
+    weekly_keys = {k.to_user_string() for k in weekly.asset_layer.selected_asset_keys}
+    assert weekly_keys == {"ml/churn_model", "ml/expansion_model"}
+    assert {
+        "features/churn_features",
+        "ml/churn_scores",
+        "reverse_etl/sync_audit",
+        "c360/customer_360_accounts",
+        "ml/prediction_outcomes",
+    } <= daily_keys
+    assert not daily_keys & weekly_keys  # scoring never retrains
+    assert not any(k.startswith(("raw/", "landing/", "entities/")) for k in daily_keys)
+    schedules = {s.name: s for s in defs.schedules}
+    assert schedules["daily_refresh_schedule"].cron_schedule == "0 6 * * *"
+    assert schedules["weekly_retrain_schedule"].cron_schedule == "0 4 * * 1"
+    # both jobs' selections run on this lake
+    uri = house.resources["mlflow"].uri(str(house.lake_root))
+    before = {s.model_name: aliases(s.model_name, uri) for s in SPECS}
+    instance = DagsterInstance.ephemeral()
+    assert house.materialize(*sorted(weekly_keys), instance=instance).success
+    assert house.materialize(*sorted(daily_keys), instance=instance).success
+    for s in SPECS:  # a retrain on unchanged data never replaces the champion
+        assert aliases(s.model_name, uri)["champion"] == before[s.model_name]["champion"]
