@@ -49,6 +49,13 @@ BY_KEY = {landing_key(c): c for c in RAW_TABLES}
 warnings.filterwarnings("ignore", category=BetaWarning, message=".*observable_source_asset")
 
 
+def zone_fingerprint(files: list) -> str:
+    """What a zone holds, in 16 hex digits: any new, removed or rewritten file changes it."""
+    return hashlib.sha256(
+        "\n".join(f"{f.relative}:{f.size}:{f.mtime_ns}" for f in files).encode()
+    ).hexdigest()[:16]
+
+
 @multi_observable_source_asset(specs=SPECS, can_subset=True, name="landing_zones")
 def landing_zones(
     context: AssetExecutionContext, landing: LandingResource
@@ -56,9 +63,7 @@ def landing_zones(
     for key in sorted(context.selected_asset_keys, key=lambda k: k.to_user_string()):
         c = BY_KEY[key]
         files = landing.files(c.source, c.object)
-        fingerprint = hashlib.sha256(
-            "\n".join(f"{f.relative}:{f.size}:{f.mtime_ns}" for f in files).encode()
-        ).hexdigest()[:16]
+        fingerprint = zone_fingerprint(files)
         yield ObserveResult(
             asset_key=key,
             data_version=DataVersion(fingerprint),

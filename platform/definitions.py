@@ -11,7 +11,18 @@ import os
 
 from dagster import Definitions, in_process_executor
 
-from assets import automation, c360, entities, events, features, landing, ml, raw, reverse_etl
+from assets import (
+    automation,
+    c360,
+    entities,
+    events,
+    features,
+    landing,
+    ml,
+    raw,
+    reverse_etl,
+    sensors,
+)
 from resources.crm import (
     CRM_HTTP_TOKEN,
     CRM_HTTP_URL,
@@ -45,6 +56,7 @@ defs = Definitions(
     ],
     jobs=automation.jobs,
     schedules=automation.schedules,
+    sensors=sensors.sensors,
     resources={
         "lake": LakeResource(**from_env(root=LAKE_ROOT)),
         "landing": LandingResource(**from_env(root=LANDING_ROOT)),

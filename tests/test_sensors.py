@@ -1,0 +1,50 @@
+"""The landing sensor with a real Dagster instance: new files start exactly one run, a second
+tick starts none, and only the zones that changed are ingested."""
+
+from __future__ import annotations
+
+from dagster import DagsterInstance, build_sensor_context
+
+from assets.sensors import landing_sensor
+from resources.landing import LandingResource
+
+
+def _tick(instance, landing_root, cursor):
+    ctx = build_sensor_context(
+        instance=instance,
+        cursor=cursor,
+        resources={"landing": LandingResource(root=str(landing_root))},
+    )
+    return landing_sensor(ctx)
+
+
+def test_new_files_start_one_run_and_a_second_tick_none(tmp_path):
+    landing = tmp_path / "landing"
+    (landing / "crm" / "accounts" / "2026-11-01").mkdir(parents=True)
+    (landing / "crm" / "accounts" / "2026-11-01" / "accounts.json").write_text("[]")
+    (landing / "billing" / "customers" / "2026-11-01").mkdir(parents=True)
+    (landing / "billing" / "customers" / "2026-11-01" / "customers.csv").write_text("id\n")
+    instance = DagsterInstance.ephemeral()
+
+    first = _tick(instance, landing, None)
+    assert len(first.run_requests) == 1
+    keys = {k.to_user_string() for k in first.run_requests[0].asset_selection}
+    assert keys == {"raw/crm_accounts", "raw/billing_customers"}
+
+    second = _tick(instance, landing, first.cursor)
+    assert second.run_requests == [] and second.cursor == first.cursor
+
+    # a re-evaluated tick (the daemon restarted before storing the cursor) asks for the same
+    # run key, which Dagster runs once
+    again = _tick(instance, landing, None)
+    assert again.run_requests[0].run_key == first.run_requests[0].run_key
+
+    # one more extract of one zone: one run, that zone only
+    (landing / "crm" / "accounts" / "2026-11-02").mkdir()
+    (landing / "crm" / "accounts" / "2026-11-02" / "accounts.json").write_text("[]")
+    third = _tick(instance, landing, second.cursor)
+    assert len(third.run_requests) == 1
+    assert [k.to_user_string() for k in third.run_requests[0].asset_selection] == [
+        "raw/crm_accounts"
+    ]
+    assert third.run_requests[0].run_key != first.run_requests[0].run_key
