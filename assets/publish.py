@@ -1,10 +1,22 @@
-"""Publishing a whole table: a new Delta version only when the content changed."""
+"""Publishing a whole gated table: its suite first, then a new Delta version only when the
+content changed."""
 
 from __future__ import annotations
 
-import pyarrow as pa
+from collections.abc import Iterator
 
-from checks.contract import TableContract
+import pyarrow as pa
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetKey,
+    MaterializeResult,
+)
+
+from assets.metadata import published_metadata
+from checks.contract import Expectation, TableContract
+from checks.gate import validate
 from resources.lake import LakeResource, Published
 
 
@@ -34,3 +46,43 @@ def publish_if_changed(
         commit_metadata={"dagster_run_id": run_id},
     )
     return published, True
+
+
+SUITE_CHECK = "gx_suite"
+
+
+def suite_check(contract: TableContract) -> AssetCheckSpec:
+    """The blocking check every gated table declares: its GX suite, run before the commit."""
+    return AssetCheckSpec(
+        SUITE_CHECK,
+        asset=AssetKey([contract.layer, contract.table]),
+        blocking=True,
+        description=f"Great Expectations suite of {contract.name}, run before commit.",
+    )
+
+
+def gate_and_publish(
+    context: AssetExecutionContext,
+    lake: LakeResource,
+    contract: TableContract,
+    table: pa.Table,
+    batch: dict | None = None,
+    extra: dict | None = None,
+    suite: list[Expectation] | None = None,
+) -> Iterator[MaterializeResult | AssetCheckResult]:
+    """Write, audit, publish for a whole table: validate, report the check, and commit only
+    when it passed (a failure raises and leaves the Delta table at its previous version)."""
+    key = AssetKey([contract.layer, contract.table])
+    gate = validate(contract.name, suite or contract.suite(), table, batch)
+    yield gate.check_result(key, SUITE_CHECK)
+    if not gate.passed:
+        raise gate.failure(f"{contract.name} ({table.num_rows:,} rows)")
+    published, wrote = publish_if_changed(lake, contract, table, context.run_id)
+    yield MaterializeResult(
+        asset_key=key,
+        metadata={
+            **published_metadata(contract, published, table.schema, table),
+            "changed": wrote,
+            **(extra or {}),
+        },
+    )

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 import pyarrow as pa
 from dagster import (
     AssetCheckResult,
-    AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
     MaterializeResult,
@@ -29,18 +28,16 @@ from assets.c360.profiles import (
 from assets.entities.records import create_macros, register_raw
 from assets.entities.rules import load_rules
 from assets.events.build import EVENTS, register_current_events
-from assets.metadata import OWNER, definition_metadata, published_metadata
-from assets.publish import publish_if_changed
+from assets.metadata import OWNER, definition_metadata
+from assets.publish import gate_and_publish, suite_check
 from checks.c360 import CUSTOMER_360_ACCOUNTS, PAYING_STATES, people_contract
 from checks.contract import TableContract
-from checks.gate import validate
 from resources.duckdb import DuckDBResource
 from resources.identity import IdentityResource
 from resources.lake import LakeResource
 from resources.pii import PiiResource
 
 GROUP = "c360"
-SUITE_CHECK = "gx_suite"
 C360 = load_c360()
 CUSTOMER_360_PEOPLE = people_contract(C360.consent_scopes)
 INPUTS = {
@@ -68,14 +65,7 @@ def _spec(c: TableContract) -> dict:
         "owners": [OWNER],
         "tags": {"layer": GROUP, "pii": str(bool(c.pii_columns)).lower()},
         "metadata": definition_metadata(c),
-        "check_specs": [
-            AssetCheckSpec(
-                SUITE_CHECK,
-                asset=_key(c),
-                blocking=True,
-                description=f"Great Expectations suite of {c.name}, run before commit.",
-            )
-        ],
+        "check_specs": [suite_check(c)],
     }
 
 
@@ -100,29 +90,6 @@ def _prepare(con, lake: LakeResource, pii: PiiResource, identity: IdentityResour
     con.execute(f"CREATE TEMP TABLE person_consent AS {person_consent_sql(C360, as_of)}")
     con.execute(f"CREATE TEMP TABLE open_tickets AS {open_tickets_sql(as_of)}")
     return rules, as_of
-
-
-def _finish(
-    context: AssetExecutionContext,
-    lake: LakeResource,
-    contract: TableContract,
-    table: pa.Table,
-    batch: dict | None,
-    extra: dict,
-) -> Iterator[MaterializeResult | AssetCheckResult]:
-    gate = validate(contract.name, contract.suite(), table, batch)
-    yield gate.check_result(_key(contract), SUITE_CHECK)
-    if not gate.passed:
-        raise gate.failure(f"{contract.name} ({table.num_rows:,} rows)")
-    published, wrote = publish_if_changed(lake, contract, table, context.run_id)
-    yield MaterializeResult(
-        asset_key=_key(contract),
-        metadata={
-            **published_metadata(contract, published, table.schema, table),
-            "changed": wrote,
-            **extra,
-        },
-    )
 
 
 @asset(**_spec(CUSTOMER_360_ACCOUNTS))
@@ -162,7 +129,7 @@ def customer_360_accounts(
             {str(k): n for k, n in zip(states[0].to_pylist(), states[1].to_pylist(), strict=True)}
         ),
     }
-    yield from _finish(context, lake, c, table, batch, extra)
+    yield from gate_and_publish(context, lake, c, table, batch, extra)
 
 
 @asset(**_spec(CUSTOMER_360_PEOPLE))
@@ -180,7 +147,9 @@ def customer_360_people(
         rules, as_of = _prepare(con, lake, pii, identity)
         table = con.sql(people_sql(C360, rules, as_of)).to_arrow_table()
         table = table.select(c.schema.names).cast(c.schema)
-    yield from _finish(context, lake, c, table, None, {"as_of": MetadataValue.text(str(as_of))})
+    yield from gate_and_publish(
+        context, lake, c, table, extra={"as_of": MetadataValue.text(str(as_of))}
+    )
 
 
 assets = [customer_360_accounts, customer_360_people]

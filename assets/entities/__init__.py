@@ -16,7 +16,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from dagster import (
     AssetCheckResult,
-    AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
     AssetOut,
@@ -31,6 +30,7 @@ from assets.entities import tables as build
 from assets.entities.identity import IdentityResult, load_decisions, resolve_identities
 from assets.entities.rules import load_rules
 from assets.metadata import OWNER, definition_metadata, published_metadata
+from assets.publish import SUITE_CHECK, gate_and_publish, suite_check
 from assets.publish import publish_if_changed as _publish
 from checks import entities as contracts
 from checks.contract import Expectation, TableContract
@@ -41,7 +41,6 @@ from resources.identity import IdentityResource
 from resources.lake import LakeResource
 from resources.pii import PiiResource
 
-SUITE_CHECK = "gx_suite"
 KINDS = {"delta", "duckdb", "great_expectations"}
 GROUP = "entities"
 
@@ -56,15 +55,6 @@ def raw(*tables: str) -> list[AssetKey]:
 
 # The identity step reads every source object (records, references, the audit of gaps).
 IDENTITY_DEPS = raw(*(c.table for c in RAW_TABLES))
-
-
-def _check(contract: TableContract) -> AssetCheckSpec:
-    return AssetCheckSpec(
-        SUITE_CHECK,
-        asset=key(contract),
-        blocking=True,
-        description=f"Great Expectations suite of {contract.name}, run before commit.",
-    )
 
 
 def _tags(contract: TableContract) -> dict[str, str]:
@@ -105,7 +95,7 @@ def _keep_first_seen(new: pa.Table, old: pa.Table, key_cols: list[str], ts_col: 
         for c in contracts.IDENTITY_TABLES
     },
     deps=IDENTITY_DEPS,
-    check_specs=[_check(c) for c in contracts.IDENTITY_TABLES],
+    check_specs=[suite_check(c) for c in contracts.IDENTITY_TABLES],
     can_subset=False,
 )
 def resolve_identities_asset(
@@ -242,7 +232,7 @@ def build_entity_asset(
         owners=[OWNER],
         tags=_tags(contract),
         metadata=definition_metadata(contract),
-        check_specs=[_check(contract)],
+        check_specs=[suite_check(contract)],
     )
     def _entity(
         context: AssetExecutionContext,
@@ -258,18 +248,7 @@ def build_entity_asset(
             build.prepare(con, lake, rules, links)
             table = builder(con, rules, contract)
         suite = [*contract.suite(), *_fk_expectations(lake, fks)]
-        gate = validate(contract.name, suite, table)
-        yield gate.check_result(asset_key, SUITE_CHECK)
-        if not gate.passed:
-            raise gate.failure(f"{contract.name} ({table.num_rows:,} rows)")
-        published, wrote = _publish(lake, contract, table, context.run_id)
-        yield MaterializeResult(
-            asset_key=asset_key,
-            metadata={
-                **published_metadata(contract, published, table.schema, table),
-                "changed": wrote,
-            },
-        )
+        yield from gate_and_publish(context, lake, contract, table, suite=suite)
 
     return _entity
 

@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 
 from dagster import (
     AssetCheckResult,
-    AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
     BackfillPolicy,
@@ -34,7 +33,7 @@ from assets.events.lifecycle import RULE_EVENTS, RULE_SET_VERSION, RULES, descri
 from assets.events.lifecycle import account_lifecycle as lifecycle_intervals
 from assets.events.mapping import load_mapping
 from assets.metadata import OWNER, definition_metadata, published_metadata
-from assets.publish import publish_if_changed
+from assets.publish import SUITE_CHECK, gate_and_publish, suite_check
 from checks.events import events_contract, lifecycle_contract
 from checks.gate import validate
 from resources.duckdb import DuckDBResource
@@ -42,7 +41,6 @@ from resources.lake import LakeResource
 from resources.pii import PiiResource
 
 GROUP = "events"
-SUITE_CHECK = "gx_suite"
 EVENTS_START = "LAKEHOUSE_EVENTS_START"
 
 EVENT_DAYS = DailyPartitionsDefinition(
@@ -73,14 +71,7 @@ def _deps() -> list[AssetKey]:
     owners=[OWNER],
     tags={"layer": GROUP, "pii": "false"},
     metadata=definition_metadata(CONTRACT),
-    check_specs=[
-        AssetCheckSpec(
-            SUITE_CHECK,
-            asset=EVENTS_KEY,
-            blocking=True,
-            description=f"Great Expectations suite of {CONTRACT.name}, run before commit.",
-        )
-    ],
+    check_specs=[suite_check(CONTRACT)],
 )
 def events(
     context: AssetExecutionContext, lake: LakeResource, duckdb: DuckDBResource, pii: PiiResource
@@ -144,14 +135,7 @@ LIFECYCLE_KEY = AssetKey([LIFECYCLE.layer, LIFECYCLE.table])
     owners=[OWNER],
     tags={"layer": GROUP, "pii": "false"},
     metadata={**definition_metadata(LIFECYCLE), "rule_set_version": RULE_SET_VERSION},
-    check_specs=[
-        AssetCheckSpec(
-            SUITE_CHECK,
-            asset=LIFECYCLE_KEY,
-            blocking=True,
-            description=f"Great Expectations suite of {LIFECYCLE.name}, run before commit.",
-        )
-    ],
+    check_specs=[suite_check(LIFECYCLE)],
 )
 def account_lifecycle(
     context: AssetExecutionContext, lake: LakeResource, duckdb: DuckDBResource
@@ -200,18 +184,15 @@ def account_lifecycle(
             .to_arrow_table()
             .to_pylist()[0]
         )
-    gate = validate(LIFECYCLE.name, LIFECYCLE.suite(), table, batch)
-    yield gate.check_result(LIFECYCLE_KEY, SUITE_CHECK)
-    if not gate.passed:
-        raise gate.failure(f"{LIFECYCLE.name} ({table.num_rows:,} rows)")
-    published, wrote = publish_if_changed(lake, LIFECYCLE, table, context.run_id)
     current = table.filter(table["is_current"])
     states = current.group_by("state").aggregate([("account_id", "count")])
-    yield MaterializeResult(
-        asset_key=LIFECYCLE_KEY,
-        metadata={
-            **published_metadata(LIFECYCLE, published, table.schema, table),
-            "changed": wrote,
+    yield from gate_and_publish(
+        context,
+        lake,
+        LIFECYCLE,
+        table,
+        batch,
+        extra={
             "as_of": MetadataValue.text(str(as_of)),
             "rule_set_version": MetadataValue.text(RULE_SET_VERSION),
             "current_states": MetadataValue.json(

@@ -11,7 +11,6 @@ from datetime import date, timedelta
 import pyarrow as pa
 from dagster import (
     AssetCheckResult,
-    AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
     AssetOut,
@@ -23,7 +22,7 @@ from dagster import (
 from assets.events.build import EVENTS, register_current_events
 from assets.features import asof
 from assets.metadata import OWNER, definition_metadata, published_metadata
-from assets.publish import publish_if_changed
+from assets.publish import SUITE_CHECK, publish_if_changed, suite_check
 from checks import features as contracts
 from checks.contract import TableContract
 from checks.gate import validate
@@ -31,7 +30,6 @@ from resources.duckdb import DuckDBResource
 from resources.lake import LakeResource
 
 GROUP = "features"
-SUITE_CHECK = "gx_suite"
 TRAINING_STEP_DAYS = 30
 INPUTS = {
     "history": ("entities", "attribute_history"),
@@ -78,15 +76,7 @@ def _not_upgraded(rel: str) -> str:
         for c in contracts.FEATURE_TABLES
     },
     deps=[AssetKey(list(EVENTS)), *(AssetKey(list(t)) for t in INPUTS.values())],
-    check_specs=[
-        AssetCheckSpec(
-            SUITE_CHECK,
-            asset=_key(c),
-            blocking=True,
-            description=f"Great Expectations suite of {c.name}, run before commit.",
-        )
-        for c in contracts.FEATURE_TABLES
-    ],
+    check_specs=[suite_check(c) for c in contracts.FEATURE_TABLES],
     can_subset=False,
 )
 def build_features(

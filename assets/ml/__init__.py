@@ -30,7 +30,7 @@ from assets.features import asof
 from assets.metadata import OWNER, published_metadata
 from assets.ml.models import aliases, load_model, train_and_register
 from assets.ml.reasons import top_reasons
-from assets.publish import publish_if_changed
+from assets.publish import SUITE_CHECK, publish_if_changed, suite_check
 from checks import features as feature_contracts
 from checks.contract import Column, TableContract
 from checks.entities import unique
@@ -41,7 +41,6 @@ from resources.lake import LakeResource
 from resources.mlflow import MlflowResource
 
 GROUP = "ml"
-SUITE_CHECK = "gx_suite"
 KINDS = {"catboost", "mlflow"}
 # Shallow, regularized trees: a few hundred positives per training set at the default size.
 PARAMS = {"iterations": 500, "depth": 4, "learning_rate": 0.03, "l2_leaf_reg": 10}
@@ -186,14 +185,7 @@ def build_scores_asset(spec: ModelSpec):
         kinds={"delta", "catboost", "great_expectations"},
         owners=[OWNER],
         tags={"layer": GROUP, "pii": "false"},
-        check_specs=[
-            AssetCheckSpec(
-                SUITE_CHECK,
-                asset=key,
-                blocking=True,
-                description=f"Great Expectations suite of {spec.scores.name}, run before commit.",
-            )
-        ],
+        check_specs=[suite_check(spec.scores)],
     )
     def _scores(
         context: AssetExecutionContext, lake: LakeResource, mlflow: MlflowResource
@@ -327,12 +319,7 @@ def _numeric(table: pa.Table, name: str) -> np.ndarray:
     owners=[OWNER],
     tags={"layer": GROUP, "pii": "false"},
     check_specs=[
-        AssetCheckSpec(
-            SUITE_CHECK,
-            asset=OUTCOMES_KEY,
-            blocking=True,
-            description=f"Great Expectations suite of {OUTCOMES.name}, run before commit.",
-        ),
+        suite_check(OUTCOMES),
         *(
             AssetCheckSpec(
                 f"{s.kind}_feature_drift",

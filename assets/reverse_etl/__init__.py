@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 
 from dagster import (
     AssetCheckResult,
-    AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
     AssetOut,
@@ -24,17 +23,15 @@ from dagster import (
 )
 from pydantic import Field
 
-from assets.metadata import OWNER, definition_metadata, published_metadata
-from assets.publish import publish_if_changed
+from assets.metadata import OWNER, definition_metadata
+from assets.publish import gate_and_publish, suite_check
 from assets.reverse_etl.sync import STATE_SCHEMA, sync, updates_sql
-from checks.gate import validate
 from checks.reverse_etl import CRM_ACCOUNT_UPDATES
 from resources.crm import CrmResource
 from resources.duckdb import DuckDBResource
 from resources.lake import LakeResource
 
 GROUP = "reverse_etl"
-SUITE_CHECK = "gx_suite"
 UPDATES_KEY = AssetKey([CRM_ACCOUNT_UPDATES.layer, CRM_ACCOUNT_UPDATES.table])
 AUDIT_KEY = AssetKey(["reverse_etl", "sync_audit"])
 REVIEW_KEY = AssetKey(["reverse_etl", "review_queue"])
@@ -57,14 +54,7 @@ INPUTS = {
     owners=[OWNER],
     tags={"layer": GROUP, "pii": "false"},
     metadata=definition_metadata(CRM_ACCOUNT_UPDATES),
-    check_specs=[
-        AssetCheckSpec(
-            SUITE_CHECK,
-            asset=UPDATES_KEY,
-            blocking=True,
-            description=f"Great Expectations suite of {CRM_ACCOUNT_UPDATES.name}.",
-        )
-    ],
+    check_specs=[suite_check(CRM_ACCOUNT_UPDATES)],
 )
 def crm_account_updates(
     context: AssetExecutionContext, lake: LakeResource, duckdb: DuckDBResource
@@ -82,17 +72,13 @@ def crm_account_updates(
             updates_sql(latest.format("churn_scores"), latest.format("expansion_scores"))
         ).to_arrow_table()
     table = table.select(c.schema.names).cast(c.schema)
-    gate = validate(c.name, c.suite(), table)
-    yield gate.check_result(UPDATES_KEY, SUITE_CHECK)
-    if not gate.passed:
-        raise gate.failure(c.name)
-    published, wrote = publish_if_changed(lake, c, table, context.run_id)
     actions = table.group_by("next_best_action").aggregate([("crm_account_id", "count")])
-    yield MaterializeResult(
-        asset_key=UPDATES_KEY,
-        metadata={
-            **published_metadata(c, published, table.schema, table),
-            "changed": wrote,
+    yield from gate_and_publish(
+        context,
+        lake,
+        c,
+        table,
+        extra={
             "actions": MetadataValue.json(
                 dict(zip(actions[0].to_pylist(), actions[1].to_pylist(), strict=True))
             ),
