@@ -14,6 +14,7 @@ DAILY_REFRESH = (
     - AssetSelection.assets(["ml", "churn_model"], ["ml", "expansion_model"])
 )
 WEEKLY_RETRAIN = AssetSelection.assets(["ml", "churn_model"], ["ml", "expansion_model"])
+ERASURE = AssetSelection.assets(["raw", "consent_records"], ["reverse_etl", "erasure_audit"])
 
 daily_refresh_job = define_asset_job(
     "daily_refresh",
@@ -27,6 +28,14 @@ weekly_retrain_job = define_asset_job(
     description="Retrain both models; a new version is champion only if it beats the current one.",
 )
 
+erasure_job = define_asset_job(
+    "erasure",
+    selection=ERASURE,
+    description="Ingest new consent records, then carry out erasure requests, alone on the lake "
+    "(started by erasure_sensor when no other run is in progress).",
+    tags={"lakehouse/exclusive": "true"},
+)
+
 daily_refresh = ScheduleDefinition(
     job=daily_refresh_job, cron_schedule="0 6 * * *", execution_timezone="UTC"
 )
@@ -34,5 +43,5 @@ weekly_retrain = ScheduleDefinition(
     job=weekly_retrain_job, cron_schedule="0 4 * * 1", execution_timezone="UTC"
 )
 
-jobs = [daily_refresh_job, weekly_retrain_job]
+jobs = [daily_refresh_job, weekly_retrain_job, erasure_job]
 schedules = [daily_refresh, weekly_retrain]

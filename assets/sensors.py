@@ -1,4 +1,5 @@
-"""The landing sensor: new extract files start exactly one run that ingests them.
+"""Sensors. The landing sensor: new extract files start exactly one run that ingests them.
+The erasure sensor: a pending erasure request starts the erasure job once the lake is quiet.
 
 The cursor holds each landing zone's fingerprint (assets/landing.py); a tick compares, and when
 zones changed it requests one run of their raw assets, keyed by the new fingerprints, so a
@@ -14,16 +15,21 @@ import json
 from dagster import (
     AssetKey,
     AssetSelection,
+    DagsterRunStatus,
     DefaultSensorStatus,
     RunRequest,
+    RunsFilter,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
     sensor,
 )
 
+from assets.automation import erasure_job
 from assets.landing import zone_fingerprint
+from assets.reverse_etl.erasure import open_requests
 from checks.raw import RAW_TABLES
+from resources.lake import LakeResource
 from resources.landing import LandingResource
 
 RAW_SELECTION = AssetSelection.assets(*(AssetKey(["raw", c.table]) for c in RAW_TABLES))
@@ -57,4 +63,31 @@ def landing_sensor(context: SensorEvaluationContext, landing: LandingResource):
 
 
 _EMPTY = zone_fingerprint([])
-sensors = [landing_sensor]
+IN_FLIGHT = [
+    DagsterRunStatus.QUEUED,
+    DagsterRunStatus.NOT_STARTED,
+    DagsterRunStatus.STARTING,
+    DagsterRunStatus.STARTED,
+    DagsterRunStatus.CANCELING,
+]
+
+
+@sensor(
+    name="erasure_sensor",
+    job=erasure_job,
+    minimum_interval_seconds=300,
+    default_status=DefaultSensorStatus.RUNNING,  # a person's erasure must not wait for a click
+    description="Erasure requests waiting in raw/consent_records (or interrupted) -> the "
+    "erasure job, once no other run is in flight (it vacuums with zero retention).",
+)
+def erasure_sensor(context: SensorEvaluationContext, lake: LakeResource):
+    waiting = open_requests(lake)
+    if not waiting:
+        return SkipReason("no erasure request waiting")
+    busy = context.instance.get_runs(filters=RunsFilter(statuses=IN_FLIGHT), limit=1)
+    if busy:
+        return SkipReason(f"{len(waiting)} request(s) waiting for a quiet lake")
+    return RunRequest(tags={"lakehouse/trigger": "erasure_sensor", "requests": str(len(waiting))})
+
+
+sensors = [landing_sensor, erasure_sensor]

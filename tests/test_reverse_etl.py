@@ -191,7 +191,7 @@ def http_crm():
         def do_POST(self):
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             seen_auth.append(self.headers.get("Authorization", ""))
-            key, results = body["key"], []
+            key, results = body.get("key"), []
             if self.path == "/upsert":
                 for rec in body["records"]:
                     k = rec[key]
@@ -204,7 +204,15 @@ def http_crm():
                 for k in body["keys"]:
                     store.pop(k, None)
                     results.append({"key": k, "ok": True})
-            data = json.dumps({"results": results}).encode()
+            if self.path == "/erase":
+                ids = {i.lower() for i in body["identifiers"]}
+                for k in [
+                    k for k, rec in store.items() if ids & {str(v).lower() for v in rec.values()}
+                ]:
+                    del store[k]
+                data = json.dumps({"ok": True}).encode()
+            else:
+                data = json.dumps({"results": results}).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
@@ -323,3 +331,34 @@ def test_postgres_destination_crash_and_rerun_leave_each_record_once(postgres_ds
     changed = updates(25, overrides={7: {"lifecycle_stage": "at_risk"}})
     assert run(changed, rerun.state, dest).counts["sent"] == 1
     assert dest.rows()["00100007"]["lifecycle_stage"] == "at_risk"
+
+
+def _erase_and_check(dest) -> None:
+    """A row naming the person goes; every other row stays."""
+    table = updates(3, overrides={1: {"top_reasons": json.dumps(["champion per_abc123 left"])}})
+    run(table, STATE_SCHEMA.empty_table(), dest)
+    answer = dest.erase(["per_abc123", "someone@example.com"])
+    assert answer.ok
+    assert sorted(dest.rows()) == ["00100000", "00100002"]
+
+
+def test_sqlite_destination_erases_a_person(crm):
+    _erase_and_check(crm)
+    assert b"per_abc123" not in crm.path.read_bytes()  # no freed page keeps the value
+
+
+def test_postgres_destination_erases_a_person(postgres_dsn):
+    from assets.reverse_etl.destinations import PostgresDestination
+
+    dest = PostgresDestination(postgres_dsn, table="crm_erasure_test")
+    _erase_and_check(dest)
+
+
+def test_http_destination_is_told_to_erase(http_crm):
+    from assets.reverse_etl.destinations import HttpBatchDestination
+
+    url, store, _, _ = http_crm
+    dest = HttpBatchDestination(url)
+    run(updates(3), STATE_SCHEMA.empty_table(), dest)
+    assert dest.erase(["00100001"]).ok and sorted(store) == ["00100000", "00100002"]
+    assert not HttpBatchDestination("http://127.0.0.1:9", timeout=2).erase(["x"]).ok

@@ -48,3 +48,39 @@ def test_new_files_start_one_run_and_a_second_tick_none(tmp_path):
         "raw/crm_accounts"
     ]
     assert third.run_requests[0].run_key != first.run_requests[0].run_key
+
+
+def test_an_erasure_request_starts_the_erasure_job_only_on_a_quiet_lake(tmp_path, defs):
+    from dagster import AssetKey, materialize
+
+    from assets.reverse_etl.erasure import write_request
+    from assets.sensors import erasure_sensor
+    from conftest import Lakehouse
+    from resources.lake import LakeResource
+
+    lake = LakeResource(root=str(tmp_path / "lake"))
+    landing = tmp_path / "landing"
+    instance = DagsterInstance.ephemeral()
+
+    def tick():
+        return erasure_sensor(build_sensor_context(instance=instance, resources={"lake": lake}))
+
+    assert tick().__class__.__name__ == "SkipReason"  # nothing landed, nothing asked
+    write_request(landing, email="someone@example.com")
+    ingest = materialize(
+        list(defs.assets),
+        selection=[AssetKey(["raw", "consent_records"])],
+        resources=Lakehouse(tmp_path / "lake", landing, defs).resources,
+        instance=instance,
+    )
+    assert ingest.success
+    request = tick()
+    assert erasure_sensor.job_name == "erasure" and request.tags["requests"] == "1"
+
+    from dagster import DagsterRun, DagsterRunStatus
+
+    instance.add_run(
+        DagsterRun(job_name="daily_refresh", run_id="busy", status=DagsterRunStatus.STARTED)
+    )
+    waiting = tick()
+    assert "waiting for a quiet lake" in waiting.skip_message

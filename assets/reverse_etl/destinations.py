@@ -1,4 +1,5 @@
-"""Where CRM updates go, behind one interface: upsert by the CRM's own id, delete by it.
+"""Where CRM updates go, behind one interface: upsert by the CRM's own id, delete by it, and
+erase a person (everything the destination holds that names them).
 
 The embedded default is a SQLite file standing in for the CRM, so a laptop needs no server.
 Upserts are idempotent (INSERT ... ON CONFLICT DO UPDATE on the CRM id): re-sending a row after
@@ -28,6 +29,13 @@ class Destination(Protocol):
     def upsert(self, rows: Sequence[dict], key: str) -> list[RowResult]: ...
 
     def delete(self, keys: Sequence[str], key: str) -> list[RowResult]: ...
+
+    def erase(self, identifiers: Sequence[str]) -> RowResult: ...
+
+
+def _names_any(payload: str, identifiers: Sequence[str]) -> bool:
+    text = payload.lower()
+    return any(i.lower() in text for i in identifiers)
 
 
 class SQLiteDestination:
@@ -68,6 +76,24 @@ class SQLiteDestination:
         with self._connect() as con:
             con.executemany(f"DELETE FROM {self.table} WHERE {key} = ?", [(k,) for k in keys])
         return [RowResult(k, True) for k in keys]
+
+    def erase(self, identifiers: Sequence[str]) -> RowResult:
+        """Delete every row naming the person; freed pages are zeroed, then the file is
+        vacuumed, so no old page keeps a value."""
+        con = self._connect()
+        try:
+            con.execute("PRAGMA secure_delete = ON")
+            gone = [
+                (k,)
+                for k, payload in con.execute(f"SELECT crm_account_id, payload FROM {self.table}")
+                if _names_any(payload, identifiers)
+            ]
+            with con:
+                con.executemany(f"DELETE FROM {self.table} WHERE crm_account_id = ?", gone)
+            con.execute("VACUUM")
+        finally:
+            con.close()
+        return RowResult("erasure", True, None if not gone else f"{len(gone)} row(s) deleted")
 
     def rows(self) -> dict[str, dict]:
         """What the CRM holds now (for tests and the demo)."""
@@ -131,6 +157,16 @@ class HttpBatchDestination:
             list(keys), lambda: self._post("delete", {"key": key, "keys": list(keys)})
         )
 
+    def erase(self, identifiers: Sequence[str]) -> RowResult:
+        """POST {"identifiers": [...]} to `<url>/erase`, answered with {"ok": true}."""
+        import urllib.error
+
+        try:
+            answer = self._post("erase", {"identifiers": list(identifiers)})
+        except (urllib.error.URLError, TimeoutError, ValueError) as e:
+            return RowResult("erasure", False, f"{type(e).__name__}: {e}")
+        return RowResult("erasure", bool(answer.get("ok")), answer.get("error"))
+
 
 class PostgresDestination:
     """A PostgreSQL table playing the CRM (or feeding one): upsert by the CRM id, one
@@ -175,6 +211,22 @@ class PostgresDestination:
                 f"DELETE FROM {self.table} WHERE {key} = %s", [(k,) for k in keys]
             )
         return [RowResult(k, True) for k in keys]
+
+    def erase(self, identifiers: Sequence[str]) -> RowResult:
+        import psycopg
+
+        patterns = [
+            "%" + i.lower().replace("%", r"\%").replace("_", r"\_") + "%" for i in identifiers
+        ]
+        try:
+            with self._connect() as con, con.transaction():
+                n = con.execute(
+                    f"DELETE FROM {self.table} WHERE lower(payload::text) LIKE ANY(%s)",
+                    (patterns,),
+                ).rowcount
+        except psycopg.Error as e:
+            return RowResult("erasure", False, f"{type(e).__name__}: {e}")
+        return RowResult("erasure", True, f"{n} row(s) deleted" if n else None)
 
     def rows(self) -> dict[str, dict]:
         with self._connect() as con:
