@@ -1,10 +1,49 @@
-"""What keeps the lakehouse fresh without a person: the daily refresh (lifecycle, 360, features,
-scores, outcomes, the CRM sync) and the weekly retrain of both models. Schedules run in UTC.
-Event days come in through their own partitioned runs (assets/events/runs.py)."""
+"""What keeps the lakehouse fresh without a person: entities follow the raw layer by declarative
+automation, only after the raw gates passed; the daily refresh (lifecycle, 360, features, scores,
+outcomes, the CRM sync) and the weekly retrain of both models run on schedules (UTC). Event days
+come in through their own partitioned runs (assets/events/runs.py)."""
 
 from __future__ import annotations
 
-from dagster import AssetSelection, ScheduleDefinition, define_asset_job
+from collections.abc import Iterable
+
+from dagster import (
+    AssetsDefinition,
+    AssetSelection,
+    AutomationCondition,
+    AutomationConditionSensorDefinition,
+    DefaultSensorStatus,
+    ScheduleDefinition,
+    define_asset_job,
+)
+
+# New raw data -> rebuild, but never on top of a raw table whose blocking gate failed.
+FOLLOW_GATED = (
+    AutomationCondition.eager() & AutomationCondition.all_deps_blocking_checks_passed()
+).with_label("eager, once upstream gates passed")
+AUTOMATED_GROUPS = ("entities",)
+
+
+def automate(assets: Iterable) -> list:
+    """The assets, with the gated follow condition on those of the automated groups."""
+
+    def with_condition(spec):
+        if spec.group_name in AUTOMATED_GROUPS:
+            return spec.replace_attributes(automation_condition=FOLLOW_GATED)
+        return spec
+
+    return [
+        a.map_asset_specs(with_condition) if isinstance(a, AssetsDefinition) else a for a in assets
+    ]
+
+
+follow_raw = AutomationConditionSensorDefinition(
+    "follow_raw",
+    target=AssetSelection.groups(*AUTOMATED_GROUPS),
+    default_status=DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=60,
+    description="Entities rebuild after raw tables change, only when the raw gates passed.",
+)
 
 DAILY_REFRESH = (
     AssetSelection.assets(["events", "account_lifecycle"])

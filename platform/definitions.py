@@ -19,6 +19,7 @@ from assets import (
     features,
     landing,
     ml,
+    ops,
     raw,
     reverse_etl,
     sensors,
@@ -44,19 +45,22 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 defs = Definitions(
-    assets=[
-        *landing.assets,
-        *raw.assets,
-        *entities.assets,
-        *events.assets,
-        *c360.assets,
-        *features.assets,
-        *ml.assets,
-        *reverse_etl.assets,
-    ],
+    assets=automation.automate(
+        [
+            *landing.assets,
+            *raw.assets,
+            *entities.assets,
+            *events.assets,
+            *c360.assets,
+            *features.assets,
+            *ml.assets,
+            *reverse_etl.assets,
+            *ops.assets,
+        ]
+    ),
     jobs=automation.jobs,
     schedules=automation.schedules,
-    sensors=sensors.sensors,
+    sensors=[*sensors.sensors, *ops.sensors, automation.follow_raw],
     resources={
         "lake": LakeResource(**from_env(root=LAKE_ROOT)),
         "landing": LandingResource(**from_env(root=LANDING_ROOT)),

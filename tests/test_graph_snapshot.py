@@ -1,6 +1,6 @@
-"""The asset graph as reviewed: every asset's key, group, dependencies, kinds, owner, tags and
-checks, compared with `tests/snapshots/asset_graph.json`. A lineage change fails here until the
-snapshot is regenerated on purpose (and so shows up in review):
+"""The asset graph as reviewed: every asset's key, group, dependencies, kinds, owner, tags,
+checks and automation condition, compared with `tests/snapshots/asset_graph.json`. A lineage
+change fails here until the snapshot is regenerated on purpose (and so shows up in review):
 
     UPDATE_SNAPSHOT=1 .venv/bin/python -m pytest tests/test_graph_snapshot.py
 """
@@ -28,6 +28,9 @@ def graph_snapshot(defs) -> dict:
             "checks": sorted(c.name for c in node.check_keys),
             "partitioned": node.partitions_def is not None,
             "materializable": node.is_materializable,
+            "automation": node.automation_condition.get_label()
+            if node.automation_condition
+            else None,
         }
     return out
 
