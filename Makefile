@@ -9,7 +9,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export GX_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: install demo test dev bench lint lock evaluate-identity evaluate-models clean-lake postgres-server
+.PHONY: install demo test dev bench lint lock evaluate-identity evaluate-models clean-lake system-deps
 
 install: $(STAMP)
 
@@ -26,15 +26,21 @@ demo: install
 	$(BIN)/python platform/demo.py
 
 ## test: the test suite (fast by default; slow/bench markers are opt-in)
-test: install postgres-server
+test: install system-deps
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
-## postgres-server: the PostgreSQL server binaries the destination tests start (Debian package)
-postgres-server:
-	@command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
-		{ echo "installing PostgreSQL from Debian for the destination tests"; \
-		  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+## system-deps: what the tests start besides Python (Debian packages): a PostgreSQL server for the
+## destination tests, Chromium and its driver for the browser test. Installed only when missing.
+system-deps:
+	@missing=""; \
+	{ command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || missing="$$missing postgresql"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null 2>&1 || missing="$$missing chromium-driver"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing from Debian for the tests:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
 
 ## dev: the Dagster UI and daemon on loopback
 dev: install

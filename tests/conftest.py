@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import runpy
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,3 +124,86 @@ def materialized(result) -> set[str]:
         for e in result.all_events
         if e.event_type_value == "ASSET_MATERIALIZATION"
     }
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _post(url: str, body: str) -> dict:
+    import json
+    import urllib.request
+
+    req = urllib.request.Request(url, body.encode(), {"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+@dataclass
+class DevServer:
+    port: int
+    proc: object
+    started: float  # time.monotonic() when `dagster dev` was launched
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def wait_until_answering(self, timeout: float = 120) -> float:
+        """Seconds from launch until the webserver answers a GraphQL query for the graph."""
+        import time
+
+        query = '{"query": "{ assetNodes { assetKey { path } } }"}'
+        deadline = time.monotonic() + timeout
+        while True:
+            assert self.proc.poll() is None, "dagster dev exited"
+            try:
+                if _post(f"{self.url}/graphql", query)["data"]["assetNodes"]:
+                    return time.monotonic() - self.started
+            except (OSError, KeyError, TypeError):
+                pass
+            assert time.monotonic() < deadline, f"dagster dev did not answer in {timeout} s"
+            time.sleep(0.25)
+
+
+@contextmanager
+def run_dagster_dev(tmp_path: Path, lake_root: Path, landing_root: Path):
+    """`dagster dev` as `make dev` runs it (workspace file, loopback), over the given lake."""
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    home = tmp_path / "dagster_home"
+    home.mkdir(exist_ok=True)
+    shutil.copy(ROOT / "platform" / "dagster.yaml", home / "dagster.yaml")
+    port = _free_port()
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "LAKEHOUSE_LAKE_ROOT": str(lake_root),
+        "LAKEHOUSE_LANDING_ROOT": str(landing_root),
+    }
+    dagster = Path(sys.executable).parent / "dagster"
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        [str(dagster), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # dagster dev ignores signals sent to it alone
+    )
+    try:
+        yield DevServer(port, proc, started)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)

@@ -2,65 +2,21 @@
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import signal
-import socket
 import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import _post, run_dagster_dev
 
 QUERY = '{"query": "{ assetNodes { assetKey { path } groupName } }"}'
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _post(url: str, body: str) -> dict:
-    req = urllib.request.Request(url, body.encode(), {"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        return json.loads(resp.read())
-
-
 @pytest.fixture
 def dagster_dev(tmp_path: Path):
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(ROOT / "platform" / "dagster.yaml", home / "dagster.yaml")
-    port = _free_port()
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
-        "LAKEHOUSE_LAKE_ROOT": str(tmp_path / "lake"),
-        "LAKEHOUSE_LANDING_ROOT": str(tmp_path / "landing"),
-    }
-    dagster = Path(sys.executable).parent / "dagster"
-    proc = subprocess.Popen(
-        [str(dagster), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,  # dagster dev ignores signals sent to it alone
-    )
-    try:
-        yield port, proc
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+    with run_dagster_dev(tmp_path, tmp_path / "lake", tmp_path / "landing") as server:
+        yield server.port, server.proc
 
 
 def test_dagster_dev_serves_the_graph_on_loopback(dagster_dev):
