@@ -65,4 +65,4 @@ evaluate-models: install
 	$(BIN)/python -m assets.ml.evaluate
 
 clean-lake:
-	rm -rf lake/landing lake/raw lake/entities lake/decisions lake/events lake/c360 lake/features lake/ml lake/mlflow lake/reverse_etl lake/crm lake/.dagster
+	rm -rf lake/landing lake/raw lake/entities lake/decisions lake/events lake/c360 lake/features lake/ml lake/mlflow lake/reverse_etl lake/crm lake/ops lake/gx_docs lake/.dagster

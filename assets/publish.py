@@ -74,7 +74,7 @@ def gate_and_publish(
     when it passed (a failure raises and leaves the Delta table at its previous version)."""
     key = AssetKey([contract.layer, contract.table])
     gate = validate(contract.name, suite or contract.suite(), table, batch)
-    yield gate.check_result(key, SUITE_CHECK)
+    yield gate.check_result(key, SUITE_CHECK, lake.data_docs)
     if not gate.passed:
         raise gate.failure(f"{contract.name} ({table.num_rows:,} rows)")
     published, wrote = publish_if_changed(lake, contract, table, context.run_id)

@@ -7,11 +7,15 @@ is reported as an `AssetCheckResult`, so the UI shows the failing expectations e
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
+import html
+import json
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -52,6 +56,8 @@ class GateResult:
     suite: str
     rows: int
     outcomes: list[Outcome]
+    # GX's own validation results, rendered as Data Docs pages
+    validations: tuple[Any, ...] = field(default=(), compare=False, repr=False)
 
     @property
     def passed(self) -> bool:
@@ -78,20 +84,53 @@ class GateResult:
             lines.append(f"| {mark} | `{label}` | {unexpected} | {sample} |")
         return "\n".join(lines)
 
-    def check_result(self, asset_key: AssetKey, check_name: str) -> AssetCheckResult:
+    def write_docs(self, folder: str | Path) -> Path:
+        """Great Expectations Data Docs of this validation: one page per suite (the latest
+        replaces the previous) and an index of every suite's latest result."""
+        from great_expectations.render.renderer import ValidationResultsPageRenderer
+        from great_expectations.render.view import DefaultJinjaPageView
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        name = self.suite.replace("/", ".")
+        parts = [
+            DefaultJinjaPageView().render(ValidationResultsPageRenderer().render(v))
+            for v in self.validations
+        ]
+        page = folder / f"{name}.html"
+        _atomic_write(page, "\n".join(parts) or "<p>no expectations</p>")
+        status = {
+            "suite": self.suite,
+            "passed": self.passed,
+            "rows": self.rows,
+            "failed": [o.expectation.label for o in self.failures],
+            "validated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        }
+        _atomic_write(folder / f"{name}.json", json.dumps(status))
+        _write_index(folder)
+        return page
+
+    def check_result(
+        self, asset_key: AssetKey, check_name: str, docs_dir: str | None = None
+    ) -> AssetCheckResult:
+        metadata = {
+            "rows_validated": MetadataValue.int(self.rows),
+            "expectations": MetadataValue.int(len(self.outcomes)),
+            "failed_expectations": MetadataValue.int(len(self.failures)),
+            "failed": MetadataValue.json([o.expectation.label for o in self.failures]),
+            "results": MetadataValue.md(self.markdown()),
+        }
+        if docs_dir and self.validations:
+            page = self.write_docs(docs_dir)
+            metadata["data_docs"] = MetadataValue.url(page.resolve().as_uri())
+            metadata["data_docs_index"] = MetadataValue.path(str(page.parent / "index.html"))
         return AssetCheckResult(
             asset_key=asset_key,
             check_name=check_name,
             passed=self.passed,
             severity=AssetCheckSeverity.ERROR,
             description=None if self.passed else self.report(),
-            metadata={
-                "rows_validated": MetadataValue.int(self.rows),
-                "expectations": MetadataValue.int(len(self.outcomes)),
-                "failed_expectations": MetadataValue.int(len(self.failures)),
-                "failed": MetadataValue.json([o.expectation.label for o in self.failures]),
-                "results": MetadataValue.md(self.markdown()),
-            },
+            metadata=metadata,
         )
 
     def failure(self, what: str) -> Failure:
@@ -109,13 +148,45 @@ def validate(
 ) -> GateResult:
     """Run `expectations` on `table` (and on the one-row `batch` summary) with GX."""
     outcomes: list[Outcome] = []
+    validations = []
     on_table = [e for e in expectations if e.on == "table"]
     on_batch = [e for e in expectations if e.on == "batch"]
     if on_table:
-        outcomes += _run(suite, on_table, _frame(table, on_table))
+        found, result = _run(suite, on_table, _frame(table, on_table))
+        outcomes += found
+        validations.append(result)
     if on_batch:
-        outcomes += _run(f"{suite}.batch", on_batch, pa.Table.from_pylist([batch or {}]))
-    return GateResult(suite=suite, rows=table.num_rows, outcomes=outcomes)
+        found, result = _run(f"{suite}.batch", on_batch, pa.Table.from_pylist([batch or {}]))
+        outcomes += found
+        validations.append(result)
+    return GateResult(
+        suite=suite, rows=table.num_rows, outcomes=outcomes, validations=tuple(validations)
+    )
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _write_index(folder: Path) -> None:
+    rows = []
+    for meta in sorted(folder.glob("*.json")):
+        s = json.loads(meta.read_text())
+        mark = "passed" if s["passed"] else "FAILED: " + html.escape(", ".join(s["failed"]))
+        page = html.escape(meta.with_suffix(".html").name)
+        rows.append(
+            f"<tr><td><a href='{page}'>{html.escape(s['suite'])}</a></td><td>{mark}</td>"
+            f"<td>{s['rows']}</td><td>{html.escape(s['validated_at'])}</td></tr>"
+        )
+    _atomic_write(
+        folder / "index.html",
+        "<!doctype html><meta charset='utf-8'><title>Quality gates: latest validations</title>"
+        "<h1>Quality gates: latest validation of every suite</h1><table border='1' "
+        "cellpadding='4'><tr><th>suite</th><th>result</th><th>rows</th><th>validated at"
+        "</th></tr>" + "".join(rows) + "</table>",
+    )
 
 
 def _frame(table: pa.Table, expectations: Sequence[Expectation]) -> pa.Table:
@@ -132,7 +203,9 @@ def _frame(table: pa.Table, expectations: Sequence[Expectation]) -> pa.Table:
     return table.select(present) if present else table
 
 
-def _run(suite_name: str, expectations: Sequence[Expectation], table: pa.Table) -> list[Outcome]:
+def _run(
+    suite_name: str, expectations: Sequence[Expectation], table: pa.Table
+) -> tuple[list[Outcome], Any]:
     gx, gxe = _gx()
     batch = _batch_definition(suite_name).get_batch(
         batch_parameters={"dataframe": table.to_pandas()}
@@ -158,7 +231,7 @@ def _run(suite_name: str, expectations: Sequence[Expectation], table: pa.Table) 
                 exception=exc.get("exception_message") if raised else None,
             )
         )
-    return outcomes
+    return outcomes, result
 
 
 def _jsonable(value: Any) -> Any:

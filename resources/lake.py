@@ -58,6 +58,14 @@ class LakeResource(ConfigurableResource):
             root = os.path.abspath(root.removeprefix("file://"))
         return f"{root}/{layer}/{table}"
 
+    @property
+    def data_docs(self) -> str | None:
+        """Where Great Expectations Data Docs of the gates are written: `<root>/gx_docs` for a
+        lake on local disk (a browser opens them as files); none for an object store."""
+        if not _is_local(self.root):
+            return None
+        return os.path.join(os.path.abspath(self.root.removeprefix("file://")), "gx_docs")
+
     def _opts(self) -> dict[str, str] | None:
         return self.storage_options or None
 

@@ -207,3 +207,36 @@ def run_dagster_dev(tmp_path: Path, lake_root: Path, landing_root: Path):
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def build_whole_graph(h: Lakehouse) -> None:
+    """The whole graph, as `make demo` runs it: before the events, the event days, after."""
+    from dagster import DagsterInstance, materialize
+
+    from assets.events import EVENT_DAYS, MAPPING
+    from assets.events.runs import AFTER_EVENTS, pending_ranges
+
+    assert h.materialize().success
+    for first, last in pending_ranges(h.lake, h.resources["pii"], MAPPING, EVENT_DAYS.start.date()):
+        assert h.materialize_days(first, last).success
+    result = materialize(
+        list(h.defs.assets),
+        selection=AFTER_EVENTS,
+        resources=h.resources,
+        instance=DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+    assert result.success
+
+
+@pytest.fixture(scope="session")
+def full_lake(tmp_path_factory) -> Lakehouse:
+    """A sample company (200 accounts x 300 days) through every layer, models and CRM sync
+    included; shared by the tests that need the whole graph (they may change it)."""
+    from sample_company.generate import generate
+
+    root = tmp_path_factory.mktemp("full")
+    generate(root / "lake" / "landing", accounts=200, days=300, seed=3)
+    h = Lakehouse(root / "lake", root / "lake" / "landing", load_definitions())
+    build_whole_graph(h)
+    return h

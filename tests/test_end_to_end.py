@@ -89,3 +89,17 @@ def test_second_run_over_the_same_landing_changes_nothing(ingested):
     after = {c.table: lakehouse.lake.version("raw", c.table) for c in RAW_TABLES}
     assert after == before
     assert lakehouse.lake.version("raw", "quarantine") == q_before
+
+
+def test_every_gate_has_data_docs_linked_from_its_check(ingested):
+    lakehouse, result = ingested
+    evaluations = check_evaluations(result)
+    docs = Path(lakehouse.lake.data_docs)
+    for key, evaluation in evaluations.items():
+        link = evaluation.metadata["data_docs"].value
+        page = Path(link.removeprefix("file://"))
+        assert page.parent == docs and page.is_file(), key
+        text = page.read_text()
+        assert "Validation Result" in text and "must never be null" in text, key
+    index = (docs / "index.html").read_text()
+    assert "raw.crm_accounts" in index and "passed" in index

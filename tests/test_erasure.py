@@ -15,29 +15,7 @@ import pytest
 from deltalake import DeltaTable
 
 from assets.reverse_etl.erasure import ERASED, WORK_DIR, Needles, write_request
-from conftest import Lakehouse, load_definitions, materialized
-
-ACCOUNTS, DAYS, SEED = 200, 300, 3
-
-
-def build(h: Lakehouse) -> None:
-    """The whole graph, as `make demo` runs it."""
-    from assets.events import EVENT_DAYS, MAPPING
-    from assets.events.runs import AFTER_EVENTS, pending_ranges
-
-    assert h.materialize().success
-    for first, last in pending_ranges(h.lake, h.resources["pii"], MAPPING, EVENT_DAYS.start.date()):
-        assert h.materialize_days(first, last).success
-    from dagster import DagsterInstance, materialize
-
-    result = materialize(
-        list(h.defs.assets),
-        selection=AFTER_EVENTS,
-        resources=h.resources,
-        instance=DagsterInstance.ephemeral(),
-        raise_on_error=False,
-    )
-    assert result.success
+from conftest import Lakehouse, build_whole_graph, materialized
 
 
 def scan(root: Path, needles: list[str]) -> list[tuple[str, str]]:
@@ -65,14 +43,8 @@ def tables(root: Path) -> list[Path]:
 
 
 @pytest.fixture(scope="module")
-def house(tmp_path_factory) -> Lakehouse:
-    from sample_company.generate import generate
-
-    root = tmp_path_factory.mktemp("erasure")
-    generate(root / "lake" / "landing", accounts=ACCOUNTS, days=DAYS, seed=SEED)
-    h = Lakehouse(root / "lake", root / "lake" / "landing", load_definitions())
-    build(h)
-    return h
+def house(full_lake) -> Lakehouse:
+    return full_lake
 
 
 @pytest.fixture(scope="module")
@@ -211,7 +183,7 @@ def test_the_crm_forgets_and_a_rebuild_does_not_bring_the_person_back(erased, ho
     counts = {
         t: house.lake.read("raw", t).num_rows for t in ("crm_contacts", "product_usage_events")
     }
-    build(house)  # everything again, from the (rewritten) landing zone
+    build_whole_graph(house)  # everything again, from the (rewritten) landing zone
     # rewritten landing files are known to the ingest log: nothing is ingested twice
     assert counts == {t: house.lake.read("raw", t).num_rows for t in counts}
     assert scan(house.lake_root, person["values"]) == []

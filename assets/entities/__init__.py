@@ -125,7 +125,7 @@ def resolve_identities_asset(
         c.table: validate(c.name, c.suite(), outputs[c.table]) for c in contracts.IDENTITY_TABLES
     }
     for c in contracts.IDENTITY_TABLES:
-        yield gates[c.table].check_result(key(c), SUITE_CHECK)
+        yield gates[c.table].check_result(key(c), SUITE_CHECK, lake.data_docs)
     _raise_if_failed(gates, "identity step")
     stats = _identity_stats(result, elapsed, len(decisions))
     for c in contracts.IDENTITY_TABLES:

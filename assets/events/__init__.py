@@ -84,7 +84,7 @@ def events(
         pii.install(con, lake.root)
         built = build_days(con, lake, MAPPING, first, last, now)
     gate = validate(CONTRACT.name, CONTRACT.suite(), built.events, built.batch)
-    yield gate.check_result(EVENTS_KEY, SUITE_CHECK)
+    yield gate.check_result(EVENTS_KEY, SUITE_CHECK, lake.data_docs)
     if not gate.passed:
         raise gate.failure(f"{CONTRACT.name} {first}..{last}")
     predicate = f"event_date >= '{first}' AND event_date <= '{last}'"

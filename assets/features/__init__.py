@@ -116,7 +116,7 @@ def build_features(
     }
     gates = {n: validate(by_name[n].name, by_name[n].suite(), t) for n, t in tables.items()}
     for n, g in gates.items():
-        yield g.check_result(_key(by_name[n]), SUITE_CHECK)
+        yield g.check_result(_key(by_name[n]), SUITE_CHECK, lake.data_docs)
     failed = [g for g in gates.values() if not g.passed]
     if failed:
         raise failed[0].failure("features")

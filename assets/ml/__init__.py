@@ -224,7 +224,7 @@ def build_scores_asset(spec: ModelSpec):
             )
         table = pa.concat_tables(parts).cast(spec.scores.schema)
         gate = validate(spec.scores.name, spec.scores.suite(), table)
-        yield gate.check_result(key, SUITE_CHECK)
+        yield gate.check_result(key, SUITE_CHECK, lake.data_docs)
         if not gate.passed:
             raise gate.failure(f"{spec.scores.name} ({table.num_rows:,} rows)")
         days = sorted({d.isoformat() for d in table["scored_at"].to_pylist()})
@@ -373,7 +373,7 @@ def prediction_outcomes(
         OUTCOMES.schema
     )
     gate = validate(OUTCOMES.name, OUTCOMES.suite(), table)
-    yield gate.check_result(OUTCOMES_KEY, SUITE_CHECK)
+    yield gate.check_result(OUTCOMES_KEY, SUITE_CHECK, lake.data_docs)
     if not gate.passed:
         raise gate.failure(OUTCOMES.name)
     for spec in SPECS:

@@ -89,7 +89,7 @@ def build_raw_asset(c: RawContract) -> AssetsDefinition:
             )
             raise Failure(description=str(exc)) from exc
         gate = validate(c.name, c.suite(), batch.rows, batch.summary())
-        yield gate.check_result(key, SUITE_CHECK)
+        yield gate.check_result(key, SUITE_CHECK, lake.data_docs)
         if not gate.passed:
             raise gate.failure(f"{c.name} batch of {len(pending)} file(s)")
         published = commit(batch, lake)
@@ -138,7 +138,7 @@ def quarantine(lake: LakeResource) -> Iterator[MaterializeResult | AssetCheckRes
         lake.publish(QUARANTINE.layer, QUARANTINE.table, QUARANTINE.schema.empty_table())
     table = lake.read(QUARANTINE.layer, QUARANTINE.table)
     gate = validate(QUARANTINE.name, QUARANTINE.suite(), table)
-    yield gate.check_result(QUARANTINE_KEY, SUITE_CHECK)
+    yield gate.check_result(QUARANTINE_KEY, SUITE_CHECK, lake.data_docs)
     counts = table.group_by(["table_name", "rule"]).aggregate([([], "count_all")]).to_pylist()
     md = ["| table | rule | rows |", "|---|---|---|"]
     md += [f"| {r['table_name']} | {r['rule']} | {r['count_all']} |" for r in counts]

@@ -73,7 +73,7 @@ OWN_RECORDS = frozenset(
 # Under the lake root but not ours to rewrite: Dagster's own storage (our metadata carries no
 # person values), the secrets, and the destinations' files (told to delete through their API).
 NOT_SCANNED = (".dagster", ".secrets", "mlflow", "crm")
-TEXT_SUFFIXES = (".csv", ".json", ".jsonl", ".ndjson", ".txt")
+TEXT_SUFFIXES = (".csv", ".json", ".jsonl", ".ndjson", ".txt", ".html")
 # Characters that continue an identifier or an address: a match must not be part of a longer one.
 _WORD = r"a-z0-9._%+\-"
 _REGEX_SPECIAL = set("\\.^$|?*+()[]{}-/")

@@ -240,3 +240,25 @@ def updates_sql(score_day_churn: str, score_day_expansion: str) -> str:
             WHEN 'expansion_conversation' THEN expansion_propensity
             ELSE 1.0 END AS action_confidence
     FROM base WHERE crm_account_id IS NOT NULL ORDER BY crm_account_id"""
+
+
+# Where each CRM field comes from (the query above), shown as column lineage in the UI.
+COLUMN_SOURCES: dict[str, list[tuple[str, str]]] = {
+    "crm_account_id": [("entities/account", "primary_crm_account_id")],
+    "account_id": [("c360/customer_360_accounts", "account_id")],
+    "churn_risk": [("ml/churn_scores", "probability")],
+    "churn_risk_band": [("ml/churn_scores", "risk_band")],
+    "expansion_propensity": [("ml/expansion_scores", "probability")],
+    "expansion_band": [("ml/expansion_scores", "risk_band")],
+    "lifecycle_stage": [("c360/customer_360_accounts", "lifecycle_state")],
+    "health_score": [("ml/churn_scores", "probability")],
+    "next_best_action": [("ml/churn_scores", "risk_band"), ("ml/expansion_scores", "risk_band")],
+    "top_reasons": [("ml/churn_scores", "reasons")],
+    "churn_model_version": [("ml/churn_scores", "model_version")],
+    "expansion_model_version": [("ml/expansion_scores", "model_version")],
+    "consent_crm_sync": [("c360/customer_360_people", "consent_crm_sync")],
+    "action_confidence": [
+        ("ml/churn_scores", "probability"),
+        ("ml/expansion_scores", "probability"),
+    ],
+}
