@@ -13,15 +13,11 @@ def _keys(defs, selection) -> set[str]:
 
 
 def test_schedules_target_what_they_should(defs):
-    schedules = {s.name: s for s in defs.schedules}
-    assert (schedules["daily_refresh_schedule"].cron_schedule, schedules["daily_refresh_schedule"].job_name) == (
-        "0 6 * * *",
-        "daily_refresh",
-    )
-    assert (schedules["weekly_retrain_schedule"].cron_schedule, schedules["weekly_retrain_schedule"].job_name) == (
-        "0 4 * * 1",
-        "weekly_retrain",
-    )
+    schedules = {s.name: (s.cron_schedule, s.job_name) for s in defs.schedules}
+    assert schedules == {
+        "daily_refresh_schedule": ("0 6 * * *", "daily_refresh"),
+        "weekly_retrain_schedule": ("0 4 * * 1", "weekly_retrain"),
+    }
     daily = _keys(defs, DAILY_REFRESH)
     assert {
         "events/account_lifecycle",
