@@ -42,6 +42,10 @@ system-deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
+## bench: the whole graph at 5,000 accounts x 730 days, cold then one more day; figures under lake/bench
+bench: install
+	$(BIN)/python platform/bench.py $(BENCH_ARGS)
+
 ## dev: the Dagster UI and daemon on loopback
 dev: install
 	@mkdir -p $(DAGSTER_HOME)

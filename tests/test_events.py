@@ -379,7 +379,7 @@ def test_no_clear_email_outside_raw(profiled):
         if layer_dir.name in ("raw", "decisions") or layer_dir.name.startswith("."):
             continue
         for table_dir in sorted(layer_dir.iterdir()):
-            if not house.lake.exists(layer_dir.name, table_dir.name):
+            if not table_dir.is_dir() or not house.lake.exists(layer_dir.name, table_dir.name):
                 continue
             ds = house.lake.dataset(layer_dir.name, table_dir.name)
             con.register("t", ds)

@@ -1,0 +1,304 @@
+"""`make bench`: the whole graph at the data dictionary's scale, cold and incremental, with
+per-step wall time, CPU time and peak memory, rows per table and the identity throughput.
+
+The sample company (default 5,000 accounts x 730 days, plus one more day for the incremental
+run) is generated once per seed and size and cached. Every run builds a fresh lake from it with
+the same phases as `make demo`, in process (steps run one after another, so a sampler thread can
+attribute memory and CPU to the step running). Figures go to stdout and, as JSON and Markdown, to
+`<out>/results/` so runs can be compared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import threading
+import time
+import warnings
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+
+
+# -- measuring -----------------------------------------------------------------------------------
+@dataclass
+class Sampler:
+    """Resident memory and process CPU time, sampled every `every` seconds in a thread."""
+
+    every: float = 0.05
+    samples: list[tuple[float, float, int]] = field(default_factory=list)  # (t, cpu s, rss B)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def __enter__(self) -> Sampler:
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        page = os.sysconf("SC_PAGE_SIZE")
+        while not self._stop.is_set():
+            with open("/proc/self/statm") as f:
+                rss = int(f.read().split()[1]) * page
+            t = os.times()
+            self.samples.append((time.time(), t.user + t.system, rss))
+            self._stop.wait(self.every)
+
+    def window(self, start: float, end: float) -> tuple[float, int]:
+        """CPU seconds and peak RSS between two wall-clock times."""
+        inside = [s for s in self.samples if start <= s[0] <= end]
+        before = [s for s in self.samples if s[0] <= start] or self.samples[:1]
+        after = [s for s in self.samples if s[0] >= end] or self.samples[-1:]
+        cpu = (after[0][1] - before[-1][1]) if before and after else 0.0
+        peak = max((s[2] for s in inside + before[-1:] + after[:1]), default=0)
+        return cpu, peak
+
+
+def _step_windows(instance, run_id: str) -> dict[str, tuple[float, float, bool]]:
+    from dagster import DagsterEventType
+
+    starts, ends = {}, {}
+    for entry in instance.all_logs(run_id):
+        event = entry.dagster_event
+        if event is None or not event.step_key:
+            continue
+        if event.event_type == DagsterEventType.STEP_START:
+            starts[event.step_key] = entry.timestamp
+        elif event.event_type in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE):
+            ends[event.step_key] = (
+                entry.timestamp,
+                event.event_type == DagsterEventType.STEP_SUCCESS,
+            )
+    return {k: (starts[k], *ends[k]) for k in starts if k in ends}
+
+
+# -- the company -----------------------------------------------------------------------------------
+def company(cache: Path, accounts: int, days: int, seed: int) -> tuple[Path, float | None]:
+    """The generated landing zone with days + 1 (the last day feeds the incremental run)."""
+    from sample_company.cli import generate
+
+    out = cache / f"sc-s{seed}-a{accounts}-d{days + 1}" / "landing"
+    if (out / "_truth" / "manifest.json").exists():
+        return out, None
+    if out.exists():
+        shutil.rmtree(out)
+    started = time.perf_counter()
+    generate(out, accounts=accounts, days=days + 1, seed=seed)
+    return out, time.perf_counter() - started
+
+
+def _extract_dates(landing: Path) -> list[str]:
+    return sorted({p.name for p in landing.glob("*/*/*") if p.is_dir() and p.name[:2] == "20"})
+
+
+def link_landing(source: Path, target: Path, until: str | None) -> int:
+    """Hard-link the extract folders up to `until` (all when None) into a landing zone."""
+    n = 0
+    for src in sorted(source.rglob("*")):
+        rel = src.relative_to(source)
+        if src.is_dir() or (until and len(rel.parts) >= 3 and rel.parts[2] > until):
+            continue
+        dst = target / rel
+        if dst.exists():
+            continue
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        os.link(src, dst)
+        n += 1
+    return n
+
+
+# -- building -----------------------------------------------------------------------------------
+def build(defs, instance, sampler: Sampler) -> dict:
+    """landing -> reverse ETL as `make demo` runs it; per-step and total figures."""
+    from dagster import AssetSelection
+
+    from assets.events import EVENT_DAYS, MAPPING
+    from assets.events.runs import (
+        AFTER_EVENTS,
+        BEFORE_EVENTS,
+        EVENTS_KEY,
+        pending_ranges,
+        range_tags,
+    )
+
+    job = defs.resolve_implicit_global_asset_job_def()
+    graph = defs.resolve_asset_graph()
+    quiet = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+    lake = defs.resources["lake"].process_config_and_initialize()
+    pii = defs.resources["pii"].process_config_and_initialize()
+    results = []
+
+    def run(selection, tags=None) -> bool:
+        keys = list(selection.resolve(graph))
+        if keys:
+            results.append(
+                job.execute_in_process(
+                    instance=instance,
+                    asset_selection=keys,
+                    tags=tags,
+                    raise_on_error=False,
+                    run_config=quiet,
+                )
+            )
+        return not results or results[-1].success
+
+    wall0, t0 = time.perf_counter(), os.times()
+    ok = run(BEFORE_EVENTS)
+    ranges = pending_ranges(lake, pii, MAPPING, EVENT_DAYS.start.date()) if ok else []
+    for first, last in ranges:
+        ok = ok and run(AssetSelection.assets(EVENTS_KEY), range_tags(first, last))
+    if ok:
+        ok = run(AFTER_EVENTS)
+    wall, t1 = time.perf_counter() - wall0, os.times()
+    steps: dict[str, dict] = {}
+    for r in results:
+        for step, (start, end, success) in _step_windows(instance, r.run_id).items():
+            cpu, peak = sampler.window(start, end)
+            s = steps.setdefault(step, {"wall_s": 0.0, "cpu_s": 0.0, "peak_rss_mb": 0, "ok": True})
+            s["wall_s"] += end - start
+            s["cpu_s"] += cpu
+            s["peak_rss_mb"] = max(s["peak_rss_mb"], round(peak / 2**20))
+            s["ok"] = s["ok"] and success
+    identity = None
+    for r in results:
+        for e in r.all_events:
+            if e.event_type_value == "ASSET_MATERIALIZATION":
+                m = e.event_specific_data.materialization
+                if m.asset_key.to_user_string() == "entities/identity_links":
+                    v = m.metadata.get("records_per_minute")
+                    identity = v.value if v is not None else None
+    return {
+        "ok": ok and all(r.success for r in results),
+        "wall_s": round(wall, 1),
+        "cpu_s": round((t1.user + t1.system) - (t0.user + t0.system), 1),
+        "peak_rss_mb": round(max((s[2] for s in sampler.samples), default=0) / 2**20),
+        "runs": len(results),
+        "event_ranges": [[str(a), str(b)] for a, b in ranges],
+        "identity_records_per_minute": identity,
+        "steps": {
+            k: {**v, "wall_s": round(v["wall_s"], 2), "cpu_s": round(v["cpu_s"], 2)}
+            for k, v in sorted(steps.items(), key=lambda kv: -kv[1]["wall_s"])
+        },
+    }
+
+
+def table_rows(lake_root: Path) -> dict[str, int]:
+    from deltalake import DeltaTable
+
+    rows = {}
+    for log in sorted(lake_root.rglob("_delta_log")):
+        rel = log.parent.relative_to(lake_root).as_posix()
+        if rel.startswith((".", "mlflow")):
+            continue
+        actions = DeltaTable(str(log.parent)).get_add_actions(flatten=True)
+        rows[rel] = int(sum(v or 0 for v in actions.column("num_records").to_pylist()))
+    return rows
+
+
+def phase(name: str, lake_root: Path, landing: Path) -> dict:
+    """One build in this process, over `lake_root`, with its own sampler and instance."""
+    import runpy
+
+    from dagster import DagsterInstance
+
+    os.environ["LAKEHOUSE_LAKE_ROOT"] = str(lake_root)
+    os.environ["LAKEHOUSE_LANDING_ROOT"] = str(landing)
+    defs = runpy.run_path(str(HERE / "definitions.py"))["defs"]
+    with Sampler() as sampler, DagsterInstance.ephemeral() as instance:
+        figures = build(defs, instance, sampler)
+    figures["phase"] = name
+    return figures
+
+
+# -- reporting -------------------------------------------------------------------------------------
+def markdown(report: dict) -> str:
+    cold, inc = report["cold"], report["incremental"]
+    lines = [
+        f"# bench {report['started']} — {report['accounts']} accounts x {report['days']} days",
+        "",
+        "| figure | cold | incremental |",
+        "|---|---|---|",
+        f"| wall s | {cold['wall_s']} | {inc['wall_s']} |",
+        f"| CPU s | {cold['cpu_s']} | {inc['cpu_s']} |",
+        f"| peak RSS MB | {cold['peak_rss_mb']} | {inc['peak_rss_mb']} |",
+        f"| identity records/min | {cold['identity_records_per_minute']} | "
+        f"{inc['identity_records_per_minute']} |",
+        f"| incremental / cold (wall) | | {report['incremental_over_cold']:.1%} |",
+        "",
+        f"generator: {report['generator_s']} s; cold lake rows: "
+        f"{sum(report['rows'].values()):,} in {len(report['rows'])} tables",
+        "",
+        "| step (cold) | wall s | CPU s | peak RSS MB |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {k} | {v['wall_s']} | {v['cpu_s']} | {v['peak_rss_mb']} |"
+        for k, v in list(cold["steps"].items())[:25]
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    warnings.filterwarnings("ignore")
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--accounts", type=int, default=5000)
+    p.add_argument("--days", type=int, default=730)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--out", type=Path, default=ROOT / "lake" / "bench")
+    args = p.parse_args(argv)
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+    started = datetime.now(UTC).strftime("%Y-%m-%dT%H%M%SZ")
+    source, generated = company(args.out / "cache", args.accounts, args.days, args.seed)
+    how = "cached" if generated is None else f"generated in {generated:.1f} s"
+    print(f"company: {source} ({how})")
+    last = _extract_dates(source)[-1]
+    run_dir = args.out / "run"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    landing, lake = run_dir / "landing", run_dir / "lake"
+    before = _extract_dates(source)[-2]
+    print(f"cold: extracts up to {before} ({link_landing(source, landing, before)} files)")
+    cold = phase("cold", lake, landing)
+    rows = table_rows(lake)
+    print(f"cold: {cold['wall_s']} s wall, {cold['cpu_s']} s CPU, peak {cold['peak_rss_mb']} MB")
+    added = link_landing(source, landing, None)
+    print(f"incremental: one more day ({last}, {added} files)")
+    inc = phase("incremental", lake, landing)
+    print(f"incremental: {inc['wall_s']} s wall ({inc['wall_s'] / cold['wall_s']:.1%} of cold)")
+    report = {
+        "started": started,
+        "accounts": args.accounts,
+        "days": args.days,
+        "seed": args.seed,
+        "generator_s": None if generated is None else round(generated, 1),
+        "cold": cold,
+        "incremental": inc,
+        "incremental_over_cold": inc["wall_s"] / cold["wall_s"],
+        "rows": rows,
+        "cpus": os.cpu_count(),
+    }
+    results = args.out / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    (results / f"bench-{started}.json").write_text(json.dumps(report, indent=1, default=str))
+    md = markdown(report)
+    (results / f"bench-{started}.md").write_text(md)
+    print()
+    print(md)
+    print(f"figures: {results}/bench-{started}.json")
+    return 0 if cold["ok"] and inc["ok"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
