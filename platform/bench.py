@@ -205,6 +205,32 @@ def table_rows(lake_root: Path) -> dict[str, int]:
     return rows
 
 
+def lookup_latency(lake_root: Path, n: int = 1000, seed: int = 7) -> dict:
+    """Single-account lookups through the platform's FeatureLookup, p50/p99 over n accounts."""
+    import random
+
+    from assets.features.lookup import FeatureLookup
+    from resources.lake import LakeResource
+
+    started = time.perf_counter()
+    lookup = FeatureLookup(LakeResource(root=str(lake_root)))
+    load = time.perf_counter() - started
+    ids = random.Random(seed).choices(lookup.accounts(), k=n)
+    took = []
+    for account in ids:
+        t = time.perf_counter_ns()
+        row = lookup.get(account)
+        took.append(time.perf_counter_ns() - t)
+        assert row is not None
+    took.sort()
+    return {
+        "accounts": len(lookup),
+        "load_s": round(load, 3),
+        "p50_ms": took[len(took) // 2] / 1e6,
+        "p99_ms": took[int(len(took) * 0.99) - 1] / 1e6,
+    }
+
+
 def phase(name: str, lake_root: Path, landing: Path) -> dict:
     """One build in this process, over `lake_root`, with its own sampler and instance."""
     import runpy
@@ -234,6 +260,9 @@ def markdown(report: dict) -> str:
         f"| identity records/min | {cold['identity_records_per_minute']} | "
         f"{inc['identity_records_per_minute']} |",
         f"| incremental / cold (wall) | | {report['incremental_over_cold']:.1%} |",
+        f"| feature lookup p50 / p99 ms ({report['lookup']['accounts']} accounts, load "
+        f"{report['lookup']['load_s']} s) | {report['lookup']['p50_ms']:.4f} / "
+        f"{report['lookup']['p99_ms']:.4f} | |",
         "",
         f"generator: {report['generator_s']} s; cold lake rows: "
         f"{sum(report['rows'].values()):,} in {len(report['rows'])} tables",
@@ -272,6 +301,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"cold: extracts up to {before} ({link_landing(source, landing, before)} files)")
     cold = phase("cold", lake, landing)
     rows = table_rows(lake)
+    lookup = lookup_latency(lake)
+    print(f"lookup: p50 {lookup['p50_ms']:.4f} ms, p99 {lookup['p99_ms']:.4f} ms")
     print(f"cold: {cold['wall_s']} s wall, {cold['cpu_s']} s CPU, peak {cold['peak_rss_mb']} MB")
     added = link_landing(source, landing, None)
     print(f"incremental: one more day ({last}, {added} files)")
@@ -287,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
         "incremental": inc,
         "incremental_over_cold": inc["wall_s"] / cold["wall_s"],
         "rows": rows,
+        "lookup": lookup,
         "cpus": os.cpu_count(),
     }
     results = args.out / "results"
