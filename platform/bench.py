@@ -264,7 +264,8 @@ def markdown(report: dict) -> str:
         f"{report['lookup']['load_s']} s) | {report['lookup']['p50_ms']:.4f} / "
         f"{report['lookup']['p99_ms']:.4f} | |",
         "",
-        f"generator: {report['generator_s'] or 'cached'} s; cold lake rows: "
+        f"generator: {report['generator_s'] or 'cached'}"
+        f"{' s' if report['generator_s'] else ''}; cold lake rows: "
         f"{sum(report['rows'].values()):,} in {len(report['rows'])} tables",
         "",
         "| step (cold) | wall s | CPU s | peak RSS MB |",
