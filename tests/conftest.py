@@ -209,9 +209,10 @@ def run_dagster_dev(tmp_path: Path, lake_root: Path, landing_root: Path):
             os.killpg(proc.pid, signal.SIGKILL)
 
 
-def build_whole_graph(h: Lakehouse) -> None:
-    """The whole graph, as `make demo` runs it: before the events, the event days, after."""
-    from dagster import DagsterInstance, materialize
+def build_whole_graph(h: Lakehouse, skip_groups: tuple[str, ...] = ()) -> None:
+    """The whole graph, as `make demo` runs it: before the events, the event days, after
+    (less `skip_groups` of the layers after the events)."""
+    from dagster import AssetSelection, DagsterInstance, materialize
 
     from assets.events import EVENT_DAYS, MAPPING
     from assets.events.runs import AFTER_EVENTS, pending_ranges
@@ -221,7 +222,7 @@ def build_whole_graph(h: Lakehouse) -> None:
         assert h.materialize_days(first, last).success
     result = materialize(
         list(h.defs.assets),
-        selection=AFTER_EVENTS,
+        selection=AFTER_EVENTS - AssetSelection.groups(*skip_groups),
         resources=h.resources,
         instance=DagsterInstance.ephemeral(),
         raise_on_error=False,

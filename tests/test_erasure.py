@@ -183,7 +183,9 @@ def test_the_crm_forgets_and_a_rebuild_does_not_bring_the_person_back(erased, ho
     counts = {
         t: house.lake.read("raw", t).num_rows for t in ("crm_contacts", "product_usage_events")
     }
-    build_whole_graph(house)  # everything again, from the (rewritten) landing zone
+    # every layer that holds people, again, from the (rewritten) landing zone (features, models
+    # and the CRM sync are per account)
+    build_whole_graph(house, skip_groups=("features", "ml", "reverse_etl"))
     # rewritten landing files are known to the ingest log: nothing is ingested twice
     assert counts == {t: house.lake.read("raw", t).num_rows for t in counts}
     assert scan(house.lake_root, person["values"]) == []
