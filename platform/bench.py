@@ -120,45 +120,11 @@ def link_landing(source: Path, target: Path, until: str | None) -> int:
 # -- building -----------------------------------------------------------------------------------
 def build(defs, instance, sampler: Sampler) -> dict:
     """landing -> reverse ETL as `make demo` runs it; per-step and total figures."""
-    from dagster import AssetSelection
+    from assets.events.runs import build_graph
 
-    from assets.events import EVENT_DAYS, MAPPING
-    from assets.events.runs import (
-        AFTER_EVENTS,
-        BEFORE_EVENTS,
-        EVENTS_KEY,
-        pending_ranges,
-        range_tags,
-    )
-
-    job = defs.resolve_implicit_global_asset_job_def()
-    graph = defs.resolve_asset_graph()
     quiet = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
-    lake = defs.resources["lake"].process_config_and_initialize()
-    pii = defs.resources["pii"].process_config_and_initialize()
-    results = []
-
-    def run(selection, tags=None) -> bool:
-        keys = list(selection.resolve(graph))
-        if keys:
-            results.append(
-                job.execute_in_process(
-                    instance=instance,
-                    asset_selection=keys,
-                    tags=tags,
-                    raise_on_error=False,
-                    run_config=quiet,
-                )
-            )
-        return not results or results[-1].success
-
     wall0, t0 = time.perf_counter(), os.times()
-    ok = run(BEFORE_EVENTS)
-    ranges = pending_ranges(lake, pii, MAPPING, EVENT_DAYS.start.date()) if ok else []
-    for first, last in ranges:
-        ok = ok and run(AssetSelection.assets(EVENTS_KEY), range_tags(first, last))
-    if ok:
-        ok = run(AFTER_EVENTS)
+    results, ranges = build_graph(defs, instance, quiet)
     wall, t1 = time.perf_counter() - wall0, os.times()
     steps: dict[str, dict] = {}
     for r in results:
@@ -178,7 +144,7 @@ def build(defs, instance, sampler: Sampler) -> dict:
                     v = m.metadata.get("records_per_minute")
                     identity = v.value if v is not None else None
     return {
-        "ok": ok and all(r.success for r in results),
+        "ok": bool(results) and all(r.success for r in results),
         "wall_s": round(wall, 1),
         "cpu_s": round((t1.user + t1.system) - (t0.user + t0.system), 1),
         "peak_rss_mb": round(max((s[2] for s in sampler.samples), default=0) / 2**20),

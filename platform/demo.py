@@ -30,43 +30,16 @@ def main() -> int:
     warnings.filterwarnings("ignore", module="dagster")
     import runpy
 
-    from dagster import AssetSelection, DagsterInstance
+    from dagster import DagsterInstance
 
-    from assets.events.runs import range_tags
+    from assets.events.runs import build_graph
 
     defs = runpy.run_path(str(HERE / "definitions.py"))["defs"]
-    job = defs.resolve_implicit_global_asset_job_def()
-    graph = defs.resolve_asset_graph()
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     lake = defs.resources["lake"].process_config_and_initialize()
-    pii = defs.resources["pii"].process_config_and_initialize()
     started = time.perf_counter()
-    results = []
     with DagsterInstance.get() as instance:
-
-        def run(selection, tags=None):
-            keys = list(selection.resolve(graph))
-            if keys:
-                results.append(
-                    job.execute_in_process(
-                        instance=instance,
-                        asset_selection=keys,
-                        tags=tags,
-                        raise_on_error=False,
-                        run_config=quiet,
-                    )
-                )
-            return not results or results[-1].success
-
-        from assets.events import EVENT_DAYS, MAPPING
-        from assets.events.runs import AFTER_EVENTS, BEFORE_EVENTS, EVENTS_KEY, pending_ranges
-
-        ok = run(BEFORE_EVENTS)  # landing -> raw -> entities
-        days = pending_ranges(lake, pii, MAPPING, EVENT_DAYS.start.date()) if ok else []
-        for first, last in days:  # only the days that received data
-            ok = ok and run(AssetSelection.assets(EVENTS_KEY), range_tags(first, last))
-        if ok:
-            run(AFTER_EVENTS)
+        results, days = build_graph(defs, instance, quiet)
     elapsed = time.perf_counter() - started
     _print_summary(lake, results, elapsed, days)
     return 0 if all(r.success for r in results) else 1

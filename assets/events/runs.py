@@ -46,3 +46,38 @@ def _chunks(first: date, last: date, size: int) -> list[tuple[date, date]]:
         out.append((first, end))
         first = end + timedelta(days=1)
     return out
+
+
+def build_graph(defs, instance, run_config: dict | None = None) -> tuple[list, list]:
+    """The whole graph in this process, as `make demo` and `make bench` run it: the layers
+    before the events, each pending range of days, then the layers after. Stops at the first
+    failed run; returns the runs' results and the day ranges built."""
+    from assets.events import EVENT_DAYS, MAPPING
+
+    job = defs.resolve_implicit_global_asset_job_def()
+    graph = defs.resolve_asset_graph()
+    lake = defs.resources["lake"].process_config_and_initialize()
+    pii = defs.resources["pii"].process_config_and_initialize()
+    results: list = []
+
+    def run(selection: AssetSelection, tags: dict[str, str] | None = None) -> bool:
+        keys = list(selection.resolve(graph))
+        if keys:
+            results.append(
+                job.execute_in_process(
+                    instance=instance,
+                    asset_selection=keys,
+                    tags=tags,
+                    raise_on_error=False,
+                    run_config=run_config,
+                )
+            )
+        return not results or results[-1].success
+
+    ok = run(BEFORE_EVENTS)  # landing -> raw -> entities
+    ranges = pending_ranges(lake, pii, MAPPING, EVENT_DAYS.start.date()) if ok else []
+    for first, last in ranges:  # only the days that received data
+        ok = ok and run(AssetSelection.assets(EVENTS_KEY), range_tags(first, last))
+    if ok:
+        run(AFTER_EVENTS)
+    return results, ranges

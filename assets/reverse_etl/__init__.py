@@ -248,20 +248,14 @@ def erasure_audit(
     the tables' history, tell the CRM to forget them, verify, then audit."""
     started = time.monotonic()
     c = ERASURE_AUDIT
-    busy = _busy(context)
-    if busy and er.open_requests(lake):
+    subjects, requests = er.waiting(lake)
+    resumed = len(subjects)
+    busy = _busy(context) if subjects or requests else None
+    if busy:
         context.log.warning(f"erasure deferred: {busy}; the erasure job runs it on its own")
         yield _no_rows_gate(lake)
         yield MaterializeResult(asset_key=ERASURE_KEY, metadata={"deferred": busy})
         return
-    done = (
-        set(lake.read(c.layer, c.table, columns=["request_id"])["request_id"].to_pylist())
-        if lake.exists(c.layer, c.table)
-        else set()
-    )
-    subjects = er.load_work(lake.root)
-    resumed = {s.request_id for s in subjects}
-    requests = [r for r in er.pending_requests(lake, done) if r["record_id"] not in resumed]
     if requests:
         rules, salt = load_rules(identity.rules_path), pii.resolve_salt(lake.root)
         for request in requests:
@@ -270,7 +264,7 @@ def erasure_audit(
                 subject = er.resolve(con, lake, rules, salt, request)
             er.save_work(lake.root, subject)  # from here on a crash resumes, never forgets
             subjects.append(subject)
-    context.log.info(f"{len(requests)} new erasure request(s), {len(resumed)} resumed")
+    context.log.info(f"{len(requests)} new erasure request(s), {resumed} resumed")
     if not subjects:
         yield _no_rows_gate(lake)
         if not lake.exists(c.layer, c.table):

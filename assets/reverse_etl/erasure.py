@@ -200,16 +200,22 @@ def pending_requests(lake: LakeResource, done: set[str]) -> list[dict]:
     return [dict(zip(keys, r, strict=True)) for r in rows if r[0] not in done]
 
 
-def open_requests(lake: LakeResource) -> list[str]:
-    """Ids of requests waiting: landed and not audited, or interrupted half-way."""
-    c = AUDIT
+def waiting(lake: LakeResource) -> tuple[list[Subject], list[dict]]:
+    """What is to do: requests an interrupted run left (resumed from their work files), and
+    requests landed in raw/consent_records that the audit does not hold yet."""
     done = (
-        set(lake.read(*c, columns=["request_id"])["request_id"].to_pylist())
-        if lake.exists(*c)
+        set(lake.read(*AUDIT, columns=["request_id"])["request_id"].to_pylist())
+        if lake.exists(*AUDIT)
         else set()
     )
-    resumed = [s.request_id for s in load_work(lake.root)]
-    return resumed + [r["record_id"] for r in pending_requests(lake, done | set(resumed))]
+    resumed = load_work(lake.root)
+    return resumed, pending_requests(lake, done | {s.request_id for s in resumed})
+
+
+def open_requests(lake: LakeResource) -> list[str]:
+    """Ids of the requests waiting (see `waiting`)."""
+    resumed, new = waiting(lake)
+    return [s.request_id for s in resumed] + [r["record_id"] for r in new]
 
 
 def resolve(
