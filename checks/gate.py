@@ -13,7 +13,7 @@ import html
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ class Outcome:
     sample: list[Any]
     observed: Any = None
     exception: str | None = None
+    nonmissing: int | None = None  # rows the unexpected share is taken of (GX: non-null ones)
 
     def describe(self) -> str:
         mark = "pass" if self.success else "FAIL"
@@ -143,24 +144,58 @@ class GateResult:
 def validate(
     suite: str,
     expectations: Sequence[Expectation],
-    table: pa.Table,
+    table: pa.Table | Iterable[pa.Table],
     batch: dict[str, Any] | None = None,
 ) -> GateResult:
-    """Run `expectations` on `table` (and on the one-row `batch` summary) with GX."""
+    """Run `expectations` on `table` (and on the one-row `batch` summary) with GX.
+
+    `table` may come as chunks (a large raw batch): each chunk is validated in turn and the
+    outcomes are added up, so memory holds one chunk. Only for row-wise suites, whose chunks do
+    not split what a uniqueness expectation compares (raw batches chunk by whole files).
+    """
     outcomes: list[Outcome] = []
     validations = []
     on_table = [e for e in expectations if e.on == "table"]
     on_batch = [e for e in expectations if e.on == "batch"]
+    rows = 0
     if on_table:
-        found, result = _run(suite, on_table, _frame(table, on_table))
-        outcomes += found
-        validations.append(result)
+        per_chunk: list[list[Outcome]] = []
+        for chunk in [table] if isinstance(table, pa.Table) else table:
+            rows += chunk.num_rows
+            found, result = _run(suite, on_table, _frame(chunk, on_table))
+            per_chunk.append(found)
+            validations.append(result)
+        outcomes += [_combine(list(same)) for same in zip(*per_chunk, strict=True)]
+    elif isinstance(table, pa.Table):
+        rows = table.num_rows
     if on_batch:
         found, result = _run(f"{suite}.batch", on_batch, pa.Table.from_pylist([batch or {}]))
         outcomes += found
         validations.append(result)
-    return GateResult(
-        suite=suite, rows=table.num_rows, outcomes=outcomes, validations=tuple(validations)
+    return GateResult(suite=suite, rows=rows, outcomes=outcomes, validations=tuple(validations))
+
+
+def _combine(parts: list[Outcome]) -> Outcome:
+    """One expectation's outcome over all chunks: counts add up, samples from the first."""
+    if len(parts) == 1:
+        return parts[0]
+    counted = [p for p in parts if p.unexpected_count is not None]
+    elements = sum(p.element_count or 0 for p in parts)
+    unexpected = sum(p.unexpected_count or 0 for p in counted) if counted else None
+    nonmissing = sum(p.nonmissing or 0 for p in counted)
+    failed = [p for p in parts if not p.success]
+    return Outcome(
+        expectation=parts[0].expectation,
+        success=not failed,
+        element_count=elements,
+        unexpected_count=unexpected,
+        unexpected_percent=(
+            unexpected / nonmissing * 100 if unexpected is not None and nonmissing else None
+        ),
+        sample=[v for p in parts for v in p.sample][:SAMPLE_VALUES],
+        observed=(failed or parts)[0].observed,
+        exception=next((p.exception for p in parts if p.exception), None),
+        nonmissing=nonmissing,
     )
 
 
@@ -213,7 +248,9 @@ def _run(
     suite = gx.ExpectationSuite(
         name=suite_name, expectations=[_gx_expectation(gxe, e) for e in expectations]
     )
-    result = batch.validate(suite, result_format={"result_format": "SUMMARY"})
+    # BASIC carries counts and sample values; SUMMARY adds row indexes, which on a 10M-row batch
+    # cost ~10x the validation itself (56 s vs 5 s, measured on raw usage events).
+    result = batch.validate(suite, result_format={"result_format": "BASIC"})
     outcomes = []
     for spec, res in zip(expectations, result.results, strict=True):
         r = res.result or {}
@@ -229,9 +266,16 @@ def _run(
                 sample=_jsonable(r.get("partial_unexpected_list", [])[:SAMPLE_VALUES]),
                 observed=_jsonable(r.get("observed_value")),
                 exception=exc.get("exception_message") if raised else None,
+                nonmissing=_nonmissing(r),
             )
         )
     return outcomes, result
+
+
+def _nonmissing(r: dict[str, Any]) -> int | None:
+    if r.get("element_count") is None:
+        return None
+    return r["element_count"] - (r.get("missing_count") or 0)
 
 
 def _jsonable(value: Any) -> Any:

@@ -83,18 +83,22 @@ def _step_windows(instance, run_id: str) -> dict[str, tuple[float, float, bool]]
 
 
 # -- the company -----------------------------------------------------------------------------------
-def company(cache: Path, accounts: int, days: int, seed: int) -> tuple[Path, float | None]:
-    """The generated landing zone with days + 1 (the last day feeds the incremental run)."""
+def company(cache: Path, accounts: int, days: int, seed: int) -> tuple[Path, float, bool]:
+    """The generated landing zone with days + 1 (the last day feeds the incremental run), the
+    generator's time (recorded when it ran) and whether it came from the cache."""
     from sample_company.cli import generate
 
     out = cache / f"sc-s{seed}-a{accounts}-d{days + 1}" / "landing"
-    if (out / "_truth" / "manifest.json").exists():
-        return out, None
+    timing = out.parent / "generator.json"
+    if (out / "_truth" / "manifest.json").exists() and timing.exists():
+        return out, json.loads(timing.read_text())["seconds"], True
     if out.exists():
         shutil.rmtree(out)
     started = time.perf_counter()
     generate(out, accounts=accounts, days=days + 1, seed=seed)
-    return out, time.perf_counter() - started
+    took = round(time.perf_counter() - started, 1)
+    timing.write_text(json.dumps({"seconds": took, "cpus": os.cpu_count()}))
+    return out, took, False
 
 
 def _extract_dates(landing: Path) -> list[str]:
@@ -118,13 +122,17 @@ def link_landing(source: Path, target: Path, until: str | None) -> int:
 
 
 # -- building -----------------------------------------------------------------------------------
-def build(defs, instance, sampler: Sampler) -> dict:
-    """landing -> reverse ETL as `make demo` runs it; per-step and total figures."""
-    from assets.events.runs import build_graph
+def build(defs, instance, sampler: Sampler, daily: bool) -> dict:
+    """landing -> reverse ETL as `make demo` runs it (cold), or the daily path (incremental:
+    the models retrain on their weekly schedule, not with each day); per-step and total
+    figures."""
+    from assets.automation import WEEKLY_RETRAIN
+    from assets.events.runs import AFTER_EVENTS, build_graph
 
     quiet = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+    after = AFTER_EVENTS - WEEKLY_RETRAIN if daily else AFTER_EVENTS
     wall0, t0 = time.perf_counter(), os.times()
-    results, ranges = build_graph(defs, instance, quiet)
+    results, ranges = build_graph(defs, instance, quiet, after)
     wall, t1 = time.perf_counter() - wall0, os.times()
     steps: dict[str, dict] = {}
     for r in results:
@@ -197,6 +205,42 @@ def lookup_latency(lake_root: Path, n: int = 1000, seed: int = 7) -> dict:
     }
 
 
+def mart_baseline(lake_root: Path, scratch: Path) -> dict:
+    """The churn mart by the platform's path and by plain pandas (platform/baseline.py), each in
+    a fresh process over the built lake; their outputs must agree before the ratios count."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    baseline = load_script(HERE / "baseline.py")
+    scratch.mkdir(parents=True, exist_ok=True)
+    figures = {
+        impl: baseline.measure(lake_root, impl, out=scratch / f"mart-{impl}.parquet")
+        for impl in baseline.IMPLS
+    }
+    diff = baseline.compare(
+        pd.read_parquet(scratch / "mart-pandas.parquet"),
+        pq.read_table(scratch / "mart-platform.parquet"),
+    )
+    mine, theirs = figures["platform"], figures["pandas"]
+    return {
+        **figures,
+        "agree": diff["equal"],
+        "differing_columns": diff["differing_columns"],
+        "time_ratio": round(mine["wall_s"] / theirs["wall_s"], 3),
+        "memory_ratio": round(mine["peak_rss_mb"] / theirs["peak_rss_mb"], 3),
+    }
+
+
+def load_script(path: Path):
+    """A script of platform/ as a module (platform/ is no package: it would shadow `platform`)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"lakehouse_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def phase(name: str, lake_root: Path, landing: Path) -> dict:
     """One build in this process, over `lake_root`, with its own sampler and instance."""
     import runpy
@@ -207,18 +251,19 @@ def phase(name: str, lake_root: Path, landing: Path) -> dict:
     os.environ["LAKEHOUSE_LANDING_ROOT"] = str(landing)
     defs = runpy.run_path(str(HERE / "definitions.py"))["defs"]
     with Sampler() as sampler, DagsterInstance.ephemeral() as instance:
-        figures = build(defs, instance, sampler)
+        figures = build(defs, instance, sampler, daily=name == "incremental")
     figures["phase"] = name
     return figures
 
 
 # -- reporting -------------------------------------------------------------------------------------
 def markdown(report: dict) -> str:
-    cold, inc = report["cold"], report["incremental"]
+    cold, inc, mart = report["cold"], report["incremental"], report["mart"]
+    lookup = report["lookup"]
     lines = [
         f"# bench {report['started']} — {report['accounts']} accounts x {report['days']} days",
         "",
-        "| figure | cold | incremental |",
+        "| figure | cold | incremental (daily path) |",
         "|---|---|---|",
         f"| wall s | {cold['wall_s']} | {inc['wall_s']} |",
         f"| CPU s | {cold['cpu_s']} | {inc['cpu_s']} |",
@@ -226,13 +271,25 @@ def markdown(report: dict) -> str:
         f"| identity records/min | {cold['identity_records_per_minute']} | "
         f"{inc['identity_records_per_minute']} |",
         f"| incremental / cold (wall) | | {report['incremental_over_cold']:.1%} |",
-        f"| feature lookup p50 / p99 ms ({report['lookup']['accounts']} accounts, load "
-        f"{report['lookup']['load_s']} s) | {report['lookup']['p50_ms']:.4f} / "
-        f"{report['lookup']['p99_ms']:.4f} | |",
         "",
-        f"generator: {report['generator_s'] or 'cached'}"
-        f"{' s' if report['generator_s'] else ''}; cold lake rows: "
-        f"{sum(report['rows'].values()):,} in {len(report['rows'])} tables",
+        f"Feature lookup ({lookup['accounts']} accounts, index load {lookup['load_s']} s): "
+        f"p50 {lookup['p50_ms']:.4f} ms, p99 {lookup['p99_ms']:.4f} ms.",
+        "",
+        "| churn mart, fresh process each | wall s | CPU s | peak RSS MB | rows |",
+        "|---|---|---|---|---|",
+    ]
+    for impl in ("platform", "pandas"):
+        m = mart[impl]
+        lines.append(
+            f"| {impl} | {m['wall_s']} | {m['cpu_s']} | {m['peak_rss_mb']} | {m['rows']} |"
+        )
+    lines += [
+        f"| platform / pandas | {mart['time_ratio']} | | {mart['memory_ratio']} | "
+        f"{'same mart' if mart['agree'] else 'DIFFER: ' + ', '.join(mart['differing_columns'])} |",
+        "",
+        f"generator: {report['generator_s']} s"
+        f"{' (cached from an earlier run)' if report['generator_cached'] else ''}; "
+        f"cold lake rows: {sum(report['rows'].values()):,} in {len(report['rows'])} tables",
         "",
         "| step (cold) | wall s | CPU s | peak RSS MB |",
         "|---|---|---|---|",
@@ -240,6 +297,11 @@ def markdown(report: dict) -> str:
     lines += [
         f"| {k} | {v['wall_s']} | {v['cpu_s']} | {v['peak_rss_mb']} |"
         for k, v in list(cold["steps"].items())[:25]
+    ]
+    lines += ["", "| step (incremental) | wall s | CPU s | peak RSS MB |", "|---|---|---|---|"]
+    lines += [
+        f"| {k} | {v['wall_s']} | {v['cpu_s']} | {v['peak_rss_mb']} |"
+        for k, v in list(inc["steps"].items())[:12]
     ]
     return "\n".join(lines) + "\n"
 
@@ -257,8 +319,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
     started = datetime.now(UTC).strftime("%Y-%m-%dT%H%M%SZ")
-    source, generated = company(args.out / "cache", args.accounts, args.days, args.seed)
-    how = "cached" if generated is None else f"generated in {generated:.1f} s"
+    source, generated, cached = company(args.out / "cache", args.accounts, args.days, args.seed)
+    how = f"cached; generated in {generated} s" if cached else f"generated in {generated} s"
     print(f"company: {source} ({how})")
     last = _extract_dates(source)[-1]
     run_dir = args.out / "run"
@@ -271,6 +333,12 @@ def main(argv: list[str] | None = None) -> int:
     lookup = lookup_latency(lake)
     print(f"lookup: p50 {lookup['p50_ms']:.4f} ms, p99 {lookup['p99_ms']:.4f} ms")
     print(f"cold: {cold['wall_s']} s wall, {cold['cpu_s']} s CPU, peak {cold['peak_rss_mb']} MB")
+    mart = mart_baseline(lake, run_dir / "mart")
+    print(
+        f"churn mart: platform {mart['platform']['wall_s']} s / {mart['platform']['peak_rss_mb']}"
+        f" MB, pandas {mart['pandas']['wall_s']} s / {mart['pandas']['peak_rss_mb']} MB"
+        f" ({'same mart' if mart['agree'] else 'marts differ'})"
+    )
     added = link_landing(source, landing, None)
     print(f"incremental: one more day ({last}, {added} files)")
     inc = phase("incremental", lake, landing)
@@ -280,12 +348,14 @@ def main(argv: list[str] | None = None) -> int:
         "accounts": args.accounts,
         "days": args.days,
         "seed": args.seed,
-        "generator_s": None if generated is None else round(generated, 1),
+        "generator_s": generated,
+        "generator_cached": cached,
         "cold": cold,
         "incremental": inc,
         "incremental_over_cold": inc["wall_s"] / cold["wall_s"],
         "rows": rows,
         "lookup": lookup,
+        "mart": mart,
         "cpus": os.cpu_count(),
     }
     results = args.out / "results"

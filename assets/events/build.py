@@ -67,21 +67,25 @@ def build_days(
     sql = _events_sql(mapping, present, first, last)
     if sql is None:
         raise ValueError("no raw table of the event mapping exists yet: run the raw layer first")
+    # The sources first, on their own: planned as one statement with the joins and the
+    # dedup window below, the same work took ~1.8x as long (4.6 s vs 2.6 s for 950k events).
+    con.execute(f"CREATE OR REPLACE TEMP TABLE source_events AS {sql}")
     con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE day_events AS
+        """CREATE OR REPLACE TEMP TABLE day_events AS
             SELECT e.event_id, e.event_name, CAST(e.occurred_at AS DATE) AS event_date,
                 e.occurred_at, coalesce(a.canonical_id, CASE WHEN e.scope = 'account'
                     THEN pa.account_id END) AS account_id, p.canonical_id AS person_id,
                 e.scope, e.source_system, e.source_object, e.source_id, e.properties,
                 e._ingested_at::TIMESTAMPTZ AS _ingested_at, $now::TIMESTAMPTZ AS _built_at,
                 e.account_ref
-            FROM ({sql}) e
+            FROM source_events e
             LEFT JOIN links a ON a.entity_type = 'account' AND a.record_key = e.account_ref
             LEFT JOIN links p ON p.entity_type = 'person' AND p.record_key = e.person_ref
             LEFT JOIN person_account pa ON pa.person_id = p.canonical_id
             QUALIFY row_number() OVER (PARTITION BY e.event_id ORDER BY e._ingested_at DESC) = 1""",
         {"now": now},
     )
+    con.execute("DROP TABLE source_events")
     orphan = "scope = 'account' AND account_id IS NULL"
     events = con.sql(
         f"SELECT * EXCLUDE (account_ref) FROM day_events WHERE NOT ({orphan}) "

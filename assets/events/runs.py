@@ -48,10 +48,12 @@ def _chunks(first: date, last: date, size: int) -> list[tuple[date, date]]:
     return out
 
 
-def build_graph(defs, instance, run_config: dict | None = None) -> tuple[list, list]:
+def build_graph(
+    defs, instance, run_config: dict | None = None, after: AssetSelection = AFTER_EVENTS
+) -> tuple[list, list]:
     """The whole graph in this process, as `make demo` and `make bench` run it: the layers
-    before the events, each pending range of days, then the layers after. Stops at the first
-    failed run; returns the runs' results and the day ranges built."""
+    before the events, each pending range of days, then `after` (by default every layer after
+    them). Stops at the first failed run; returns the runs' results and the day ranges built."""
     from assets.events import EVENT_DAYS, MAPPING
 
     job = defs.resolve_implicit_global_asset_job_def()
@@ -79,5 +81,5 @@ def build_graph(defs, instance, run_config: dict | None = None) -> tuple[list, l
     for first, last in ranges:  # only the days that received data
         ok = ok and run(AssetSelection.assets(EVENTS_KEY), range_tags(first, last))
     if ok:
-        run(AFTER_EVENTS)
+        run(after)
     return results, ranges

@@ -5,7 +5,9 @@ rule-breaking rows to `raw/quarantine` and validates the batch with the table's 
 the commit. A failed gate leaves every table at its previous version and fails the run.
 """
 
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 from dagster import (
     AssetCheckResult,
@@ -22,7 +24,7 @@ from dagster import (
 
 from assets.landing import landing_key
 from assets.metadata import OWNER, definition_metadata, published_metadata
-from assets.raw.ingest import Batch, build_batch, commit, find_pending
+from assets.raw.ingest import Batch, Pending, build_batch, commit, find_pending
 from checks.gate import validate
 from checks.raw import QUARANTINE, RAW_TABLES, RawContract
 from resources.duckdb import DuckDBResource
@@ -75,33 +77,48 @@ def build_raw_asset(c: RawContract) -> AssetsDefinition:
     ) -> Iterator[MaterializeResult | AssetCheckResult]:
         pending = find_pending(c, landing, lake)
         context.log.info(f"{c.name}: {len(pending)} new landing file(s)")
-        try:
-            with duckdb.connect() as con:
-                batch = build_batch(c, pending, lake, con)
-        except SchemaChangeError as exc:
-            yield AssetCheckResult(
-                asset_key=key,
-                check_name=SUITE_CHECK,
-                passed=False,
-                severity=AssetCheckSeverity.ERROR,
-                description=str(exc),
-                metadata={"rule": "type_change"},
-            )
-            raise Failure(description=str(exc)) from exc
-        gate = validate(c.name, c.suite(), batch.rows, batch.summary())
-        yield gate.check_result(key, SUITE_CHECK, lake.data_docs)
-        if not gate.passed:
-            raise gate.failure(f"{c.name} batch of {len(pending)} file(s)")
-        published = commit(batch, lake)
-        yield MaterializeResult(
-            asset_key=key,
-            metadata={
-                **published_metadata(c, published, batch.rows.schema, batch.rows),
-                **_batch_metadata(batch),
-            },
-        )
+        with tempfile.TemporaryDirectory(prefix=f"lakehouse-{c.table}-") as stage:
+            yield from _ingest(context, c, pending, lake, duckdb, Path(stage))
 
     return _raw
+
+
+def _ingest(
+    context: AssetExecutionContext,
+    c: RawContract,
+    pending: list[Pending],
+    lake: LakeResource,
+    duckdb: DuckDBResource,
+    stage: Path,
+) -> Iterator[MaterializeResult | AssetCheckResult]:
+    """Type and stage, gate the staged rows, then commit: nothing is visible before the gate."""
+    key = raw_key(c)
+    try:
+        with duckdb.connect() as con:
+            batch = build_batch(c, pending, lake, con, stage)
+    except SchemaChangeError as exc:
+        yield AssetCheckResult(
+            asset_key=key,
+            check_name=SUITE_CHECK,
+            passed=False,
+            severity=AssetCheckSeverity.ERROR,
+            description=str(exc),
+            metadata={"rule": "type_change"},
+        )
+        raise Failure(description=str(exc)) from exc
+    gate = validate(c.name, c.suite(), batch.chunks(), batch.summary())
+    yield gate.check_result(key, SUITE_CHECK, lake.data_docs)
+    if not gate.passed:
+        raise gate.failure(f"{c.name} batch of {len(pending)} file(s)")
+    published = commit(batch, lake)
+    context.log.info(f"{c.name}: {published.rows_written:,} rows in version {published.version}")
+    yield MaterializeResult(
+        asset_key=key,
+        metadata={
+            **published_metadata(c, published, batch.schema, batch.head),
+            **_batch_metadata(batch),
+        },
+    )
 
 
 def _batch_metadata(batch: Batch) -> dict:

@@ -3,17 +3,23 @@
 A file's identity is its content hash, kept in `raw/ingest_log`, so a file is ingested once even
 when delivered again under another name. Each commit is idempotent on its own target (quarantine,
 raw, log, in that order), so a run killed between two commits finishes cleanly when re-run.
+
+Typed rows are staged as Parquet files outside the lake while the batch is typed and gated, and
+streamed into one Delta commit: a two-year backlog (10M events) never sits in memory at once.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
+import pyarrow.parquet as pq
 
 from assets.raw.read import FileRows, Reject, read_file
 from checks.contract import SQL_TYPES, Column
@@ -24,7 +30,8 @@ from resources.landing import LandingFile, LandingResource
 # Minimum number of values in one file before "every value fails the cast" counts as a type
 # change of the whole column (an error) rather than a few bad rows (quarantine).
 TYPE_CHANGE_MIN_VALUES = 3
-CHUNK_ROWS = 250_000  # rows typed per DuckDB pass
+CHUNK_ROWS = 250_000  # rows typed per DuckDB pass (one staged Parquet file each)
+GATE_ROWS = 1_000_000  # rows handed to the GX suite at a time
 FUTURE_SLACK = "INTERVAL 2 DAY"  # an event may be stamped up to two days after its extract date
 EARLIEST = "DATE '1970-01-01'"
 INFERRED_TYPES = ("BIGINT", "DOUBLE", "BOOLEAN", "TIMESTAMPTZ", "VARCHAR")
@@ -54,17 +61,25 @@ class FileCounts:
 
 @dataclass
 class Batch:
+    """A typed, rule-checked batch: rows staged on disk, quarantine in memory (small)."""
+
     contract: RawContract
     pending: list[Pending]
-    rows: pa.Table
+    staged: list[Path]  # typed rows, one Parquet file per typing pass
+    schema: pa.Schema  # of the staged rows (contract columns + drift columns)
     quarantine: pa.Table
     ingested_at: dt.datetime
     counts: dict[str, FileCounts] = field(default_factory=dict)
     extras: dict[str, str] = field(default_factory=dict)  # drift columns absorbed: name -> type
+    head: pa.Table | None = None  # first rows, for the preview
 
     @property
     def rows_read(self) -> int:
         return sum(c.read for c in self.counts.values())
+
+    @property
+    def rows_published(self) -> int:
+        return sum(c.published for c in self.counts.values())
 
     @property
     def quarantine_share(self) -> float:
@@ -75,10 +90,27 @@ class Batch:
             "files": len([p for p in self.pending if not p.duplicate_of]),
             "duplicate_files": len([p for p in self.pending if p.duplicate_of]),
             "rows_read": self.rows_read,
-            "rows_published": self.rows.num_rows,
+            "rows_published": self.rows_published,
             "rows_quarantined": self.quarantine.num_rows,
             "quarantine_share": round(self.quarantine_share, 6),
         }
+
+    def dataset(self) -> pads.Dataset:
+        return pads.dataset([str(p) for p in self.staged], schema=self.schema, format="parquet")
+
+    def chunks(self, rows: int = GATE_ROWS) -> Iterator[pa.Table]:
+        """The staged rows, `rows` at a time (whole staged files: a file never splits)."""
+        if not self.staged:
+            yield self.schema.empty_table()
+            return
+        part: list[pa.Table] = []
+        for path in self.staged:
+            part.append(pq.read_table(path, schema=self.schema))
+            if sum(t.num_rows for t in part) >= rows:
+                yield pa.concat_tables(part)
+                part = []
+        if part:
+            yield pa.concat_tables(part)
 
 
 # -- what is new ---------------------------------------------------------------------------------
@@ -121,29 +153,42 @@ def build_batch(
     pending: list[Pending],
     lake: LakeResource,
     con: duckdb.DuckDBPyConnection,
+    stage: Path,
 ) -> Batch:
+    """Type and rule-check every pending file; typed rows go to Parquet files under `stage`."""
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     counts: dict[str, FileCounts] = {p.file.relative: FileCounts() for p in pending}
     schema = _existing_schema(lake, contract)
-    typed_parts: list[pa.Table] = []
+    staged: list[Path] = []
     quarantined_parts: list[pa.Table] = [_empty_quarantine()]
     extras: dict[str, str] = {}
     rejects: list[dict] = []
     parts: list[pa.Table] = []
     header_fields: list[str] = []
+    head: pa.Table | None = None
+    out_schema: pa.Schema | None = None
 
     def flush() -> None:
-        """Type one chunk of files: DuckDB's working set stays bounded whatever the backlog."""
-        nonlocal schema
+        """Type one chunk of files and stage it: memory stays bounded whatever the backlog."""
+        nonlocal schema, head, out_schema
         if not parts:
             return
         source = pa.concat_tables(parts, promote_options="default")
         parts.clear()
         typed, quarantined, new = _type_and_check(contract, source, header_fields, schema, now, con)
-        typed_parts.append(typed)
+        del source
         quarantined_parts.append(quarantined)
         extras.update(new)
         schema = _merge(schema, typed.schema)
+        out_schema = _merge(out_schema, typed.schema)
+        for file, n in _count_by_file(typed, "_source_file").items():
+            counts[file].published += n
+        if typed.num_rows:
+            path = stage / f"part-{len(staged):05d}.parquet"
+            pq.write_table(typed, path)
+            staged.append(path)
+            if head is None:
+                head = typed.slice(0, 10)
 
     fresh = [p for p in pending if not p.duplicate_of]
     for p in fresh:
@@ -158,17 +203,20 @@ def build_batch(
     flush()
     if rejects:
         quarantined_parts.append(pa.Table.from_pylist(rejects, QUARANTINE.schema))
-    typed = (
-        pa.concat_tables(typed_parts, promote_options="default")
-        if typed_parts
-        else _empty(contract)
-    )
     quarantined = pa.concat_tables(quarantined_parts)
-    for file, n in _count_by_file(typed, "_source_file").items():
-        counts[file].published = n
     for file, n in _count_by_file(quarantined, "source_file").items():
         counts[file].quarantined = n
-    return Batch(contract, pending, typed, quarantined, now, counts, extras)
+    return Batch(
+        contract,
+        pending,
+        staged,
+        out_schema or _empty(contract).schema,
+        quarantined,
+        now,
+        counts,
+        extras,
+        head,
+    )
 
 
 def _merge(schema: pa.Schema | None, more: pa.Schema) -> pa.Schema:
@@ -463,7 +511,7 @@ def commit(batch: Batch, lake: LakeResource) -> Published:
     c = batch.contract
     fresh = [p for p in batch.pending if not p.duplicate_of]
     shas = pa.array([p.sha256 for p in fresh], pa.string())
-    rows, quarantined = batch.rows, batch.quarantine
+    quarantined = batch.quarantine
 
     if quarantined.num_rows and lake.exists("raw", QUARANTINE.table):
         done = lake.read(
@@ -486,23 +534,32 @@ def commit(batch: Batch, lake: LakeResource) -> Published:
 
     log_versions = [r["raw_version"] for r in _log_rows(lake, c.table)]
     current = lake.version(c.layer, c.table)
-    if current is not None and rows.num_rows and current != max(log_versions, default=-1):
+    keep: pads.Expression | None = None
+    if current is not None and batch.rows_published and current != max(log_versions, default=-1):
         # The raw table moved past what the log knows: an earlier run died before its log
         # commit. Drop the files it already appended.
         done = lake.read(
             c.layer, c.table, columns=["_file_sha256"], filter=pads.field("_file_sha256").isin(shas)
         )
-        rows = rows.filter(pc.invert(pc.is_in(rows["_file_sha256"], done["_file_sha256"].unique())))
+        keep = ~pads.field("_file_sha256").isin(done["_file_sha256"].unique())
+    staged = batch.dataset()
+    rows = staged.count_rows(filter=keep) if batch.staged else 0
 
-    if rows.num_rows or current is None:
+    if rows or current is None:
+        data = (
+            staged.scanner(filter=keep, batch_size=65_536).to_reader()
+            if rows
+            else batch.schema.empty_table()
+        )
         published = lake.publish(
             c.layer,
             c.table,
-            rows,
+            data,
             partition_by=c.partition_by or None,
             description=c.description,
             commit_metadata={"files": str(len(fresh)), "lakehouse.operation": "raw ingest"},
         )
+        published = Published(published.uri, published.version, rows, published.total_rows)
     else:
         published = lake.describe(c.layer, c.table)
 
