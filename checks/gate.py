@@ -323,6 +323,12 @@ def _gx() -> tuple[Any, Any]:
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx
     import great_expectations.expectations as gxe
+    from great_expectations.execution_engine import pandas_execution_engine
+
+    # GX fingerprints every DataFrame under this size (pandas row hashing, twice per
+    # validation) only to label the batch; the gates never use that label, and it cost more
+    # than the expectations themselves (4.2 of 5.2 s on 1M raw usage events, measured).
+    pandas_execution_engine.HASH_THRESHOLD = 0
 
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     return gx, gxe

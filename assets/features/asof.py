@@ -112,14 +112,7 @@ def prepare(con: duckdb.DuckDBPyConnection) -> None:
                 occurred_at) FILTER (WHERE event_name = 'risk_assessed') AS vendor_flags
         FROM ev WHERE account_id IS NOT NULL GROUP BY ALL"""
     )
-    # Subscription attributes as intervals, by account.
-    con.execute(
-        """CREATE OR REPLACE TEMP TABLE sub_state AS
-        SELECT s.account_id, h.entity_id AS subscription_id, h.attribute, h.value,
-            h.valid_from::DATE AS valid_from, h.valid_to::DATE AS valid_to
-        FROM history h JOIN subscription s ON s.subscription_id = h.entity_id
-        WHERE h.entity_type = 'subscription' AND s.account_id IS NOT NULL"""
-    )
+    prepare_subscriptions(con)
     # Expansion opportunities: opened on a day, closed (won or lost) on a day, if ever.
     con.execute(
         """CREATE OR REPLACE TEMP TABLE opps AS
@@ -131,6 +124,17 @@ def prepare(con: duckdb.DuckDBPyConnection) -> None:
         WHERE o.event_name = 'opportunity_created' AND o.account_id IS NOT NULL
             AND json_extract_string(o.properties, '$.type') = 'expansion'
         GROUP BY ALL"""
+    )
+
+
+def prepare_subscriptions(con: duckdb.DuckDBPyConnection) -> None:
+    """`sub_state`: subscription attributes as intervals, by account (all `labels_sql` needs)."""
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE sub_state AS
+        SELECT s.account_id, h.entity_id AS subscription_id, h.attribute, h.value,
+            h.valid_from::DATE AS valid_from, h.valid_to::DATE AS valid_to
+        FROM history h JOIN subscription s ON s.subscription_id = h.entity_id
+        WHERE h.entity_type = 'subscription' AND s.account_id IS NOT NULL"""
     )
 
 

@@ -344,7 +344,7 @@ def prediction_outcomes(
         last = con.sql(
             "SELECT max(event_date) FROM ev WHERE event_date <= current_date"
         ).fetchall()[0][0]
-        asof.prepare(con)
+        asof.prepare_subscriptions(con)  # labels need subscription states, not `daily`
         for spec in SPECS:
             if not lake.exists(spec.scores.layer, spec.scores.table):
                 continue
