@@ -138,8 +138,10 @@ class LakeResource(ConfigurableResource):
             commit_properties=CommitProperties(custom_metadata=commit_metadata or {}),
         )
         dt = self.table(layer, table)
+        if rows is None:  # a stream: the commit's own metrics say how many rows it added
+            rows = int(dt.history(1)[0].get("operationMetrics", {}).get("num_added_rows", 0))
         total = _row_count(dt) if count_total else None
-        return Published(uri=uri, version=dt.version(), rows_written=rows or 0, total_rows=total)
+        return Published(uri=uri, version=dt.version(), rows_written=rows, total_rows=total)
 
 
 def _row_count(dt: DeltaTable) -> int:

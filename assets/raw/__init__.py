@@ -12,7 +12,6 @@ from pathlib import Path
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
-    AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
@@ -24,6 +23,7 @@ from dagster import (
 
 from assets.landing import landing_key
 from assets.metadata import OWNER, definition_metadata, published_metadata
+from assets.publish import SUITE_CHECK, suite_check
 from assets.raw.ingest import Batch, Pending, build_batch, commit, find_pending
 from checks.gate import validate
 from checks.raw import QUARANTINE, RAW_TABLES, RawContract
@@ -31,7 +31,6 @@ from resources.duckdb import DuckDBResource
 from resources.lake import LakeResource, SchemaChangeError
 from resources.landing import LandingResource
 
-SUITE_CHECK = "gx_suite"
 KINDS = {"delta", "duckdb", "great_expectations"}
 
 
@@ -60,14 +59,7 @@ def build_raw_asset(c: RawContract) -> AssetsDefinition:
         owners=[OWNER],
         tags={"layer": "raw", "pii": str(bool(c.pii_columns)).lower(), "source": c.source},
         metadata={**definition_metadata(c), "quarantine_threshold": c.quarantine_threshold},
-        check_specs=[
-            AssetCheckSpec(
-                SUITE_CHECK,
-                asset=key,
-                blocking=True,
-                description=f"Great Expectations suite of {c.name}, run before commit.",
-            )
-        ],
+        check_specs=[suite_check(c)],
     )
     def _raw(
         context: AssetExecutionContext,
@@ -148,7 +140,7 @@ QUARANTINE_KEY = AssetKey([QUARANTINE.layer, QUARANTINE.table])
     owners=[OWNER],
     tags={"layer": "raw", "pii": "true"},
     metadata=definition_metadata(QUARANTINE),
-    check_specs=[AssetCheckSpec(SUITE_CHECK, asset=QUARANTINE_KEY, blocking=True)],
+    check_specs=[suite_check(QUARANTINE)],
 )
 def quarantine(lake: LakeResource) -> Iterator[MaterializeResult | AssetCheckResult]:
     if not lake.exists(QUARANTINE.layer, QUARANTINE.table):

@@ -187,8 +187,8 @@ def build_batch(
             path = stage / f"part-{len(staged):05d}.parquet"
             pq.write_table(typed, path)
             staged.append(path)
-            if head is None:
-                head = typed.slice(0, 10)
+            if head is None:  # a copy: a slice would keep the whole chunk alive
+                head = typed.take(pa.array(range(min(10, typed.num_rows))))
 
     fresh = [p for p in pending if not p.duplicate_of]
     for p in fresh:
@@ -559,7 +559,6 @@ def commit(batch: Batch, lake: LakeResource) -> Published:
             description=c.description,
             commit_metadata={"files": str(len(fresh)), "lakehouse.operation": "raw ingest"},
         )
-        published = Published(published.uri, published.version, rows, published.total_rows)
     else:
         published = lake.describe(c.layer, c.table)
 
