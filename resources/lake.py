@@ -18,6 +18,8 @@ from dagster import ConfigurableResource
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from pydantic import Field
 
+from resources.parquet_commit import append_parquet
+
 DEFAULT_LAKE_ROOT = str(Path(__file__).resolve().parent.parent / "lake")
 
 
@@ -125,6 +127,21 @@ class LakeResource(ConfigurableResource):
         if exists:
             _refuse_type_changes(f"{layer}/{table}", self.table(layer, table), data.schema)
         rows = data.num_rows if isinstance(data, pa.Table) else None
+        if self._streams_files(uri, data, mode, predicate, exists):
+            table_dt = self.table(layer, table) if exists else None
+            rows = append_parquet(
+                uri,
+                data,
+                partition_by=(
+                    table_dt.metadata().partition_columns if table_dt else list(partition_by or [])
+                ),
+                name=f"{layer}.{table}",
+                description=description,
+                custom_metadata=commit_metadata,
+            )
+            dt = self.table(layer, table)
+            total = _row_count(dt) if count_total else None
+            return Published(uri=uri, version=dt.version(), rows_written=rows, total_rows=total)
         write_deltalake(
             uri,
             data,
@@ -142,6 +159,23 @@ class LakeResource(ConfigurableResource):
             rows = int(dt.history(1)[0].get("operationMetrics", {}).get("num_added_rows", 0))
         total = _row_count(dt) if count_total else None
         return Published(uri=uri, version=dt.version(), rows_written=rows, total_rows=total)
+
+    def _streams_files(
+        self, uri: str, data: object, mode: str, predicate: str | None, exists: bool
+    ) -> bool:
+        """A plain append of a stream to a local table whose schema it matches: pyarrow writes
+        the files (`parquet_commit`), which keeps memory flat however many partitions it spans."""
+        if not (isinstance(data, pa.RecordBatchReader) and mode == "append" and predicate is None):
+            return False
+        if not _is_local(uri):
+            return False
+        if not exists:
+            return True
+        current = pa.schema(DeltaTable(uri).schema().to_arrow())
+        return current.names == data.schema.names and all(
+            a.type == b.type or (_is_text(a.type) and _is_text(b.type))
+            for a, b in zip(current, data.schema, strict=True)
+        )
 
 
 def _row_count(dt: DeltaTable) -> int:
@@ -165,6 +199,10 @@ def _refuse_type_changes(name: str, dt: DeltaTable, incoming: pa.Schema) -> None
                 "a type change needs an explicit migration (new column or table), "
                 "it is never absorbed silently"
             )
+
+
+def _is_text(t: pa.DataType) -> bool:
+    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
 
 
 def _same_type(a: pa.DataType, b: pa.DataType) -> bool:
