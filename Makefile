@@ -9,7 +9,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export GX_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: install demo test dev bench lint lock evaluate-identity evaluate-models clean-lake system-deps
+.PHONY: install demo test faults dev bench lint lock evaluate-identity evaluate-models clean-lake system-deps
 
 install: $(STAMP)
 
@@ -29,6 +29,11 @@ demo: install
 test: install system-deps
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+## faults: the fault suite (docs/reliability.md): bad input, SIGKILL crashes, concurrent runs,
+## idempotence, secrets; figures under tests/artifacts/faults
+faults: install system-deps
+	$(BIN)/python -m pytest -m faults
 
 ## system-deps: what the tests start besides Python (Debian packages): a PostgreSQL server for the
 ## destination tests, Chromium and its driver for the browser test. Installed only when missing.

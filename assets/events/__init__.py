@@ -149,10 +149,10 @@ def account_lifecycle(
         if as_of is None:
             raise ValueError("events/events is empty: build the event days first")
         names = ", ".join(f"'{n}'" for n in RULE_EVENTS)
-        events_in = con.sql(
+        events_in = con.sql(  # a relation, not Arrow: DuckDB streams it into the rules
             f"""SELECT account_id, event_name, occurred_at, properties FROM ev
                 WHERE account_id IS NOT NULL AND event_name IN ({names})"""
-        ).to_arrow_table()
+        )
         accounts = lake.read("entities", "account", columns=["account_id", "first_seen_at"])
         subs = lake.read(
             "entities",

@@ -268,7 +268,7 @@ def _facts_sql() -> str:
 def account_lifecycle(
     con: duckdb.DuckDBPyConnection,
     accounts: pa.Table,
-    events: pa.Table,
+    events: pa.Table | duckdb.DuckDBPyRelation,
     subscriptions: pa.Table,
     as_of: date,
 ) -> pa.Table:
