@@ -54,7 +54,7 @@ bench: install
 ## dev: the Dagster UI and daemon on loopback
 dev: install
 	@mkdir -p $(DAGSTER_HOME)
-	@cp -n platform/dagster.yaml $(DAGSTER_HOME)/dagster.yaml 2>/dev/null || true
+	@cp -u platform/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $${DAGSTER_PORT:-3000}
 
 lint: install

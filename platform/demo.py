@@ -20,8 +20,9 @@ ROOT = HERE.parent
 def _instance_home() -> Path:
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(ROOT / "lake" / ".dagster")))
     home.mkdir(parents=True, exist_ok=True)
-    if not (home / "dagster.yaml").exists():
-        shutil.copy(HERE / "dagster.yaml", home / "dagster.yaml")
+    config = home / "dagster.yaml"
+    if not config.exists() or config.stat().st_mtime < (HERE / "dagster.yaml").stat().st_mtime:
+        shutil.copy(HERE / "dagster.yaml", config)  # the project's instance settings, kept current
     return home
 
 

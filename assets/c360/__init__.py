@@ -25,6 +25,7 @@ from assets.c360.profiles import (
     people_sql,
     person_consent_sql,
 )
+from assets.concurrency import writer_pool
 from assets.entities.records import create_macros, register_raw
 from assets.entities.rules import load_rules
 from assets.events.build import EVENTS, register_current_events
@@ -58,6 +59,7 @@ def _key(c: TableContract) -> AssetKey:
 def _spec(c: TableContract) -> dict:
     return {
         "key": _key(c),
+        "pool": writer_pool(_key(c)),
         "description": c.description,
         "group_name": GROUP,
         "deps": DEPS,

@@ -26,6 +26,7 @@ from dagster import (
     multi_asset,
 )
 
+from assets.concurrency import writer_pool
 from assets.entities import tables as build
 from assets.entities.identity import IdentityResult, load_decisions, resolve_identities
 from assets.entities.rules import load_rules
@@ -82,6 +83,7 @@ def _keep_first_seen(new: pa.Table, old: pa.Table, key_cols: list[str], ts_col: 
 
 @multi_asset(
     name="resolve_identities",
+    pool=writer_pool("resolve_identities"),
     group_name=GROUP,
     outs={
         c.table: AssetOut(
@@ -225,6 +227,7 @@ def build_entity_asset(
 
     @asset(
         key=asset_key,
+        pool=writer_pool(asset_key),
         group_name=GROUP,
         deps=[key(contracts.IDENTITY_LINKS), *deps, *(key(ref) for ref, _ in fks.values())],
         description=contract.description + fk_text,

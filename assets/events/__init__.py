@@ -22,6 +22,7 @@ from dagster import (
     asset,
 )
 
+from assets.concurrency import writer_pool
 from assets.events.build import (
     EVENTS,
     UNATTRIBUTED,
@@ -125,6 +126,7 @@ LIFECYCLE_KEY = AssetKey([LIFECYCLE.layer, LIFECYCLE.table])
 
 @asset(
     key=LIFECYCLE_KEY,
+    pool=writer_pool(LIFECYCLE_KEY),
     description=LIFECYCLE.description,
     group_name=GROUP,
     deps=[

@@ -19,6 +19,7 @@ from dagster import (
     multi_asset,
 )
 
+from assets.concurrency import writer_pool
 from assets.events.build import EVENTS, register_current_events
 from assets.features import asof
 from assets.metadata import OWNER, definition_metadata, published_metadata
@@ -63,6 +64,7 @@ def _not_upgraded(rel: str) -> str:
 
 @multi_asset(
     name="build_features",
+    pool=writer_pool("build_features"),
     group_name=GROUP,
     outs={
         c.table: AssetOut(

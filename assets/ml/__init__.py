@@ -24,6 +24,7 @@ from dagster import (
     asset,
 )
 
+from assets.concurrency import writer_pool
 from assets.events.build import register_current_events
 from assets.features import INPUTS as FEATURE_INPUTS
 from assets.features import asof
@@ -110,6 +111,7 @@ def _fingerprint(table: pa.Table) -> str:
 def build_model_asset(spec: ModelSpec):
     @asset(
         key=spec.model_key,
+        pool=writer_pool(spec.model_key),
         description=(
             f"The {spec.kind} model: CatBoost on {spec.training.name}, validated on its latest "
             "as-of dates (never trained on), logged to MLflow and registered as "
@@ -179,6 +181,7 @@ def build_scores_asset(spec: ModelSpec):
 
     @asset(
         key=key,
+        pool=writer_pool(key),
         description=spec.scores.description,
         group_name=GROUP,
         deps=[_key(spec.mart), spec.model_key],
@@ -310,6 +313,7 @@ def _numeric(table: pa.Table, name: str) -> np.ndarray:
 
 @asset(
     key=OUTCOMES_KEY,
+    pool=writer_pool(OUTCOMES_KEY),
     description=OUTCOMES.description,
     group_name=GROUP,
     deps=[s.scores_key for s in SPECS]

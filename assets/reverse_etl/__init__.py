@@ -31,6 +31,7 @@ from dagster import (
 )
 from pydantic import Field
 
+from assets.concurrency import writer_pool
 from assets.entities.rules import load_rules
 from assets.metadata import OWNER, definition_metadata
 from assets.publish import SUITE_CHECK, gate_and_publish, suite_check
@@ -64,6 +65,7 @@ INPUTS = {
 
 @asset(
     key=UPDATES_KEY,
+    pool=writer_pool(UPDATES_KEY),
     description=CRM_ACCOUNT_UPDATES.description,
     group_name=GROUP,
     deps=[AssetKey(list(t)) for t in INPUTS.values()],
@@ -120,6 +122,7 @@ class SyncConfig(Config):
 
 @multi_asset(
     name="sync_to_crm",
+    pool=writer_pool("sync_to_crm"),
     group_name=GROUP,
     outs={
         "sync_audit": AssetOut(
@@ -225,6 +228,7 @@ def _busy(context: AssetExecutionContext) -> str | None:
 
 @asset(
     key=ERASURE_KEY,
+    pool=writer_pool(ERASURE_KEY),
     description=ERASURE_AUDIT.description,
     group_name=GROUP,
     deps=[AssetKey([CONSENT_RECORDS.layer, CONSENT_RECORDS.table])],

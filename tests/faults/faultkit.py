@@ -21,6 +21,7 @@ FIGURES = ARTIFACTS / "faults" / "figures.json"
 VOLATILE = frozenset(
     {
         "_ingested_at",
+        "_built_at",
         "ingested_at",
         "quarantined_at",
         "file_mtime_ns",

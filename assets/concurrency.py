@@ -1,0 +1,20 @@
+"""One writer per table at a time, across runs.
+
+Two runs that materialize the same asset at once (a sensor's run beside a hand-launched one)
+would both find the same new landing files and both append them. Each asset that writes Delta
+tables therefore runs in a Dagster concurrency pool of its own, and the instance limits every
+pool to one step at a time (`concurrency.pools.default_limit: 1` in platform/dagster.yaml): the
+second run's step waits for the first, then finds nothing left to do. Different assets never
+share a pool, so one run's steps still run side by side.
+
+The partitioned `events/events` asset has no pool: each run replaces only its own days with a
+Delta predicate, and delta-rs refuses the commit of a second writer of the same days
+("a concurrent transaction added new data"), while ranges that do not overlap run together.
+"""
+
+from dagster import AssetKey
+
+
+def writer_pool(key: AssetKey | str) -> str:
+    """The pool of the asset (or multi-asset) that writes `key`: its own name."""
+    return key.to_user_string() if isinstance(key, AssetKey) else key
