@@ -2,8 +2,8 @@
 
 Memory is bounded: DuckDB would otherwise take up to 80% of the machine per connection, and the
 lakehouse's heaviest queries (a 2-year event history, the lifecycle day grid) spill to a private
-temp directory instead. At the data dictionary's scale the lifecycle step peaks at 2.7 GB RSS
-with the 2 GB default against 5.4 GB unbounded (21 s against 19 s, measured on the `make bench` lake).
+temp directory instead. On the `make bench` lake the lifecycle step peaks at 2.7 GB RSS with the
+2 GB default against 5.4 GB unbounded (21 s against 19 s).
 """
 
 from __future__ import annotations
@@ -18,6 +18,10 @@ from pydantic import Field
 
 OFFLINE = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
 DEFAULT_MEMORY_LIMIT = "2GB"
+# Money, scores and hours are summed as this type, not DOUBLE: DuckDB's parallel DOUBLE sums
+# differ in the last bits from run to run, so identical builds gave different features (and
+# training-set fingerprints). A DECIMAL sum is exact; the inputs carry at most 9 decimals.
+EXACT = "DECIMAL(38, 9)"
 
 
 def connect(

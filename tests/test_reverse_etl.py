@@ -362,3 +362,21 @@ def test_http_destination_is_told_to_erase(http_crm):
     run(updates(3), STATE_SCHEMA.empty_table(), dest)
     assert dest.erase(["00100001"]).ok and sorted(store) == ["00100000", "00100002"]
     assert not HttpBatchDestination("http://127.0.0.1:9", timeout=2).erase(["x"]).ok
+
+
+def test_a_record_held_back_again_for_the_same_reason_is_audited_once(crm):
+    """No consent / low confidence with unchanged inputs: the second sync adds no audit rows,
+    and the review queue still lists the pending action."""
+    from assets.reverse_etl.sync import last_decisions
+
+    table = updates(3, {0: {"consent_crm_sync": False}, 1: {"action_confidence": 0.1}})
+    first = run(table, STATE_SCHEMA.empty_table(), crm)
+    assert sorted(first.audit["status"].to_pylist()) == ["queued_review", "sent", "skipped_consent"]
+    second = run(table, first.state, crm, decided=last_decisions(first.audit))
+    assert second.audit.num_rows == 0
+    assert second.review["crm_account_id"].to_pylist() == ["00100001"]
+    assert second.counts["unchanged"] == 3
+
+    changed = updates(3, {0: {"consent_crm_sync": False, "health_score": 40}})
+    third = run(changed, second.state, crm, decided=last_decisions(first.audit))
+    assert third.audit["status"].to_pylist() == ["skipped_consent", "sent"]

@@ -18,6 +18,7 @@ import yaml
 
 from assets.entities.rules import EntityRules, Rules
 from assets.events.mapping import view
+from resources.duckdb import EXACT
 
 DEFAULT_C360 = Path(__file__).with_name("c360.yaml")
 C360_PATH = "LAKEHOUSE_C360_RULES"
@@ -103,8 +104,8 @@ def accounts_sql(c360: C360Rules, rules: Rules, as_of: date) -> str:
     seen AS (SELECT account_id, max(occurred_at) FILTER (WHERE {usage}) AS last_seen_at,
             max(occurred_at) FILTER (WHERE event_name = 'session_started') AS last_login_at,
             min(occurred_at) FILTER (WHERE event_name = 'workspace_created') AS signup_at,
-            sum(try_cast(json_extract_string(properties, '$.amount') AS DOUBLE))
-                FILTER (WHERE event_name = 'invoice_paid') AS paid_to_date
+            sum(try_cast(json_extract_string(properties, '$.amount') AS {EXACT}))
+                FILTER (WHERE event_name = 'invoice_paid')::DOUBLE AS paid_to_date
         FROM ev WHERE account_id IS NOT NULL AND event_date <= DATE '{as_of}' GROUP BY 1),
     eng AS (SELECT account_id, {_windows("sessions", "event_name = 'session_started'", as_of)},
             {_windows("events", usage, as_of)},
@@ -116,10 +117,11 @@ def accounts_sql(c360: C360Rules, rules: Rules, as_of: date) -> str:
                 IN ('high', 'critical')) AS high_priority_open_tickets
         FROM open_tickets WHERE account_id IS NOT NULL GROUP BY 1),
     solved AS (SELECT account_id, avg(try_cast(json_extract_string(properties,
-                '$.resolution_hours') AS DOUBLE)) AS resolution_hours_90d
+                '$.resolution_hours') AS {EXACT})) AS resolution_hours_90d
         FROM ev WHERE event_name = 'ticket_solved' AND account_id IS NOT NULL AND {recent}
         GROUP BY 1),
-    rev AS (SELECT account_id, sum(mrr) FILTER (WHERE {ACTIVE_SUBSCRIPTION}) AS mrr,
+    rev AS (SELECT account_id,
+            sum(mrr::{EXACT}) FILTER (WHERE {ACTIVE_SUBSCRIPTION})::DOUBLE AS mrr,
             arg_max(plan_tier, mrr) FILTER (WHERE {ACTIVE_SUBSCRIPTION}) AS plan,
             count(*) FILTER (WHERE {ACTIVE_SUBSCRIPTION}) AS active_subscriptions
         FROM subscription WHERE account_id IS NOT NULL GROUP BY 1),

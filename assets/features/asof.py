@@ -17,6 +17,8 @@ from datetime import date
 import duckdb
 import pyarrow as pa
 
+from resources.duckdb import EXACT
+
 PLAN_ORDER = {"starter": 1, "growth": 2, "enterprise": 3}
 # MRR band of each tier (floor, ceiling), for how close an account is to outgrowing its tier.
 TIER_BANDS = {"starter": (0.0, 1000.0), "growth": (1000.0, 5000.0), "enterprise": (5000.0, 25000.0)}
@@ -90,7 +92,7 @@ def prepare(con: duckdb.DuckDBPyConnection) -> None:
             count(*) FILTER (WHERE event_name IN {_in(RETENTION)}) AS retention,
             count(*) FILTER (WHERE event_name = 'integration_connected') AS integrations,
             count(*) FILTER (WHERE event_name = 'premium_feature_trial_started') AS premium,
-            sum(try_cast(json_extract_string(properties, '$.feature_adoption_score') AS DOUBLE))
+            sum(try_cast(json_extract_string(properties, '$.feature_adoption_score') AS {EXACT}))
                 FILTER (WHERE event_name IN {_in(USAGE)}) AS adoption_sum,
             count(json_extract_string(properties, '$.feature_adoption_score'))
                 FILTER (WHERE event_name IN {_in(USAGE)}) AS adoption_n,
@@ -99,7 +101,7 @@ def prepare(con: duckdb.DuckDBPyConnection) -> None:
                 properties, '$.priority') IN ('high', 'critical')) AS urgent_tickets,
             count(*) FILTER (WHERE event_name = 'ticket_opened' AND json_extract_string(
                 properties, '$.topic') = 'feature_request') AS feature_requests,
-            sum(try_cast(json_extract_string(properties, '$.resolution_hours') AS DOUBLE))
+            sum(try_cast(json_extract_string(properties, '$.resolution_hours') AS {EXACT}))
                 FILTER (WHERE event_name = 'ticket_solved') AS resolution_sum,
             count(json_extract_string(properties, '$.resolution_hours'))
                 FILTER (WHERE event_name = 'ticket_solved') AS resolution_n,
@@ -160,7 +162,7 @@ def features_sql(dates: str) -> str:
     paid AS (
         SELECT r.as_of, r.account_id,
             bool_or(r.status = 'past_due') AS is_past_due,
-            sum(try_cast(m.value AS DOUBLE)) AS mrr,
+            sum(try_cast(m.value AS {EXACT}))::DOUBLE AS mrr,
             arg_max(p.value, CASE p.value {tiers} END) AS plan_tier
         FROM running r
         LEFT JOIN sub_state m ON m.subscription_id = r.subscription_id AND m.attribute = 'mrr'
@@ -180,13 +182,14 @@ def features_sql(dates: str) -> str:
             coalesce(sum(x.usage) FILTER (WHERE x.day > p.as_of - 120
                 AND x.day <= p.as_of - 30), 0) / 3.0 AS baseline_30d,
             coalesce(sum(x.sessions) FILTER (WHERE x.day > p.as_of - 30), 0) AS sessions_last_30d,
-            sum(x.adoption_sum) / nullif(sum(x.adoption_n), 0) AS avg_adoption_score,
+            (sum(x.adoption_sum) / nullif(sum(x.adoption_n), 0))::DOUBLE AS avg_adoption_score,
             max(x.day) FILTER (WHERE x.usage > 0) AS last_event_day,
             coalesce(sum(x.retention), 0) AS retention_signal_count,
             coalesce(sum(x.tickets) FILTER (WHERE x.day > p.as_of - 30), 0) AS tickets_last_30d,
             coalesce(sum(x.urgent_tickets) FILTER (WHERE x.day > p.as_of - 90), 0)
                 AS high_priority_tickets,
-            sum(x.resolution_sum) / nullif(sum(x.resolution_n), 0) AS avg_resolution_hours,
+            (sum(x.resolution_sum) / nullif(sum(x.resolution_n), 0))::DOUBLE
+                AS avg_resolution_hours,
             coalesce(sum(x.premium) FILTER (WHERE x.day > p.as_of - 30), 0)
                 AS premium_feature_trials_30d,
             coalesce(sum(x.feature_requests) FILTER (WHERE x.day > p.as_of - 90), 0)
@@ -217,7 +220,8 @@ def features_sql(dates: str) -> str:
             AND r.valid_to::DATE > p.as_of - 90
         GROUP BY ALL),
     opp AS (
-        SELECT p.as_of, p.account_id, count(*) AS open_opps, sum(o.amount) AS opp_amount
+        SELECT p.as_of, p.account_id, count(*) AS open_opps,
+            sum(o.amount::{EXACT})::DOUBLE AS opp_amount
         FROM paid p JOIN opps o ON o.account_id = p.account_id AND o.opened <= p.as_of
             AND (o.closed IS NULL OR o.closed > p.as_of)
         GROUP BY ALL),

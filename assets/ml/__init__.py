@@ -29,7 +29,13 @@ from assets.events.build import register_current_events
 from assets.features import INPUTS as FEATURE_INPUTS
 from assets.features import asof
 from assets.metadata import OWNER, published_metadata
-from assets.ml.models import aliases, load_model, train_and_register
+from assets.ml.models import (
+    aliases,
+    load_model,
+    train_and_register,
+    training_fingerprint,
+    version_trained_on,
+)
 from assets.ml.reasons import top_reasons
 from assets.publish import SUITE_CHECK, publish_if_changed, suite_check
 from checks import features as feature_contracts
@@ -116,7 +122,9 @@ def build_model_asset(spec: ModelSpec):
             f"The {spec.kind} model: CatBoost on {spec.training.name}, validated on its latest "
             "as-of dates (never trained on), logged to MLflow and registered as "
             f"`{spec.model_name}`. A new version becomes `champion` only when it beats the "
-            "current champion's AUC on the same holdout; otherwise it is the `challenger`."
+            "current champion's AUC on the same holdout; otherwise it is the `challenger`. "
+            "When the training set and settings are those of the latest version, nothing is "
+            "trained or registered."
         ),
         group_name=GROUP,
         deps=[_key(spec.training)],
@@ -130,14 +138,28 @@ def build_model_asset(spec: ModelSpec):
         if not lake.exists(spec.training.layer, spec.training.table):
             raise ValueError(f"{spec.training.name} is missing: materialize the features first")
         training = lake.read(spec.training.layer, spec.training.table)
+        categorical = [c for c in asof.CATEGORICAL if c in spec.features]
+        dataset = _fingerprint(training)
+        recipe = training_fingerprint(dataset, spec.label, spec.features, categorical, PARAMS)
+        same = version_trained_on(spec.model_name, mlflow.uri(lake.root), recipe)
+        if same is not None:
+            context.log.info(f"{spec.model_name}: v{same} was trained on this exact set; kept")
+            return MaterializeResult(
+                metadata={
+                    "model_name": spec.model_name,
+                    "model_version": same,
+                    "retrained": False,
+                    "reason": f"training set and settings unchanged since v{same} ({recipe})",
+                }
+            )
         result = train_and_register(
             training,
             label=spec.label,
             features=list(spec.features),
-            categorical=[c for c in asof.CATEGORICAL if c in spec.features],
+            categorical=categorical,
             model_name=spec.model_name,
             tracking_uri=mlflow.uri(lake.root),
-            dataset_fingerprint=_fingerprint(training),
+            dataset_fingerprint=dataset,
             dataset_version=lake.version(spec.training.layer, spec.training.table),
             params=PARAMS,
         )
@@ -150,6 +172,7 @@ def build_model_asset(spec: ModelSpec):
             metadata={
                 "model_name": spec.model_name,
                 "model_version": result.version,
+                "retrained": True,
                 "champion_version": result.champion_version,
                 "promoted": result.promoted,
                 "mlflow_run_id": result.run_id,

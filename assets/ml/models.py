@@ -10,6 +10,7 @@ trained on, so training and scoring cannot disagree on columns or their encoding
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import tempfile
@@ -35,6 +36,7 @@ from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_s
 log = logging.getLogger(__name__)
 
 CHAMPION = "champion"
+TRAINING_TAG = "training_fingerprint"  # model version tag: see training_fingerprint
 CHALLENGER = "challenger"
 UNKNOWN_CATEGORY = "unknown"
 N_BINS = 10
@@ -265,6 +267,40 @@ def aliases(model_name: str, tracking_uri: str) -> dict[str, str]:
     return {alias: str(version) for alias, version in model.aliases.items()}
 
 
+def training_fingerprint(
+    dataset_fingerprint: str,
+    label: str,
+    features: Sequence[str],
+    categorical: Sequence[str],
+    params: dict | None,
+) -> str:
+    """What decides the model: the training rows and every setting of the fit."""
+    recipe = {
+        "dataset": dataset_fingerprint,
+        "label": label,
+        "features": list(features),
+        "categorical": list(categorical),
+        "params": {**DEFAULT_PARAMS, **(params or {})},
+        "catboost": catboost.__version__,
+    }
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def version_trained_on(model_name: str, tracking_uri: str, fingerprint: str) -> str | None:
+    """The latest registered version, if it was trained on exactly this recipe: training again
+    would only register an identical model under a new number."""
+    try:
+        versions = _client(tracking_uri).search_model_versions(f"name = '{model_name}'")
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return None
+        raise
+    if not versions:
+        return None
+    latest = max(versions, key=lambda v: int(v.version))
+    return str(latest.version) if latest.tags.get(TRAINING_TAG) == fingerprint else None
+
+
 def load_model(model_name: str, tracking_uri: str, alias_or_version: str = CHAMPION) -> LoadedModel:
     """Load a registered version by alias or number; the alias is resolved first, so the
     returned `version` is exactly the one whose weights were loaded."""
@@ -441,6 +477,12 @@ def train_and_register(
         client.delete_registered_model_alias(model_name, CHALLENGER)
     client.set_model_version_tag(model_name, version, "holdout_auc", f"{metrics['auc']:.6f}")
     client.set_model_version_tag(model_name, version, "dataset_fingerprint", dataset_fingerprint)
+    client.set_model_version_tag(
+        model_name,
+        version,
+        TRAINING_TAG,
+        training_fingerprint(dataset_fingerprint, label, features, categorical, params),
+    )
 
     return TrainResult(
         model_name=model_name,

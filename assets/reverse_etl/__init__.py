@@ -36,7 +36,13 @@ from assets.entities.rules import load_rules
 from assets.metadata import OWNER, definition_metadata
 from assets.publish import SUITE_CHECK, gate_and_publish, suite_check
 from assets.reverse_etl import erasure as er
-from assets.reverse_etl.sync import COLUMN_SOURCES, STATE_SCHEMA, sync, updates_sql
+from assets.reverse_etl.sync import (
+    COLUMN_SOURCES,
+    STATE_SCHEMA,
+    last_decisions,
+    sync,
+    updates_sql,
+)
 from checks.gate import validate
 from checks.raw import CONSENT_RECORDS
 from checks.reverse_etl import CRM_ACCOUNT_UPDATES, ERASURE_AUDIT
@@ -157,18 +163,25 @@ class SyncConfig(Config):
 def sync_to_crm(
     context: AssetExecutionContext, config: SyncConfig, lake: LakeResource, crm: CrmResource
 ) -> Iterator[MaterializeResult]:
-    """Send what changed (consented, confident, champion-scored) to the CRM; audit every row."""
+    """Send what changed (consented, confident, champion-scored) to the CRM; audit every
+    decision once (a record held back again for the same reason and inputs is not re-audited)."""
     updates = lake.read(CRM_ACCOUNT_UPDATES.layer, CRM_ACCOUNT_UPDATES.table)
     state = (
         lake.read("reverse_etl", "sync_state")
         if lake.exists("reverse_etl", "sync_state")
         else STATE_SCHEMA.empty_table()
     )
+    audited = lake.read(
+        "reverse_etl",
+        "sync_audit",
+        columns=["crm_account_id", "status", "inputs_fingerprint", "attempted_at"],
+    )
     destination = crm.destination(lake.root)
     result = sync(
         updates,
         state,
         destination,
+        decided=last_decisions(audited),
         threshold=config.threshold,
         now=datetime.now(UTC),
         sync_id=str(uuid.uuid4()),

@@ -99,7 +99,10 @@ def sync(
     dry_run: bool = False,
     batch_size: int = 500,
     crash_after_batches: int | None = None,
+    decided: dict[str, tuple[str, str]] | None = None,
 ) -> SyncResult:
+    """`decided`: each record's last audited (status, inputs fingerprint), from `last_decisions`.
+    A record held back again for the same reason with the same inputs is not audited again."""
     last = dict(
         zip(
             previous_state["crm_account_id"].to_pylist() if previous_state.num_rows else [],
@@ -147,11 +150,17 @@ def sync(
         payload = {k: row[k] for k in PAYLOAD}
         fp = fingerprint(payload)
         if not row["consent_crm_sync"]:
+            if (decided or {}).get(row[KEY]) == ("skipped_consent", fp):
+                counts["unchanged"] += 1
+                continue
             counts["skipped_consent"] += 1
             note(row, {}, fp, "skipped_consent")  # nothing of the record is kept in the audit
         elif row["action_confidence"] < threshold:
-            counts["queued_review"] += 1
-            note(row, payload, fp, "queued_review")
+            if (decided or {}).get(row[KEY]) == ("queued_review", fp):
+                counts["unchanged"] += 1  # still pending in the queue below, audited once
+            else:
+                counts["queued_review"] += 1
+                note(row, payload, fp, "queued_review")
             review.append(
                 {
                     "crm_account_id": row[KEY],
@@ -203,6 +212,25 @@ def sync(
         ),
         counts=counts,
     )
+
+
+def last_decisions(audit: pa.Table) -> dict[str, tuple[str, str]]:
+    """crm_account_id -> (status, inputs_fingerprint) of its latest audit row."""
+    if audit.num_rows == 0:
+        return {}
+    ordered = audit.sort_by("attempted_at")
+    last = ordered.group_by("crm_account_id", use_threads=False).aggregate(
+        [("status", "last"), ("inputs_fingerprint", "last")]
+    )
+    return {
+        k: (s, f)
+        for k, s, f in zip(
+            last["crm_account_id"].to_pylist(),
+            last["status_last"].to_pylist(),
+            last["inputs_fingerprint_last"].to_pylist(),
+            strict=True,
+        )
+    }
 
 
 def updates_sql(score_day_churn: str, score_day_expansion: str) -> str:
