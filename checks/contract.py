@@ -62,6 +62,9 @@ class Column:
     max: float | None = None
     pii: bool = False
     future: bool = False  # may lie after the extract date (e.g. a period end); else quarantined
+    # Longest text accepted, in characters: a row rule (quarantine), not a GX expectation, like
+    # the type and date rules; no longer value reaches the batch the suite sees.
+    max_length: int | None = None
 
     @property
     def source_name(self) -> str:

@@ -112,8 +112,14 @@ class GateResult:
         return page
 
     def check_result(
-        self, asset_key: AssetKey, check_name: str, docs_dir: str | None = None
+        self,
+        asset_key: AssetKey,
+        check_name: str,
+        docs_dir: str | None = None,
+        detail: str = "",
     ) -> AssetCheckResult:
+        """`detail`: what the suite cannot say itself (which file and line broke which rule),
+        shown under the report when the gate fails."""
         metadata = {
             "rows_validated": MetadataValue.int(self.rows),
             "expectations": MetadataValue.int(len(self.outcomes)),
@@ -121,6 +127,8 @@ class GateResult:
             "failed": MetadataValue.json([o.expectation.label for o in self.failures]),
             "results": MetadataValue.md(self.markdown()),
         }
+        if detail and not self.passed:
+            metadata["detail"] = MetadataValue.md(detail)
         if docs_dir and self.validations:
             page = self.write_docs(docs_dir)
             metadata["data_docs"] = MetadataValue.url(page.resolve().as_uri())
@@ -130,15 +138,20 @@ class GateResult:
             check_name=check_name,
             passed=self.passed,
             severity=AssetCheckSeverity.ERROR,
-            description=None if self.passed else self.report(),
+            description=None if self.passed else _joined(self.report(), detail),
             metadata=metadata,
         )
 
-    def failure(self, what: str) -> Failure:
+    def failure(self, what: str, detail: str = "") -> Failure:
+        report = _joined(self.report(), detail)
         return Failure(
-            description=f"{what} failed its quality gate; nothing was published.\n{self.report()}",
+            description=f"{what} failed its quality gate; nothing was published.\n{report}",
             metadata={"failed": MetadataValue.json([o.describe() for o in self.failures])},
         )
+
+
+def _joined(report: str, detail: str) -> str:
+    return f"{report}\n{detail}" if detail else report
 
 
 def validate(

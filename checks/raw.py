@@ -7,7 +7,7 @@ the rule's name; the batch fails the gate only when the quarantined share passes
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from checks.contract import Column, Expectation, TableContract
@@ -26,6 +26,19 @@ EVENT_TYPES = (
     "session_start",
 )
 DEFAULT_QUARANTINE_THRESHOLD = 0.05
+# Longest text a typed column accepts: an id, a name, an email or a URL is far shorter, so a
+# longer value is a broken export (a field that swallowed the rest of its file), not data.
+MAX_TEXT_CHARS = 4096
+
+# Rules the reader applies before any column is typed. File rules reject a whole file (line 0):
+# its rows cannot be told apart, so it waits, untouched in landing, to be delivered again.
+ENCODING = "encoding(utf-8)"  # file rule: not UTF-8 (a UTF-8 byte-order mark is fine)
+GZIP = "gzip"  # file rule: a .gz file whose stream is corrupt, cut short or not gzip at all
+JSON_SYNTAX = "json_syntax"  # file rule: a JSON document that does not parse (e.g. cut short)
+UNREADABLE = "unreadable_file"  # file rule: any other file that cannot be split into records
+FIELD_COUNT = "field_count"  # row rule: a CSV record with more or fewer fields than its header
+NOT_AN_OBJECT = "not_an_object"  # row rule: a JSON array element that is not an object
+INVALID_JSON = "invalid_json"  # row rule: a JSON Lines line that is not a JSON object
 
 # Lineage columns every raw table carries, after its typed columns.
 LINEAGE = (
@@ -106,12 +119,18 @@ def _raw(
         layer="raw",
         table=table or f"{source}_{obj}",
         description=description,
-        columns=(*columns, *LINEAGE),
+        columns=(*(_text_limit(c) for c in columns), *LINEAGE),
         source=source,
         object=obj,
         format=fmt,
         partition_by=partition_by,
     )
+
+
+def _text_limit(c: Column) -> Column:
+    if c.type != "string" or c.max_length is not None:
+        return c
+    return replace(c, max_length=MAX_TEXT_CHARS)
 
 
 def ts(name: str, source: str | None = None, required: bool = False, desc: str = "") -> Column:

@@ -21,10 +21,18 @@ from dagster import (
     asset,
 )
 
+from assets.concurrency import writer_pool
 from assets.landing import landing_key
 from assets.metadata import OWNER, definition_metadata, published_metadata
 from assets.publish import SUITE_CHECK, suite_check
-from assets.raw.ingest import Batch, Pending, build_batch, commit, find_pending
+from assets.raw.ingest import (
+    Batch,
+    Pending,
+    build_batch,
+    commit,
+    find_pending,
+    quarantine_summary,
+)
 from checks.gate import validate
 from checks.raw import QUARANTINE, RAW_TABLES, RawContract
 from resources.duckdb import DuckDBResource
@@ -52,6 +60,7 @@ def build_raw_asset(c: RawContract) -> AssetsDefinition:
 
     @asset(
         key=key,
+        pool=writer_pool(key),
         group_name="raw",
         deps=[landing_key(c)],
         description=_description(c),
@@ -99,9 +108,12 @@ def _ingest(
         )
         raise Failure(description=str(exc)) from exc
     gate = validate(c.name, c.suite(), batch.chunks(), batch.summary())
-    yield gate.check_result(key, SUITE_CHECK, lake.data_docs)
+    # A failed batch writes nothing, quarantine included: its files stay pending in landing, so
+    # the check must name them, their lines and rules itself.
+    held = quarantine_summary(batch.quarantine)
+    yield gate.check_result(key, SUITE_CHECK, lake.data_docs, detail=held)
     if not gate.passed:
-        raise gate.failure(f"{c.name} batch of {len(pending)} file(s)")
+        raise gate.failure(f"{c.name} batch of {len(pending)} file(s)", detail=held)
     published = commit(batch, lake)
     context.log.info(f"{c.name}: {published.rows_written:,} rows in version {published.version}")
     yield MaterializeResult(
@@ -129,6 +141,7 @@ QUARANTINE_KEY = AssetKey([QUARANTINE.layer, QUARANTINE.table])
 
 @asset(
     key=QUARANTINE_KEY,
+    pool=writer_pool(QUARANTINE_KEY),
     group_name="raw",
     deps=[raw_key(c) for c in RAW_TABLES],
     description=(

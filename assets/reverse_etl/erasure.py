@@ -380,12 +380,24 @@ def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _match_sql(strings: list[pa.Field], lists: list[pa.Field], pattern: str) -> str | None:
-    terms = [f"regexp_matches({_q(f.name)}, {_sql(pattern)}, 'i')" for f in strings]
-    terms += [
-        f"regexp_matches(array_to_string({_q(f.name)}, ';'), {_sql(pattern)}, 'i')" for f in lists
-    ]
+def _match_sql(strings: list[pa.Field], lists: list[pa.Field]) -> str | None:
+    """Whether a row names a subject: the pattern is the bound parameter $find."""
+    terms = [f"regexp_matches({_q(f.name)}, $find, 'i')" for f in strings]
+    terms += [f"regexp_matches(array_to_string({_q(f.name)}, ';'), $find, 'i')" for f in lists]
     return "coalesce(" + " OR ".join(terms) + ", false)" if terms else None
+
+
+def _params(needles: Needles, query: str) -> dict[str, str]:
+    """The patterns a query uses, as bound parameters: people's emails and names never become
+    SQL text (DuckDB refuses parameters a query does not use, hence the filter)."""
+    values = {
+        "find": needles.find,
+        "exact": needles.exact,
+        "erase": needles.erase,
+        "to": f"\\1{ERASED}\\3",
+        "erased": ERASED,
+    }
+    return {k: v for k, v in values.items() if re.search(rf"\${k}\b", query)}
 
 
 def _literal(value: object) -> str:
@@ -398,23 +410,24 @@ def _scan(con: duckdb.DuckDBPyConnection, dt: DeltaTable) -> None:
 
 def count_matches(con: duckdb.DuckDBPyConnection, dt: DeltaTable, needles: Needles) -> int:
     strings, lists = _text_columns(pa.schema(dt.schema().to_arrow()))
-    where = _match_sql(strings, lists, needles.find)
+    where = _match_sql(strings, lists)
     if where is None:
         return 0
     _scan(con, dt)
-    return con.execute(f"SELECT count(*) FROM t WHERE {where}").fetchall()[0][0]
+    query = f"SELECT count(*) FROM t WHERE {where}"
+    return con.execute(query, _params(needles, query)).fetchall()[0][0]
 
 
-def _redacted(f: pa.Field, needles: Needles) -> str:
-    """SQL for a text value with the subjects erased (same rules as `Needles.redact`)."""
-    gone = "NULL" if f.nullable else _sql(ERASED)
-    exact, erase, to = _sql(needles.exact), _sql(needles.erase), _sql(f"\\1{ERASED}\\3")
+def _redacted(f: pa.Field) -> str:
+    """SQL for a text value with the subjects erased (same rules as `Needles.redact`), over the
+    bound patterns $exact, $erase, $to."""
+    gone = "NULL" if f.nullable else "$erased"
 
     def one(x: str, null: str) -> str:
-        sub = f"regexp_replace({x}, {erase}, {to}, 'gi')"
+        sub = f"regexp_replace({x}, $erase, $to, 'gi')"
         return (
-            f"CASE WHEN regexp_full_match(trim({x}), {exact}, 'i') THEN {null} "
-            f"ELSE regexp_replace({sub}, {erase}, {to}, 'gi') END"
+            f"CASE WHEN regexp_full_match(trim({x}), $exact, 'i') THEN {null} "
+            f"ELSE regexp_replace({sub}, $erase, $to, 'gi') END"
         )
 
     col = _q(f.name)
@@ -430,25 +443,38 @@ def erase_table(
     version. A partitioned table rewrites only the partitions holding a match."""
     schema = pa.schema(dt.schema().to_arrow())
     strings, lists = _text_columns(schema)
-    where = _match_sql(strings, lists, needles.find)
+    where = _match_sql(strings, lists)
     if where is None:
         return TableErasure(name)
     _scan(con, dt)
     parts = list(dt.metadata().partition_columns)
     cols = ", ".join(_q(p) for p in parts)
-    found = con.sql(
-        f"SELECT {cols + ', ' if cols else ''}count(*) AS n FROM t WHERE {where}"
-        + (" GROUP BY ALL" if cols else "")
-    ).to_arrow_table()
+    count = f"SELECT {cols + ', ' if cols else ''}count(*) AS n FROM t WHERE {where}" + (
+        " GROUP BY ALL" if cols else ""
+    )
+    found = con.sql(count, params=_params(needles, count)).to_arrow_table()
     matched = sum(found["n"].to_pylist())
     if not matched:
         return TableErasure(name)
     scope, predicate = "true", None
     if parts:  # only the partitions holding a match are read and replaced
-        keys = {tuple(r[p] for p in parts) for r in found.select(parts).to_pylist()}
-        tuple_sql = lambda vals: "(" + ", ".join(_literal(v) for v in vals) + ")"  # noqa: E731
-        names = "(" + ", ".join(f"CAST({_q(p)} AS VARCHAR)" for p in parts) + ")"
-        scope = f"{names} IN ({', '.join(tuple_sql(k) for k in sorted(keys, key=str))})"
+        keys = sorted(
+            {tuple(r[p] for p in parts) for r in found.select(parts).to_pylist()}, key=str
+        )
+        con.register(
+            "_scope",
+            pa.table(
+                {
+                    p: [None if k[i] is None else str(k[i]) for k in keys]
+                    for i, p in enumerate(parts)
+                }
+            ),
+        )
+        same = " AND ".join(
+            f"CAST(t.{_q(p)} AS VARCHAR) IS NOT DISTINCT FROM _scope.{_q(p)}" for p in parts
+        )
+        scope = f"EXISTS (SELECT 1 FROM _scope WHERE {same})"
+        # delta-rs takes its replace predicate as text: partition values the table itself holds.
         predicate = " OR ".join(
             "("
             + " AND ".join(
@@ -456,20 +482,20 @@ def erase_table(
                 for p, v in zip(parts, k, strict=True)
             )
             + ")"
-            for k in sorted(keys, key=str)
+            for k in keys
         )
     own = name in OWN_RECORDS
     if own:
         query = f"SELECT * FROM t WHERE {scope} AND NOT ({where})"
     else:
         select = ", ".join(
-            f"CASE WHEN _m THEN {_redacted(f, needles)} ELSE {_q(f.name)} END AS {_q(f.name)}"
+            f"CASE WHEN _m THEN {_redacted(f)} ELSE {_q(f.name)} END AS {_q(f.name)}"
             if f in strings + lists and f.name not in parts
             else _q(f.name)
             for f in schema
         )
         query = f"SELECT {select} FROM (SELECT *, {where} AS _m FROM t WHERE {scope})"
-    data = con.sql(query).to_arrow_table()
+    data = con.sql(query, params=_params(needles, query)).to_arrow_table()
     write_deltalake(
         dt.table_uri,
         data.select(schema.names).cast(schema),
