@@ -9,9 +9,11 @@ reuses it, so hashes stay stable from run to run. The salt reaches DuckDB as a b
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import secrets
+import tempfile
 from pathlib import Path
 
 import duckdb
@@ -31,11 +33,31 @@ def local_salt(lake_root: str) -> str:
         )
     path = Path(lake_root.removeprefix("file://")) / SALT_FILE
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        _create_salt(path)
+    salt = path.read_text().strip()
+    if not salt:
+        raise RuntimeError(
+            f"{path} is empty: hashing with no salt would publish plain SHA-256 of emails. "
+            f"Restore the salt the lake was built with, or set {PII_SALT}"
+        )
+    return salt
+
+
+def _create_salt(path: Path) -> None:
+    """Write a new salt whole to a private temp file, then link it into place: a run killed
+    half-way never leaves an empty salt, and of two first runs the later one keeps the salt of
+    the earlier (a link never replaces an existing file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mode 0o600
+    try:
         with os.fdopen(fd, "w") as f:
             f.write(secrets.token_hex(32))
-    return path.read_text().strip()
+            f.flush()
+            os.fsync(f.fileno())
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)
+    finally:
+        os.unlink(tmp)
 
 
 def hash_email(salt: str, email: str | None) -> str | None:

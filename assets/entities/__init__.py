@@ -122,7 +122,7 @@ def resolve_identities_asset(
         f"identity: {result.source_records:,} source records in {elapsed:.1f}s "
         f"({result.timings}); {len(decisions)} decision(s) from {decisions_file}"
     )
-    outputs = _identity_outputs(lake, result)
+    outputs = _identity_outputs(lake, result, previous)
     gates = {
         c.table: validate(c.name, c.suite(), outputs[c.table]) for c in contracts.IDENTITY_TABLES
     }
@@ -130,7 +130,7 @@ def resolve_identities_asset(
         yield gates[c.table].check_result(key(c), SUITE_CHECK, lake.data_docs)
     _raise_if_failed(gates, "identity step")
     stats = _identity_stats(result, elapsed, len(decisions))
-    for c in contracts.IDENTITY_TABLES:
+    for c in PUBLISH_ORDER:
         table = outputs[c.table]
         published, wrote = _publish(lake, c, table, context.run_id)
         yield MaterializeResult(
@@ -143,11 +143,21 @@ def resolve_identities_asset(
         )
 
 
-def _identity_outputs(lake: LakeResource, result: IdentityResult) -> dict[str, pa.Table]:
+# The identity map is published last: a run killed before then leaves the map it started from,
+# from which the re-run recomputes the same merges (the other three tables derive from the map).
+PUBLISH_ORDER = (
+    *(c for c in contracts.IDENTITY_TABLES if c is not contracts.IDENTITY_LINKS),
+    contracts.IDENTITY_LINKS,
+)
+
+
+def _identity_outputs(
+    lake: LakeResource, result: IdentityResult, previous: pa.Table
+) -> dict[str, pa.Table]:
     def old(c: TableContract) -> pa.Table:
         return lake.read(c.layer, c.table)
 
-    merges_old = old(contracts.IDENTITY_MERGES)
+    merges_old = _applied_merges(old(contracts.IDENTITY_MERGES), previous)
     merges = (
         pa.concat_tables([merges_old.cast(result.merges.schema), result.merges])
         if merges_old.num_rows
@@ -166,6 +176,19 @@ def _identity_outputs(lake: LakeResource, result: IdentityResult) -> dict[str, p
             "detected_at",
         ),
     }
+
+
+def _applied_merges(merges: pa.Table, links: pa.Table) -> pa.Table:
+    """The merge log without the rows of a run killed before it published its identity map.
+    A completed run links every record it moves at the time it records the move, so a row
+    recorded after the newest `linked_at` of the map never took effect: this run, starting
+    from the same map, records it again."""
+    if merges.num_rows == 0:
+        return merges
+    newest = pc.max(links["linked_at"]) if links.num_rows else None
+    if newest is None or not newest.is_valid:
+        return merges.slice(0, 0)
+    return merges.filter(pc.less_equal(merges["recorded_at"], newest))
 
 
 def _counts(table: pa.Table, *cols: str) -> dict[str, int]:

@@ -18,6 +18,7 @@ ARTIFACTS = Path(os.environ.get("LAKEHOUSE_TEST_ARTIFACTS", ROOT / "tests" / "ar
 FIGURES = ARTIFACTS / "faults" / "figures.json"
 
 # Columns that say when or by which run something happened: two correct runs differ there.
+# Everywhere (these names mean run time in every table that has them):
 VOLATILE = frozenset(
     {
         "_ingested_at",
@@ -28,7 +29,6 @@ VOLATILE = frozenset(
         "raw_version",
         "dagster_run_id",
         "run_id",
-        "scored_at",
         "scored_run_at",
         "synced_at",
         "queued_at",
@@ -39,6 +39,18 @@ VOLATILE = frozenset(
         "dataset_version",
     }
 )
+# In one table only (elsewhere the same name is data, e.g. a consent record's recorded_at):
+VOLATILE_IN = {
+    "entities/identity_links": frozenset({"linked_at"}),  # when the run linked the record
+    "entities/unmapped_ids": frozenset({"detected_at"}),  # when a run first saw the gap
+    "entities/identity_merges": frozenset({"recorded_at"}),  # when the run recorded the merge
+    "reverse_etl/sync_audit": frozenset({"sync_id", "actor"}),  # a uuid and the run per sync
+}
+
+
+def volatile(path: Path) -> frozenset[str]:
+    """The run-time columns of the table at `path` (`<lake>/<layer>/<table>`)."""
+    return VOLATILE | VOLATILE_IN.get("/".join(path.parts[-2:]), frozenset())
 
 
 def record(section: str, **figures: object) -> None:
@@ -56,9 +68,10 @@ def delta_tables(lake_root: Path) -> list[Path]:
     return sorted(p.parent for p in lake_root.rglob("_delta_log") if p.is_dir())
 
 
-def table_content(path: Path, ignore: frozenset[str] = VOLATILE) -> pa.Table:
+def table_content(path: Path, ignore: frozenset[str] | None = None) -> pa.Table:
     """A table's rows in a canonical order, without the columns that record when or by which
     run they were written: what two correct builds over the same input must agree on."""
+    ignore = volatile(path) if ignore is None else ignore
     table = DeltaTable(str(path)).to_pyarrow_table()
     table = table.select([c for c in table.column_names if c not in ignore])
     sortable = [
@@ -70,7 +83,5 @@ def table_content(path: Path, ignore: frozenset[str] = VOLATILE) -> pa.Table:
     return table.sort_by([(c, "ascending") for c in sortable]) if sortable else table
 
 
-def lake_content(lake_root: Path, ignore: frozenset[str] = VOLATILE) -> dict[str, pa.Table]:
-    return {
-        str(p.relative_to(lake_root)): table_content(p, ignore) for p in delta_tables(lake_root)
-    }
+def lake_content(lake_root: Path) -> dict[str, pa.Table]:
+    return {str(p.relative_to(lake_root)): table_content(p) for p in delta_tables(lake_root)}
