@@ -8,6 +8,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -16,6 +18,7 @@ from deltalake import DeltaTable
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("LAKEHOUSE_TEST_ARTIFACTS", ROOT / "tests" / "artifacts"))
 FIGURES = ARTIFACTS / "faults" / "figures.json"
+DRIVE = Path(__file__).with_name("drive.py")
 
 # Columns that say when or by which run something happened: two correct runs differ there.
 # Everywhere (these names mean run time in every table that has them):
@@ -85,3 +88,29 @@ def table_content(path: Path, ignore: frozenset[str] | None = None) -> pa.Table:
 
 def lake_content(lake_root: Path) -> dict[str, pa.Table]:
     return {str(p.relative_to(lake_root)): table_content(p) for p in delta_tables(lake_root)}
+
+
+def lake_env(lake: Path, landing: Path, home: Path | None = None, **extra: str) -> dict[str, str]:
+    """The environment of a run over `lake` and `landing` (on the instance at `home`, if any)."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "LAKEHOUSE_LAKE_ROOT": str(lake),
+        "LAKEHOUSE_LANDING_ROOT": str(landing),
+        **extra,
+    }
+    if home is not None:
+        env["DAGSTER_HOME"] = str(home)
+    return env
+
+
+def drive(*args: str, env: dict[str, str], timeout: float = 900) -> subprocess.CompletedProcess:
+    """`drive.py` with `args` in a process of its own (see its docstring)."""
+    return subprocess.run(
+        [sys.executable, str(DRIVE), *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -12,13 +12,11 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pytest
 from deltalake import DeltaTable
-from faultkit import ROOT, delta_tables, lake_content, record
+from faultkit import DRIVE, ROOT, delta_tables, drive, lake_content, lake_env, record
 
 from checks.raw import RAW_TABLES
 
 pytestmark = pytest.mark.faults
-
-DRIVE = Path(__file__).with_name("drive.py")
 
 
 @pytest.fixture(scope="module")
@@ -28,18 +26,6 @@ def company(tmp_path_factory) -> Path:
     landing = tmp_path_factory.mktemp("company") / "landing"
     generate(landing, accounts=40, days=60, seed=5)
     return landing
-
-
-def _env(lake: Path, landing: Path, home: Path | None) -> dict[str, str]:
-    env = {
-        **os.environ,
-        "LAKEHOUSE_LAKE_ROOT": str(lake),
-        "LAKEHOUSE_LANDING_ROOT": str(landing),
-        "PYTHONPATH": str(ROOT),
-    }
-    if home is not None:
-        env["DAGSTER_HOME"] = str(home)
-    return env
 
 
 def _instance_home(tmp_path: Path) -> Path:
@@ -95,17 +81,11 @@ def test_two_raw_runs_at_once_take_turns_and_publish_each_row_once(tmp_path, com
     wait; both succeed and every table equals a single run's."""
     home = _instance_home(tmp_path)
     lake = tmp_path / "lake"
-    runs = _run_twice_at_once(["raw"], _env(lake, company, home))
+    runs = _run_twice_at_once(["raw"], lake_env(lake, company, home))
     assert [r.returncode for r in runs] == [0, 0], [r.stderr[-2000:] for r in runs]
 
     reference = tmp_path / "reference"
-    single = subprocess.run(
-        [sys.executable, str(DRIVE), "raw", "--ephemeral"],
-        env=_env(reference, company, None),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
+    single = drive("raw", "--ephemeral", env=lake_env(reference, company))
     assert single.returncode == 0, single.stderr[-2000:]
 
     rows, duplicated = _duplicates(lake)
@@ -131,14 +111,8 @@ def test_two_runs_of_the_same_event_days_at_once_never_duplicate(tmp_path, compa
     """Events replace their days with a Delta predicate and have no pool: two writers of the same
     days race; delta-rs refuses the loser's commit (or the second simply replaces the first)."""
     lake = tmp_path / "lake"
-    env = _env(lake, company, None)
-    prepare = subprocess.run(
-        [sys.executable, str(DRIVE), "until-events", "--ephemeral"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
+    env = lake_env(lake, company)
+    prepare = drive("until-events", "--ephemeral", env=env)
     assert prepare.returncode == 0, prepare.stderr[-2000:]
     events = lake / "events" / "events"
     before = lake_content(lake / "events")

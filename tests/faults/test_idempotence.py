@@ -3,35 +3,17 @@ second time: no row added, removed or altered (run-time columns aside: faultkit.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from deltalake import DeltaTable
-from faultkit import ROOT, delta_tables, lake_content, record
+from faultkit import delta_tables, drive, lake_content, lake_env, record
 
 pytestmark = pytest.mark.faults
 
-DRIVE = Path(__file__).with_name("drive.py")
-
 
 def _build(lake: Path, landing: Path) -> None:
-    env = {
-        **os.environ,
-        "LAKEHOUSE_LAKE_ROOT": str(lake),
-        "LAKEHOUSE_LANDING_ROOT": str(landing),
-        "PYTHONPATH": str(ROOT),
-    }
-    done = subprocess.run(
-        [sys.executable, str(DRIVE), "graph", "--ephemeral"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    done = drive("graph", "--ephemeral", env=lake_env(lake, landing))
     assert done.returncode == 0, done.stderr[-3000:]
 
 

@@ -6,7 +6,6 @@ import json
 import os
 import sqlite3
 import subprocess
-import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -15,13 +14,12 @@ import duckdb
 import pyarrow as pa
 import pytest
 from deltalake import DeltaTable, write_deltalake
-from faultkit import ROOT, delta_tables, record
+from faultkit import ROOT, delta_tables, drive, lake_env, record
 
 from conftest import run_dagster_dev
 
 pytestmark = pytest.mark.faults
 
-DRIVE = Path(__file__).with_name("drive.py")
 SALT = "salt-Zq8XvK1mW3pRsentinel"
 TOKEN = "tok-Yh4NcE7uB2sLsentinel"
 HOSTILE = "o'brien\"); DROP TABLE t; --@example.com"
@@ -92,25 +90,16 @@ def test_no_secret_reaches_logs_metadata_tables_or_files(tmp_path, crm_api):
     generate(landing, accounts=200, days=300, seed=3)
     home.mkdir()
     (home / "dagster.yaml").write_text((ROOT / "platform" / "dagster.yaml").read_text())
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "DAGSTER_HOME": str(home),
-        "LAKEHOUSE_LAKE_ROOT": str(lake),
-        "LAKEHOUSE_LANDING_ROOT": str(landing),
-        "LAKEHOUSE_PII_SALT": SALT,
-        "LAKEHOUSE_CRM_KIND": "http",
-        "LAKEHOUSE_CRM_HTTP_URL": url,
-        "LAKEHOUSE_CRM_HTTP_TOKEN": TOKEN,
-    }
-    run = subprocess.run(
-        [sys.executable, str(DRIVE), "graph"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=900,
+    env = lake_env(
+        lake,
+        landing,
+        home,
+        LAKEHOUSE_PII_SALT=SALT,
+        LAKEHOUSE_CRM_KIND="http",
+        LAKEHOUSE_CRM_HTTP_URL=url,
+        LAKEHOUSE_CRM_HTTP_TOKEN=TOKEN,
     )
+    run = drive("graph", env=env)
     assert run.returncode == 0, run.stderr[-3000:]
     # The secrets were used: the CRM got records with the token, emails were hashed.
     assert received and set(auth) == {f"Bearer {TOKEN}"}
