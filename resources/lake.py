@@ -123,59 +123,57 @@ class LakeResource(ConfigurableResource):
         from the table's raises `SchemaChangeError` before anything is written.
         """
         uri = self.uri(layer, table)
-        exists = self.exists(layer, table)
-        if exists:
-            _refuse_type_changes(f"{layer}/{table}", self.table(layer, table), data.schema)
+        current = self.table(layer, table) if self.exists(layer, table) else None
+        if current is not None:
+            _refuse_type_changes(f"{layer}/{table}", current, data.schema)
         rows = data.num_rows if isinstance(data, pa.Table) else None
-        if self._streams_files(uri, data, mode, predicate, exists):
-            table_dt = self.table(layer, table) if exists else None
+        if _streams_files(uri, data, mode, predicate, current):
             rows = append_parquet(
                 uri,
                 data,
                 partition_by=(
-                    table_dt.metadata().partition_columns if table_dt else list(partition_by or [])
+                    current.metadata().partition_columns if current else list(partition_by or [])
                 ),
                 name=f"{layer}.{table}",
                 description=description,
                 custom_metadata=commit_metadata,
             )
-            dt = self.table(layer, table)
-            total = _row_count(dt) if count_total else None
-            return Published(uri=uri, version=dt.version(), rows_written=rows, total_rows=total)
-        write_deltalake(
-            uri,
-            data,
-            mode=mode,
-            partition_by=list(partition_by) if partition_by and not exists else None,
-            predicate=predicate,
-            schema_mode="merge" if exists else None,
-            name=f"{layer}.{table}",
-            description=description,
-            storage_options=self._opts(),
-            commit_properties=CommitProperties(custom_metadata=commit_metadata or {}),
-        )
+        else:
+            write_deltalake(
+                uri,
+                data,
+                mode=mode,
+                partition_by=list(partition_by) if partition_by and current is None else None,
+                predicate=predicate,
+                schema_mode="merge" if current is not None else None,
+                name=f"{layer}.{table}",
+                description=description,
+                storage_options=self._opts(),
+                commit_properties=CommitProperties(custom_metadata=commit_metadata or {}),
+            )
         dt = self.table(layer, table)
         if rows is None:  # a stream: the commit's own metrics say how many rows it added
             rows = int(dt.history(1)[0].get("operationMetrics", {}).get("num_added_rows", 0))
         total = _row_count(dt) if count_total else None
         return Published(uri=uri, version=dt.version(), rows_written=rows, total_rows=total)
 
-    def _streams_files(
-        self, uri: str, data: object, mode: str, predicate: str | None, exists: bool
-    ) -> bool:
-        """A plain append of a stream to a local table whose schema it matches: pyarrow writes
-        the files (`parquet_commit`), which keeps memory flat however many partitions it spans."""
-        if not (isinstance(data, pa.RecordBatchReader) and mode == "append" and predicate is None):
-            return False
-        if not _is_local(uri):
-            return False
-        if not exists:
-            return True
-        current = pa.schema(DeltaTable(uri).schema().to_arrow())
-        return current.names == data.schema.names and all(
-            a.type == b.type or (_is_text(a.type) and _is_text(b.type))
-            for a, b in zip(current, data.schema, strict=True)
-        )
+
+def _streams_files(
+    uri: str, data: object, mode: str, predicate: str | None, current: DeltaTable | None
+) -> bool:
+    """A plain append of a stream to a local table whose schema it matches: pyarrow writes the
+    files (`parquet_commit`), which keeps memory flat however many partitions it spans."""
+    if not (isinstance(data, pa.RecordBatchReader) and mode == "append" and predicate is None):
+        return False
+    if not _is_local(uri):
+        return False
+    if current is None:
+        return True
+    schema = pa.schema(current.schema().to_arrow())
+    return schema.names == data.schema.names and all(
+        a.type == b.type or (_is_text(a.type) and _is_text(b.type))
+        for a, b in zip(schema, data.schema, strict=True)
+    )
 
 
 def _row_count(dt: DeltaTable) -> int:

@@ -103,6 +103,7 @@ def sync(
 ) -> SyncResult:
     """`decided`: each record's last audited (status, inputs fingerprint), from `last_decisions`.
     A record held back again for the same reason with the same inputs is not audited again."""
+    decided = decided or {}
     last = dict(
         zip(
             previous_state["crm_account_id"].to_pylist() if previous_state.num_rows else [],
@@ -150,13 +151,13 @@ def sync(
         payload = {k: row[k] for k in PAYLOAD}
         fp = fingerprint(payload)
         if not row["consent_crm_sync"]:
-            if (decided or {}).get(row[KEY]) == ("skipped_consent", fp):
+            if decided.get(row[KEY]) == ("skipped_consent", fp):
                 counts["unchanged"] += 1
                 continue
             counts["skipped_consent"] += 1
             note(row, {}, fp, "skipped_consent")  # nothing of the record is kept in the audit
         elif row["action_confidence"] < threshold:
-            if (decided or {}).get(row[KEY]) == ("queued_review", fp):
+            if decided.get(row[KEY]) == ("queued_review", fp):
                 counts["unchanged"] += 1  # still pending in the queue below, audited once
             else:
                 counts["queued_review"] += 1
