@@ -9,6 +9,8 @@ import os
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from resources.lake import is_local
+
 CRM_KIND = "LAKEHOUSE_CRM_KIND"
 CRM_SQLITE_PATH = "LAKEHOUSE_CRM_SQLITE_PATH"
 CRM_POSTGRES_DSN = "LAKEHOUSE_CRM_POSTGRES_DSN"
@@ -36,6 +38,11 @@ class CrmResource(ConfigurableResource):
         )
 
         if self.kind == "sqlite":
+            if not self.sqlite_path and not is_local(lake_root):
+                raise ValueError(
+                    f"the sqlite CRM destination lives under a local lake; with the lake at "
+                    f"{lake_root} set {CRM_KIND} (postgres or http) or {CRM_SQLITE_PATH}"
+                )
             return SQLiteDestination(self.sqlite_path or os.path.join(lake_root, "crm", "crm.db"))
         if self.kind == "postgres":
             if not self.postgres_dsn:

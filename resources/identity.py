@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from assets.entities.rules import DEFAULT_RULES
+from resources.lake import is_local
 
 RULES_PATH = "LAKEHOUSE_IDENTITY_RULES"
 DECISIONS_PATH = "LAKEHOUSE_IDENTITY_DECISIONS"
 DECISIONS_FILE = "decisions/identity_decisions.csv"
+# The rules the project ships (assets/entities/rules.py reads them).
+DEFAULT_RULES = Path(__file__).resolve().parent.parent / "assets" / "entities" / "identity.yaml"
 
 
 class IdentityResource(ConfigurableResource):
@@ -25,4 +28,13 @@ class IdentityResource(ConfigurableResource):
     )
 
     def decisions_file(self, lake_root: str) -> str:
-        return self.decisions_path or os.path.join(lake_root, DECISIONS_FILE)
+        """Reviewers edit this file by hand, so it is a path on disk: under a local lake by
+        default; named explicitly when the lake is on an object store."""
+        if self.decisions_path:
+            return self.decisions_path
+        if not is_local(lake_root):
+            raise ValueError(
+                f"the lake ({lake_root}) is not on local disk: set {DECISIONS_PATH} to the "
+                "reviewers' decisions file (a shared path; it need not exist yet)"
+            )
+        return os.path.join(lake_root, DECISIONS_FILE)

@@ -37,7 +37,8 @@ class Published:
     total_rows: int | None
 
 
-def _is_local(uri: str) -> bool:
+def is_local(uri: str) -> bool:
+    """A path on this machine's disk (or a file:// URI), not an object-store URI."""
     return "://" not in uri or uri.startswith("file://")
 
 
@@ -56,7 +57,7 @@ class LakeResource(ConfigurableResource):
     # -- locations -------------------------------------------------------------------------
     def uri(self, layer: str, table: str) -> str:
         root = self.root.rstrip("/")
-        if _is_local(root):
+        if is_local(root):
             root = os.path.abspath(root.removeprefix("file://"))
         return f"{root}/{layer}/{table}"
 
@@ -64,7 +65,7 @@ class LakeResource(ConfigurableResource):
     def data_docs(self) -> str | None:
         """Where Great Expectations Data Docs of the gates are written: `<root>/gx_docs` for a
         lake on local disk (a browser opens them as files); none for an object store."""
-        if not _is_local(self.root):
+        if not is_local(self.root):
             return None
         return os.path.join(os.path.abspath(self.root.removeprefix("file://")), "gx_docs")
 
@@ -165,7 +166,7 @@ def _streams_files(
     files (`parquet_commit`), which keeps memory flat however many partitions it spans."""
     if not (isinstance(data, pa.RecordBatchReader) and mode == "append" and predicate is None):
         return False
-    if not _is_local(uri):
+    if not is_local(uri):
         return False
     if current is None:
         return True

@@ -20,13 +20,15 @@ import duckdb
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from resources.lake import is_local
+
 PII_SALT = "LAKEHOUSE_PII_SALT"
 SALT_FILE = ".secrets/pii_salt"
 
 
 def local_salt(lake_root: str) -> str:
     """The embedded default's salt: created on first use, then reused."""
-    if "://" in lake_root and not lake_root.startswith("file://"):
+    if not is_local(lake_root):
         raise RuntimeError(
             f"{PII_SALT} is not set and the lake ({lake_root}) is not on local disk: set the "
             "salt in the environment (a secret store), so every run hashes the same way"

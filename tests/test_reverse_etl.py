@@ -259,54 +259,10 @@ def test_the_http_destination_upserts_once_retries_rejections_and_sends_the_toke
 
 @pytest.fixture(scope="module")
 def postgres_dsn():
-    """A throw-away PostgreSQL server (initdb + pg_ctl from the Debian packages the Makefile
-    installs), as the postgres user when the tests run as root."""
-    import os
-    import shutil
-    import socket
-    import subprocess
+    from servers import postgres_server
 
-    initdb = shutil.which("initdb") or next(
-        iter(sorted(__import__("glob").glob("/usr/lib/postgresql/*/bin/initdb"))), None
-    )
-    assert initdb, "PostgreSQL server binaries not found: `make test` installs them (Debian)"
-    bindir = os.path.dirname(os.path.realpath(initdb))
-    import tempfile
-    from pathlib import Path
-
-    # Not under pytest's private tmp root: the postgres user must reach the data directory.
-    root = Path(tempfile.mkdtemp(prefix="lakehouse-pg-"))
-    data = root / "data"
-    as_user = []
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres")
-        as_user = ["runuser", "-u", "postgres", "--"]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    run = dict(check=True, capture_output=True)
-    subprocess.run(
-        [*as_user, f"{bindir}/initdb", "-D", str(data), "-A", "trust", "-U", "postgres"], **run
-    )
-    opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1"
-    subprocess.run(
-        [
-            *as_user,
-            f"{bindir}/pg_ctl",
-            "-D",
-            str(data),
-            "-o",
-            opts,
-            "-w",
-            "-l",
-            str(root / "log"),
-            "start",
-        ],
-        **run,
-    )
-    yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
-    subprocess.run([*as_user, f"{bindir}/pg_ctl", "-D", str(data), "-m", "fast", "stop"], **run)
-    shutil.rmtree(root, ignore_errors=True)
+    with postgres_server() as dsn:
+        yield dsn
 
 
 def test_postgres_destination_crash_and_rerun_leave_each_record_once(postgres_dsn):

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-DEFAULT_RULES = Path(__file__).with_name("identity.yaml")
+from resources.identity import DEFAULT_RULES
 
 
 @dataclass(frozen=True)

@@ -159,6 +159,7 @@ def build_model_asset(spec: ModelSpec):
             categorical=categorical,
             model_name=spec.model_name,
             tracking_uri=mlflow.uri(lake.root),
+            artifact_location=mlflow.artifact_root(lake.root),
             dataset_fingerprint=dataset,
             dataset_version=lake.version(spec.training.layer, spec.training.table),
             params=PARAMS,

@@ -33,6 +33,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import Model, infer_signature
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score, roc_curve
 
+from resources.lake import is_local
+
 log = logging.getLogger(__name__)
 
 CHAMPION = "champion"
@@ -75,7 +77,7 @@ def tracking_uri_for(lake_root: str) -> str:
 
     SQLite cannot live in an object store, so a remote lake needs an explicit tracking URI.
     """
-    if "://" in lake_root and not lake_root.startswith("file://"):
+    if not is_local(lake_root):
         raise ValueError(
             f"lake root {lake_root!r} is not local: configure an MLflow tracking URI explicitly"
         )
@@ -325,13 +327,14 @@ def load_model(model_name: str, tracking_uri: str, alias_or_version: str = CHAMP
     return LoadedModel(model_name, version, model, spec["features"], spec.get("categorical", []))
 
 
-def _experiment_id(model_name: str, tracking_uri: str) -> str:
-    """The model's experiment; with a SQLite store its artifacts sit next to the db."""
+def _experiment_id(model_name: str, tracking_uri: str, artifact_location: str | None) -> str:
+    """The model's experiment, created at `artifact_location` (e.g. an object store); with no
+    location and a SQLite store, its artifacts sit next to the db."""
     existing = mlflow.get_experiment_by_name(model_name)
     if existing is not None:
         return existing.experiment_id
-    location = None
-    if tracking_uri.startswith("sqlite:///"):
+    location = artifact_location
+    if location is None and tracking_uri.startswith("sqlite:///"):
         db = Path(tracking_uri.removeprefix("sqlite:///")).resolve()
         location = (db.parent / "artifacts").as_uri()
     return mlflow.create_experiment(model_name, artifact_location=location)
@@ -351,6 +354,7 @@ def train_and_register(
     params: dict | None = None,
     holdout_dates: int = 3,
     artifacts_dir: str | None = None,
+    artifact_location: str | None = None,
 ) -> TrainResult:
     """Train a candidate, log it as a new registry version and run the champion/challenger rule.
 
@@ -410,7 +414,7 @@ def train_and_register(
             )
     promoted = champion_metrics is None or metrics["auc"] > champion_metrics["auc"]
 
-    experiment_id = _experiment_id(model_name, tracking_uri)
+    experiment_id = _experiment_id(model_name, tracking_uri, artifact_location)
     spec = {"label": label, "features": features, "categorical": categorical}
     with mlflow.start_run(experiment_id=experiment_id) as run:
         run_id = run.info.run_id

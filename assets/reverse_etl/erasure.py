@@ -43,7 +43,7 @@ from assets.entities.records import create_macros, person_records, register_raw
 from assets.entities.rules import Rules
 from checks.raw import CONSENT_RECORDS, RAW_TABLES
 from resources.duckdb import connect
-from resources.lake import LakeResource
+from resources.lake import LakeResource, is_local
 from resources.pii import hash_email
 
 SCOPE = "erasure"
@@ -316,7 +316,17 @@ def resolve(
 
 
 # -- work files: a request in progress -----------------------------------------------------------
+def _refuse_remote(lake_root: str) -> None:
+    """Erasure walks and rewrites the lake's files on disk: not yet for an object-store lake."""
+    if not is_local(lake_root):
+        raise NotImplementedError(
+            f"erasure walks the lake's files; {lake_root} is not on local disk (object-store "
+            "lakes: not supported yet). Nothing was changed"
+        )
+
+
 def work_dir(lake_root: str) -> Path:
+    _refuse_remote(lake_root)
     return Path(lake_root.removeprefix("file://")) / WORK_DIR
 
 
@@ -332,6 +342,8 @@ def save_work(lake_root: str, subject: Subject) -> Path:
 
 
 def load_work(lake_root: str) -> list[Subject]:
+    if not is_local(lake_root):  # no work can have been saved there (see `work_dir`)
+        return []
     folder = work_dir(lake_root)
     if not folder.is_dir():
         return []
@@ -729,11 +741,7 @@ def erase(
     log: Callable[[str], None] = lambda _: None,
 ) -> Outcome:
     """Erase the subjects from every table and file under the lake, then purge history."""
-    if "://" in lake.root and not lake.root.startswith("file://"):
-        raise NotImplementedError(
-            f"erasure walks the lake's files; {lake.root} is not on local disk (object-store "
-            "lakes: not supported yet)"
-        )
+    _refuse_remote(lake.root)
     root = Path(lake.uri("x", "x")).parent.parent
     audit_table = "/".join(AUDIT)
     tables = [(name, path) for name, path in delta_tables(root) if name != audit_table]

@@ -3,12 +3,7 @@ code publishes, streams, reads and keeps its commits atomic when writers race.""
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
 import threading
-import time
-import urllib.request
 from collections.abc import Iterator
 
 import boto3
@@ -18,62 +13,37 @@ from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError
 
 from resources.lake import LakeResource
+from resources.profile import storage_options
+from servers import s3_server
 
 pytestmark = pytest.mark.distributed
 
 KEY, SECRET, REGION = "lakehouse-test", "lakehouse-test-secret", "us-east-1"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def s3_endpoint() -> Iterator[str]:
-    """moto's S3 server in a process of its own (in-process, delta-rs calls that hold the GIL
-    would starve the server thread)."""
-    port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/moto-api/", timeout=1)
-            break
-        except OSError:
-            assert server.poll() is None and time.monotonic() < deadline, "moto did not start"
-            time.sleep(0.2)
-    yield url
-    server.terminate()
-    server.wait(timeout=10)
+    with s3_server() as url:
+        yield url
 
 
 @pytest.fixture
-def s3_lake(s3_endpoint, request) -> LakeResource:
+def s3_lake(s3_endpoint, request, monkeypatch) -> LakeResource:
+    """A lake in a bucket of its own, with the distributed profile's storage options (the
+    endpoint and keys come from the standard AWS variables, as a deployment sets them)."""
     bucket = request.node.name.replace("_", "-")[:50].strip("-")
-    boto3.client(
-        "s3",
-        endpoint_url=s3_endpoint,
-        aws_access_key_id=KEY,
-        aws_secret_access_key=SECRET,
-        region_name=REGION,
-    ).create_bucket(Bucket=bucket)
-    return LakeResource(
-        root=f"s3://{bucket}/lake",
-        storage_options={
-            "AWS_ENDPOINT_URL": s3_endpoint,
-            "AWS_ACCESS_KEY_ID": KEY,
-            "AWS_SECRET_ACCESS_KEY": SECRET,
-            "AWS_REGION": REGION,
-            "AWS_ALLOW_HTTP": "true",
-        },
-    )
+    for var, value in {
+        "AWS_ENDPOINT_URL": s3_endpoint,
+        "AWS_ACCESS_KEY_ID": KEY,
+        "AWS_SECRET_ACCESS_KEY": SECRET,
+        "AWS_REGION": REGION,
+    }.items():
+        monkeypatch.setenv(var, value)
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    options = storage_options()
+    assert options["conditional_put"] == "etag" and options["allow_http"] == "true"
+    lake = LakeResource(root=f"s3://{bucket}/lake", storage_options=options)
+    return lake.process_config_and_initialize()  # resolves the EnvVar keys, as a run does
 
 
 def _rows(n: int, start: int = 0) -> pa.Table:
