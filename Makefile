@@ -9,7 +9,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export GX_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: install demo test faults dev bench lint lock evaluate-identity evaluate-models clean-lake system-deps
+.PHONY: install demo test faults distributed dev bench lint lock evaluate-identity evaluate-models clean-lake system-deps
 
 install: $(STAMP)
 
@@ -35,11 +35,19 @@ test: install system-deps
 faults: install system-deps
 	$(BIN)/python -m pytest -m faults
 
-## system-deps: what the tests start besides Python (Debian packages): a PostgreSQL server for the
-## destination tests, Chromium and its driver for the browser test. Installed only when missing.
+## distributed: the graph past one machine (README, "Running past one machine"): the lake on a
+## local S3 API server, the instance and MLflow on PostgreSQL, steps on two Celery workers;
+## figures under tests/artifacts/distributed
+distributed: install system-deps
+	$(BIN)/python -m pytest -m distributed
+
+## system-deps: what the tests start besides Python (Debian packages): a PostgreSQL server (the
+## destination tests; the distributed suite's instance and MLflow), Redis (the distributed suite's
+## Celery broker), Chromium and its driver for the browser test. Installed only when missing.
 system-deps:
 	@missing=""; \
 	{ command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || missing="$$missing postgresql"; \
+	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	command -v chromedriver >/dev/null 2>&1 || missing="$$missing chromium-driver"; \
 	if [ -n "$$missing" ]; then \
@@ -53,8 +61,7 @@ bench: install
 
 ## dev: the Dagster UI and daemon on loopback
 dev: install
-	@mkdir -p $(DAGSTER_HOME)
-	@cp -u platform/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+	@$(BIN)/python -m resources.profile instance $(DAGSTER_HOME) >/dev/null
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $${DAGSTER_PORT:-3000}
 
 lint: install
@@ -63,7 +70,7 @@ lint: install
 
 ## lock: re-resolve requirements.lock from pyproject.toml
 lock: install
-	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra distributed --python-version 3.11 -o requirements.lock
 
 ## evaluate-identity: identity_links vs the sample company's ground truth (precision, recall, F1)
 evaluate-identity: install

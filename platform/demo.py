@@ -7,7 +7,6 @@ materializations and check results are there to browse afterwards in `make dev`.
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import time
 import warnings
@@ -18,11 +17,11 @@ ROOT = HERE.parent
 
 
 def _instance_home() -> Path:
+    """DAGSTER_HOME with the active profile's instance settings, kept current."""
+    from resources.profile import active
+
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(ROOT / "lake" / ".dagster")))
-    home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    if not config.exists() or config.stat().st_mtime < (HERE / "dagster.yaml").stat().st_mtime:
-        shutil.copy(HERE / "dagster.yaml", config)  # the project's instance settings, kept current
+    active().write_instance(home)
     return home
 
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from servers import free_port
+
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -126,14 +128,6 @@ def materialized(result) -> set[str]:
     }
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _post(url: str, body: str) -> dict:
     import json
     import urllib.request
@@ -171,24 +165,32 @@ class DevServer:
 
 
 @contextmanager
-def run_dagster_dev(tmp_path: Path, lake_root: Path, landing_root: Path):
-    """`dagster dev` as `make dev` runs it (workspace file, loopback), over the given lake."""
-    import shutil
+def run_dagster_dev(
+    tmp_path: Path, lake_root: Path | str, landing_root: Path, env: dict[str, str] | None = None
+):
+    """`dagster dev` as `make dev` runs it (the profile's instance file, workspace file,
+    loopback), over the given lake; `env` adds settings (e.g. a deployment profile)."""
     import signal
     import subprocess
     import sys
     import time
 
     home = tmp_path / "dagster_home"
-    home.mkdir(exist_ok=True)
-    shutil.copy(ROOT / "platform" / "dagster.yaml", home / "dagster.yaml")
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "DAGSTER_HOME": str(home),
         "LAKEHOUSE_LAKE_ROOT": str(lake_root),
         "LAKEHOUSE_LANDING_ROOT": str(landing_root),
+        **(env or {}),
     }
+    subprocess.run(
+        [sys.executable, "-m", "resources.profile", "instance", str(home)],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     dagster = Path(sys.executable).parent / "dagster"
     started = time.monotonic()
     proc = subprocess.Popen(

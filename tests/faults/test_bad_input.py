@@ -30,7 +30,6 @@ from pathlib import Path
 
 import pyarrow.dataset as pads
 import pytest
-from faultkit import record
 
 from assets.raw.ingest import find_pending
 from checks.raw import (
@@ -58,6 +57,7 @@ from checks.raw import (
     RawContract,
 )
 from conftest import Lakehouse, check_evaluations
+from faultkit import record
 
 pytestmark = pytest.mark.faults
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pytest
 from deltalake import DeltaTable
-from faultkit import DRIVE, ROOT, delta_tables, drive, lake_content, lake_env, record
 
 from checks.raw import RAW_TABLES
+from faultkit import DRIVE, ROOT, delta_tables, drive, lake_content, lake_env, record
 
 pytestmark = pytest.mark.faults
 

@@ -35,6 +35,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
+
 from faultkit import delta_tables, lake_content, record
 
 pytestmark = pytest.mark.faults

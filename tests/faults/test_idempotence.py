@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from deltalake import DeltaTable
+
 from faultkit import delta_tables, drive, lake_content, lake_env, record
 
 pytestmark = pytest.mark.faults

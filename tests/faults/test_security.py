@@ -14,9 +14,9 @@ import duckdb
 import pyarrow as pa
 import pytest
 from deltalake import DeltaTable, write_deltalake
-from faultkit import ROOT, delta_tables, drive, lake_env, record
 
 from conftest import run_dagster_dev
+from faultkit import ROOT, delta_tables, drive, lake_env, record
 
 pytestmark = pytest.mark.faults
 
