@@ -89,7 +89,9 @@ def test_distributed_wires_object_store_celery_and_postgres(distributed, tmp_pat
         "postgres": {"postgres_url": {"env": "LAKEHOUSE_DAGSTER_PG_URL"}}
     }
     base = yaml.safe_load(INSTANCE_BASE.read_text())
-    assert {k: instance[k] for k in base} == base  # pools, run queue, monitoring kept
+    kept = {k: v for k, v in base.items() if k != "run_coordinator"}
+    assert {k: instance[k] for k in kept} == kept  # pools, run limit, monitoring
+    assert instance["run_coordinator"]["class"] == "QueuedRunCoordinator"
 
 
 def test_profile_check_command_exits_non_zero_naming_the_gap(monkeypatch):

@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -94,7 +95,10 @@ def services() -> Iterator[dict[str, str]]:
             "LAKEHOUSE_LAKE_ROOT": f"s3://{BUCKET}/lake",
             **s3_env,
             "LAKEHOUSE_PII_SALT": SALT,
-            "LAKEHOUSE_DAGSTER_PG_URL": create_database(pg, "dagster"),
+            # dagster-postgres is built on psycopg2; SQLAlchemy 2.1's default driver is psycopg 3
+            "LAKEHOUSE_DAGSTER_PG_URL": create_database(pg, "dagster").replace(
+                "postgresql://", "postgresql+psycopg2://"
+            ),
             "LAKEHOUSE_MLFLOW_TRACKING_URI": create_database(pg, "mlflow"),
             "LAKEHOUSE_CRM_KIND": "postgres",
             "LAKEHOUSE_CRM_POSTGRES_DSN": create_database(pg, "crm"),
@@ -150,7 +154,10 @@ class Ui:
         self.url = f"{url}/graphql"
 
     def query(self, text: str, **variables) -> dict:
-        body = _post(self.url, json.dumps({"query": text, "variables": variables}))
+        try:
+            body = _post(self.url, json.dumps({"query": text, "variables": variables}))
+        except urllib.error.HTTPError as e:  # GraphQL errors come back as HTTP errors
+            raise AssertionError(f"{e}: {e.read().decode()[:3000]}") from e
         assert "errors" not in body, body["errors"]
         return body["data"]
 
@@ -319,7 +326,11 @@ def test_distributed_profile_builds_the_local_profiles_tables(
     pii = defs.resources["pii"].process_config_and_initialize()
     assert lake.root.startswith("s3://") and lake.data_docs is None
 
-    active().write_instance(Path(env["DAGSTER_HOME"]))  # the workers read it as they start
+    # The instance file and its schema, before anything starts (two workers starting on an
+    # empty database would both create the tables).
+    active().write_instance(Path(env["DAGSTER_HOME"]))
+    migrate = [str(VENV_BIN / "dagster"), "instance", "migrate"]
+    subprocess.run(migrate, cwd=ROOT, env={**os.environ}, check=True, capture_output=True)
     logs = tmp_path / "logs"
     logs.mkdir()
     with (
@@ -346,6 +357,13 @@ def test_distributed_profile_builds_the_local_profiles_tables(
     with DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
         everything = _steps_by_worker(instance, [first, *backfill_runs, last])
         in_backfill = _steps_by_worker(instance, backfill_runs)
+        windows = {
+            r.dagster_run.run_id[:8]: (r.create_timestamp.timestamp(), r.start_time, r.end_time)
+            for r in instance.get_run_records()
+            if r.dagster_run.run_id in backfill_runs
+        }
+    print("backfill runs (created, started, ended):", json.dumps(windows, indent=1))
+    print("backfill steps by worker:", json.dumps(in_backfill, indent=1))
     # Every step of every run ran on a worker, and the backfill's ran on both at once.
     assert set(everything) == {f"{w}@{os.uname().nodename}" for w in WORKERS}, everything
     assert len(backfill_runs) >= 2 and len(in_backfill) == 2, in_backfill
