@@ -71,7 +71,7 @@ class Profile:
 
     def missing(self) -> list[str]:
         required = list(self.required)
-        if self.name == DISTRIBUTED and os.environ.get(EXECUTOR, "celery") == "celery":
+        if self.name == DISTRIBUTED and executor_kind() == "celery":
             required += [CELERY_BROKER, CELERY_BACKEND]
         return [var for var in required if not os.environ.get(var)]
 
@@ -121,7 +121,7 @@ class Profile:
     def executor(self) -> ExecutorDefinition:
         if self.name == LOCAL:
             return in_process_executor
-        kind = os.environ.get(EXECUTOR, "celery")
+        kind = executor_kind()
         if kind == "celery":
             from dagster_celery import celery_executor
 
@@ -136,7 +136,8 @@ class Profile:
         raise RuntimeError(f"{EXECUTOR}={kind!r}: expected celery or k8s")
 
     def instance_yaml(self) -> dict[str, Any]:
-        """The Dagster instance settings: the shared base, then this profile's storage."""
+        """The Dagster instance settings: the shared base, with this profile's top-level keys
+        (storage, run launching) replacing the base's."""
         config = yaml.safe_load(INSTANCE_BASE.read_text())
         if self.instance_overlay is not None:
             config.update(yaml.safe_load(self.instance_overlay.read_text()))
@@ -178,6 +179,11 @@ def active() -> Profile:
     if name not in PROFILES:
         raise RuntimeError(f"{PROFILE}={name!r}: expected one of {', '.join(PROFILES)}")
     return PROFILES[name]
+
+
+def executor_kind() -> str:
+    """How the distributed profile runs steps: `celery` (the default) or `k8s`."""
+    return os.environ.get(EXECUTOR, "celery")
 
 
 def storage_options() -> dict[str, str]:

@@ -83,13 +83,7 @@ def services() -> Iterator[dict[str, str]]:
             "AWS_SECRET_ACCESS_KEY": SECRET,
             "AWS_REGION": REGION,
         }
-        boto3.client(
-            "s3",
-            endpoint_url=s3,
-            aws_access_key_id=KEY,
-            aws_secret_access_key=SECRET,
-            region_name=REGION,
-        ).create_bucket(Bucket=BUCKET)
+        _s3(s3).create_bucket(Bucket=BUCKET)
         yield {
             "LAKEHOUSE_PROFILE": "distributed",
             "LAKEHOUSE_LAKE_ROOT": f"s3://{BUCKET}/lake",
@@ -105,6 +99,17 @@ def services() -> Iterator[dict[str, str]]:
             "LAKEHOUSE_CELERY_BROKER": f"{redis}/0",
             "LAKEHOUSE_CELERY_BACKEND": f"{redis}/1",
         }
+
+
+def _s3(endpoint: str):
+    """A client of the test's S3 API server (the test's own keys)."""
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=KEY,
+        aws_secret_access_key=SECRET,
+        region_name=REGION,
+    )
 
 
 @contextmanager
@@ -280,23 +285,18 @@ def _overlapping(by_worker: dict[str, list[tuple[str, float, float]]]) -> int:
     )
 
 
+FIRST_COMMIT = "/_delta_log/00000000000000000000.json"
+
+
 def _s3_tables(s3_endpoint: str) -> set[str]:
     """`layer/table` of every Delta table in the bucket (a first commit in a `_delta_log`)."""
-    client = boto3.client(
-        "s3",
-        endpoint_url=s3_endpoint,
-        aws_access_key_id=KEY,
-        aws_secret_access_key=SECRET,
-        region_name=REGION,
-    )
     names = set()
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix="lake/"):
+    pages = _s3(s3_endpoint).get_paginator("list_objects_v2")
+    for page in pages.paginate(Bucket=BUCKET, Prefix="lake/"):
         for obj in page.get("Contents", []):
             key = obj["Key"]
-            if key.endswith("/_delta_log/00000000000000000000.json"):
-                names.add(
-                    key.removeprefix("lake/").removesuffix("/_delta_log/00000000000000000000.json")
-                )
+            if key.endswith(FIRST_COMMIT):
+                names.add(key.removeprefix("lake/").removesuffix(FIRST_COMMIT))
     return names
 
 
@@ -377,24 +377,22 @@ def test_distributed_profile_builds_the_local_profiles_tables(
     local = {str(p.relative_to(local_lake)): p for p in delta_tables(local_lake)}
     assert _s3_tables(services["AWS_ENDPOINT_URL"]) == set(local)
     options = lake.storage_options
+    expected = {name: table_content(path, _ignored(name)) for name, path in local.items()}
     differing = [
         name
-        for name, path in local.items()
-        if not table_content(path, _ignored(name)).equals(
-            table_content(lake.uri(*name.split("/")), _ignored(name), options)
-        )
+        for name, rows in expected.items()
+        if not rows.equals(table_content(lake.uri(*name.split("/")), _ignored(name), options))
     ]
     assert differing == []
     # The one column that differs on purpose: which CRM each profile synced to.
     audit = lake.read("reverse_etl", "sync_audit", columns=["destination"])["destination"]
     (destination,) = set(audit.to_pylist())
     assert destination.startswith("postgresql:127.0.0.1:") and "postgres@" not in destination
-    rows = sum(table_content(p).num_rows for p in local.values())
     write_figures(
         "distributed",
         "graph",
         tables_compared=len(local),
-        rows_compared=rows,
+        rows_compared=sum(t.num_rows for t in expected.values()),
         tables_differing=len(differing),
         local_wall_s=round(local_wall, 1),
         distributed_wall_s=round(wall, 1),
