@@ -15,7 +15,8 @@ from typing import Literal
 import pyarrow as pa
 import pyarrow.dataset as pads
 from dagster import ConfigurableResource
-from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake.exceptions import DeltaError
 from pydantic import Field
 
 from resources.parquet_commit import append_parquet
@@ -35,6 +36,34 @@ class Published:
     version: int
     rows_written: int
     total_rows: int | None
+
+
+class WriteConflict(RuntimeError):
+    """Another writer committed the same claim after our snapshot: re-read, then retry."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    """An exactly-once append, on Delta's own mechanism (a `txn` action, as streaming writers use).
+
+    The writer decides what is new from `snapshot`; the commit carries `app_id` at the version
+    after the snapshot's, and delta-rs refuses it when any commit since the snapshot carried the
+    same `app_id` (or, for a table that did not exist, when another writer created it). Dagster's
+    pools already keep two runs of one asset apart; this holds even when they do not.
+    """
+
+    app_id: str
+    snapshot: DeltaTable | None  # None: the table did not exist when read
+
+    def transaction(self) -> Transaction:
+        seen = None if self.snapshot is None else self.snapshot.transaction_version(self.app_id)
+        return Transaction(self.app_id, (seen or 0) + 1)
+
+    def read(self, columns: Sequence[str], filter: pads.Expression) -> pa.Table | None:
+        """Rows of the snapshot (None when the table did not exist)."""
+        if self.snapshot is None:
+            return None
+        return self.snapshot.to_pyarrow_dataset().to_table(columns=columns, filter=filter)
 
 
 def is_local(uri: str) -> bool:
@@ -104,6 +133,10 @@ class LakeResource(ConfigurableResource):
         dt = self.table(layer, table)
         return Published(self.uri(layer, table), dt.version(), 0, _row_count(dt))
 
+    def claim(self, layer: str, table: str, app_id: str) -> Claim:
+        """The table as it is now, for an exactly-once append by `app_id` (see `Claim`)."""
+        return Claim(app_id, self.table(layer, table) if self.exists(layer, table) else None)
+
     # -- writing ---------------------------------------------------------------------------
     def publish(
         self,
@@ -117,41 +150,62 @@ class LakeResource(ConfigurableResource):
         description: str | None = None,
         commit_metadata: dict[str, str] | None = None,
         count_total: bool = True,
+        claim: Claim | None = None,
     ) -> Published:
         """Commit `data` as the table's next version (one atomic Delta commit).
 
         New columns are merged into the schema (drift is absorbed); a column whose type differs
-        from the table's raises `SchemaChangeError` before anything is written.
+        from the table's raises `SchemaChangeError` before anything is written. With a `claim`
+        (appends only), the commit is checked against the claim's snapshot and raises
+        `WriteConflict` when another writer of the same claim got there first.
         """
         uri = self.uri(layer, table)
-        current = self.table(layer, table) if self.exists(layer, table) else None
+        if claim is not None:
+            assert mode == "append" and predicate is None, "a claim is an append"
+            current = claim.snapshot
+        else:
+            current = self.table(layer, table) if self.exists(layer, table) else None
         if current is not None:
             _refuse_type_changes(f"{layer}/{table}", current, data.schema)
         rows = data.num_rows if isinstance(data, pa.Table) else None
-        if _streams_files(uri, data, mode, predicate, current):
-            rows = append_parquet(
-                uri,
-                data,
-                partition_by=(
-                    current.metadata().partition_columns if current else list(partition_by or [])
-                ),
-                name=f"{layer}.{table}",
-                description=description,
-                custom_metadata=commit_metadata,
-            )
-        else:
-            write_deltalake(
-                uri,
-                data,
-                mode=mode,
-                partition_by=list(partition_by) if partition_by and current is None else None,
-                predicate=predicate,
-                schema_mode="merge" if current is not None else None,
-                name=f"{layer}.{table}",
-                description=description,
-                storage_options=self._opts(),
-                commit_properties=CommitProperties(custom_metadata=commit_metadata or {}),
-            )
+        props = CommitProperties(
+            custom_metadata=commit_metadata or {},
+            app_transactions=[claim.transaction()] if claim is not None else None,
+        )
+        try:
+            if _streams_files(uri, data, mode, predicate, current):
+                rows = append_parquet(
+                    uri,
+                    data,
+                    table=current,
+                    partition_by=(
+                        current.metadata().partition_columns
+                        if current
+                        else list(partition_by or [])
+                    ),
+                    name=f"{layer}.{table}",
+                    description=description,
+                    commit_properties=props,
+                )
+            else:
+                write_deltalake(
+                    # Under a claim: commit against the snapshot, or create and never append.
+                    current if claim is not None and current is not None else uri,
+                    data,
+                    mode="error" if claim is not None and current is None else mode,
+                    partition_by=list(partition_by) if partition_by and current is None else None,
+                    predicate=predicate,
+                    schema_mode="merge" if current is not None else None,
+                    name=f"{layer}.{table}",
+                    description=description,
+                    storage_options=self._opts(),
+                    commit_properties=props,
+                )
+        except DeltaError as exc:
+            seen = None if current is None else current.version()
+            if claim is not None and self.version(layer, table) != seen:
+                raise WriteConflict(f"{layer}/{table} moved past version {seen}: {exc}") from exc
+            raise
         dt = self.table(layer, table)
         if rows is None:  # a stream: the commit's own metrics say how many rows it added
             rows = int(dt.history(1)[0].get("operationMetrics", {}).get("num_added_rows", 0))

@@ -40,12 +40,14 @@ def append_parquet(
     path: str,
     data: pa.RecordBatchReader,
     *,
+    table: DeltaTable | None,
     partition_by: Sequence[str] = (),
     name: str | None = None,
     description: str | None = None,
-    custom_metadata: dict[str, str] | None = None,
+    commit_properties: CommitProperties | None = None,
 ) -> int:
-    """Append `data` to the Delta table at local `path` (created when missing); rows added."""
+    """Append `data` to `table`, the Delta table at local `path` as read (conflicts since that
+    version are checked), or create it when `table` is None; rows added."""
     schema = data.schema
     written: list[tuple[str, pq.FileMetaData]] = []
     partitioning = (
@@ -68,9 +70,8 @@ def append_parquet(
     )
     data_schema = pa.schema([f for f in schema if f.name not in partition_by])
     actions = [_add_action(path, file, meta, data_schema) for file, meta in written]
-    props = CommitProperties(custom_metadata=custom_metadata or {})
-    if DeltaTable.is_deltatable(path):
-        table = DeltaTable(path)
+    props = commit_properties or CommitProperties()
+    if table is not None:
         table.create_write_transaction(
             actions,
             mode="append",

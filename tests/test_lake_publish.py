@@ -101,3 +101,43 @@ def test_streamed_append_refuses_a_type_change_and_keeps_the_version(tmp_path):
     with pytest.raises(ValueError, match="units"):
         lake.publish("raw", "t", changed.to_reader())
     assert lake.version("raw", "t") == 0
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["table", "stream"])
+def test_a_claim_taken_before_another_writers_commit_is_refused(tmp_path, stream):
+    """Two exactly-once appends from the same snapshot: the second commit raises WriteConflict
+    and the table keeps the first's version and rows; a fresh claim then commits."""
+    from resources.lake import WriteConflict
+
+    lake = LakeResource(root=str(tmp_path))
+    data = _events(500)
+    give = (lambda t: t.to_reader()) if stream else (lambda t: t)
+    lake.publish("raw", "t", give(data), partition_by=["day"])
+    a, b = (lake.claim("raw", "t", "ingest x") for _ in range(2))
+    assert lake.publish("raw", "t", give(data.slice(0, 100)), claim=a).version == 1
+    with pytest.raises(WriteConflict, match="moved past version 0"):
+        lake.publish("raw", "t", give(data.slice(0, 100)), claim=b)
+    assert lake.version("raw", "t") == 1
+    assert lake.table("raw", "t").to_pyarrow_table().num_rows == 600
+
+    other = lake.claim("raw", "t", "ingest y")  # another writer's claim: no conflict
+    assert lake.publish("raw", "t", give(data.slice(0, 1)), claim=other).version == 2
+    again = lake.claim("raw", "t", "ingest x")
+    assert again.transaction().version == 2
+    assert lake.publish("raw", "t", give(data.slice(0, 1)), claim=again).version == 3
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["table", "stream"])
+def test_two_claims_creating_one_table_leave_the_first_writers_rows(tmp_path, stream):
+    from resources.lake import WriteConflict
+
+    lake = LakeResource(root=str(tmp_path))
+    data = _events(300)
+    give = (lambda t: t.to_reader()) if stream else (lambda t: t)
+    a, b = (lake.claim("raw", "t", "ingest x") for _ in range(2))
+    assert a.snapshot is None
+    lake.publish("raw", "t", give(data), partition_by=["day"], claim=a)
+    with pytest.raises(WriteConflict):
+        lake.publish("raw", "t", give(data), partition_by=["day"], claim=b)
+    assert lake.version("raw", "t") == 0
+    assert lake.table("raw", "t").to_pyarrow_table().num_rows == 300

@@ -252,3 +252,64 @@ def test_metadata_preview_never_shows_pii(lakehouse):
     preview = result.asset_materializations_for_node("raw__crm_contacts")[0].metadata["preview"]
     assert "@example.com" not in preview.value and "Lovelace" not in preview.value
     assert "•••" in preview.value
+
+
+@pytest.mark.parametrize("raced", ["quarantine", "billing_subscriptions", "ingest_log"])
+def test_two_writers_of_the_same_files_publish_each_row_once(
+    lakehouse, monkeypatch, tmp_path, raced
+):
+    """Two runs that both read the lake before either committed (two processes Dagster's pool
+    failed to keep apart). The first commits everything just after the second read `raced`: the
+    second's commit there loses the Delta claim, re-reads, and adds nothing anywhere."""
+    from assets.raw.ingest import build_batch, commit, find_pending
+    from checks.raw import RAW_TABLES
+    from resources.duckdb import DuckDBResource
+    from resources.lake import LakeResource
+
+    rows = [sub_row(i) for i in range(60)]
+    rows[4] = sub_row(4, plan="platinum")  # one quarantined row: its table is claimed too
+    lakehouse.drop(SUBS.format(d="2026-01-05"), subs_file(rows))
+    lakehouse.drop(SUBS.format(d="2026-01-12"), subs_file([sub_row(i) for i in range(60, 90)]))
+    contract = next(c for c in RAW_TABLES if c.table == "billing_subscriptions")
+    res = lakehouse.resources
+    lake, landing = res["lake"], res["landing"]
+
+    def batch(stage):
+        stage.mkdir()
+        with DuckDBResource(threads=1).connect() as con:
+            return build_batch(contract, find_pending(contract, landing, lake), lake, con, stage)
+
+    first, second = batch(tmp_path / "a"), batch(tmp_path / "b")  # both see two new files
+    assert len(first.pending) == len(second.pending) == 2
+
+    real_claim, claims = LakeResource.claim, []
+
+    def claim_then_lose(self, layer, table, app_id):
+        taken = real_claim(self, layer, table, app_id)
+        claims.append(table)
+        if table == raced and claims.count(table) == 1:
+            monkeypatch.setattr(LakeResource, "claim", real_claim)
+            commit(first, lake)
+            monkeypatch.setattr(LakeResource, "claim", claim_then_lose)
+        return taken
+
+    monkeypatch.setattr(LakeResource, "claim", claim_then_lose)
+    published = commit(second, lake)
+    monkeypatch.setattr(LakeResource, "claim", real_claim)
+
+    table = lake.read("raw", "billing_subscriptions")
+    assert table.num_rows == 89
+    line = pc.cast(table["_line"], "string")
+    keys = pc.binary_join_element_wise(table["_source_file"], line, ":")
+    assert pc.count_distinct(keys).as_py() == 89
+    assert lake.version("raw", "billing_subscriptions") == 0  # the second added no version
+    # Its rows went in before it lost the log's race: it says so, once.
+    assert published.version == 0
+    assert published.rows_written == (89 if raced == "ingest_log" else 0)
+    assert [r["line"] for r in lake.read("raw", "quarantine").to_pylist()] == [6]
+    log = lake.read("raw", "ingest_log").to_pylist()
+    assert sorted(r["source_file"] for r in log) == sorted(
+        SUBS.format(d=d) for d in ("2026-01-05", "2026-01-12")
+    )
+    # The second writer's lost commit was retried: its claims were taken again.
+    assert claims.count(raced) == 2, claims

@@ -2,7 +2,9 @@
 
 A file's identity is its content hash, kept in `raw/ingest_log`, so a file is ingested once even
 when delivered again under another name. Each commit is idempotent on its own target (quarantine,
-raw, log, in that order), so a run killed between two commits finishes cleanly when re-run.
+raw, log, in that order) and exactly-once against a concurrent writer (a Delta transaction id), so
+a run killed between two commits finishes cleanly when re-run, and two runs of the same files
+publish them once.
 
 Typed rows are staged as Parquet files outside the lake while the batch is typed and gated, and
 streamed into one Delta commit: a two-year backlog (10M events) never sits in memory at once.
@@ -11,9 +13,10 @@ streamed into one Delta commit: a two-year backlog (10M events) never sits in me
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 import pyarrow as pa
@@ -24,7 +27,7 @@ import pyarrow.parquet as pq
 from assets.raw.read import FileRows, Reject, read_file
 from checks.contract import SQL_TYPES, Column
 from checks.raw import INGEST_LOG, INVALID_JSON, LINEAGE, QUARANTINE, RawContract
-from resources.lake import LakeResource, Published, SchemaChangeError
+from resources.lake import LakeResource, Published, SchemaChangeError, WriteConflict
 from resources.landing import LandingFile, LandingResource
 
 # Minimum number of values in one file before "every value fails the cast" counts as a type
@@ -34,6 +37,7 @@ CHUNK_ROWS = 250_000  # rows typed per DuckDB pass (one staged Parquet file each
 GATE_ROWS = 1_000_000  # rows handed to the GX suite at a time
 FUTURE_SLACK = "INTERVAL 2 DAY"  # an event may be stamped up to two days after its extract date
 EARLIEST = "DATE '1970-01-01'"
+COMMIT_ATTEMPTS = 5  # a lost race re-reads and finds the winner's rows; more would be a bug
 INFERRED_TYPES = ("BIGINT", "DOUBLE", "BOOLEAN", "TIMESTAMPTZ", "VARCHAR")
 ARROW_OF_SQL = {
     "BIGINT": pa.int64(),
@@ -141,7 +145,6 @@ def _log_rows(lake: LakeResource, table: str) -> list[dict]:
         "file_mtime_ns",
         "file_sha256",
         "duplicate_of",
-        "raw_version",
     ]
     flt = pads.field("table_name") == table
     return lake.read("raw", INGEST_LOG.table, columns=cols, filter=flt).to_pylist()
@@ -555,22 +558,46 @@ def quarantine_summary(quarantine: pa.Table, groups: int = 20, lines: int = 5) -
 
 # -- commit --------------------------------------------------------------------------------------
 def commit(batch: Batch, lake: LakeResource) -> Published:
-    """Quarantine, raw, then the log: each step skips what an interrupted run already wrote."""
-    c = batch.contract
-    fresh = [p for p in batch.pending if not p.duplicate_of]
-    shas = pa.array([p.sha256 for p in fresh], pa.string())
-    quarantined = batch.quarantine
+    """Quarantine, raw, then the log, each an exactly-once append (`Claim`) that skips what an
+    interrupted or concurrent run of the same files already wrote. A commit that loses a race
+    re-reads its table and tries again, so no row is ever written twice."""
+    _until_committed(lambda: _commit_quarantine(batch, lake))
+    published = _until_committed(lambda: _commit_rows(batch, lake))
+    _until_committed(lambda: _commit_log(batch, lake, published.version))
+    return published
 
-    if quarantined.num_rows and lake.exists("raw", QUARANTINE.table):
-        done = lake.read(
-            "raw",
-            QUARANTINE.table,
-            columns=["file_sha256"],
-            filter=(pads.field("table_name") == c.table) & pads.field("file_sha256").isin(shas),
-        )
-        quarantined = quarantined.filter(
-            pc.invert(pc.is_in(quarantined["file_sha256"], done["file_sha256"].unique()))
-        )
+
+T = TypeVar("T")
+
+
+def _until_committed(step: Callable[[], T]) -> T:
+    for attempt in range(1, COMMIT_ATTEMPTS + 1):
+        try:
+            return step()
+        except WriteConflict:
+            if attempt == COMMIT_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _app(c: RawContract) -> str:
+    """The writer's Delta transaction id: one per raw table, in each of the three tables."""
+    return f"lakehouse raw ingest: {c.table}"
+
+
+def _fresh_shas(batch: Batch) -> pa.Array:
+    return pa.array([p.sha256 for p in batch.pending if not p.duplicate_of], pa.string())
+
+
+def _commit_quarantine(batch: Batch, lake: LakeResource) -> None:
+    c, quarantined = batch.contract, batch.quarantine
+    if not quarantined.num_rows:
+        return
+    claim = lake.claim("raw", QUARANTINE.table, _app(c))
+    mine = (pads.field("table_name") == c.table) & pads.field("file_sha256").isin(
+        _fresh_shas(batch)
+    )
+    quarantined = _drop_seen(quarantined, "file_sha256", claim.read(["file_sha256"], mine))
     if quarantined.num_rows:
         lake.publish(
             "raw",
@@ -578,40 +605,50 @@ def commit(batch: Batch, lake: LakeResource) -> Published:
             quarantined,
             count_total=False,
             commit_metadata={"table_name": c.table},
+            claim=claim,
         )
 
-    log_versions = [r["raw_version"] for r in _log_rows(lake, c.table)]
-    current = lake.version(c.layer, c.table)
+
+def _commit_rows(batch: Batch, lake: LakeResource) -> Published:
+    c = batch.contract
+    claim = lake.claim(c.layer, c.table, _app(c))
     keep: pads.Expression | None = None
-    if current is not None and batch.rows_published and current != max(log_versions, default=-1):
-        # The raw table moved past what the log knows: an earlier run died before its log
-        # commit. Drop the files it already appended.
-        done = lake.read(
-            c.layer, c.table, columns=["_file_sha256"], filter=pads.field("_file_sha256").isin(shas)
+    fresh = [p for p in batch.pending if not p.duplicate_of]
+    if fresh and claim.snapshot is not None:
+        dates = pa.array(sorted({p.file.extract_date for p in fresh}), pa.date32())
+        mine = pads.field("_extract_date").isin(dates) & pads.field("_file_sha256").isin(
+            _fresh_shas(batch)
         )
-        keep = ~pads.field("_file_sha256").isin(done["_file_sha256"].unique())
+        done = claim.read(["_file_sha256"], mine)
+        if done is not None and done.num_rows:
+            keep = ~pads.field("_file_sha256").isin(done["_file_sha256"].unique())
     staged = batch.dataset()
     rows = staged.count_rows(filter=keep) if batch.staged else 0
+    if not rows and claim.snapshot is not None:
+        return lake.describe(c.layer, c.table)
+    data = (
+        staged.scanner(filter=keep, batch_size=65_536).to_reader()
+        if rows
+        else batch.schema.empty_table()
+    )
+    return lake.publish(
+        c.layer,
+        c.table,
+        data,
+        partition_by=c.partition_by or None,
+        description=c.description,
+        commit_metadata={"files": str(len(fresh)), "lakehouse.operation": "raw ingest"},
+        claim=claim,
+    )
 
-    if rows or current is None:
-        data = (
-            staged.scanner(filter=keep, batch_size=65_536).to_reader()
-            if rows
-            else batch.schema.empty_table()
-        )
-        published = lake.publish(
-            c.layer,
-            c.table,
-            data,
-            partition_by=c.partition_by or None,
-            description=c.description,
-            commit_metadata={"files": str(len(fresh)), "lakehouse.operation": "raw ingest"},
-        )
-    else:
-        published = lake.describe(c.layer, c.table)
 
-    if batch.pending:
-        log = [
+def _commit_log(batch: Batch, lake: LakeResource, raw_version: int) -> None:
+    c = batch.contract
+    if not batch.pending:
+        return
+    claim = lake.claim("raw", INGEST_LOG.table, _app(c))
+    log = pa.Table.from_pylist(
+        [
             {
                 "table_name": c.table,
                 "source_file": p.file.relative,
@@ -623,12 +660,29 @@ def commit(batch: Batch, lake: LakeResource) -> Published:
                 "rows_published": batch.counts[p.file.relative].published,
                 "rows_quarantined": batch.counts[p.file.relative].quarantined,
                 "duplicate_of": p.duplicate_of,
-                "raw_version": published.version,
+                "raw_version": raw_version,
                 "ingested_at": batch.ingested_at,
             }
             for p in batch.pending
-        ]
-        lake.publish(
-            "raw", INGEST_LOG.table, pa.Table.from_pylist(log, INGEST_LOG.schema), count_total=False
-        )
-    return published
+        ],
+        INGEST_LOG.schema,
+    )
+    mine = (pads.field("table_name") == c.table) & pads.field("source_file").isin(
+        log["source_file"]
+    )
+    keys = ["source_file", "file_sha256"]
+    log = _drop_seen(log, keys, claim.read(keys, mine))
+    if log.num_rows:
+        lake.publish("raw", INGEST_LOG.table, log, count_total=False, claim=claim)
+
+
+def _drop_seen(rows: pa.Table, key: str | list[str], seen: pa.Table | None) -> pa.Table:
+    """`rows` whose `key` is not among the `seen` rows'."""
+    if seen is None or not seen.num_rows:
+        return rows
+    keys = [key] if isinstance(key, str) else key
+
+    def joined(t: pa.Table) -> pa.ChunkedArray:
+        return pc.binary_join_element_wise(*(t[k] for k in keys), "\x1f")
+
+    return rows.filter(pc.invert(pc.is_in(joined(rows), joined(seen).unique())))

@@ -78,7 +78,8 @@ def _duplicates(lake: Path) -> tuple[int, int]:
 
 def test_two_raw_runs_at_once_take_turns_and_publish_each_row_once(tmp_path, company):
     """The same raw assets launched twice on one instance: the pools make the second run's steps
-    wait; both succeed and every table equals a single run's."""
+    wait (and where both start in the same instant, the Delta claim refuses the second commit);
+    both succeed and every table equals a single run's."""
     home = _instance_home(tmp_path)
     lake = tmp_path / "lake"
     runs = _run_twice_at_once(["raw"], lake_env(lake, company, home))
