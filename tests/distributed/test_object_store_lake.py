@@ -12,7 +12,7 @@ import pytest
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError
 
-from resources.lake import LakeResource
+from resources.lake import LakeResource, WriteConflict
 from resources.profile import storage_options
 from servers import s3_server
 
@@ -92,3 +92,20 @@ def test_racing_writers_each_commit_once_and_a_stale_overwrite_is_refused(s3_lak
         .num_rows
         == 3
     )
+
+
+def test_an_exactly_once_append_is_refused_to_the_second_claimant(s3_lake):
+    """The raw layer's claim on S3: creating and appending, the second writer from the same read
+    gets WriteConflict and the bucket holds the first writer's rows only."""
+    first, second = (s3_lake.claim("raw", "t", "ingest x") for _ in range(2))
+    s3_lake.publish("raw", "t", _rows(10), claim=first)
+    with pytest.raises(WriteConflict):
+        s3_lake.publish("raw", "t", _rows(10), claim=second)
+
+    first, second = (s3_lake.claim("raw", "t", "ingest x") for _ in range(2))
+    assert s3_lake.publish("raw", "t", _rows(5, 10), claim=first).version == 1
+    with pytest.raises(WriteConflict, match="moved past version 0"):
+        s3_lake.publish("raw", "t", _rows(5, 10), claim=second)
+    ids = sorted(s3_lake.read("raw", "t", columns=["id"])["id"].to_pylist())
+    assert ids == list(range(15))
+    assert s3_lake.table("raw", "t").transaction_version("ingest x") == 2
