@@ -136,11 +136,11 @@ class Profile:
         raise RuntimeError(f"{EXECUTOR}={kind!r}: expected celery or k8s")
 
     def instance_yaml(self) -> dict[str, Any]:
-        """The Dagster instance settings: the shared base, with this profile's top-level keys
-        (storage, run launching) replacing the base's."""
+        """The Dagster instance settings: the shared base, with this profile's settings merged
+        over it key by key (a setting the overlay does not name keeps the base's value)."""
         config = yaml.safe_load(INSTANCE_BASE.read_text())
         if self.instance_overlay is not None:
-            config.update(yaml.safe_load(self.instance_overlay.read_text()))
+            config = _merged(config, yaml.safe_load(self.instance_overlay.read_text()))
         return config
 
     def write_instance(self, home: Path) -> Path:
@@ -155,6 +155,14 @@ class Profile:
         if not path.exists() or path.read_text() != text:
             path.write_text(text)
         return path
+
+
+def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        both = isinstance(value, dict) and isinstance(base.get(key), dict)
+        out[key] = _merged(base[key], value) if both else value
+    return out
 
 
 PROFILES = {

@@ -89,9 +89,12 @@ def test_distributed_wires_object_store_celery_and_postgres(distributed, tmp_pat
         "postgres": {"postgres_url": {"env": "LAKEHOUSE_DAGSTER_PG_URL"}}
     }
     base = yaml.safe_load(INSTANCE_BASE.read_text())
-    kept = {k: v for k, v in base.items() if k != "run_coordinator"}
-    assert {k: instance[k] for k in kept} == kept  # pools, run limit, monitoring
+    kept = {k: v for k, v in base.items() if k not in ("run_coordinator", "concurrency")}
+    assert {k: instance[k] for k in kept} == kept  # telemetry, run monitoring
     assert instance["run_coordinator"]["class"] == "QueuedRunCoordinator"
+    # Merged key by key: the run limit is the profile's, the pools still the base's.
+    assert instance["concurrency"]["runs"]["max_concurrent_runs"] == 4
+    assert instance["concurrency"]["pools"] == base["concurrency"]["pools"]
 
 
 def test_profile_check_command_exits_non_zero_naming_the_gap(monkeypatch):
