@@ -4,8 +4,8 @@ as the local profile from the same landing files.
 
 The distributed build goes the way a team drives a deployment. `dagster dev` serves the UI and
 runs the daemon. The runs are launched through the UI's GraphQL API: the layers before the
-events, one backfill of the event days (the daemon splits it into runs of at most 92 days, two at
-a time), then the layers after. The local build is `make demo`'s `platform/demo.py`.
+events, one backfill of the event days (the daemon splits it into runs of at most 92 days, up to
+four at a time), then the layers after. The local build is `make demo`'s `platform/demo.py`.
 """
 
 from __future__ import annotations
