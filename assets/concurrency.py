@@ -14,7 +14,13 @@ Delta predicate, and delta-rs refuses the commit of a second writer of the same 
 ("a concurrent transaction added new data"), while ranges that do not overlap run together.
 """
 
-from dagster import AssetKey
+from dagster import AssetKey, DagsterRunStatus
+
+# Runs that may be writing the lake now. Erasure vacuums with zero retention, so its asset refuses
+# to start while another run is in one of these states.
+RUNNING = [DagsterRunStatus.STARTING, DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
+# ... or will be soon: the erasure sensor waits until none is queued either.
+IN_FLIGHT = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, *RUNNING]
 
 
 def writer_pool(key: AssetKey | str) -> str:

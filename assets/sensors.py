@@ -15,7 +15,6 @@ import json
 from dagster import (
     AssetKey,
     AssetSelection,
-    DagsterRunStatus,
     DefaultSensorStatus,
     RunRequest,
     RunsFilter,
@@ -26,6 +25,7 @@ from dagster import (
 )
 
 from assets.automation import erasure_job
+from assets.concurrency import IN_FLIGHT
 from assets.landing import zone_fingerprint
 from assets.reverse_etl.erasure import open_requests
 from checks.raw import RAW_TABLES
@@ -63,13 +63,6 @@ def landing_sensor(context: SensorEvaluationContext, landing: LandingResource):
 
 
 _EMPTY = zone_fingerprint([])
-IN_FLIGHT = [
-    DagsterRunStatus.QUEUED,
-    DagsterRunStatus.NOT_STARTED,
-    DagsterRunStatus.STARTING,
-    DagsterRunStatus.STARTED,
-    DagsterRunStatus.CANCELING,
-]
 
 
 @sensor(

@@ -84,3 +84,33 @@ def test_an_erasure_request_starts_the_erasure_job_only_on_a_quiet_lake(tmp_path
     )
     waiting = tick()
     assert "waiting for a quiet lake" in waiting.skip_message
+
+
+def test_the_erasure_asset_defers_while_another_run_writes_not_for_one_not_started(tmp_path, defs):
+    """Erasure vacuums with zero retention: it must not start under a run that is writing, and a
+    run that has not started writes nothing yet."""
+    from dagster import AssetKey, DagsterRun, DagsterRunStatus, materialize
+
+    from assets.reverse_etl.erasure import write_request
+    from conftest import Lakehouse
+
+    landing = tmp_path / "landing"
+    write_request(landing, email="someone@example.com")
+    instance = DagsterInstance.ephemeral()
+    for run_id, status in [
+        ("waiting", DagsterRunStatus.NOT_STARTED),
+        ("busy", DagsterRunStatus.STARTED),
+    ]:
+        instance.add_run(DagsterRun(job_name="daily_refresh", run_id=run_id, status=status))
+    result = materialize(
+        list(defs.assets),
+        selection=[
+            AssetKey(["raw", "consent_records"]),
+            AssetKey(["reverse_etl", "erasure_audit"]),
+        ],
+        resources=Lakehouse(tmp_path / "lake", landing, defs).resources,
+        instance=instance,
+    )
+    assert result.success
+    meta = result.asset_materializations_for_node("reverse_etl__erasure_audit")[0].metadata
+    assert meta["deferred"].value == "run(s) busy in progress"

@@ -19,7 +19,6 @@ from dagster import (
     AssetKey,
     AssetOut,
     Config,
-    DagsterRunStatus,
     Failure,
     MaterializeResult,
     MetadataValue,
@@ -31,7 +30,7 @@ from dagster import (
 )
 from pydantic import Field
 
-from assets.concurrency import writer_pool
+from assets.concurrency import RUNNING, writer_pool
 from assets.entities.rules import load_rules
 from assets.metadata import OWNER, definition_metadata
 from assets.publish import SUITE_CHECK, gate_and_publish, suite_check
@@ -59,7 +58,6 @@ AUDIT_KEY = AssetKey(["reverse_etl", "sync_audit"])
 REVIEW_KEY = AssetKey(["reverse_etl", "review_queue"])
 STATE_KEY = AssetKey(["reverse_etl", "sync_state"])
 ERASURE_KEY = AssetKey([ERASURE_AUDIT.layer, ERASURE_AUDIT.table])
-ACTIVE = [DagsterRunStatus.STARTING, DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
 INPUTS = {
     "c360": ("c360", "customer_360_accounts"),
     "people": ("c360", "customer_360_people"),
@@ -233,7 +231,7 @@ def _busy(context: AssetExecutionContext) -> str | None:
         return f"this run also writes {len(others)} other asset(s)"
     active = [
         r.run_id
-        for r in context.instance.get_runs(filters=RunsFilter(statuses=ACTIVE), limit=5)
+        for r in context.instance.get_runs(filters=RunsFilter(statuses=RUNNING), limit=5)
         if r.run_id != context.run_id
     ]
     return f"run(s) {', '.join(active)} in progress" if active else None
