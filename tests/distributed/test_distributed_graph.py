@@ -42,12 +42,13 @@ VENV_BIN = Path(sys.executable).parent  # dagster-celery starts `celery` from th
 
 @pytest.fixture(scope="module")
 def landing(tmp_path_factory) -> Path:
-    """The sample company's landing files (the smallest size every layer, models included,
-    builds from), shared by both profiles."""
+    """The sample company's landing files, shared by both profiles. Twice the accounts of the
+    other whole-graph tests: at 200 an event step took ~4 s, about the time between two runs'
+    starts, so whether the two workers' steps overlapped was down to a second either way."""
     from sample_company.generate import generate
 
     out = tmp_path_factory.mktemp("company") / "landing"
-    generate(out, accounts=200, days=300, seed=3)
+    generate(out, accounts=400, days=300, seed=3)
     return out
 
 
