@@ -161,7 +161,8 @@ class LakeResource(ConfigurableResource):
         """
         uri = self.uri(layer, table)
         if claim is not None:
-            assert mode == "append" and predicate is None, "a claim is an append"
+            if mode != "append" or predicate is not None:
+                raise ValueError(f"{layer}/{table}: a claim is a plain append")
             current = claim.snapshot
         else:
             current = self.table(layer, table) if self.exists(layer, table) else None
