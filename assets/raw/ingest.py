@@ -78,6 +78,11 @@ class Batch:
     head: pa.Table | None = None  # first rows, for the preview
 
     @property
+    def fresh(self) -> list[Pending]:
+        """The files whose rows this batch publishes (re-deliveries are only logged)."""
+        return [p for p in self.pending if not p.duplicate_of]
+
+    @property
     def rows_read(self) -> int:
         return sum(c.read for c in self.counts.values())
 
@@ -91,8 +96,8 @@ class Batch:
 
     def summary(self) -> dict[str, float | int]:
         return {
-            "files": len([p for p in self.pending if not p.duplicate_of]),
-            "duplicate_files": len([p for p in self.pending if p.duplicate_of]),
+            "files": len(self.fresh),
+            "duplicate_files": len(self.pending) - len(self.fresh),
             "rows_read": self.rows_read,
             "rows_published": self.rows_published,
             "rows_quarantined": self.quarantine.num_rows,
@@ -586,7 +591,7 @@ def _app(c: RawContract) -> str:
 
 
 def _fresh_shas(batch: Batch) -> pa.Array:
-    return pa.array([p.sha256 for p in batch.pending if not p.duplicate_of], pa.string())
+    return pa.array([p.sha256 for p in batch.fresh], pa.string())
 
 
 def _commit_quarantine(batch: Batch, lake: LakeResource) -> None:
@@ -613,7 +618,7 @@ def _commit_rows(batch: Batch, lake: LakeResource) -> Published:
     c = batch.contract
     claim = lake.claim(c.layer, c.table, _app(c))
     keep: pads.Expression | None = None
-    fresh = [p for p in batch.pending if not p.duplicate_of]
+    fresh = batch.fresh
     if fresh and claim.snapshot is not None:
         dates = pa.array(sorted({p.file.extract_date for p in fresh}), pa.date32())
         mine = pads.field("_extract_date").isin(dates) & pads.field("_file_sha256").isin(
