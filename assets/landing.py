@@ -21,7 +21,7 @@ from dagster import (
 
 from assets.metadata import OWNER
 from checks.raw import RAW_TABLES, RawContract
-from resources.landing import LandingResource
+from resources.landing import LandingResource, Scan
 
 FORMAT_KIND = {"csv": "csv", "jsonl": "json", "json_array": "json"}
 
@@ -49,11 +49,12 @@ BY_KEY = {landing_key(c): c for c in RAW_TABLES}
 warnings.filterwarnings("ignore", category=BetaWarning, message=".*observable_source_asset")
 
 
-def zone_fingerprint(files: list) -> str:
-    """What a zone holds, in 16 hex digits: any new, removed or rewritten file changes it."""
-    return hashlib.sha256(
-        "\n".join(f"{f.relative}:{f.size}:{f.mtime_ns}" for f in files).encode()
-    ).hexdigest()[:16]
+def zone_fingerprint(scan: Scan) -> str:
+    """What a zone holds, in 16 hex digits: any new, removed or rewritten entry changes it (a
+    rewrite changes the change time even when the old modification time is set back)."""
+    lines = [f"{f.relative}:{f.size}:{f.mtime_ns}:{f.ctime_ns}" for f in scan.files]
+    lines += [f"{s.relative}:{s.identity()}" for s in scan.skipped]
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
 
 
 @multi_observable_source_asset(specs=SPECS, can_subset=True, name="landing_zones")
@@ -62,14 +63,21 @@ def landing_zones(
 ) -> Iterator[ObserveResult]:
     for key in sorted(context.selected_asset_keys, key=lambda k: k.to_user_string()):
         c = BY_KEY[key]
-        files = landing.files(c.source, c.object)
-        fingerprint = zone_fingerprint(files)
+        scan = landing.scan(c.source, c.object)
+        files = scan.files
+        fingerprint = zone_fingerprint(scan)
         yield ObserveResult(
             asset_key=key,
             data_version=DataVersion(fingerprint),
             metadata={
                 "files": MetadataValue.int(len(files)),
                 "bytes": MetadataValue.int(sum(f.size for f in files)),
+                "entries_ignored": MetadataValue.int(
+                    sum(s.decision == "ignored" for s in scan.skipped)
+                ),
+                "entries_refused": MetadataValue.int(
+                    sum(s.decision == "refused" for s in scan.skipped)
+                ),
                 "latest_extract_date": MetadataValue.text(
                     str(files[-1].extract_date) if files else "none"
                 ),

@@ -30,7 +30,7 @@ from assets.landing import zone_fingerprint
 from assets.reverse_etl.erasure import open_requests
 from checks.raw import RAW_TABLES
 from resources.lake import LakeResource
-from resources.landing import LandingResource
+from resources.landing import LandingResource, Scan
 
 RAW_SELECTION = AssetSelection.assets(*(AssetKey(["raw", c.table]) for c in RAW_TABLES))
 
@@ -44,7 +44,7 @@ RAW_SELECTION = AssetSelection.assets(*(AssetKey(["raw", c.table]) for c in RAW_
 )
 def landing_sensor(context: SensorEvaluationContext, landing: LandingResource):
     seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
-    now = {c.table: zone_fingerprint(landing.files(c.source, c.object)) for c in RAW_TABLES}
+    now = {c.table: zone_fingerprint(landing.scan(c.source, c.object)) for c in RAW_TABLES}
     changed = sorted(t for t, fp in now.items() if fp != seen.get(t) and fp != _EMPTY)
     cursor = json.dumps(now, sort_keys=True)
     if not changed:
@@ -62,7 +62,7 @@ def landing_sensor(context: SensorEvaluationContext, landing: LandingResource):
     )
 
 
-_EMPTY = zone_fingerprint([])
+_EMPTY = zone_fingerprint(Scan())
 
 
 @sensor(

@@ -74,7 +74,7 @@ QUARANTINE_COLUMNS = (
     Column("detail", "string", "What was wrong, in words."),
     Column("payload", "string", "The row as it arrived.", pii=True),
     Column("file_sha256", "string", "Content hash of the file.", required=True),
-    Column("extract_date", "date", "Extract date of the landing folder.", required=True),
+    Column("extract_date", "date", "Extract date of the landing folder (empty if it is none)."),
     Column("quarantined_at", "timestamp", "When the row was rejected.", required=True),
 )
 
@@ -142,7 +142,7 @@ CRM_ACCOUNTS = _raw(
     "accounts",
     "json_array",
     "CRM account records (weekly JSON export), one row per record version as exported. "
-    "Grain: one exported record; key: (_source_file, _line). Source of truth for firmographics.",
+    "Grain: one exported record; key: (_file_sha256, _line). Source of truth for firmographics.",
     Column("id", source="Id", required=True, description="CRM account id."),
     Column("name", source="Name", required=True),
     Column("website", source="Website"),
@@ -368,26 +368,62 @@ QUARANTINE = TableContract(
     ),
     columns=QUARANTINE_COLUMNS,
 )
+# What the raw layer decided about each landing entry (`raw/ingest_log.decision`).
+INGESTED = "ingested"  # new content at a new path: its rows published
+REPLACED = "replaced"  # new content at a path that had other content: supersedes that version
+DUPLICATE = "duplicate"  # content already in the lake (see duplicate_of): nothing published again
+REJECTED = "rejected"  # a file that cannot be split into rows: quarantined whole (line 0)
+IGNORED = "ignored"  # a partial, temporary or hidden name: not read (read once renamed)
+REFUSED = "refused"  # a link, a non-file or an entry in a folder that cannot be placed
+DECISIONS = (INGESTED, REPLACED, DUPLICATE, REJECTED, IGNORED, REFUSED)
+# Decisions that make a path's content current (its rows, or the rows of the same content).
+EFFECTIVE = (INGESTED, REPLACED, DUPLICATE)
+
 INGEST_LOG = TableContract(
     layer="raw",
     table="ingest_log",
     description=(
-        "One row per landing file ingested into a raw table: its content hash (the file's "
-        "identity: a file is never ingested twice, even under a new name), counts and the raw "
-        "table version it produced. Written last, after the raw and quarantine commits."
+        "One row per decision about a landing entry: a file ingested, replaced by a new version "
+        "under the same path, found to duplicate content already in the lake, rejected whole, "
+        "or an entry ignored (partial name) or refused (link, non-file, folder that cannot be "
+        "placed). A file is identified by its content hash: it is never ingested twice, and a "
+        "new version of a path supersedes the old version's rows for the layers above (the raw "
+        "table keeps both). Written last, after the raw and quarantine commits."
     ),
     columns=(
         Column("table_name", required=True),
         Column("source_file", required=True),
-        Column("file_sha256", required=True),
+        Column(
+            "file_sha256",
+            required=True,
+            description=(
+                "Content hash of the file: its identity. For an entry never opened (ignored or "
+                "refused), a hash of its path, kind, size and time instead."
+            ),
+        ),
         Column("file_bytes", "int", required=True, min=0),
         Column("file_mtime_ns", "int", required=True),
-        Column("extract_date", "date", required=True),
+        Column("extract_date", "date", description="Empty when the folder is not a date."),
         Column("rows_read", "int", required=True, min=0),
         Column("rows_published", "int", required=True, min=0),
         Column("rows_quarantined", "int", required=True, min=0),
         Column("duplicate_of", description="Earlier file with identical content, if any."),
         Column("raw_version", "int", required=True, min=0),
         ts("ingested_at", required=True),
+        Column("decision", accepted=DECISIONS, description="What was decided (see above)."),
+        Column(
+            "supersedes",
+            description=(
+                "Content hash of the earlier version of the same path that this one replaces: "
+                "its rows are hidden from the layers above."
+            ),
+        ),
+        Column("reason", description="Why an entry was ignored, refused or rejected."),
+        Column(
+            "seq",
+            "int",
+            min=1,
+            description="Order of decisions per raw table: the latest one for a path is current.",
+        ),
     ),
 )

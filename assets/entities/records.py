@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from assets.entities.rules import EntityRules, Normalize, Ref, Source
+from assets.raw.versions import hidden_versions
 from resources.lake import LakeResource
 
 
@@ -66,13 +67,25 @@ def create_macros(con: duckdb.DuckDBPyConnection, n: Normalize) -> None:
 
 
 def register_raw(con: duckdb.DuckDBPyConnection, lake: LakeResource, tables: set[str]) -> set[str]:
-    """Expose raw tables to DuckDB as Arrow datasets (zero copy); returns those that exist."""
+    """Expose raw tables to DuckDB as Arrow datasets (zero copy); returns those that exist.
+    Rows of a file version that a newer delivery of the same path superseded are not shown:
+    the layers above see each file once, in its current version (`assets/raw/versions.py`)."""
     present = set()
     for t in sorted(tables):
         layer, name = t.split("/")
-        if lake.exists(layer, name):
+        if not lake.exists(layer, name):
+            continue
+        hidden = hidden_versions(lake, name) if layer == "raw" else []
+        if not hidden:
             con.register(_view(t), lake.dataset(layer, name))
-            present.add(t)
+        else:
+            con.register(f"{_view(t)}__all", lake.dataset(layer, name))
+            con.register(f"{_view(t)}__hidden", pa.table({"sha": pa.array(hidden, pa.string())}))
+            con.execute(
+                f"CREATE OR REPLACE TEMP VIEW {_view(t)} AS SELECT * FROM {_view(t)}__all "
+                f"WHERE _file_sha256 NOT IN (SELECT sha FROM {_view(t)}__hidden)"
+            )
+        present.add(t)
     return present
 
 

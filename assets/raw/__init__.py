@@ -7,8 +7,10 @@ the commit. A failed gate leaves every table at its previous version and fails t
 
 import tempfile
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
+import pyarrow as pa
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -27,7 +29,7 @@ from assets.metadata import OWNER, definition_metadata, published_metadata
 from assets.publish import SUITE_CHECK, suite_check
 from assets.raw.ingest import (
     Batch,
-    Pending,
+    Found,
     build_batch,
     commit,
     find_pending,
@@ -76,10 +78,15 @@ def build_raw_asset(c: RawContract) -> AssetsDefinition:
         landing: LandingResource,
         duckdb: DuckDBResource,
     ) -> Iterator[MaterializeResult | AssetCheckResult]:
-        pending = find_pending(c, landing, lake)
-        context.log.info(f"{c.name}: {len(pending)} new landing file(s)")
+        found = find_pending(c, landing, lake)
+        context.log.info(f"{c.name}: {len(found.pending)} new or changed landing file(s)")
+        for s in found.skipped:
+            log = context.log.warning if s.decision == "refused" else context.log.info
+            log(f"{c.name}: {s.decision} {s.relative} ({s.rule}): {s.reason}")
         with tempfile.TemporaryDirectory(prefix=f"lakehouse-{c.table}-") as stage:
-            yield from _ingest(context, c, pending, lake, duckdb, Path(stage))
+            yield from _ingest(
+                context, c, found, lake, duckdb, Path(stage), landing.latest_allowed()
+            )
 
     return _raw
 
@@ -87,16 +94,17 @@ def build_raw_asset(c: RawContract) -> AssetsDefinition:
 def _ingest(
     context: AssetExecutionContext,
     c: RawContract,
-    pending: list[Pending],
+    found: Found,
     lake: LakeResource,
     duckdb: DuckDBResource,
     stage: Path,
+    latest: datetime,
 ) -> Iterator[MaterializeResult | AssetCheckResult]:
     """Type and stage, gate the staged rows, then commit: nothing is visible before the gate."""
     key = raw_key(c)
     try:
         with duckdb.connect() as con:
-            batch = build_batch(c, pending, lake, con, stage)
+            batch = build_batch(c, found, lake, con, stage, latest)
     except SchemaChangeError as exc:
         yield AssetCheckResult(
             asset_key=key,
@@ -113,7 +121,7 @@ def _ingest(
     held = quarantine_summary(batch.quarantine)
     yield gate.check_result(key, SUITE_CHECK, lake.data_docs, detail=held)
     if not gate.passed:
-        raise gate.failure(f"{c.name} batch of {len(pending)} file(s)", detail=held)
+        raise gate.failure(f"{c.name} batch of {len(found.pending)} file(s)", detail=held)
     published = commit(batch, lake)
     context.log.info(f"{c.name}: {published.rows_written:,} rows in version {published.version}")
     yield MaterializeResult(
@@ -129,9 +137,18 @@ def _batch_metadata(batch: Batch) -> dict:
     meta: dict = {k: v for k, v in batch.summary().items()}
     if batch.extras:
         meta["schema_drift_columns"] = MetadataValue.json(batch.extras)
-    if batch.quarantine.num_rows:
-        rules = batch.quarantine.group_by("rule").aggregate([([], "count_all")]).to_pylist()
+    quarantined = pa.concat_tables([batch.quarantine, batch.refused_rows()])
+    if quarantined.num_rows:
+        rules = quarantined.group_by("rule").aggregate([([], "count_all")]).to_pylist()
         meta["quarantined_by_rule"] = MetadataValue.json({r["rule"]: r["count_all"] for r in rules})
+    if batch.skipped:
+        meta["landing_entries_not_read"] = MetadataValue.md(
+            "| entry | decision | rule | why |\n|---|---|---|---|\n"
+            + "\n".join(
+                f"| `{s.relative}` | {s.decision} | {s.rule} | {s.reason} |"
+                for s in batch.skipped[:50]
+            )
+        )
     return meta
 
 

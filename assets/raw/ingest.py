@@ -1,10 +1,14 @@
 """Ingest landing files into a raw table: find what is new, type and rule-check it, commit it.
 
 A file's identity is its content hash, kept in `raw/ingest_log`, so a file is ingested once even
-when delivered again under another name. Each commit is idempotent on its own target (quarantine,
-raw, log, in that order) and exactly-once against a concurrent writer (a Delta transaction id), so
-a run killed between two commits finishes cleanly when re-run, and two runs of the same files
-publish them once.
+when delivered again under another name; new content under a path already ingested is a new
+version of that file, whose rows supersede the old version's for the layers above
+(`assets/raw/versions.py`). Every decision about a landing entry (ingested, replaced, duplicate,
+rejected, ignored, refused) is a row of the log.
+
+Each commit is idempotent on its own target (quarantine, raw, log, in that order) and
+exactly-once against a concurrent writer (a Delta transaction id), so a run killed between two
+commits finishes cleanly when re-run, and two runs of the same files publish them once.
 
 Typed rows are staged as Parquet files outside the lake while the batch is typed and gated, and
 streamed into one Delta commit: a two-year backlog (10M events) never sits in memory at once.
@@ -25,18 +29,33 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from assets.raw.read import FileRows, Reject, read_file
+from assets.raw.versions import LogState, log_columns, log_filter, log_rows
 from checks.contract import SQL_TYPES, Column
-from checks.raw import INGEST_LOG, INVALID_JSON, LINEAGE, QUARANTINE, RawContract
-from resources.lake import LakeResource, Published, SchemaChangeError, WriteConflict
-from resources.landing import LandingFile, LandingResource
+from checks.raw import (
+    DUPLICATE,
+    INGEST_LOG,
+    INGESTED,
+    INVALID_JSON,
+    LINEAGE,
+    QUARANTINE,
+    REJECTED,
+    REPLACED,
+    RawContract,
+)
+from resources.lake import Claim, LakeResource, Published, SchemaChangeError, WriteConflict
+from resources.landing import LandingFile, LandingResource, Skipped
 
 # Minimum number of values in one file before "every value fails the cast" counts as a type
 # change of the whole column (an error) rather than a few bad rows (quarantine).
 TYPE_CHANGE_MIN_VALUES = 3
 CHUNK_ROWS = 250_000  # rows typed per DuckDB pass (one staged Parquet file each)
 GATE_ROWS = 1_000_000  # rows handed to the GX suite at a time
-FUTURE_SLACK = "INTERVAL 2 DAY"  # an event may be stamped up to two days after its extract date
-EARLIEST = "DATE '1970-01-01'"
+EARLIEST = "DATE '1970-01-01'"  # a business date before it is a broken value, not history
+# A date that may lie in the future (a period end, a close date) still lies before this one:
+# later is a placeholder ('infinity', 9999-12-31), not a date.
+LATEST_FUTURE = "DATE '2200-01-01'"
+# Undeclared (drift) date columns: any date Python and Arrow can hold, and no infinity.
+DRIFT_RANGE = ("DATE '0001-01-01'", "DATE '9999-12-31'")
 COMMIT_ATTEMPTS = 5  # a lost race re-reads and finds the winner's rows; more would be a bug
 INFERRED_TYPES = ("BIGINT", "DOUBLE", "BOOLEAN", "TIMESTAMPTZ", "VARCHAR")
 ARROW_OF_SQL = {
@@ -54,6 +73,16 @@ class Pending:
     file: LandingFile
     sha256: str
     duplicate_of: str | None = None  # same content already ingested: logged, not re-ingested
+    supersedes: str | None = None  # the content this path held until now
+    duplicate_decision: str = DUPLICATE  # REJECTED when the earlier copy was rejected whole
+
+
+@dataclass
+class Found:
+    """What a scan of the landing zone found that the log has not decided yet."""
+
+    pending: list[Pending] = field(default_factory=list)  # regular files: read or duplicates
+    skipped: list[Skipped] = field(default_factory=list)  # ignored or refused, never opened
 
 
 @dataclass
@@ -76,6 +105,40 @@ class Batch:
     counts: dict[str, FileCounts] = field(default_factory=dict)
     extras: dict[str, str] = field(default_factory=dict)  # drift columns absorbed: name -> type
     head: pa.Table | None = None  # first rows, for the preview
+    skipped: list[Skipped] = field(default_factory=list)
+    rejected_whole: set[str] = field(default_factory=set)  # files quarantined whole (line 0)
+
+    @property
+    def refused(self) -> list[Skipped]:
+        return [s for s in self.skipped if s.decision == "refused"]
+
+    def refused_rows(self) -> pa.Table:
+        """One quarantine row (line 0) per refused entry: outside the gate's share, since no
+        row of it was read, but never without a word."""
+        return pa.Table.from_pylist(
+            [
+                {
+                    "table_name": self.contract.table,
+                    "source_file": s.relative,
+                    "line": 0,
+                    "rule": s.rule,
+                    "detail": s.reason,
+                    "payload": None,
+                    "file_sha256": s.identity(),
+                    "extract_date": s.extract_date,
+                    "quarantined_at": self.ingested_at,
+                }
+                for s in self.refused
+            ],
+            QUARANTINE.schema,
+        )
+
+    def decision(self, p: Pending) -> str:
+        if p.duplicate_of:
+            return p.duplicate_decision
+        if p.file.relative in self.rejected_whole:
+            return REJECTED
+        return REPLACED if p.supersedes else INGESTED
 
     @property
     def fresh(self) -> list[Pending]:
@@ -98,6 +161,9 @@ class Batch:
         return {
             "files": len(self.fresh),
             "duplicate_files": len(self.pending) - len(self.fresh),
+            "replaced_files": sum(1 for p in self.fresh if p.supersedes),
+            "entries_ignored": len(self.skipped) - len(self.refused),
+            "entries_refused": len(self.refused),
             "rows_read": self.rows_read,
             "rows_published": self.rows_published,
             "rows_quarantined": self.quarantine.num_rows,
@@ -123,48 +189,62 @@ class Batch:
 
 
 # -- what is new ---------------------------------------------------------------------------------
-def find_pending(
-    contract: RawContract, landing: LandingResource, lake: LakeResource
-) -> list[Pending]:
-    """Landing files of this object not yet in the ingest log (by content hash)."""
-    log = _log_rows(lake, contract.table)
-    seen_stat = {(r["source_file"], r["file_bytes"], r["file_mtime_ns"]) for r in log}
-    seen_sha = {r["file_sha256"]: r["source_file"] for r in log if not r["duplicate_of"]}
-    pending: list[Pending] = []
-    for f in landing.files(contract.source, contract.object):
-        if (f.relative, f.size, f.mtime_ns) in seen_stat:
-            continue
+def find_pending(contract: RawContract, landing: LandingResource, lake: LakeResource) -> Found:
+    """Landing entries the log has not decided in their present form. Every file is hashed:
+    its content, not its size or time, says whether it is new (an edit that keeps both is a new
+    version all the same)."""
+    state = LogState.of(log_rows(lake, contract.table))
+    scan = landing.scan(contract.source, contract.object)
+    found = Found()
+    batch_first: dict[str, str] = {}  # content -> first path in this batch
+    for f in scan.files:
         sha = f.sha256()
-        earlier = seen_sha.get(sha)
-        pending.append(Pending(f, sha, duplicate_of=earlier))
-        seen_sha.setdefault(sha, f.relative)
-    return pending
-
-
-def _log_rows(lake: LakeResource, table: str) -> list[dict]:
-    if not lake.exists("raw", INGEST_LOG.table):
-        return []
-    cols = [
-        "source_file",
-        "file_bytes",
-        "file_mtime_ns",
-        "file_sha256",
-        "duplicate_of",
-    ]
-    flt = pads.field("table_name") == table
-    return lake.read("raw", INGEST_LOG.table, columns=cols, filter=flt).to_pylist()
+        last = state.latest.get(f.relative)
+        if last is not None and last.sha256 == sha:
+            continue  # decided before, unchanged since
+        current = state.effective.get(f.relative)
+        supersedes = current if current != sha else None
+        earlier = state.first.get(sha)
+        if earlier is not None:
+            rejected = earlier.decision == REJECTED
+            found.pending.append(
+                Pending(
+                    f,
+                    sha,
+                    duplicate_of=earlier.source_file,
+                    supersedes=None if rejected else supersedes,
+                    duplicate_decision=REJECTED if rejected else DUPLICATE,
+                )
+            )
+        elif sha in batch_first:
+            found.pending.append(
+                Pending(f, sha, duplicate_of=batch_first[sha], supersedes=supersedes)
+            )
+        else:
+            found.pending.append(Pending(f, sha, supersedes=supersedes))
+            batch_first[sha] = f.relative
+    for skipped in scan.skipped:
+        last = state.latest.get(skipped.relative)
+        if last is None or last.sha256 != skipped.identity():
+            found.skipped.append(skipped)
+    return found
 
 
 # -- typing and rules ----------------------------------------------------------------------------
 def build_batch(
     contract: RawContract,
-    pending: list[Pending],
+    found: Found,
     lake: LakeResource,
     con: duckdb.DuckDBPyConnection,
     stage: Path,
+    latest: dt.datetime | None = None,
 ) -> Batch:
-    """Type and rule-check every pending file; typed rows go to Parquet files under `stage`."""
+    """Type and rule-check every pending file; typed rows go to Parquet files under `stage`.
+    `latest` is the latest moment a timestamp may name (the clock plus a tolerance)."""
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    latest = latest or now
+    pending = found.pending
+    rejected_whole: set[str] = set()
     counts: dict[str, FileCounts] = {p.file.relative: FileCounts() for p in pending}
     schema = _existing_schema(lake, contract)
     staged: list[Path] = []
@@ -183,7 +263,9 @@ def build_batch(
             return
         source = pa.concat_tables(parts, promote_options="default")
         parts.clear()
-        typed, quarantined, new = _type_and_check(contract, source, header_fields, schema, now, con)
+        typed, quarantined, new = _type_and_check(
+            contract, source, header_fields, schema, now, latest, con
+        )
         del source
         quarantined_parts.append(quarantined)
         extras.update(new)
@@ -203,6 +285,8 @@ def build_batch(
         got: FileRows = read_file(p.file.path, contract.format)
         counts[p.file.relative].read = got.rows.num_rows + len(got.rejects)
         rejects += [_reject_row(contract, p, r, now) for r in got.rejects]
+        if any(r.line == 0 for r in got.rejects):
+            rejected_whole.add(p.file.relative)
         header_fields += [f for f in got.fields if f not in header_fields]
         if got.rows.num_rows:
             parts.append(_with_lineage(got.rows, p))
@@ -224,6 +308,8 @@ def build_batch(
         counts,
         extras,
         head,
+        found.skipped,
+        rejected_whole,
     )
 
 
@@ -286,6 +372,7 @@ def _type_and_check(
     header_fields: list[str],
     existing: pa.Schema | None,
     now: dt.datetime,
+    latest: dt.datetime,
     con: duckdb.DuckDBPyConnection,
 ) -> tuple[pa.Table, pa.Table, dict[str, str]]:
     con.register("src", source)
@@ -342,9 +429,10 @@ def _type_and_check(
         select.append(f"{_cast(f'f{i}', SQL_TYPES[c.type])} AS {_q(c.name)}")
         if is_json and c.type == "string":  # in a typed column an object fails its cast
             rules.append(_scalar_rule(c, f"f{i}", json_paths[i]))
-        rules += _rules(c, f"f{i}", SQL_TYPES[c.type])
+        rules += _rules(c, f"f{i}", SQL_TYPES[c.type], latest)
     for name, (i, sql_type) in extras.items():
         select.append(f"{_cast(f'f{i}', sql_type)} AS {_q(name)}")
+        rules += _drift_rules(name, f"f{i}", sql_type)
     ts = _lit(now.isoformat())
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE checked AS SELECT {', '.join(select)}, _payload, "
@@ -397,7 +485,7 @@ def _scalar_rule(c: Column, f: str, path: str) -> str:
     )
 
 
-def _rules(c: Column, f: str, sql_type: str) -> list[str]:
+def _rules(c: Column, f: str, sql_type: str, latest: dt.datetime) -> list[str]:
     """SQL for each rule of column `c`, as [rule, detail] when broken; order = precedence."""
     name, v = c.name, _cast(f, sql_type)
     out = []
@@ -437,14 +525,47 @@ def _rules(c: Column, f: str, sql_type: str) -> list[str]:
             f"CASE WHEN {lo} OR {hi} THEN ['range({name})', {_lit(name + ' = ')} || {f} || "
             f"{_lit(f' is outside [{c.min}, {c.max}]')}] END"
         )
-    if c.type in ("timestamp", "date") and not c.future:
-        out.append(
-            f"CASE WHEN {v} > _extract_date + {FUTURE_SLACK} THEN ['not_future({name})', "
-            f"{_lit(name + ' = ')} || {f} || ' is after the extract date'] "
-            f"WHEN {v} < {EARLIEST} THEN ['plausible_date({name})', "
-            f"{_lit(name + ' = ')} || {f} || ' is before 1970'] END"
-        )
+    if c.type in ("timestamp", "date"):
+        out.append(_time_rule(name, f, v, c.future, latest))
     return out
+
+
+def _time_rule(name: str, f: str, v: str, future: bool, latest: dt.datetime) -> str:
+    """Every date is finite and placed in time before it is written: 'infinity' casts, but no
+    Parquet file or Python reader can hold it. Only a column declared `future` may lie past the
+    platform's clock (plus the landing tolerance); the folder a file came in does not count."""
+    said = f"{_lit(name + ' = ')} || left({f}, 80)"
+    cap = (
+        f"WHEN {v} >= {LATEST_FUTURE} THEN ['plausible_date({name})', {said} || "
+        f"' is after ' || {LATEST_FUTURE}] "
+        if future
+        else f"WHEN {v} > {_lit(latest.isoformat())}::TIMESTAMPTZ THEN ['not_future({name})', "
+        f"{said} || {_lit(' is after the platform clock (' + latest.isoformat())} || "
+        "' with the tolerance)'] "
+    )
+    return (
+        f"CASE WHEN NOT isfinite({v}) THEN ['finite({name})', {said} || ' is not a finite date'] "
+        f"WHEN {v} < {EARLIEST} THEN ['plausible_date({name})', {said} || ' is before 1970'] "
+        f"{cap}END"
+    )
+
+
+def _drift_rules(name: str, f: str, sql_type: str) -> list[str]:
+    """An undeclared column's values are checked like a declared one's where the write would
+    break or lie: non-finite numbers and dates, dates no reader can hold."""
+    v = _cast(f, sql_type)
+    said = f"{_lit(name + ' = ')} || left({f}, 80)"
+    if sql_type == "DOUBLE":
+        return [
+            f"CASE WHEN NOT isfinite({v}) THEN ['finite({name})', {said} || ' is not finite'] END"
+        ]
+    if sql_type == "TIMESTAMPTZ":
+        lo, hi = DRIFT_RANGE
+        return [
+            f"CASE WHEN NOT isfinite({v}) OR {v} < {lo} OR {v} > {hi} THEN "
+            f"['plausible_date({name})', {said} || ' is no date a table can hold'] END"
+        ]
+    return []
 
 
 def _extra_types(
@@ -595,13 +716,15 @@ def _fresh_shas(batch: Batch) -> pa.Array:
 
 
 def _commit_quarantine(batch: Batch, lake: LakeResource) -> None:
-    c, quarantined = batch.contract, batch.quarantine
+    c = batch.contract
+    quarantined = pa.concat_tables([batch.quarantine, batch.refused_rows()])
     if not quarantined.num_rows:
         return
     claim = lake.claim("raw", QUARANTINE.table, _app(c))
-    mine = (pads.field("table_name") == c.table) & pads.field("file_sha256").isin(
-        _fresh_shas(batch)
+    shas = pa.concat_arrays(
+        [_fresh_shas(batch), pa.array([s.identity() for s in batch.refused], pa.string())]
     )
+    mine = (pads.field("table_name") == c.table) & pads.field("file_sha256").isin(shas)
     quarantined = _drop_seen(quarantined, "file_sha256", claim.read(["file_sha256"], mine))
     if quarantined.num_rows:
         lake.publish(
@@ -648,37 +771,81 @@ def _commit_rows(batch: Batch, lake: LakeResource) -> Published:
 
 
 def _commit_log(batch: Batch, lake: LakeResource, raw_version: int) -> None:
+    """One row per decision. A decision already logged for a path in the same form (by an
+    interrupted or concurrent run of the same files) is not logged again; `seq` continues the
+    snapshot's, which the claim keeps ordered."""
     c = batch.contract
-    if not batch.pending:
+    if not batch.pending and not batch.skipped:
         return
     claim = lake.claim("raw", INGEST_LOG.table, _app(c))
-    log = pa.Table.from_pylist(
-        [
-            {
-                "table_name": c.table,
-                "source_file": p.file.relative,
-                "file_sha256": p.sha256,
-                "file_bytes": p.file.size,
-                "file_mtime_ns": p.file.mtime_ns,
-                "extract_date": p.file.extract_date,
-                "rows_read": batch.counts[p.file.relative].read,
-                "rows_published": batch.counts[p.file.relative].published,
-                "rows_quarantined": batch.counts[p.file.relative].quarantined,
-                "duplicate_of": p.duplicate_of,
-                "raw_version": raw_version,
-                "ingested_at": batch.ingested_at,
-            }
-            for p in batch.pending
-        ],
-        INGEST_LOG.schema,
-    )
-    mine = (pads.field("table_name") == c.table) & pads.field("source_file").isin(
-        log["source_file"]
-    )
-    keys = ["source_file", "file_sha256"]
-    log = _drop_seen(log, keys, claim.read(keys, mine))
-    if log.num_rows:
+    state = LogState.of(_claimed_log(claim, c.table))
+    rows = [_log_row(batch, p, raw_version) for p in batch.pending]
+    rows += [_skip_row(batch, s, raw_version) for s in batch.skipped]
+    rows = [
+        r
+        for r in rows
+        if (last := state.latest.get(r["source_file"])) is None or last.sha256 != r["file_sha256"]
+    ]
+    for i, r in enumerate(rows, start=1):
+        r["seq"] = state.last_seq + i
+    if rows:
+        log = pa.Table.from_pylist(rows, INGEST_LOG.schema)
         lake.publish("raw", INGEST_LOG.table, log, count_total=False, claim=claim)
+
+
+def _claimed_log(claim: Claim, table: str) -> list[dict]:
+    if claim.snapshot is None:
+        return []
+    columns = log_columns(pa.schema(claim.snapshot.schema().to_arrow()))
+    got = claim.read(columns, log_filter(table))
+    return [] if got is None else got.to_pylist()
+
+
+def _log_row(batch: Batch, p: Pending, raw_version: int) -> dict:
+    counts = batch.counts[p.file.relative]
+    decision = batch.decision(p)
+    reason = None
+    if decision == REJECTED:
+        reason = "cannot be split into rows: quarantined whole at line 0"
+    elif decision == REPLACED:
+        reason = "new content under a path already ingested: this version supersedes the last"
+    return {
+        "table_name": batch.contract.table,
+        "source_file": p.file.relative,
+        "file_sha256": p.sha256,
+        "file_bytes": p.file.size,
+        "file_mtime_ns": p.file.mtime_ns,
+        "extract_date": p.file.extract_date,
+        "rows_read": counts.read,
+        "rows_published": counts.published,
+        "rows_quarantined": counts.quarantined,
+        "duplicate_of": p.duplicate_of,
+        "raw_version": raw_version,
+        "ingested_at": batch.ingested_at,
+        "decision": decision,
+        "supersedes": None if decision == REJECTED else p.supersedes,
+        "reason": reason,
+    }
+
+
+def _skip_row(batch: Batch, s: Skipped, raw_version: int) -> dict:
+    return {
+        "table_name": batch.contract.table,
+        "source_file": s.relative,
+        "file_sha256": s.identity(),
+        "file_bytes": s.size,
+        "file_mtime_ns": s.mtime_ns,
+        "extract_date": s.extract_date,
+        "rows_read": 0,
+        "rows_published": 0,
+        "rows_quarantined": int(s.decision == "refused"),
+        "duplicate_of": None,
+        "raw_version": raw_version,
+        "ingested_at": batch.ingested_at,
+        "decision": s.decision,
+        "supersedes": None,
+        "reason": f"{s.rule}: {s.reason}",
+    }
 
 
 def _drop_seen(rows: pa.Table, key: str | list[str], seen: pa.Table | None) -> pa.Table:

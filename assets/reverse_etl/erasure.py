@@ -668,6 +668,30 @@ def rewrite_files(lake_root: Path, landing_root: Path, needles: Needles) -> list
     return done
 
 
+def _rename_content(lake: LakeResource, table: str, old: str, new: str) -> None:
+    """A rewritten file's rows carry its new content hash, in its raw table and the quarantine:
+    the log, the rows and the file in landing keep naming one content (a later version of the
+    file supersedes exactly these rows)."""
+    if not (_SHA.fullmatch(old) and _SHA.fullmatch(new)):
+        raise ValueError(f"not content hashes: {old!r}, {new!r}")
+    meta = CommitProperties(custom_metadata={"lakehouse.operation": "erasure"})
+    if lake.exists("raw", table):
+        lake.table("raw", table).update(
+            new_values={"_file_sha256": new},
+            predicate=f"_file_sha256 = '{old}'",
+            commit_properties=meta,
+        )
+    if lake.exists("raw", "quarantine"):
+        lake.table("raw", "quarantine").update(
+            new_values={"file_sha256": new},
+            predicate=f"table_name = {_literal(table)} AND file_sha256 = '{old}'",
+            commit_properties=meta,
+        )
+
+
+_SHA = re.compile(r"[0-9a-f]{64}")
+
+
 def update_ingest_log(
     con: duckdb.DuckDBPyConnection, lake: LakeResource, rewrites: list[FileRewrite]
 ) -> int:
@@ -689,15 +713,38 @@ def update_ingest_log(
     schema = pa.schema(dt.schema().to_arrow())
     con.register("t", dt.to_pyarrow_dataset())
     con.register("s", pa.Table.from_pylist(rows))
+    # Only a path's latest decision names its current content; earlier versions keep theirs,
+    # and a later version that superseded the old content now supersedes the new one.
+    order = "coalesce(seq, 0), ingested_at" if "seq" in schema.names else "ingested_at"
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE t_now AS SELECT *, row_number() OVER (
+            PARTITION BY table_name, source_file ORDER BY {order} DESC) = 1 AS _latest FROM t"""
+    )
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE renamed AS SELECT n.table_name, n.file_sha256 AS old,
+            min(s.file_sha256) AS new FROM t_now n JOIN s USING (table_name, source_file)
+            WHERE n._latest AND n.file_sha256 <> s.file_sha256 GROUP BY ALL"""
+    )
+    for table, old, new in con.sql("SELECT * FROM renamed ORDER BY ALL").fetchall():
+        _rename_content(lake, table, old, new)
     changed = ("file_sha256", "file_bytes", "file_mtime_ns")
-    select = ", ".join(
-        f"coalesce(s.{_q(f.name)}, t.{_q(f.name)}) AS {_q(f.name)}"
-        if f.name in changed
-        else f"t.{_q(f.name)}"
-        for f in schema
+
+    def column(name: str) -> str:
+        if name in changed:
+            new, old = f"coalesce(s.{_q(name)}, t.{_q(name)})", f"t.{_q(name)}"
+            return f"CASE WHEN t._latest THEN {new} ELSE {old} END AS {_q(name)}"
+        if name == "supersedes":
+            return f"coalesce(r.new, t.{_q(name)}) AS {_q(name)}"
+        return f"t.{_q(name)}"
+
+    select = ", ".join(column(f.name) for f in schema)
+    sup = (
+        "LEFT JOIN renamed r ON r.table_name = t.table_name AND r.old = t.supersedes"
+        if "supersedes" in schema.names
+        else ""
     )
     data = con.sql(
-        f"SELECT {select} FROM t LEFT JOIN s USING (table_name, source_file)"
+        f"SELECT {select} FROM t_now t LEFT JOIN s USING (table_name, source_file) {sup}"
     ).to_arrow_table()
     write_deltalake(
         dt.table_uri,
