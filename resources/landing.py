@@ -57,6 +57,18 @@ class LandingFile:
     mtime_ns: int
     ctime_ns: int = 0  # changes with any write, even one that sets the old mtime back
 
+    def unchanged(self) -> bool:
+        """Still the regular file the scan saw: not rewritten, replaced or linked since."""
+        try:
+            st = self.path.lstat()
+        except OSError:
+            return False
+        return stat.S_ISREG(st.st_mode) and (st.st_size, st.st_mtime_ns, st.st_ctime_ns) == (
+            self.size,
+            self.mtime_ns,
+            self.ctime_ns,
+        )
+
     def sha256(self) -> str:
         """The content hash, read without following a link swapped in since the scan."""
         digest = hashlib.sha256()

@@ -41,7 +41,14 @@ from resources.lake import LakeResource, is_local
 from resources.landing import LandingResource
 from resources.mlflow import MLFLOW_ARTIFACTS, MLFLOW_TRACKING_URI, MlflowResource
 from resources.pii import PII_SALT, PiiResource
-from resources.settings import LAKE_ROOT, LANDING_ROOT, from_env
+from resources.settings import (
+    FUTURE_TOLERANCE,
+    LAKE_ROOT,
+    LANDING_IGNORE,
+    LANDING_ROOT,
+    from_env,
+    int_from_env,
+)
 
 PROFILE = "LAKEHOUSE_PROFILE"
 LOCAL, DISTRIBUTED = "local", "distributed"
@@ -98,7 +105,10 @@ class Profile:
             lake["storage_options"] = storage_options()
         return {
             "lake": LakeResource(**lake),
-            "landing": LandingResource(**from_env(root=LANDING_ROOT)),
+            "landing": LandingResource(
+                **from_env(root=LANDING_ROOT, ignore=LANDING_IGNORE),
+                **int_from_env(future_tolerance_hours=FUTURE_TOLERANCE),
+            ),
             "duckdb": DuckDBResource(),
             "pii": PiiResource(**from_env(salt=PII_SALT)),
             "mlflow": MlflowResource(

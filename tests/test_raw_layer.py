@@ -313,3 +313,50 @@ def test_two_writers_of_the_same_files_publish_each_row_once(
     )
     # The second writer's lost commit was retried: its claims were taken again.
     assert claims.count(raced) == 2, claims
+
+
+def _visible(lakehouse, table: str) -> list[dict]:
+    """The raw rows every layer above reads (`register_raw`)."""
+    import duckdb
+
+    from assets.entities.records import register_raw
+
+    con = duckdb.connect()
+    register_raw(con, lakehouse.lake, {f"raw/{table}"})
+    return con.sql(f"SELECT * FROM v_raw__{table} ORDER BY _line").to_arrow_table().to_pylist()
+
+
+def test_a_rewritten_file_keeps_naming_its_rows_through_erasure_and_a_later_version(lakehouse):
+    """Erasure rewrites landing files in place. The rows of the rewritten version take its new
+    hash, so they stay visible, and a later corrected delivery still supersedes them (no row is
+    shown twice, none hidden)."""
+    import hashlib
+
+    from assets.reverse_etl.erasure import FileRewrite, update_ingest_log
+    from resources.duckdb import connect
+
+    rel = SUBS.format(d="2026-01-05")
+    path = lakehouse.drop(rel, good_batch(40))
+    assert lakehouse.materialize("raw/billing_subscriptions").success
+    path.write_text(subs_file([sub_row(i, mrr="1300") for i in range(40)]))  # corrected
+    assert lakehouse.materialize("raw/billing_subscriptions").success
+    assert [r["mrr"] for r in _visible(lakehouse, "billing_subscriptions")] == [1300.0] * 40
+
+    erased = subs_file([sub_row(i, mrr="1300") for i in range(1, 40)])  # as erasure leaves it
+    path.write_text(erased)
+    st = path.stat()
+    sha = hashlib.sha256(erased.encode()).hexdigest()
+    with connect() as con:
+        update_ingest_log(
+            con,
+            lakehouse.lake,
+            [FileRewrite(str(path), rel, 1, 0, sha, st.st_size, st.st_mtime_ns)],
+        )
+    seen = _visible(lakehouse, "billing_subscriptions")
+    assert len(seen) == 40 and {r["_file_sha256"] for r in seen} == {sha}
+    assert lakehouse.materialize("raw/billing_subscriptions").success  # nothing new to read
+    assert len(_visible(lakehouse, "billing_subscriptions")) == 40
+
+    path.write_text(subs_file([sub_row(i, mrr="1400") for i in range(1, 40)]))  # a later version
+    assert lakehouse.materialize("raw/billing_subscriptions").success
+    assert [r["mrr"] for r in _visible(lakehouse, "billing_subscriptions")] == [1400.0] * 39

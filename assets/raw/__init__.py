@@ -122,6 +122,8 @@ def _ingest(
     yield gate.check_result(key, SUITE_CHECK, lake.data_docs, detail=held)
     if not gate.passed:
         raise gate.failure(f"{c.name} batch of {len(found.pending)} file(s)", detail=held)
+    for path in batch.deferred:
+        context.log.warning(f"{c.name}: {path} changed while it was read: left for the next run")
     published = commit(batch, lake)
     context.log.info(f"{c.name}: {published.rows_written:,} rows in version {published.version}")
     yield MaterializeResult(

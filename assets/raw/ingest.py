@@ -107,6 +107,7 @@ class Batch:
     head: pa.Table | None = None  # first rows, for the preview
     skipped: list[Skipped] = field(default_factory=list)
     rejected_whole: set[str] = field(default_factory=set)  # files quarantined whole (line 0)
+    deferred: list[str] = field(default_factory=list)  # changed while read: left for next run
 
     @property
     def refused(self) -> list[Skipped]:
@@ -164,6 +165,7 @@ class Batch:
             "replaced_files": sum(1 for p in self.fresh if p.supersedes),
             "entries_ignored": len(self.skipped) - len(self.refused),
             "entries_refused": len(self.refused),
+            "files_deferred": len(self.deferred),
             "rows_read": self.rows_read,
             "rows_published": self.rows_published,
             "rows_quarantined": self.quarantine.num_rows,
@@ -281,8 +283,15 @@ def build_batch(
                 head = typed.take(pa.array(range(min(10, typed.num_rows))))
 
     fresh = [p for p in pending if not p.duplicate_of]
+    deferred: set[str] = set()
     for p in fresh:
+        if not p.file.unchanged():
+            deferred.add(p.file.relative)
+            continue
         got: FileRows = read_file(p.file.path, contract.format)
+        if not p.file.unchanged():  # written to while being read: its rows are not its hash's
+            deferred.add(p.file.relative)
+            continue
         counts[p.file.relative].read = got.rows.num_rows + len(got.rejects)
         rejects += [_reject_row(contract, p, r, now) for r in got.rejects]
         if any(r.line == 0 for r in got.rejects):
@@ -295,6 +304,8 @@ def build_batch(
     flush()
     if rejects:
         quarantined_parts.append(pa.Table.from_pylist(rejects, QUARANTINE.schema))
+    # A file that changed since it was hashed waits for the next run, and so do its copies.
+    pending = [p for p in pending if not ({p.file.relative, p.duplicate_of} & deferred)]
     quarantined = pa.concat_tables(quarantined_parts)
     for file, n in _count_by_file(quarantined, "source_file").items():
         counts[file].quarantined = n
@@ -310,6 +321,7 @@ def build_batch(
         head,
         found.skipped,
         rejected_whole,
+        sorted(deferred),
     )
 
 

@@ -30,6 +30,7 @@ import json
 import os
 import re
 import secrets
+import stat
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -629,15 +630,25 @@ def rewrite_file(path: Path, relative: str, needles: Needles, own: bool) -> File
 
 
 def text_files(root: Path) -> Iterator[Path]:
-    """Text files under a root that are not part of a Delta table."""
-    for dirpath, dirnames, filenames in os.walk(root):
+    """Text files under a root that are not part of a Delta table. Only regular files: a link
+    would be read (and its target's text copied into the lake) and a FIFO would never end;
+    the raw layer refuses both, so neither holds anything of the lake's."""
+    for dirpath, dirnames, filenames in os.walk(root):  # never into linked folders
         here = Path(dirpath)
         if here == root:
             dirnames[:] = [d for d in dirnames if d not in NOT_SCANNED]
         dirnames[:] = [d for d in dirnames if not (here / d / "_delta_log").is_dir()]
         for name in filenames:
-            if name.removesuffix(".gz").endswith(TEXT_SUFFIXES):
-                yield here / name
+            path = here / name
+            if name.removesuffix(".gz").endswith(TEXT_SUFFIXES) and _is_regular(path):
+                yield path
+
+
+def _is_regular(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(path.lstat().st_mode)
+    except OSError:
+        return False
 
 
 def landing_owner(relative: str) -> str | None:
@@ -715,10 +726,12 @@ def update_ingest_log(
     con.register("s", pa.Table.from_pylist(rows))
     # Only a path's latest decision names its current content; earlier versions keep theirs,
     # and a later version that superseded the old content now supersedes the new one.
-    order = "coalesce(seq, 0), ingested_at" if "seq" in schema.names else "ingested_at"
+    order = (
+        "coalesce(seq, 0) DESC, ingested_at DESC" if "seq" in schema.names else "ingested_at DESC"
+    )
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE t_now AS SELECT *, row_number() OVER (
-            PARTITION BY table_name, source_file ORDER BY {order} DESC) = 1 AS _latest FROM t"""
+            PARTITION BY table_name, source_file ORDER BY {order}) = 1 AS _latest FROM t"""
     )
     con.execute(
         """CREATE OR REPLACE TEMP TABLE renamed AS SELECT n.table_name, n.file_sha256 AS old,

@@ -313,20 +313,18 @@ def test_infinite_and_far_future_dates_are_quarantined_not_written(house):
 
 
 # -- 4. folders that cannot be placed, and the future ---------------------------------------------
-def _new_invoices(house: Lakehouse, suffix: str) -> str:
-    rows = csv_rows(files(house, "billing", "invoices")[-1])
-    for r in rows:
-        r["invoice_id"] += suffix
-    return csv_text(rows)
+def _renamed(rows: list[dict], key: str, suffix: str) -> str:
+    return csv_text([{**r, key: r[key] + suffix} for r in rows])
 
 
 def test_a_folder_that_is_not_an_extract_date_is_refused_loudly_and_read_once_renamed(house):
     base = house.landing_root / "billing" / "invoices"
+    clean = csv_rows(files(house, "billing", "invoices")[-1])
     drops = {"2026-11-1": "_a", "latest": "_b", "2062-11-01": "_c"}
     for folder, suffix in drops.items():
         (base / folder).mkdir()
-        (base / folder / "invoices.csv").write_text(_new_invoices(house, suffix))
-    (base / "invoices.csv").write_text(_new_invoices(house, "_d"))  # no extract folder at all
+        (base / folder / "invoices.csv").write_text(_renamed(clean, "invoice_id", suffix))
+    (base / "invoices.csv").write_text(_renamed(clean, "invoice_id", "_d"))  # in no folder
     landed = sum(
         len(csv_rows(p))
         for p in base.glob("**/invoices.csv")
