@@ -972,7 +972,7 @@ def test_each_kind_is_accounted_for(corpus, kind):
         lake = corpus.house.lake
         assert lake.version("raw", d.contract.table) == corpus.versions_before_c[d.contract.table]
         landing = corpus.house.resources["landing"]
-        assert d.rel in {p.file.relative for p in find_pending(d.contract, landing, lake)}
+        assert d.rel in {p.file.relative for p in find_pending(d.contract, landing, lake).pending}
 
 
 # -- no rule-breaking row in a published table ---------------------------------------------------

@@ -93,6 +93,10 @@ def csv_rows(path: Path) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
+def csv_rows_of(data: bytes) -> list[dict]:
+    return list(csv.DictReader(io.StringIO(data.decode(), newline="")))
+
+
 def csv_text(rows: list[dict]) -> str:
     out = io.StringIO(newline="")
     w = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
@@ -245,13 +249,15 @@ def test_a_reverted_file_is_current_again_and_a_broken_version_hides_nothing(hou
         if r["source_file"] == rel(house, path)
     ]
     assert decisions[-2:] == ["replaced", "duplicate"], decisions
+    want = [r["priority"] for r in csv_rows_of(original)]
     _count(
         "re-delivery",
         kinds=2,
-        rows_landed=2 * len(rows),
-        rows_published=len(seen),
-        rows_lost=len(rows) - len(again),
-        rows_published_wrongly=0,
+        rows_landed=len(want),  # the version in landing at the end
+        rows_published=len(again),
+        rows_lost=max(0, len(want) - len(again)),
+        rows_published_wrongly=sum(r["priority"] != w for r, w in zip(again, want, strict=False))
+        + max(0, len(again) - len(want)),
     )
 
 
@@ -363,6 +369,9 @@ def test_a_folder_that_is_not_an_extract_date_is_refused_loudly_and_read_once_re
     assert len(fixed) == len(csv_rows(base / "2026-11-01" / "invoices.csv"))
     # Every landed row is published (the fixed folder) or waits in a file a quarantine row names.
     waiting = sum(len(csv_rows(house.landing_root / p)) for p in refused if "2026-11-1" not in p)
+    wrong = [
+        r for r in visible(house, "billing_invoices") if r["invoice_id"][-2:] in ("_b", "_c", "_d")
+    ]
     _count(
         "folders and the future",
         kinds=4,
@@ -370,7 +379,7 @@ def test_a_folder_that_is_not_an_extract_date_is_refused_loudly_and_read_once_re
         rows_published=len(fixed),
         rows_refused_with_reason=waiting,
         rows_lost=landed - len(fixed) - waiting,
-        rows_published_wrongly=0,
+        rows_published_wrongly=len(wrong),
     )
 
 
@@ -466,8 +475,8 @@ def test_nothing_outside_the_landing_root_is_read(house, tmp_path):
     _count(
         "links and non-files",
         kinds=len(entries) + 1,
-        rows_landed=0,
-        rows_lost=0,
+        entries_refused_with_reason=len(entries) + 1,
+        tables_holding_outside_content=len(leaked),
         rows_published_wrongly=len(leaked),
         raw_run_seconds=round(seconds),
     )
