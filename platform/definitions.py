@@ -26,6 +26,7 @@ from assets import (
     reverse_etl,
     sensors,
 )
+from assets.dead_runs import reaping
 from resources.profile import active
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
@@ -52,5 +53,6 @@ defs = Definitions(
     schedules=automation.schedules,
     sensors=[*sensors.sensors, *ops.sensors, automation.follow_raw],
     resources=PROFILE.resources(),
-    executor=PROFILE.executor(),
+    # Runs launched by Dagster (UI, CLI) fail dead runs holding their pools: assets/dead_runs.py
+    executor=reaping(PROFILE.executor()),
 )

@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(ROOT))
     from dagster import AssetSelection, DagsterInstance
 
+    from assets.dead_runs import execute_in_process
     from assets.events.runs import EVENTS_KEY, build_graph, range_tags
 
     defs = runpy.run_path(str(ROOT / "platform" / "definitions.py"))["defs"]
@@ -49,8 +50,9 @@ def main(argv: list[str] | None = None) -> int:
             job = defs.resolve_implicit_global_asset_job_def()
             tags = range_tags(*args.days) if args.what == "events" else None
             results = [
-                job.execute_in_process(
-                    instance=instance,
+                execute_in_process(
+                    job,
+                    instance,
                     asset_selection=list(selection.resolve(defs.resolve_asset_graph())),
                     tags=tags,
                     raise_on_error=False,
