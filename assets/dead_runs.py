@@ -1,9 +1,10 @@
 """Runs whose process died: found and failed without the daemon, so their pool slots come back.
 
 A run killed with SIGKILL (or lost with its machine) stays STARTED and keeps the concurrency slots
-of its pools (assets/concurrency.py). Only Dagster's daemon (run monitoring) marks such a run
-failed, and `make demo`, `make bench`, the tests and `dagster asset materialize` run without one:
-the next run of the same asset waited forever ("Step blocked by limit for pool ..."). So:
+of its pools (assets/concurrency.py). Nothing marked it failed: `make demo`, `make bench`, the
+tests and `dagster asset materialize` run without the daemon, and even the daemon's run monitoring
+cannot tell, since the default run launcher does not check run workers' health. The next run of
+the same asset waited forever ("Step blocked by limit for pool ..."). So:
 
 - `reap(instance)` marks failed every running run whose processes are all dead, and frees the
   slots of any run without a live process. Liveness comes from the event log, which records the
@@ -12,6 +13,8 @@ the next run of the same asset waited forever ("Step blocked by limit for pool .
   runs: how `build_graph` (`make demo`, `make bench`) and tests/faults/drive.py launch runs.
 - `reaping(executor)` does the same inside the runs Dagster launches (UI, CLI): the executor of
   platform/definitions.py. (`execute_in_process` ignores a job's executor, hence both.)
+- `dead_runs_sensor` reaps every 30 s under the daemon (`make dev`): its run queue holds a run
+  whose pools are full before it starts, so the run itself cannot look.
 
 While a run waits for a pool, the watchdog names the run holding it (step, since when, pid,
 alive or not) on the waiting run, reaps the holder once its process dies, and ends the waiting run
@@ -40,11 +43,15 @@ from dagster import (
     DagsterEventType,
     DagsterInstance,
     DagsterRun,
+    DefaultSensorStatus,
     ExecuteInProcessResult,
     Executor,
     ExecutorDefinition,
     InitExecutorContext,
     RunsFilter,
+    SensorEvaluationContext,
+    SkipReason,
+    sensor,
 )
 from dagster._core.storage.runs import InMemoryRunStorage, SqliteRunStorage
 from dagster._utils.interrupts import check_captured_interrupt
@@ -140,7 +147,7 @@ def run_processes(instance: DagsterInstance, run_id: str) -> list[Process]:
     steps: dict[str, Process] = {}
     for e in entries:
         event = e.dagster_event
-        if event is None:
+        if event is None or event.pid is None:
             continue
         kind = event.event_type
         if kind == DagsterEventType.RUN_START:
@@ -415,4 +422,28 @@ def reaping(executor_def: ExecutorDefinition) -> ExecutorDefinition:
         requirements=executor_def.get_requirements,
         executor_creation_fn=create,
         description=executor_def.description,
+    )
+
+
+@sensor(
+    name="dead_runs_sensor",
+    minimum_interval_seconds=30,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Runs whose process died -> failed, their pool slots freed, so the queued runs "
+    "waiting for those pools start (assets/dead_runs.py).",
+)
+def dead_runs_sensor(context: SensorEvaluationContext) -> SkipReason:
+    """The daemon's run queue keeps a run whose pools are full from starting: a dead run
+    holding them would keep it queued forever, since the default run launcher cannot tell the
+    daemon's run monitoring that a run worker died."""
+    reaped = reap(context.instance)
+    if not reaped:
+        return SkipReason("no dead run")
+    return SkipReason(
+        "; ".join(
+            f"run {r.run_id} (pid {', '.join(map(str, r.pids))} dead) "
+            + ("failed" if r.failed else "had ended")
+            + (f", freed {', '.join(r.pools)}" if r.pools else "")
+            for r in reaped
+        )
     )

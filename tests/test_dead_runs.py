@@ -19,11 +19,13 @@ from dagster import (
     DagsterInstance,
     DagsterRun,
     DagsterRunStatus,
+    build_sensor_context,
     in_process_executor,
 )
 
 from assets.dead_runs import (
     ReapingExecutor,
+    dead_runs_sensor,
     describe,
     is_alive,
     process_alive,
@@ -101,6 +103,17 @@ def test_a_dead_holder_is_failed_naming_its_pid_and_its_slot_freed(instance):
     assert f"pid {pid} no longer running" in failure.dagster_event.message
     assert _holders(instance) == []
     assert reap(instance) == []  # once
+
+
+def test_the_sensor_frees_the_pools_a_queued_run_waits_for(instance):
+    """Under the daemon, the run queue keeps a run from starting while its pool is full."""
+    pid = _dead_pid()
+    dead = _run(instance, pid)
+    instance.event_log_storage.claim_concurrency_slot(POOL, dead.run_id, "s")
+    skipped = dead_runs_sensor(build_sensor_context(instance=instance))
+    assert f"run {dead.run_id} (pid {pid} dead) failed, freed {POOL}" in skipped.skip_message
+    assert _holders(instance) == []
+    assert dead_runs_sensor(build_sensor_context(instance=instance)).skip_message == "no dead run"
 
 
 def test_a_live_run_is_never_failed(instance):
