@@ -26,6 +26,7 @@ from assets import (
     reverse_etl,
     sensors,
 )
+from assets.dead_runs import dead_runs_sensor, reaping
 from resources.profile import active
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
@@ -50,7 +51,8 @@ defs = Definitions(
     ),
     jobs=automation.jobs,
     schedules=automation.schedules,
-    sensors=[*sensors.sensors, *ops.sensors, automation.follow_raw],
+    sensors=[*sensors.sensors, *ops.sensors, automation.follow_raw, dead_runs_sensor],
     resources=PROFILE.resources(),
-    executor=PROFILE.executor(),
+    # Runs launched by Dagster (UI, CLI) fail dead runs holding their pools: assets/dead_runs.py
+    executor=reaping(PROFILE.executor()),
 )

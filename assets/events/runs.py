@@ -8,6 +8,7 @@ from datetime import date, timedelta
 
 from dagster import AssetKey, AssetSelection
 
+from assets.dead_runs import execute_in_process
 from assets.events.build import EVENTS, day_ranges, pending_days
 from assets.events.mapping import Mapping
 from resources.duckdb import connect
@@ -53,7 +54,9 @@ def build_graph(
 ) -> tuple[list, list]:
     """The whole graph in this process, as `make demo` and `make bench` run it: the layers
     before the events, each pending range of days, then `after` (by default every layer after
-    them). Stops at the first failed run; returns the runs' results and the day ranges built."""
+    them). Stops at the first failed run; returns the runs' results and the day ranges built.
+    Each run first fails the runs whose process died, which would hold their pools forever
+    (assets/dead_runs.py)."""
     from assets.events import EVENT_DAYS, MAPPING
 
     job = defs.resolve_implicit_global_asset_job_def()
@@ -66,8 +69,9 @@ def build_graph(
         keys = list(selection.resolve(graph))
         if keys:
             results.append(
-                job.execute_in_process(
-                    instance=instance,
+                execute_in_process(
+                    job,
+                    instance,
                     asset_selection=keys,
                     tags=tags,
                     raise_on_error=False,

@@ -6,6 +6,7 @@ figures each test measures go to one JSON file that `docs/reliability.md` quotes
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +24,7 @@ __all__ = [
     "VOLATILE_IN",
     "delta_tables",
     "drive",
+    "instance_home",
     "lake_content",
     "lake_env",
     "record",
@@ -47,6 +49,19 @@ def lake_env(lake: Path, landing: Path, home: Path | None = None, **extra: str) 
     if home is not None:
         env["DAGSTER_HOME"] = str(home)
     return env
+
+
+def instance_home(tmp_path: Path) -> Path:
+    """A persistent instance with the project's dagster.yaml, created before any run starts
+    (two processes creating one SQLite instance at once race on its schema)."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(ROOT / "platform" / "dagster.yaml", home / "dagster.yaml")
+    init = "from dagster import DagsterInstance; DagsterInstance.get().dispose()"
+    subprocess.run(
+        [sys.executable, "-c", init], env={**os.environ, "DAGSTER_HOME": str(home)}, check=True
+    )
+    return home
 
 
 def drive(*args: str, env: dict[str, str], timeout: float = 900) -> subprocess.CompletedProcess:

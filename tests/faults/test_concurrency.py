@@ -3,8 +3,6 @@ cleanly. Each run is a separate process, as two launched runs of a deployment ar
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +12,16 @@ import pytest
 from deltalake import DeltaTable
 
 from checks.raw import RAW_TABLES
-from faultkit import DRIVE, ROOT, delta_tables, drive, lake_content, lake_env, record
+from faultkit import (
+    DRIVE,
+    ROOT,
+    delta_tables,
+    drive,
+    instance_home,
+    lake_content,
+    lake_env,
+    record,
+)
 
 pytestmark = pytest.mark.faults
 
@@ -26,19 +33,6 @@ def company(tmp_path_factory) -> Path:
     landing = tmp_path_factory.mktemp("company") / "landing"
     generate(landing, accounts=40, days=60, seed=5)
     return landing
-
-
-def _instance_home(tmp_path: Path) -> Path:
-    """A persistent instance with the project's dagster.yaml, created before any run starts
-    (two processes creating one SQLite instance at once race on its schema)."""
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(ROOT / "platform" / "dagster.yaml", home / "dagster.yaml")
-    init = "from dagster import DagsterInstance; DagsterInstance.get().dispose()"
-    subprocess.run(
-        [sys.executable, "-c", init], env={**os.environ, "DAGSTER_HOME": str(home)}, check=True
-    )
-    return home
 
 
 def _run_twice_at_once(args: list[str], env: dict[str, str]) -> list[subprocess.CompletedProcess]:
@@ -80,7 +74,7 @@ def test_two_raw_runs_at_once_take_turns_and_publish_each_row_once(tmp_path, com
     """The same raw assets launched twice on one instance: the pools make the second run's steps
     wait (and where both start in the same instant, the Delta claim refuses the second commit);
     both succeed and every table equals a single run's."""
-    home = _instance_home(tmp_path)
+    home = instance_home(tmp_path)
     lake = tmp_path / "lake"
     runs = _run_twice_at_once(["raw"], lake_env(lake, company, home))
     assert [r.returncode for r in runs] == [0, 0], [r.stderr[-2000:] for r in runs]
