@@ -133,6 +133,30 @@ class LakeResource(ConfigurableResource):
         dt = self.table(layer, table)
         return Published(self.uri(layer, table), dt.version(), 0, _row_count(dt))
 
+    def ensure(
+        self,
+        layer: str,
+        table: str,
+        schema: pa.Schema,
+        partition_by: Sequence[str] | None = None,
+        description: str | None = None,
+    ) -> None:
+        """Create the table empty when it does not exist (a no-op when it does). Two writers that
+        both create a table with their first commit can both succeed, the second as version 1
+        without removing the first's rows (delta-rs 1.x): duplicates. Creating it empty first is
+        harmless to race, and the writes that follow are checked against a real snapshot."""
+        if self.exists(layer, table):
+            return
+        DeltaTable.create(
+            self.uri(layer, table),
+            schema,
+            mode="ignore",
+            partition_by=list(partition_by) if partition_by else None,
+            name=f"{layer}.{table}",
+            description=description,
+            storage_options=self._opts(),
+        )
+
     def claim(self, layer: str, table: str, app_id: str) -> Claim:
         """The table as it is now, for an exactly-once append by `app_id` (see `Claim`)."""
         return Claim(app_id, self.table(layer, table) if self.exists(layer, table) else None)
