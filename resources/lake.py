@@ -6,8 +6,10 @@ object store is a configuration change (root URI + delta-rs storage options), ne
 
 from __future__ import annotations
 
+import fcntl
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -22,6 +24,8 @@ from pydantic import Field
 from resources.parquet_commit import append_parquet
 
 DEFAULT_LAKE_ROOT = str(Path(__file__).resolve().parent.parent / "lake")
+LOCKS = ".locks"  # under a local lake root: one file per writer (`LakeResource.exclusive`)
+_HELD: set[str] = set()  # lock files this process holds (exclusive() is re-entrant)
 
 
 class SchemaChangeError(ValueError):
@@ -156,6 +160,32 @@ class LakeResource(ConfigurableResource):
             description=description,
             storage_options=self._opts(),
         )
+
+    @contextmanager
+    def exclusive(self, name: str) -> Iterator[None]:
+        """One holder of `name` at a time, across processes: for a read-decide-write that must
+        not interleave with another run's (a model's registration, the CRM sync, a whole-table
+        compare-and-replace). Each writer's Dagster pool is meant to give this, but on the SQLite
+        instance two steps that claim one slot in the same instant can both get it
+        (docs/reliability.md). On a local lake this is an OS file lock, which the kernel drops
+        when its process dies; on an object store the PostgreSQL instance's pools are relied on.
+        Re-entrant within a process (a nested hold of the same name would wait for itself)."""
+        if not is_local(self.root):
+            yield
+            return
+        folder = Path(self.root.removeprefix("file://")).resolve() / LOCKS
+        path = str(folder / f"{name.replace('/', '__')}.lock")
+        if path in _HELD:
+            yield
+            return
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            _HELD.add(path)
+            try:
+                yield
+            finally:
+                _HELD.discard(path)
 
     def claim(self, layer: str, table: str, app_id: str) -> Claim:
         """The table as it is now, for an exactly-once append by `app_id` (see `Claim`)."""
