@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from resources.parquet_commit import append_parquet
 
 DEFAULT_LAKE_ROOT = str(Path(__file__).resolve().parent.parent / "lake")
 LOCKS = ".locks"  # under a local lake root: one file per writer (`LakeResource.exclusive`)
-_HELD: set[str] = set()  # lock files this process holds (exclusive() is re-entrant)
+_HELD = threading.local()  # .names: the lock files this thread holds (exclusive() re-enters)
 
 
 class SchemaChangeError(ValueError):
@@ -169,23 +170,24 @@ class LakeResource(ConfigurableResource):
         instance two steps that claim one slot in the same instant can both get it
         (docs/reliability.md). On a local lake this is an OS file lock, which the kernel drops
         when its process dies; on an object store the PostgreSQL instance's pools are relied on.
-        Re-entrant within a process (a nested hold of the same name would wait for itself)."""
+        Re-entrant within a thread (a nested hold of the same name would wait for itself)."""
         if not is_local(self.root):
             yield
             return
         folder = Path(self.root.removeprefix("file://")).resolve() / LOCKS
         path = str(folder / f"{name.replace('/', '__')}.lock")
-        if path in _HELD:
+        held: set[str] = _HELD.__dict__.setdefault("names", set())
+        if path in held:
             yield
             return
         folder.mkdir(parents=True, exist_ok=True)
         with open(path, "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-            _HELD.add(path)
+            held.add(path)
             try:
                 yield
             finally:
-                _HELD.discard(path)
+                held.discard(path)
 
     def claim(self, layer: str, table: str, app_id: str) -> Claim:
         """The table as it is now, for an exactly-once append by `app_id` (see `Claim`)."""
