@@ -40,7 +40,7 @@ from assets.publish import SUITE_CHECK, gate_and_publish, suite_check
 from checks.events import events_contract, lifecycle_contract
 from checks.gate import validate
 from resources.duckdb import DuckDBResource
-from resources.lake import LakeResource
+from resources.lake import LakeResource, Published
 from resources.pii import PiiResource
 
 GROUP = "events"
@@ -120,7 +120,9 @@ def events(
     )
 
 
-def _replace_days(lake: LakeResource, built: Built, predicate: str, meta: dict[str, str]):
+def _replace_days(
+    lake: LakeResource, built: Built, predicate: str, meta: dict[str, str]
+) -> Published:
     """Both tables' days, the side table first: a crash between the two commits leaves events as
     they were. The tables are created empty before the first write, so two first writes are
     checked against each other instead of both landing (see `LakeResource.ensure`)."""
