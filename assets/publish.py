@@ -29,22 +29,26 @@ def _sorted(table: pa.Table, contract: TableContract) -> pa.Table:
 def publish_if_changed(
     lake: LakeResource, contract: TableContract, table: pa.Table, run_id: str
 ) -> tuple[Published, bool]:
-    """Overwrite with the new content, or leave the version alone when nothing changed."""
+    """Overwrite with the new content, or leave the version alone when nothing changed. The
+    compare and the write hold the table's lock: a second writer of the same content (another
+    run's step let through at the same instant) then finds it published and writes nothing,
+    where both would have created the table and doubled its rows."""
     layer, name = contract.layer, contract.table
-    if lake.exists(layer, name):
-        current = lake.read(layer, name)
-        if current.schema.equals(table.schema) and _sorted(current, contract).equals(
-            _sorted(table, contract)
-        ):
-            return lake.describe(layer, name), False
-    published = lake.publish(
-        layer,
-        name,
-        table,
-        mode="overwrite",
-        description=contract.description,
-        commit_metadata={"dagster_run_id": run_id},
-    )
+    with lake.exclusive(f"{layer}/{name}"):
+        if lake.exists(layer, name):
+            current = lake.read(layer, name)
+            if current.schema.equals(table.schema) and _sorted(current, contract).equals(
+                _sorted(table, contract)
+            ):
+                return lake.describe(layer, name), False
+        published = lake.publish(
+            layer,
+            name,
+            table,
+            mode="overwrite",
+            description=contract.description,
+            commit_metadata={"dagster_run_id": run_id},
+        )
     return published, True
 
 

@@ -109,15 +109,18 @@ def _print_summary(lake, results, elapsed: float, days) -> None:
 
 
 def _print_sync(results) -> None:
+    """Each sync's counts. A run's sync may report fewer keys (another run's sync had already
+    sent everything, or an older materialization): what is missing prints as '-'."""
     for r in results:
         for m in r.get_asset_materialization_events():
             if m.materialization.asset_key.to_user_string() == "reverse_etl/sync_audit":
-                md = m.materialization.metadata
-                c = md["counts"].value
+                md = {k: v.value for k, v in m.materialization.metadata.items()}
+                c = md.get("counts") or {}
                 print(
-                    f"\nsync to {md['destination'].value}: sent {c['sent']}, skipped by consent "
-                    f"{c['skipped_consent']}, queued for review {c['queued_review']}, unchanged "
-                    f"{c['unchanged']}, failed {c['failed']}"
+                    f"\nsync to {md.get('destination', '-')}: sent {c.get('sent', '-')}, skipped "
+                    f"by consent {c.get('skipped_consent', '-')}, queued for review "
+                    f"{c.get('queued_review', '-')}, unchanged {c.get('unchanged', '-')}, failed "
+                    f"{c.get('failed', '-')}"
                 )
 
 
@@ -132,12 +135,7 @@ def _print_models(results, lake) -> None:
             if key.endswith("_model"):
                 metrics[key] = {k: v.value for k, v in m.materialization.metadata.items()}
     for key, md in sorted(metrics.items()):
-        print(
-            f"\n{key}: version {md['model_version']} (champion {md['champion_version']}, "
-            f"{'promoted' if md['promoted'] else 'kept as challenger'}); holdout AUC "
-            f"{md['auc']:.3f}, PR-AUC {md['pr_auc']:.3f}, Brier {md['brier']:.4f}, "
-            f"base rate {md['base_rate']:.3f}"
-        )
+        print(f"\n{_model_line(key, md)}")
     for table in ("churn_scores", "expansion_scores"):
         if not lake.exists("ml", table):
             continue
@@ -151,6 +149,26 @@ def _print_models(results, lake) -> None:
             f"ml/{table} (champion, latest day): "
             + ", ".join(f"{band} {n:,} (mean p {p})" for band, n, p in rows)
         )
+
+
+HOLDOUT = (("auc", "AUC", ".3f"), ("pr_auc", "PR-AUC", ".3f"), ("brier", "Brier", ".4f"))
+
+
+def _model_line(key: str, md: dict) -> str:
+    """One model step's outcome, from whatever keys its metadata has: a step that found its
+    training set unchanged (trained by this run before, or by another run at the same time)
+    kept a version and has no holdout metrics to show."""
+    line = f"{key}: version {md.get('model_version', '-')}"
+    if not md.get("retrained", "auc" in md):
+        champion = md.get("champion_version")
+        kept = f" (champion {champion})" if champion else ""
+        return f"{line}{kept}, kept: its training set and settings are unchanged"
+    decided = "promoted" if md.get("promoted") else "kept as challenger"
+    line += f" (champion {md.get('champion_version', '-')}, {decided})"
+    shown = [f"{label} {md[k]:{fmt}}" for k, label, fmt in HOLDOUT if k in md]
+    if "base_rate" in md:
+        shown.append(f"base rate {md['base_rate']:.3f}")
+    return f"{line}; holdout {', '.join(shown)}" if shown else line
 
 
 if __name__ == "__main__":

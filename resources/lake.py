@@ -6,8 +6,11 @@ object store is a configuration change (root URI + delta-rs storage options), ne
 
 from __future__ import annotations
 
+import fcntl
 import os
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -22,6 +25,8 @@ from pydantic import Field
 from resources.parquet_commit import append_parquet
 
 DEFAULT_LAKE_ROOT = str(Path(__file__).resolve().parent.parent / "lake")
+LOCKS = ".locks"  # under a local lake root: one file per writer (`LakeResource.exclusive`)
+_HELD = threading.local()  # .names: the lock files this thread holds (exclusive() re-enters)
 
 
 class SchemaChangeError(ValueError):
@@ -132,6 +137,57 @@ class LakeResource(ConfigurableResource):
         """The table's current version, as if just published (nothing new to write)."""
         dt = self.table(layer, table)
         return Published(self.uri(layer, table), dt.version(), 0, _row_count(dt))
+
+    def ensure(
+        self,
+        layer: str,
+        table: str,
+        schema: pa.Schema,
+        partition_by: Sequence[str] | None = None,
+        description: str | None = None,
+    ) -> None:
+        """Create the table empty when it does not exist (a no-op when it does). Two writers that
+        both create a table with their first commit can both succeed, the second as version 1
+        without removing the first's rows (delta-rs 1.x): duplicates. Creating it empty first is
+        harmless to race, and the writes that follow are checked against a real snapshot."""
+        if self.exists(layer, table):
+            return
+        DeltaTable.create(
+            self.uri(layer, table),
+            schema,
+            mode="ignore",
+            partition_by=list(partition_by) if partition_by else None,
+            name=f"{layer}.{table}",
+            description=description,
+            storage_options=self._opts(),
+        )
+
+    @contextmanager
+    def exclusive(self, name: str) -> Iterator[None]:
+        """One holder of `name` at a time, across processes: for a read-decide-write that must
+        not interleave with another run's (a model's registration, the CRM sync, a whole-table
+        compare-and-replace). Each writer's Dagster pool is meant to give this, but on the SQLite
+        instance two steps that claim one slot in the same instant can both get it
+        (docs/reliability.md). On a local lake this is an OS file lock, which the kernel drops
+        when its process dies; on an object store the PostgreSQL instance's pools are relied on.
+        Re-entrant within a thread (a nested hold of the same name would wait for itself)."""
+        if not is_local(self.root):
+            yield
+            return
+        folder = Path(self.root.removeprefix("file://")).resolve() / LOCKS
+        path = str(folder / f"{name.replace('/', '__')}.lock")
+        held: set[str] = _HELD.__dict__.setdefault("names", set())
+        if path in held:
+            yield
+            return
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            held.add(path)
+            try:
+                yield
+            finally:
+                held.discard(path)
 
     def claim(self, layer: str, table: str, app_id: str) -> Claim:
         """The table as it is now, for an exactly-once append by `app_id` (see `Claim`)."""

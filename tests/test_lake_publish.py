@@ -141,3 +141,58 @@ def test_two_claims_creating_one_table_leave_the_first_writers_rows(tmp_path, st
         lake.publish("raw", "t", give(data), partition_by=["day"], claim=b)
     assert lake.version("raw", "t") == 0
     assert lake.table("raw", "t").to_pyarrow_table().num_rows == 300
+
+
+def test_two_first_writes_of_the_same_days_never_double_them(tmp_path):
+    """Two writers replacing the same days of a table that does not exist yet, at the same
+    instant: with the table created empty first (`ensure`), delta-rs checks the second commit
+    against the first and refuses it, where two creating writes could both land."""
+    import threading
+
+    from deltalake.exceptions import CommitFailedError
+
+    data = _events(300)
+    for attempt in range(6):
+        lake = LakeResource(root=str(tmp_path / str(attempt)))
+        refused, start = [], threading.Barrier(2)
+
+        def write(lake: LakeResource = lake, refused: list = refused, start=start) -> None:
+            start.wait()
+            try:
+                lake.ensure("events", "t", data.schema, ["day"])
+                lake.publish("events", "t", data, mode="overwrite", predicate="day >= '2025-01-01'")
+            except CommitFailedError:
+                refused.append(True)
+
+        threads = [threading.Thread(target=write) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert lake.table("events", "t").to_pyarrow_table().num_rows == data.num_rows
+        assert len(refused) <= 1
+
+
+def test_exclusive_admits_one_holder_at_a_time_and_reenters(tmp_path):
+    import threading
+    import time
+
+    lake = LakeResource(root=str(tmp_path))
+    inside, most, guard = [0], [0], threading.Lock()
+
+    def hold() -> None:
+        with lake.exclusive("ml/model"), lake.exclusive("ml/model"):  # re-entrant in a thread
+            with guard:
+                inside[0] += 1
+                most[0] = max(most[0], inside[0])
+            time.sleep(0.05)
+            with guard:
+                inside[0] -= 1
+
+    threads = [threading.Thread(target=hold) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert most[0] == 1
+    assert (tmp_path / ".locks" / "ml__model.lock").exists()

@@ -21,11 +21,13 @@ from dagster import (
     MetadataValue,
     asset,
 )
+from deltalake.exceptions import CommitFailedError
 
 from assets.concurrency import writer_pool
 from assets.events.build import (
     EVENTS,
     UNATTRIBUTED,
+    Built,
     build_days,
     day_counts,
     register_current_events,
@@ -38,7 +40,7 @@ from assets.publish import SUITE_CHECK, gate_and_publish, suite_check
 from checks.events import events_contract, lifecycle_contract
 from checks.gate import validate
 from resources.duckdb import DuckDBResource
-from resources.lake import LakeResource
+from resources.lake import LakeResource, Published
 from resources.pii import PiiResource
 
 GROUP = "events"
@@ -51,6 +53,7 @@ MAPPING = load_mapping()
 CONTRACT = events_contract(MAPPING.event_names)
 EVENTS_KEY = AssetKey(list(EVENTS))
 MAX_DAYS_PER_RUN = 92
+COMMIT_ATTEMPTS = 5  # another run replacing the same days wins at most this many times in a row
 
 
 def _deps() -> list[AssetKey]:
@@ -77,38 +80,35 @@ def _deps() -> list[AssetKey]:
 def events(
     context: AssetExecutionContext, lake: LakeResource, duckdb: DuckDBResource, pii: PiiResource
 ) -> Iterator[MaterializeResult | AssetCheckResult]:
-    """Rebuild the requested days from every raw source and replace only their partitions."""
+    """Rebuild the requested days from every raw source and replace only their partitions.
+
+    Another run may replace the same days at the same time (this asset has no pool): delta-rs
+    then refuses the later commit, and this step rebuilds the days from what is there now and
+    commits again, as if it had started after the other run."""
     days = context.partition_key_range
     first, last = days.start, days.end
-    now = datetime.now(UTC)
-    with duckdb.connect() as con:
-        pii.install(con, lake.root)
-        built = build_days(con, lake, MAPPING, first, last, now)
-    gate = validate(CONTRACT.name, CONTRACT.suite(), built.events, built.batch)
-    yield gate.check_result(EVENTS_KEY, SUITE_CHECK, lake.data_docs)
-    if not gate.passed:
-        raise gate.failure(f"{CONTRACT.name} {first}..{last}")
     predicate = f"event_date >= '{first}' AND event_date <= '{last}'"
     meta = {"dagster_run_id": context.run_id, "days": f"{first}..{last}"}
-    # The side table first: a crash between the two commits leaves events as they were.
-    lake.publish(
-        *UNATTRIBUTED,
-        built.unattributed,
-        mode="overwrite",
-        partition_by=["event_date"],
-        predicate=predicate,
-        description="Account-scoped events no identity link maps to an account, with the reason.",
-        commit_metadata=meta,
-    )
-    published = lake.publish(
-        *EVENTS,
-        built.events,
-        mode="overwrite",
-        partition_by=["event_date"],
-        predicate=predicate,
-        description=CONTRACT.description,
-        commit_metadata=meta,
-    )
+    for attempt in range(1, COMMIT_ATTEMPTS + 1):
+        now = datetime.now(UTC)
+        with duckdb.connect() as con:
+            pii.install(con, lake.root)
+            built = build_days(con, lake, MAPPING, first, last, now)
+        gate = validate(CONTRACT.name, CONTRACT.suite(), built.events, built.batch)
+        if not gate.passed:
+            yield gate.check_result(EVENTS_KEY, SUITE_CHECK, lake.data_docs)
+            raise gate.failure(f"{CONTRACT.name} {first}..{last}")
+        try:
+            published = _replace_days(lake, built, predicate, meta)
+            break
+        except CommitFailedError as exc:
+            if attempt == COMMIT_ATTEMPTS:
+                raise
+            context.log.warning(
+                f"events {first}..{last}: another run committed these days first ({exc}); "
+                f"rebuilding them (attempt {attempt + 1} of {COMMIT_ATTEMPTS})"
+            )
+    yield gate.check_result(EVENTS_KEY, SUITE_CHECK, lake.data_docs)
     yield MaterializeResult(
         asset_key=EVENTS_KEY,
         metadata={
@@ -118,6 +118,31 @@ def events(
             "unattributed_events": MetadataValue.int(built.unattributed.num_rows),
         },
     )
+
+
+def _replace_days(
+    lake: LakeResource, built: Built, predicate: str, meta: dict[str, str]
+) -> Published:
+    """Both tables' days, the side table first: a crash between the two commits leaves events as
+    they were. The tables are created empty before the first write, so two first writes are
+    checked against each other instead of both landing (see `LakeResource.ensure`)."""
+    side = "Account-scoped events no identity link maps to an account, with the reason."
+    for (layer, table), data, description in (
+        (UNATTRIBUTED, built.unattributed, side),
+        (EVENTS, built.events, CONTRACT.description),
+    ):
+        lake.ensure(layer, table, data.schema, ["event_date"], description)
+        published = lake.publish(
+            layer,
+            table,
+            data,
+            mode="overwrite",
+            partition_by=["event_date"],
+            predicate=predicate,
+            description=description,
+            commit_metadata=meta,
+        )
+    return published
 
 
 LIFECYCLE = lifecycle_contract([r.state for r in RULES], describe_rules())

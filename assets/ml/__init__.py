@@ -30,6 +30,9 @@ from assets.features import INPUTS as FEATURE_INPUTS
 from assets.features import asof
 from assets.metadata import OWNER, published_metadata
 from assets.ml.models import (
+    CHALLENGER,
+    CHAMPION,
+    LoadedModel,
     aliases,
     load_model,
     train_and_register,
@@ -51,6 +54,7 @@ GROUP = "ml"
 KINDS = {"catboost", "mlflow"}
 # Shallow, regularized trees: a few hundred positives per training set at the default size.
 PARAMS = {"iterations": 500, "depth": 4, "learning_rate": 0.03, "l2_leaf_reg": 10}
+ROLES = (CHAMPION, CHALLENGER)  # the aliases a score table is written from, champion first
 # Probability bands, per model: below the first is low, from the second on is high.
 BANDS = {"churn": (0.10, 0.30), "expansion": (0.10, 0.30)}
 
@@ -141,7 +145,27 @@ def build_model_asset(spec: ModelSpec):
         categorical = [c for c in asof.CATEGORICAL if c in spec.features]
         dataset = _fingerprint(training)
         recipe = training_fingerprint(dataset, spec.label, spec.features, categorical, PARAMS)
-        same = version_trained_on(spec.model_name, mlflow.uri(lake.root), recipe)
+        uri = mlflow.uri(lake.root)
+        # Deciding to train, registering and moving the aliases are one step for the registry: a
+        # second run's step let through beside this one would register the same model again
+        # and judge it against a champion this one is replacing.
+        with lake.exclusive(writer_pool(spec.model_key)):
+            same = version_trained_on(spec.model_name, uri, recipe)
+            if same is None:
+                result = train_and_register(
+                    training,
+                    label=spec.label,
+                    features=list(spec.features),
+                    categorical=categorical,
+                    model_name=spec.model_name,
+                    tracking_uri=uri,
+                    artifact_location=mlflow.artifact_root(lake.root),
+                    dataset_fingerprint=dataset,
+                    dataset_version=lake.version(spec.training.layer, spec.training.table),
+                    params=PARAMS,
+                )
+            else:
+                champion = aliases(spec.model_name, uri).get(CHAMPION, "")
         if same is not None:
             context.log.info(f"{spec.model_name}: v{same} was trained on this exact set; kept")
             return MaterializeResult(
@@ -149,21 +173,10 @@ def build_model_asset(spec: ModelSpec):
                     "model_name": spec.model_name,
                     "model_version": same,
                     "retrained": False,
+                    "champion_version": champion,
                     "reason": f"training set and settings unchanged since v{same} ({recipe})",
                 }
             )
-        result = train_and_register(
-            training,
-            label=spec.label,
-            features=list(spec.features),
-            categorical=categorical,
-            model_name=spec.model_name,
-            tracking_uri=mlflow.uri(lake.root),
-            artifact_location=mlflow.artifact_root(lake.root),
-            dataset_fingerprint=dataset,
-            dataset_version=lake.version(spec.training.layer, spec.training.table),
-            params=PARAMS,
-        )
         m = result.metrics
         shap_md = "\n".join(
             ["| feature | mean abs SHAP |", "|---|---|"]
@@ -217,54 +230,34 @@ def build_scores_asset(spec: ModelSpec):
     def _scores(
         context: AssetExecutionContext, lake: LakeResource, mlflow: MlflowResource
     ) -> Iterator[MaterializeResult | AssetCheckResult]:
-        mart = lake.read(spec.mart.layer, spec.mart.table)
         uri = mlflow.uri(lake.root)
-        roles = aliases(spec.model_name, uri)
-        if "champion" not in roles:
-            raise ValueError(f"no champion registered for {spec.model_name}: train it first")
-        now = datetime.now(UTC)
-        parts = []
-        for role in ("champion", "challenger"):
-            if role not in roles or (role == "challenger" and roles[role] == roles["champion"]):
-                continue
-            model = load_model(spec.model_name, uri, role)
-            p = model.predict_proba(mart) if mart.num_rows else np.zeros(0)
-            rows = mart.select(model.features).to_pylist()
-            reasons = top_reasons(model.shap_values(mart), model.features, rows) if rows else []
-            parts.append(
-                pa.table(
-                    {
-                        "account_id": mart["account_id"],
-                        "scored_at": mart["as_of"],
-                        "model_name": pa.array([spec.model_name] * mart.num_rows, pa.string()),
-                        "model_version": pa.array([model.version] * mart.num_rows, pa.string()),
-                        "role": pa.array([role] * mart.num_rows, pa.string()),
-                        "shadow": pa.array([role != "champion"] * mart.num_rows, pa.bool_()),
-                        "probability": pa.array(np.clip(p, 0, 1), pa.float64()),
-                        "risk_band": pa.array(_band(p, spec.kind), pa.string()),
-                        "reasons": pa.array([json.dumps(r) for r in reasons], pa.string()),
-                        "scored_run_at": pa.array(
-                            [now] * mart.num_rows, pa.timestamp("us", tz="UTC")
-                        ),
-                    }
-                )
+        # Under the table's lock, from one read of the aliases: each model is loaded by the
+        # version number read here, so the rows, their model_version and the metadata name the
+        # same versions even when another run's model step moves an alias meanwhile.
+        with lake.exclusive(f"{spec.scores.layer}/{spec.scores.table}"):
+            mart = lake.read(spec.mart.layer, spec.mart.table)
+            roles = {r: v for r, v in aliases(spec.model_name, uri).items() if r in ROLES}
+            if CHAMPION not in roles:
+                raise ValueError(f"no champion registered for {spec.model_name}: train it first")
+            if roles.get(CHALLENGER) == roles[CHAMPION]:
+                del roles[CHALLENGER]
+            models = {r: load_model(spec.model_name, uri, v) for r, v in roles.items()}
+            table = _score(spec, mart, models)
+            gate = validate(spec.scores.name, spec.scores.suite(), table)
+            yield gate.check_result(key, SUITE_CHECK, lake.data_docs)
+            if not gate.passed:
+                raise gate.failure(f"{spec.scores.name} ({table.num_rows:,} rows)")
+            days = sorted({d.isoformat() for d in table["scored_at"].to_pylist()})
+            predicate = " OR ".join(f"scored_at = '{d}'" for d in days) or None
+            published = lake.publish(
+                spec.scores.layer,
+                spec.scores.table,
+                table,
+                mode="overwrite" if predicate else "append",
+                predicate=predicate,
+                description=spec.scores.description,
+                commit_metadata={"dagster_run_id": context.run_id},
             )
-        table = pa.concat_tables(parts).cast(spec.scores.schema)
-        gate = validate(spec.scores.name, spec.scores.suite(), table)
-        yield gate.check_result(key, SUITE_CHECK, lake.data_docs)
-        if not gate.passed:
-            raise gate.failure(f"{spec.scores.name} ({table.num_rows:,} rows)")
-        days = sorted({d.isoformat() for d in table["scored_at"].to_pylist()})
-        predicate = " OR ".join(f"scored_at = '{d}'" for d in days) or None
-        published = lake.publish(
-            spec.scores.layer,
-            spec.scores.table,
-            table,
-            mode="overwrite" if predicate else "append",
-            predicate=predicate,
-            description=spec.scores.description,
-            commit_metadata={"dagster_run_id": context.run_id},
-        )
         champion = table.filter(pc.equal(table["role"], "champion"))
         bands = champion.group_by("risk_band").aggregate([("account_id", "count")])
         yield MaterializeResult(
@@ -273,8 +266,8 @@ def build_scores_asset(spec: ModelSpec):
                 "dagster/row_count": MetadataValue.int(published.total_rows or 0),
                 "delta_version": MetadataValue.int(published.version),
                 "scored_at": MetadataValue.text(", ".join(days)),
-                "champion_version": roles["champion"],
-                "challenger_version": roles.get("challenger", ""),
+                "champion_version": roles[CHAMPION],
+                "challenger_version": roles.get(CHALLENGER, ""),
                 "risk_bands": MetadataValue.json(
                     dict(zip(bands[0].to_pylist(), bands[1].to_pylist(), strict=True))
                 ),
@@ -285,6 +278,35 @@ def build_scores_asset(spec: ModelSpec):
         )
 
     return _scores
+
+
+def _score(spec: ModelSpec, mart: pa.Table, models: dict[str, LoadedModel]) -> pa.Table:
+    """Every account of the mart scored by each model (champion first; the challenger in
+    shadow), with its reasons in words."""
+    now = datetime.now(UTC)
+    parts = []
+    for role in (r for r in ROLES if r in models):
+        model = models[role]
+        p = model.predict_proba(mart) if mart.num_rows else np.zeros(0)
+        rows = mart.select(model.features).to_pylist()
+        reasons = top_reasons(model.shap_values(mart), model.features, rows) if rows else []
+        parts.append(
+            pa.table(
+                {
+                    "account_id": mart["account_id"],
+                    "scored_at": mart["as_of"],
+                    "model_name": pa.array([spec.model_name] * mart.num_rows, pa.string()),
+                    "model_version": pa.array([model.version] * mart.num_rows, pa.string()),
+                    "role": pa.array([role] * mart.num_rows, pa.string()),
+                    "shadow": pa.array([role != CHAMPION] * mart.num_rows, pa.bool_()),
+                    "probability": pa.array(np.clip(p, 0, 1), pa.float64()),
+                    "risk_band": pa.array(_band(p, spec.kind), pa.string()),
+                    "reasons": pa.array([json.dumps(r) for r in reasons], pa.string()),
+                    "scored_run_at": pa.array([now] * mart.num_rows, pa.timestamp("us", tz="UTC")),
+                }
+            )
+        )
+    return pa.concat_tables(parts).cast(spec.scores.schema)
 
 
 # -- the feedback loop ---------------------------------------------------------------------

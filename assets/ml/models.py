@@ -10,6 +10,8 @@ trained on, so training and scoring cannot disagree on columns or their encoding
 
 from __future__ import annotations
 
+import fcntl
+import functools
 import hashlib
 import json
 import logging
@@ -254,7 +256,24 @@ class LoadedModel:
         return f"LoadedModel({self.name!r}, version={self.version!r})"
 
 
+@functools.cache
+def _store_ready(tracking_uri: str) -> None:
+    """Create a SQLite store's tables under an exclusive lock beside the file. MLflow creates
+    them unlocked on first use, so two runs training their first models at once (two pools, one
+    store) failed with "table ... already exists"."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return
+    db = Path(tracking_uri.removeprefix("sqlite:///"))
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.with_name(f"{db.name}.init-lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        client.search_experiments(max_results=1)  # the tracking store creates every table
+        client.search_registered_models(max_results=1)
+
+
 def _client(tracking_uri: str) -> MlflowClient:
+    _store_ready(tracking_uri)
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 
@@ -314,6 +333,7 @@ def load_model(model_name: str, tracking_uri: str, alias_or_version: str = CHAMP
         if ref not in current:
             raise LookupError(f"model {model_name!r} has no version with alias {ref!r}")
         version = current[ref]
+    _store_ready(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
     mlflow.set_tracking_uri(tracking_uri)
     with tempfile.TemporaryDirectory(prefix="model-") as tmp:

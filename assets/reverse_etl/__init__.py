@@ -124,9 +124,12 @@ class SyncConfig(Config):
     batch_size: int = Field(default=500, description="Rows per destination transaction.")
 
 
+SYNC_POOL = writer_pool("sync_to_crm")
+
+
 @multi_asset(
     name="sync_to_crm",
-    pool=writer_pool("sync_to_crm"),
+    pool=SYNC_POOL,
     group_name=GROUP,
     outs={
         "sync_audit": AssetOut(
@@ -162,7 +165,18 @@ def sync_to_crm(
     context: AssetExecutionContext, config: SyncConfig, lake: LakeResource, crm: CrmResource
 ) -> Iterator[MaterializeResult]:
     """Send what changed (consented, confident, champion-scored) to the CRM; audit every
-    decision once (a record held back again for the same reason and inputs is not re-audited)."""
+    decision once (a record held back again for the same reason and inputs is not re-audited).
+
+    Reading the state and the audit, sending, and writing them back hold the sync's lock: a
+    second sync let through beside this one would read the same state, send and audit every
+    record again, and create the state and queue tables a second time (doubling their rows)."""
+    with lake.exclusive(SYNC_POOL):
+        yield from _sync(context, config, lake, crm)
+
+
+def _sync(
+    context: AssetExecutionContext, config: SyncConfig, lake: LakeResource, crm: CrmResource
+) -> Iterator[MaterializeResult]:
     updates = lake.read(CRM_ACCOUNT_UPDATES.layer, CRM_ACCOUNT_UPDATES.table)
     state = (
         lake.read("reverse_etl", "sync_state")

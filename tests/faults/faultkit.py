@@ -51,10 +51,10 @@ def lake_env(lake: Path, landing: Path, home: Path | None = None, **extra: str) 
     return env
 
 
-def instance_home(tmp_path: Path) -> Path:
+def instance_home(tmp_path: Path, name: str = "dagster_home") -> Path:
     """A persistent instance with the project's dagster.yaml, created before any run starts
     (two processes creating one SQLite instance at once race on its schema)."""
-    home = tmp_path / "dagster_home"
+    home = tmp_path / name
     home.mkdir()
     shutil.copy(ROOT / "platform" / "dagster.yaml", home / "dagster.yaml")
     init = "from dagster import DagsterInstance; DagsterInstance.get().dispose()"

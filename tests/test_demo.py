@@ -1,0 +1,34 @@
+"""`make demo`'s summary prints whatever each step reported: a run whose model step found the
+model already trained (by another run at the same time) must not crash the summary."""
+
+import runpy
+
+from conftest import ROOT
+
+DEMO = runpy.run_path(str(ROOT / "platform" / "demo.py"))
+
+
+def test_a_model_line_for_a_trained_a_kept_and_a_bare_model_step():
+    line = DEMO["_model_line"]
+    trained = {
+        "model_version": "2",
+        "retrained": True,
+        "champion_version": "1",
+        "promoted": False,
+        "auc": 0.7412,
+        "pr_auc": 0.2,
+        "brier": 0.05,
+        "base_rate": 0.06,
+    }
+    assert line("ml/churn_model", trained) == (
+        "ml/churn_model: version 2 (champion 1, kept as challenger); "
+        "holdout AUC 0.741, PR-AUC 0.200, Brier 0.0500, base rate 0.060"
+    )
+    kept = {"model_version": "1", "retrained": False, "champion_version": "1"}
+    assert line("ml/churn_model", kept) == (
+        "ml/churn_model: version 1 (champion 1), kept: its training set and settings are unchanged"
+    )
+    assert line("ml/churn_model", {"model_version": "1", "retrained": False}).startswith(
+        "ml/churn_model: version 1, kept"
+    )
+    assert line("ml/churn_model", {}).startswith("ml/churn_model: version -")
