@@ -169,7 +169,7 @@ def sync_to_crm(
 
     Reading the state and the audit, sending, and writing them back hold the sync's lock: a
     second sync let through beside this one would read the same state, send and audit every
-    record again, and create the state and queue tables a second time (doubling their rows)."""
+    record again, and could create the state and queue tables together (doubling their rows)."""
     with lake.exclusive(SYNC_POOL):
         yield from _sync(context, config, lake, crm)
 
