@@ -17,10 +17,11 @@ the same asset waited forever ("Step blocked by limit for pool ..."). So:
   whose pools are full before it starts, so the run itself cannot look.
 
 While a run waits for a pool, the watchdog names the run holding it (step, since when, pid,
-alive or not) on the waiting run, reaps the holder once its process dies, and ends the waiting run
-on SIGTERM/SIGINT: Dagster's in-process executor defers an interrupt to the next step start, which
-a waiting run never reaches, so it ignored both (and spins a core: it polls the pool without
-sleeping, Dagster's own behaviour).
+alive or not) on the waiting run, reaps the holder once its process dies, hands the run a slot
+Dagster's queue left free (`unblock`), and ends the waiting run on SIGTERM/SIGINT. Dagster's
+in-process executor defers an interrupt to the next step start, which a waiting run never
+reaches, so it ignored both (and spins a core: it polls the pool without sleeping, Dagster's own
+behaviour).
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ from dagster import (
     SkipReason,
     sensor,
 )
+from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
 from dagster._core.storage.runs import InMemoryRunStorage, SqliteRunStorage
 from dagster._utils.interrupts import check_captured_interrupt
 
@@ -101,12 +103,13 @@ class Reaped:
 
 @dataclass(frozen=True)
 class Wait:
-    """Step `step_key` of the waiting run waits for `pool`, whose slot `holder` holds."""
+    """Step `step_key` of the waiting run waits for `pool`, whose slot `holder` holds (None: no
+    other run holds it)."""
 
     step_key: str
     pool: str
-    holder: str
-    holder_step: str
+    holder: str | None
+    holder_step: str | None
     since: datetime | None
 
 
@@ -248,30 +251,35 @@ def waits(instance: DagsterInstance, run_id: str) -> list[Wait]:
         return []
     out = []
     for pool, info in storage.get_concurrency_infos(list(storage.get_concurrency_keys())).items():
-        waiting = [
-            p for p in info.pending_steps if p.run_id == run_id and p.assigned_timestamp is None
-        ]
-        if not waiting:
-            continue
         since = {(p.run_id, p.step_key): p.assigned_timestamp for p in info.pending_steps}
-        for step in waiting:
-            for slot in info.claimed_slots:
-                if slot.run_id != run_id:
-                    out.append(
-                        Wait(
-                            step.step_key,
-                            pool,
-                            slot.run_id,
-                            slot.step_key,
-                            since.get((slot.run_id, slot.step_key)),
-                        )
-                    )
+        holders = [slot for slot in info.claimed_slots if slot.run_id != run_id]
+        for step in info.pending_steps:
+            if step.run_id != run_id or step.assigned_timestamp is not None:
+                continue
+            out += [
+                Wait(step.step_key, pool, h.run_id, h.step_key, since.get((h.run_id, h.step_key)))
+                for h in holders
+            ] or [Wait(step.step_key, pool, None, None, None)]
     return out
+
+
+def unblock(instance: DagsterInstance, pool: str) -> bool:
+    """Hand a free slot of `pool` to the first step queued for it. Dagster's SQL slot queue can
+    lose a wake-up: a step that queues in the instant the holder frees the slot is queued after
+    the freeing run looked for a step to hand the slot to, and waits with the slot free forever
+    (two raw runs at once hung so in 1 of 12 tries, 2026-12-06). Only when the slot is free and
+    promised to no step; True when it handed one."""
+    storage = instance.event_log_storage
+    if not isinstance(storage, SqlEventLogStorage) or not storage.has_unassigned_slots(pool):
+        return False
+    storage.assign_pending_steps([pool])
+    return True
 
 
 def describe(instance: DagsterInstance, wait: Wait, reaped: list[Reaped]) -> tuple[str, str]:
     """(the holder's state: alive, dead or unknown; a message naming who holds the pool a step
     waits for, and what to do about it)."""
+    assert wait.holder is not None, "a pool no other run holds has no holder to describe"
     run = instance.get_run_by_id(wait.holder)
     pids = ", ".join(
         str(p) for p in dict.fromkeys(p.pid for p in run_processes(instance, wait.holder))
@@ -300,14 +308,16 @@ def describe(instance: DagsterInstance, wait: Wait, reaped: list[Reaped]) -> tup
 class Watchdog:
     """While run `run_id` executes in this process, a thread that looks at it every POLL
     seconds. When the run waits for a pool, it reaps dead runs (so a holder that dies meanwhile
-    frees the pool), says once per holder who holds it, on the run and on stderr, and, if a
-    SIGTERM/SIGINT came while the run only waits, cancels the run and ends the process."""
+    frees the pool), says once per holder who holds it, on the run and on stderr, hands the run
+    a slot left free (`unblock`), and, if a SIGTERM/SIGINT came while the run only waits, cancels
+    the run and ends the process."""
 
     def __init__(self, instance: DagsterInstance, run_id: str, poll: float = POLL) -> None:
         self.instance, self.run_id, self.poll = instance, run_id, poll
         self._stop = threading.Event()
         self._said: set[tuple[str, str, str, str]] = set()
         self._interrupted = 0
+        self._free: set[str] = set()  # pools waited for with no other run holding them
         self._thread = threading.Thread(target=self._loop, name="dead-runs-watchdog", daemon=True)
 
     def __enter__(self) -> Watchdog:
@@ -328,13 +338,25 @@ class Watchdog:
     def look(self) -> None:
         current = waits(self.instance, self.run_id)
         if not current:
-            self._interrupted = 0
+            self._interrupted, self._free = 0, set()
             return
         run = self.instance.get_run_by_id(self.run_id)
         if run is None:
             return
         reaped = reap(self.instance, exclude=self.run_id)
+        free = {w.pool for w in current if w.holder is None}
+        for pool in free & self._free:  # free on two looks in a row: not a slot changing hands
+            if unblock(self.instance, pool):
+                message = (
+                    f"Pool {pool} had a free slot while this run's step waited for it (Dagster's "
+                    "slot queue missed the step when the slot was freed): handed it the slot."
+                )
+                self.instance.report_engine_event(message, run)
+                log.warning("run %s: %s", self.run_id, message)
+        self._free = free
         for wait in current:
+            if wait.holder is None:
+                continue
             state, message = describe(self.instance, wait, reaped)
             said = (wait.step_key, wait.pool, wait.holder, state)
             if said in self._said:
@@ -349,8 +371,8 @@ class Watchdog:
             p for p in run_processes(self.instance, self.run_id) if p.step_key
         ]:
             message = (
-                f"Interrupted (SIGTERM/SIGINT) while waiting for pool {current[0].pool}, held "
-                f"by run {current[0].holder}: canceled, and the process (pid {os.getpid()}) exits."
+                f"Interrupted (SIGTERM/SIGINT) while waiting for pool {current[0].pool}: "
+                f"canceled, and the process (pid {os.getpid()}) exits."
             )
             self.instance.report_run_canceled(run, message=message)
             self.instance.event_log_storage.free_concurrency_slots_for_run(self.run_id)

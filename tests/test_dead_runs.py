@@ -25,6 +25,7 @@ from dagster import (
 
 from assets.dead_runs import (
     ReapingExecutor,
+    Watchdog,
     dead_runs_sensor,
     describe,
     is_alive,
@@ -149,6 +150,25 @@ def test_a_waiting_run_learns_who_holds_its_pool(instance):
     for part in (holder.run_id, f"pid {os.getpid()}", "alive", "terminate it in the UI"):
         assert part in message
     assert waits(instance, holder.run_id) == []
+
+
+def test_a_step_queued_as_the_slot_was_freed_gets_the_slot(instance):
+    """Dagster's lost wake-up: the step queued after the freeing run looked for one to hand the
+    slot to, so it waits with the slot free. The watchdog hands it the slot on its second look."""
+    waiting = _run(instance, os.getpid(), step=None)
+    storage = instance.event_log_storage
+    storage.add_pending_step(POOL, waiting.run_id, "raw__crm_accounts", should_assign=False)
+    assert not storage.claim_concurrency_slot(POOL, waiting.run_id, "raw__crm_accounts").is_claimed
+    [wait] = waits(instance, waiting.run_id)
+    assert wait.holder is None
+
+    watchdog = Watchdog(instance, waiting.run_id)
+    watchdog.look()  # once: a slot may be changing hands
+    assert not storage.claim_concurrency_slot(POOL, waiting.run_id, "raw__crm_accounts").is_claimed
+    watchdog.look()
+    assert storage.claim_concurrency_slot(POOL, waiting.run_id, "raw__crm_accounts").is_claimed
+    engine = instance.all_logs(waiting.run_id, of_type=DagsterEventType.ENGINE_EVENT)
+    assert any("had a free slot" in (e.message or "") for e in engine)
 
 
 def test_the_executor_keeps_its_name_and_reaps():
