@@ -400,6 +400,13 @@ class ReapingExecutor(Executor):
     def __init__(self, inner: Executor) -> None:
         self.inner = inner
 
+    def __getattr__(self, name: str) -> Any:
+        """What an engine asks of its own executor (dagster-celery's loop calls `app_args()`
+        on the run's executor): the inner executor's."""
+        if name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
     @property
     def retries(self) -> RetryMode:
         return self.inner.retries
