@@ -9,7 +9,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export GX_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: install demo test faults distributed dev bench lint lock evaluate-identity evaluate-models clean-lake system-deps
+.PHONY: install demo test faults distributed dev bench lint lock evaluate-identity evaluate-models clean-lake system-deps mutants
 
 install: $(STAMP)
 
@@ -54,6 +54,12 @@ system-deps:
 		echo "installing from Debian for the tests:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
+
+## mutants: mutation testing of the guards (platform/mutants.py; not in CI: see docs/reliability.md
+## for its duration): mutmut over the guard functions, then the named mutations of
+## tests/mutations.toml; prints the score per guard and every survivor with its explanation
+mutants: install
+	$(BIN)/python platform/mutants.py $(MUTANTS_ARGS)
 
 ## bench: the whole graph at 5,000 accounts x 730 days, cold then one more day; figures under lake/bench
 bench: install

@@ -243,3 +243,62 @@ def full_lake(tmp_path_factory) -> Lakehouse:
     h = Lakehouse(root / "lake", root / "lake" / "landing", load_definitions())
     build_whole_graph(h)
     return h
+
+
+# -- the promise tables of docs/reliability.md (tests/promises.py) -------------------------------
+_SESSION: dict = {"outcomes": {}, "faults": False}
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    import datetime as dt
+    import time
+
+    _SESSION.update(started=dt.datetime.now(dt.UTC), clock=time.monotonic())
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call" or report.outcome != "passed":
+        _SESSION["outcomes"][report.nodeid] = report.outcome
+    if "faults" in report.keywords:
+        _SESSION["faults"] = True
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """After fault tests ran: a promise whose test was skipped fails the session (a skipped
+    guard keeps no promise); when all passed, the figures they measured rewrite the document's
+    tables (docs/reliability.md, docs/figures/faults.json)."""
+    if not _SESSION["faults"]:
+        return
+    import json
+    import time
+
+    import promises
+
+    from figures import ARTIFACTS
+
+    outcomes = _SESSION["outcomes"]
+    named = {t for p in promises.PROMISES for t in p.tests}
+    skipped = sorted(n for n, o in outcomes.items() if o == "skipped" and _named_by(n, named))
+    if skipped:
+        print(f"\npromises: tests a promise relies on were skipped: {', '.join(skipped)}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        return
+    if exitstatus != 0:
+        return
+    measured = ARTIFACTS / "faults" / "figures.json"
+    if not measured.exists():
+        return
+    args = session.config.invocation_params.args
+    run = {
+        "command": "make faults" if tuple(args) == ("-m", "faults") else "pytest " + " ".join(args),
+        "date": _SESSION["started"].date().isoformat(),
+        "cores": os.cpu_count(),
+        "passed": sum(o == "passed" for o in outcomes.values()),
+        "seconds": round(time.monotonic() - _SESSION["clock"], 1),
+    }
+    fresh = promises.refresh(json.loads(measured.read_text()), run, _SESSION["started"])
+    print(f"\npromises: {promises.DOC.name} refreshed from sections {', '.join(fresh) or '-'}")
+
+
+def _named_by(nodeid: str, named: set[str]) -> bool:
+    return any(nodeid == t or nodeid.startswith(t + "::") for t in named)
