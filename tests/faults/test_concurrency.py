@@ -167,16 +167,19 @@ def test_two_raw_runs_at_once_take_turns_and_publish_each_row_once(tmp_path, com
         run_ids = [r.run_id for r in instance.get_runs()]
         first, second = (_intervals(instance, r) for r in run_ids)
         waits = _waits(instance, run_ids)
+    both, overlapping = first.keys() & second.keys() & RAW_STEPS, _overlapping(first, second)
     record(
         "concurrency_raw",
         runs_at_once=2,
         raw_tables=len(RAW_TABLES),
         rows=rows,
         duplicated_rows=duplicated,
-        steps_run_by_both=len(first.keys() & second.keys()),
-        steps_overlapping=_overlapping(first, second),
-        steps_that_waited_for_a_pool=len(waits),
-        longest_pool_wait_s=max(waits.values(), default=0.0),
+        pooled_steps=len(both),
+        pooled_steps_waited=len(both) - len(overlapping),  # one run's began after the other's
+        pooled_steps_overlapping=len(overlapping),
+        steps_overlapping=overlapping,
+        steps_blocked_by_a_pool=len(waits),
+        longest_wait_s=max(waits.values(), default=0.0),
     )
 
 
