@@ -1,5 +1,6 @@
 """Declarative automation below raw, with a real Dagster instance: new raw data makes the
-entities follow; a raw gate failure stops them; the failure is recorded in ops/run_failures."""
+entities follow; a raw gate failure stops them, even when the raw table materialized since the
+last tick (then eager() alone would follow); the failure is recorded in ops/run_failures."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from datetime import date
 
 import pytest
 from dagster import (
+    AssetCheckKey,
     AssetKey,
     AssetSelection,
     DagsterEventType,
@@ -16,8 +18,10 @@ from dagster import (
     evaluate_automation_conditions,
     materialize,
 )
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from assets.automation import AUTOMATED_GROUPS
+from assets.publish import SUITE_CHECK
 from checks.raw import RAW_TABLES
 from conftest import Lakehouse
 
@@ -25,7 +29,7 @@ ENTITIES = AssetSelection.groups(*AUTOMATED_GROUPS)
 RAW = AssetSelection.assets(*(AssetKey(["raw", c.table]) for c in RAW_TABLES))
 
 
-def _contacts(n: int, with_id: bool) -> str:
+def _contacts(n: int, with_id: bool, first: int = 0) -> str:
     rows = [
         {
             "Id": f"003T{i:011d}" if with_id else None,
@@ -36,7 +40,7 @@ def _contacts(n: int, with_id: bool) -> str:
             "CreatedDate": "2026-11-20T10:00:00Z",
             "LastModifiedDate": "2026-11-20T10:00:00Z",
         }
-        for i in range(n)
+        for i in range(first, first + n)
     ]
     return json.dumps(rows)
 
@@ -81,10 +85,25 @@ def test_entities_follow_raw_only_when_its_gates_passed(house):
     settled, requested = _requested(house, first.cursor)
     assert requested == set()  # nothing new upstream: nothing to do
 
-    # a contacts extract where every record lacks its id: the raw gate fails, nothing follows
+    # Between two ticks, raw/crm_contacts materializes a good extract, then its next extract
+    # (every record lacks its id) fails the gate. The raw table did change since the last tick,
+    # so eager() alone would request the entities; the latest result of its blocking gate is a
+    # failure on that very materialization, so nothing may follow.
+    contacts = AssetKey(["raw", "crm_contacts"])
+    house.drop("crm/contacts/2026-11-19/contacts.json", _contacts(5, with_id=True, first=100))
+    good = _run(house, [contacts])
+    assert good.success
     house.drop("crm/contacts/2026-11-20/contacts.json", _contacts(20, with_id=False))
-    failed = _run(house, [AssetKey(["raw", "crm_contacts"])])
+    failed = _run(house, [contacts])
     assert not failed.success
+    materialized = house.instance.get_latest_materialization_event(contacts)
+    assert materialized is not None and materialized.run_id == good.run_id  # since the tick
+    gate = house.instance.event_log_storage.get_asset_check_execution_history(
+        AssetCheckKey(contacts, SUITE_CHECK), limit=1
+    )
+    assert [(g.run_id, g.status) for g in gate] == [
+        (failed.run_id, AssetCheckExecutionRecordStatus.FAILED)
+    ]
     after_failure, requested = _requested(house, settled.cursor)
     assert requested == set()
 

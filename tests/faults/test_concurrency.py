@@ -8,11 +8,14 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+from dagster import DagsterEventType, DagsterInstance
 from deltalake import DeltaTable
 
 from checks.raw import RAW_TABLES
@@ -32,6 +35,7 @@ pytestmark = pytest.mark.faults
 DEMO = ROOT / "platform" / "demo.py"
 # One salt for every lake of a test: lakes at different paths then hash emails alike and compare.
 SALTED = {"LAKEHOUSE_PII_SALT": "c0c0" * 16}
+T = TypeVar("T")
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +77,51 @@ def _finish(procs: list[subprocess.Popen]) -> list[subprocess.CompletedProcess]:
     return done
 
 
+# Every step of a raw run writes Delta tables, so each must run in a pool of its own (README,
+# docs/reliability.md): the step keys of the 13 raw tables and of the quarantine.
+RAW_STEPS = {f"raw__{c.table}" for c in RAW_TABLES} | {"raw__quarantine"}
+BLOCKED = "Step blocked by limit for pool"  # Dagster's engine event for a step that waits
+Interval = tuple[float, float]
+
+
+def _intervals(instance: DagsterInstance, run_id: str) -> dict[str, Interval]:
+    """step key -> (start, end) of each step the run ended, from the instance's event log."""
+    return {
+        s.step_key: (s.start_time, s.end_time)
+        for s in instance.get_run_step_stats(run_id)
+        if s.start_time is not None and s.end_time is not None
+    }
+
+
+def _blocked_since(instance: DagsterInstance, run_id: str) -> dict[str, float]:
+    """step key -> when the run first found that step's pool full."""
+    since: dict[str, float] = {}
+    for e in instance.all_logs(run_id, of_type=DagsterEventType.ENGINE_EVENT):
+        if e.step_key and (e.message or "").startswith(BLOCKED):
+            since.setdefault(e.step_key, e.timestamp)
+    return since
+
+
+def _overlapping(first: dict[str, Interval], second: dict[str, Interval]) -> list[str]:
+    """Steps both runs executed whose two executions overlap in time."""
+    return sorted(k for k in first.keys() & second.keys() if not _apart(first[k], second[k]))
+
+
+def _apart(a: Interval, b: Interval) -> bool:
+    return a[1] <= b[0] or b[1] <= a[0]
+
+
+def _waits(instance: DagsterInstance, run_ids: list[str]) -> dict[str, float]:
+    """step key of each wait -> seconds from the first "blocked" event to the step's start."""
+    waited = {}
+    for run_id in run_ids:
+        starts = _intervals(instance, run_id)
+        for step, since in _blocked_since(instance, run_id).items():
+            if step in starts:
+                waited[step] = round(starts[step][0] - since, 2)
+    return waited
+
+
 def _duplicates(lake: Path) -> tuple[int, int]:
     """(rows, rows beyond the first copy of a landed line) over every raw table, plus files
     logged more than once."""
@@ -111,13 +160,132 @@ def test_two_raw_runs_at_once_take_turns_and_publish_each_row_once(tmp_path, com
     # Each raw table was written once: version 0 holds the batch, nothing was appended again.
     versions = {c.table: DeltaTable(str(lake / "raw" / c.table)).version() for c in RAW_TABLES}
     assert set(versions.values()) == {0}, versions
+    # How the two runs met, read from their steps' start and end times (not asserted here: two
+    # claims of a free slot in the same instant can both succeed on SQLite, and the Delta claim
+    # is what keeps rows once then; the next test holds a pool to observe the wait itself).
+    with DagsterInstance.from_config(str(home)) as instance:
+        run_ids = [r.run_id for r in instance.get_runs()]
+        first, second = (_intervals(instance, r) for r in run_ids)
+        waits = _waits(instance, run_ids)
+    both, overlapping = first.keys() & second.keys() & RAW_STEPS, _overlapping(first, second)
     record(
         "concurrency_raw",
         runs_at_once=2,
         raw_tables=len(RAW_TABLES),
         rows=rows,
         duplicated_rows=duplicated,
-        outcome="second run waited (pool limit 1) and found nothing new",
+        pooled_steps=len(both),
+        pooled_steps_waited=len(both) - len(overlapping),  # one run's began after the other's
+        pooled_steps_overlapping=len(overlapping),
+        steps_overlapping=overlapping,
+        steps_blocked_by_a_pool=len(waits),
+        longest_wait_s=max(waits.values(), default=0.0),
+    )
+
+
+def _until(what: str, probe: Callable[[], T | None], timeout: float = 600) -> T:
+    """Poll `probe` until it answers; the timeout only keeps a hang from lasting forever."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = probe()
+        if found:
+            return found
+        time.sleep(0.2)
+    pytest.fail(f"waited {timeout}s for {what}")
+
+
+def _in_flight(instance: DagsterInstance, run_id: str) -> set[str]:
+    """Steps the run started and has not ended."""
+    return {s.step_key for s in instance.get_run_step_stats(run_id) if s.end_time is None}
+
+
+def test_a_second_raw_run_waits_for_the_pool_the_first_holds(tmp_path, company):
+    """The first raw run is held inside its first step (paused at its first Delta commit, so it
+    holds that step's pool). A second run of the same assets does every other table, and for
+    the held one waits: no step of the two runs executes at the same time as the same step of
+    the other, and the held step of the second starts only after the first's ended."""
+    home = instance_home(tmp_path)
+    lake = tmp_path / "lake"
+    env = lake_env(lake, company, home)
+    gate = tmp_path / "gate"
+    paused = gate.with_name("gate.paused")
+    logs = [tmp_path / "first.err", tmp_path / "second.err"]
+    procs: list[subprocess.Popen] = []
+
+    def start(args: list[str], log: Path) -> subprocess.Popen:
+        with log.open("w") as err:  # a file: a waiting run's stderr must never fill a pipe
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, str(DRIVE), *args],
+                    env=env,
+                    cwd=ROOT,
+                    stdout=subprocess.PIPE,
+                    stderr=err,
+                    text=True,
+                )
+            )
+        return procs[-1]
+
+    try:
+        with DagsterInstance.from_config(str(home)) as instance:
+            first = start(["raw", "--pause", str(gate)], logs[0])
+            _until(
+                "the first run to pause in its step",
+                lambda: paused.exists() or first.poll() is not None,
+            )
+            assert first.poll() is None, logs[0].read_text()[-2000:]
+            [first_id] = [r.run_id for r in instance.get_runs()]
+            [held] = _until("the held step", lambda: _in_flight(instance, first_id))
+
+            second = start(["raw"], logs[1])
+            second_id = _until(
+                "the second run",
+                lambda: next((r.run_id for r in instance.get_runs() if r.run_id != first_id), None),
+            )
+
+            def at_the_held_step() -> bool:
+                """The second run ended every step it could without the held one, and came to
+                the held step: it waits for its pool (or, with no pool, has run it)."""
+                if second.poll() is not None:
+                    return True
+                done = _intervals(instance, second_id).keys()
+                came = held in _blocked_since(instance, second_id) or held in done
+                return came and RAW_STEPS - {held, "raw__quarantine"} <= done
+
+            _until("the second run to come to the held step", at_the_held_step)
+            assert first.poll() is None  # still held: everything so far ran beside it
+            gate.touch()
+            outs = _finish([first, second])
+            assert [p.returncode for p in outs] == [0, 0], [log.read_text()[-2000:] for log in logs]
+
+            steps = {r: _intervals(instance, r) for r in (first_id, second_id)}
+            blocked = _blocked_since(instance, second_id)
+            waits = _waits(instance, [first_id, second_id])
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+
+    ran_first, ran_second = steps[first_id], steps[second_id]
+    assert ran_first.keys() == ran_second.keys() == RAW_STEPS
+    assert _overlapping(ran_first, ran_second) == []
+    # the held step: the second run found its pool full, and started it after the first ended
+    assert held in blocked
+    assert ran_second[held][0] >= ran_first[held][1]
+    rows, duplicated = _duplicates(lake)
+    assert duplicated == 0
+    record(
+        "concurrency_raw_pool_wait",
+        runs_at_once=2,
+        steps_per_run=len(RAW_STEPS),
+        steps_overlapping=len(_overlapping(ran_first, ran_second)),
+        held_step=held,
+        second_run_waited_s=waits[held],
+        held_step_gap_s=round(ran_second[held][0] - ran_first[held][1], 2),
+        steps_that_waited_for_a_pool=sorted(waits),
+        rows=rows,
+        duplicated_rows=duplicated,
     )
 
 
