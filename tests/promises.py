@@ -97,17 +97,19 @@ def _crashes(f: Figures) -> str:
 
 
 def _concurrency(f: Figures) -> str:
-    r, e, w = f["concurrency_raw"], f["concurrency_events"], f["concurrency_whole_graph"]
-    waited = (
-        f"the second run's pooled steps started after the first's had ended: "
-        f"{r['pooled_steps_waited']} of {r['pooled_steps']} steps, overlapping: "
-        f"{_zero(r['pooled_steps_overlapping'])}, longest wait {r['longest_wait_s']} s"
-        if "pooled_steps" in r
-        else "waits not measured"
-    )
+    r, h = f["concurrency_raw"], f["concurrency_raw_pool_wait"]
+    e, w = f["concurrency_events"], f["concurrency_whole_graph"]
     return (
         f"{r['runs_at_once']} raw runs at once on one instance: {r['raw_tables']} tables, "
-        f"{_n(r['rows'])} rows, duplicated rows: {_zero(r['duplicated_rows'])} ({waited}). "
+        f"{_n(r['rows'])} rows, duplicated rows: {_zero(r['duplicated_rows'])}; steps of the two "
+        f"runs executing at once (from step start and end times): "
+        f"{_zero(r['pooled_steps_overlapping'])} of {r['pooled_steps']}, "
+        f"{r['steps_blocked_by_a_pool']} steps waited for a pool, longest {r['longest_wait_s']} s. "
+        f"With the first run held inside `{h['held_step']}`, the second ran its other "
+        f"{h['steps_per_run'] - 1} steps beside it and waited {h['second_run_waited_s']} s for "
+        f"that pool, starting {h['held_step_gap_s']} s after the first ended it; steps "
+        f"overlapping: {_zero(h['steps_overlapping'])}, duplicated rows: "
+        f"{_zero(h['duplicated_rows'])}. "
         f"{e['runs_at_once']} runs of the same event days at once: duplicated rows: "
         f"{_zero(e['duplicated_rows'])}, {e['succeeded']} of {e['runs_at_once']} succeeded. "
         f"{w['builds_at_once']} `make demo` at once on a fresh lake and instance: exit codes "
@@ -195,7 +197,12 @@ FAULT_PROMISES: tuple[Promise, ...] = (
         "once end as one build alone does.",
         (F + "test_concurrency.py",),
         _concurrency,
-        ("concurrency_raw", "concurrency_events", "concurrency_whole_graph"),
+        (
+            "concurrency_raw",
+            "concurrency_raw_pool_wait",
+            "concurrency_events",
+            "concurrency_whole_graph",
+        ),
         ("pools-shared-by-nobody",),
     ),
     Promise(
@@ -239,6 +246,12 @@ GUARD_PROMISES: tuple[Promise, ...] = (
         "Entities never rebuild on a raw table whose blocking check failed.",
         ("tests/test_automation.py",),
         mutations=("gate-before-downstream",),
+    ),
+    Promise(
+        "The account profile's MRR total equals the active subscriptions' (within a cent), or "
+        "the 360 is not published and stays at its previous version.",
+        ("tests/test_c360_metric_gate.py",),
+        mutations=("mrr-tolerance-a-dollar", "mrr-compared-with-itself"),
     ),
     Promise(
         "A batch with more than its quarantine threshold of bad rows publishes nothing, and the "
