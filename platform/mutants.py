@@ -219,7 +219,7 @@ def _scratch(dest: Path) -> None:
 
 
 def run_named(mutations: list[Named]) -> list[Verdict]:
-    base = MUTANTS / "named"
+    base = ROOT / "mutants-named"
     out = []
     for m in mutations:
         work = base / m.id
