@@ -271,7 +271,7 @@ def synced(tmp_path_factory, defs) -> Lakehouse:
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(destinations.SQLiteDestination, "upsert", drops_after_first_batch)
         failed = _sync(h)
-    assert not failed.success and batches == [BATCH, BATCH]
+    assert not failed.success and len(batches) == 2
     assert len(crm_ids(h.lake_root)) == BATCH  # the first batch reached the CRM
     assert _sync(h).success  # the re-run
     assert _sync(h).success  # nothing changed since
