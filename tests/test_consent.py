@@ -37,7 +37,8 @@ class Case:
 
     crm_id: str
     name: str
-    contacts: tuple[tuple[str, str], ...]  # (first name, last name)
+    # (first name, last name[, email: given when one person is a contact of two accounts])
+    contacts: tuple[tuple[str, ...], ...]
     # (contact index, scope, status, recorded day in Jan 2026, extract day in Jan 2026)
     records: tuple[tuple[int, str, str, int, int], ...]
     sent: bool
@@ -139,6 +140,24 @@ CASES = {
         sent=True,
         why="one person granted and nobody revoked (the other never answered)",
     ),
+    # One person, a contact of two accounts (the same address: identity makes them one).
+    "shared_person_home": Case(
+        "001SHAREDHOME",
+        "Larch Legal",
+        (("Quinn", "Quist", "quinn@quist-advisory.example"),),
+        ((0, "crm_sync", "revoked", 3, 5),),
+        sent=False,
+        why="its only person revoked CRM sync",
+    ),
+    "shared_person_other_account": Case(
+        "001SHAREDOTHER",
+        "Maple Monitoring",
+        (("Rosa", "Rossi"), ("Quinn", "Quist", "quinn@quist-advisory.example")),
+        ((0, "crm_sync", "granted", 2, 5),),
+        sent=False,
+        why="Quinn, one of its people (also a contact of Larch Legal), revoked CRM sync: the "
+        "revocation holds for every account of the person, not only the first",
+    ),
 }
 # Written out by hand from the cases above (not computed from `sent`), as the CRM must hold them.
 EXPECTED_IN_CRM = {
@@ -155,11 +174,13 @@ EXPECTED_HELD_BACK = {
     "001REVOKELISTEDFIRST",
     "001OTHERPURPOSEONLY",
     "001SYNCREVOKEDOTHERGRANTED",
+    "001SHAREDHOME",
+    "001SHAREDOTHER",
 }
 
 
-def _at(day: int, hour: int = 10) -> str:
-    return f"2026-01-{day:02d}T{hour:02d}:00:00Z"
+def _at(day: int, hour: int = 10, minute: int = 0) -> str:
+    return f"2026-01-{day:02d}T{hour:02d}:{minute:02d}:00Z"
 
 
 def _land(h: Lakehouse) -> None:
@@ -182,27 +203,30 @@ def _land(h: Lakehouse) -> None:
                 "LastModifiedDate": _at(1, 9),
             }
         )
-        for i, (first, last) in enumerate(case.contacts):
+        emails = [
+            c[2] if len(c) > 2 else f"{c[0].lower()}.{c[1].lower()}@{domain}" for c in case.contacts
+        ]
+        for i, (first, last, *_) in enumerate(case.contacts):
             contacts.append(
                 {
                     "Id": f"003{case.crm_id[3:]}{i}",
                     "AccountId": case.crm_id,
                     "FirstName": first,
                     "LastName": last,
-                    "Email": f"{first.lower()}.{last.lower()}@{domain}",
+                    "Email": emails[i],
                     "Title": "Head of Compliance",
                     "Phone": None,
                     "LeadSource": "web",
-                    "CreatedDate": _at(1, 11),
-                    "LastModifiedDate": _at(1, 11),
+                    # one minute apart per account: a shared person's first account is fixed
+                    "CreatedDate": _at(1, 11, n),
+                    "LastModifiedDate": _at(1, 11, n),
                 }
             )
         for j, (i, scope, status, day, extract) in enumerate(case.records):
-            first, last = case.contacts[i]
             consent.setdefault(extract, []).append(
                 {
                     "record_id": f"cns_{key}_{j}",
-                    "email": f"{first.lower()}.{last.lower()}@{domain}",
+                    "email": emails[i],
                     "subject_ref": f"crm:003{case.crm_id[3:]}{i}",
                     "scope": scope,
                     "status": status,

@@ -179,7 +179,15 @@ def test_a_shadow_model_never_syncs():
     con.register("c360", pa.table({"account_id": ["acc_1"], "lifecycle_state": ["paying"]}))
     con.register("account", pa.table({"account_id": ["acc_1"], "primary_crm_account_id": ["001"]}))
     con.register(
-        "people", pa.table({"account_id": ["acc_1"], "consent_crm_sync": pa.array([True])})
+        "people",
+        pa.table(
+            {
+                "person_id": ["per_1"],
+                "account_id": ["acc_1"],
+                "accounts": [json.dumps([{"account_id": "acc_1", "role": "admin"}])],
+                "consent_crm_sync": pa.array([True]),
+            }
+        ),
     )
     rows = con.sql(updates_sql(f"DATE '{day}'", f"DATE '{day}'")).to_arrow_table().to_pylist()
     assert len(rows) == 1
