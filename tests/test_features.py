@@ -255,7 +255,7 @@ def test_prediction_outcomes_join_matured_scores_to_what_happened(house):
 def _consented_crm_ids(house: Lakehouse) -> set[str]:
     """CRM ids of the accounts with a person whose latest CRM-sync record (by recorded_at)
     grants it and none whose latest revokes it, read from raw consent records; a person's
-    account is their 360 profile's (primary) account."""
+    accounts are those they hold a current role at (entities/relationship)."""
     lake = house.lake
     links = lake.read("entities", "identity_links").to_pylist()
     person_of = {
@@ -270,12 +270,14 @@ def _consented_crm_ids(house: Lakehouse) -> set[str]:
             continue
         if person not in latest or r["recorded_at"] > latest[person][0]:
             latest[person] = (r["recorded_at"], r["status"])
-    people = lake.read("c360", "customer_360_people", columns=["person_id", "account_id"])
-    account_of = dict(zip(*(people[c].to_pylist() for c in people.column_names), strict=True))
+    accounts_of: dict[str, set[str]] = {}
+    for r in lake.read("entities", "relationship").to_pylist():
+        if r["is_current"] and r["account_id"]:
+            accounts_of.setdefault(r["person_id"], set()).add(r["account_id"])
     answers: dict[str, set[str]] = {}
     for person, (_, status) in latest.items():
-        if account_of.get(person):
-            answers.setdefault(account_of[person], set()).add(status)
+        for account in accounts_of.get(person, ()):
+            answers.setdefault(account, set()).add(status)
     accounts = lake.read("entities", "account", columns=["account_id", "primary_crm_account_id"])
     crm_of = dict(zip(*(accounts[c].to_pylist() for c in accounts.column_names), strict=True))
     return {
