@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from datetime import UTC, date, datetime
 
 import duckdb
@@ -10,7 +11,7 @@ import pyarrow as pa
 import pytest
 
 from assets.reverse_etl.destinations import RowResult, SQLiteDestination
-from assets.reverse_etl.sync import STATE_SCHEMA, InjectedCrash, sync, updates_sql
+from assets.reverse_etl.sync import STATE_SCHEMA, InjectedCrash, SyncResult, sync, updates_sql
 from checks.reverse_etl import CRM_ACCOUNT_UPDATES
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
@@ -48,6 +49,18 @@ def run(table, state, dest, **kw):
     return sync(table, state, dest, threshold=0.5, now=NOW, sync_id="s", **kw)
 
 
+def sent_per_record(*results: SyncResult) -> dict[str, int]:
+    """crm id -> its `sent` audit rows over these syncs: each record must be sent once."""
+    return dict(
+        Counter(
+            r["crm_account_id"]
+            for result in results
+            for r in result.audit.to_pylist()
+            if r["status"] == "sent"
+        )
+    )
+
+
 @pytest.fixture
 def crm(tmp_path):
     return SQLiteDestination(tmp_path / "crm.db")
@@ -72,13 +85,11 @@ def test_a_crash_between_batches_and_a_rerun_leave_each_record_once(crm):
         run(table, STATE_SCHEMA.empty_table(), crm, batch_size=10, crash_after_batches=2)
     assert len(crm.rows()) == 20  # two batches landed before the crash; no state was written
     rerun = run(table, STATE_SCHEMA.empty_table(), crm, batch_size=10)
-    assert rerun.counts["sent"] == 25
-    import sqlite3
-
-    with sqlite3.connect(crm.path) as con:
-        ids = [r[0] for r in con.execute("SELECT crm_account_id FROM crm_account_updates")]
-    assert sorted(ids) == sorted(set(ids)) and len(ids) == 25  # exactly once each
-    assert run(table, rerun.state, crm, batch_size=10).counts["sent"] == 0
+    again = run(table, rerun.state, crm, batch_size=10)
+    # the crashed sync returned no audit (nothing of it was kept); counted in the audit, not
+    # by the CRM's primary key, which would hide a record sent twice
+    assert sent_per_record(rerun, again) == {f"001{i:05d}": 1 for i in range(25)}
+    assert sorted(crm.rows()) == [f"001{i:05d}" for i in range(25)]
 
 
 def test_no_consent_and_low_confidence_never_reach_the_crm(crm):
@@ -168,7 +179,15 @@ def test_a_shadow_model_never_syncs():
     con.register("c360", pa.table({"account_id": ["acc_1"], "lifecycle_state": ["paying"]}))
     con.register("account", pa.table({"account_id": ["acc_1"], "primary_crm_account_id": ["001"]}))
     con.register(
-        "people", pa.table({"account_id": ["acc_1"], "consent_crm_sync": pa.array([True])})
+        "people",
+        pa.table(
+            {
+                "person_id": ["per_1"],
+                "account_id": ["acc_1"],
+                "accounts": [json.dumps([{"account_id": "acc_1", "role": "admin"}])],
+                "consent_crm_sync": pa.array([True]),
+            }
+        ),
     )
     rows = con.sql(updates_sql(f"DATE '{day}'", f"DATE '{day}'")).to_arrow_table().to_pylist()
     assert len(rows) == 1
@@ -241,8 +260,11 @@ def test_the_http_destination_upserts_once_retries_rejections_and_sends_the_toke
     assert set(seen_auth) == {"Bearer t0ken-from-env"}
     reject.clear()
     second = run(updates(), first.state, dest, batch_size=4)
-    assert second.counts["sent"] == 1 and len(store) == 10  # only the rejected row, once
-    assert run(updates(), second.state, dest).counts["sent"] == 0
+    third = run(updates(), second.state, dest)
+    # counted in the audit (the stand-in's dict, like a primary key, would hide a second send)
+    assert sent_per_record(first, second, third) == {f"001{i:05d}": 1 for i in range(10)}
+    assert sent_per_record(second) == {"00100002": 1}  # only the rejected row was retried
+    assert set(store) == {f"001{i:05d}" for i in range(10)}
     # an unreachable API fails every row of the batch, recorded, nothing lost
     down = HttpBatchDestination("http://127.0.0.1:9", timeout=2)
     changed = updates(overrides={0: {"churn_risk": 0.3}})
@@ -255,6 +277,21 @@ def test_the_http_destination_upserts_once_retries_rejections_and_sends_the_toke
         "unchanged": 9,
     }
     assert failed.state.equals(second.state)  # retried by the next sync
+
+
+def test_the_http_destination_crash_and_rerun_send_each_record_once(http_crm):
+    from assets.reverse_etl.destinations import HttpBatchDestination
+
+    url, store, _, _ = http_crm
+    dest = HttpBatchDestination(url)
+    table, ids = updates(10), [f"001{i:05d}" for i in range(10)]
+    with pytest.raises(InjectedCrash):
+        run(table, STATE_SCHEMA.empty_table(), dest, batch_size=4, crash_after_batches=1)
+    assert sorted(store) == ids[:4]  # the first batch was acknowledged; no state was written
+    rerun = run(table, STATE_SCHEMA.empty_table(), dest, batch_size=4)
+    again = run(table, rerun.state, dest, batch_size=4)
+    assert sent_per_record(rerun, again) == dict.fromkeys(ids, 1)  # counted in the audit
+    assert sorted(store) == ids
 
 
 @pytest.fixture(scope="module")
@@ -277,15 +314,14 @@ def test_postgres_destination_crash_and_rerun_leave_each_record_once(postgres_ds
         run(table, STATE_SCHEMA.empty_table(), dest, batch_size=10, crash_after_batches=1)
     assert len(dest.rows()) == 10
     rerun = run(table, STATE_SCHEMA.empty_table(), dest, batch_size=10)
-    assert rerun.counts["sent"] == 25
+    again = run(table, rerun.state, dest)
+    # counted in the audit, not by the table's primary key (which hides a second send)
+    assert sent_per_record(rerun, again) == {f"001{i:05d}": 1 for i in range(25)}
     with psycopg.connect(postgres_dsn) as con:
-        n, distinct = con.execute(
-            "SELECT count(*), count(DISTINCT crm_account_id) FROM crm_account_updates"
-        ).fetchone()
-    assert n == distinct == 25
-    assert run(table, rerun.state, dest).counts["sent"] == 0
+        held = [r[0] for r in con.execute("SELECT crm_account_id FROM crm_account_updates")]
+    assert sorted(held) == [f"001{i:05d}" for i in range(25)]
     changed = updates(25, overrides={7: {"lifecycle_stage": "at_risk"}})
-    assert run(changed, rerun.state, dest).counts["sent"] == 1
+    assert sent_per_record(run(changed, again.state, dest)) == {"00100007": 1}
     assert dest.rows()["00100007"]["lifecycle_stage"] == "at_risk"
 
 

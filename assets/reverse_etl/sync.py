@@ -237,16 +237,21 @@ def last_decisions(audit: pa.Table) -> dict[str, tuple[str, str]]:
 def updates_sql(score_day_churn: str, score_day_expansion: str) -> str:
     """The CRM's fields per account, from the 360 and the champions' latest scores.
     Expects views: c360 (customer_360_accounts), account, people (customer_360_people),
-    churn_scores, expansion_scores. Only champion, non-shadow scores are read."""
+    churn_scores, expansion_scores. Only champion, non-shadow scores are read. An account's
+    people for consent are all who hold a current role there (`accounts`), not only those
+    whose primary account it is: a person who revoked is not sent with any of their accounts."""
     return f"""
     WITH churn AS (SELECT account_id, probability, risk_band, model_version, reasons FROM
             churn_scores WHERE role = 'champion' AND NOT shadow AND scored_at = {score_day_churn}),
         exp AS (SELECT account_id, probability, risk_band, model_version FROM expansion_scores
             WHERE role = 'champion' AND NOT shadow AND scored_at = {score_day_expansion}),
+        member AS (SELECT DISTINCT person_id, consent_crm_sync,
+                unnest(from_json(accounts, '["json"]')) ->> 'account_id' AS account_id
+            FROM people),
         consent AS (SELECT account_id,
                 count(*) FILTER (WHERE consent_crm_sync) AS granted,
                 count(*) FILTER (WHERE NOT consent_crm_sync) AS revoked
-            FROM people WHERE account_id IS NOT NULL GROUP BY 1),
+            FROM member WHERE account_id IS NOT NULL GROUP BY 1),
         base AS (
             SELECT a.primary_crm_account_id AS crm_account_id, c.account_id,
                 churn.probability AS churn_risk, churn.risk_band AS churn_risk_band,
@@ -285,7 +290,10 @@ COLUMN_SOURCES: dict[str, list[tuple[str, str]]] = {
     "top_reasons": [("ml/churn_scores", "reasons")],
     "churn_model_version": [("ml/churn_scores", "model_version")],
     "expansion_model_version": [("ml/expansion_scores", "model_version")],
-    "consent_crm_sync": [("c360/customer_360_people", "consent_crm_sync")],
+    "consent_crm_sync": [
+        ("c360/customer_360_people", "consent_crm_sync"),
+        ("c360/customer_360_people", "accounts"),
+    ],
     "action_confidence": [
         ("ml/churn_scores", "probability"),
         ("ml/expansion_scores", "probability"),
