@@ -234,8 +234,10 @@ FAULT_PROMISES: tuple[Promise, ...] = (
 GUARD_PROMISES: tuple[Promise, ...] = (
     Promise(
         "A person who did not consent to CRM sync, or whose latest answer revoked it, is never "
-        "sent: an account is synced only when some person granted and none revoked.",
-        ("tests/test_reverse_etl.py",),
+        "sent: an account is synced only when one of its people granted and none of them "
+        "(primary account or not) revoked. Each consented record is sent once, counted in the "
+        "sync audit across a failed sync and its re-run.",
+        ("tests/test_consent.py", "tests/test_reverse_etl.py"),
         mutations=(
             "consent-always-granted",
             "consent-revocation-ignored",
