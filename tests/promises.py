@@ -264,13 +264,13 @@ GUARD_PROMISES: tuple[Promise, ...] = (
     Promise(
         "An erasure request removes the person from every table and file, history included, "
         "and nobody else.",
-        ("tests/test_erasure.py",),
+        ("tests/test_erasure.py", "tests/test_erasure_match.py"),
         mutations=("erasure-exact-match-only-case", "erasure-skips-list-columns"),
     ),
     Promise(
         "Emails are hashed with a secret salt outside the raw layer; the same address hashes "
         "the same everywhere, whatever its case.",
-        ("tests/test_events.py", "tests/test_entities.py"),
+        ("tests/test_pii_hash.py", "tests/test_events.py", "tests/test_entities.py"),
         mutations=("pii-hash-without-salt", "pii-hash-case-sensitive"),
     ),
 )

@@ -11,7 +11,18 @@ import pyarrow as pa
 import pytest
 
 from assets.reverse_etl.destinations import RowResult, SQLiteDestination
-from assets.reverse_etl.sync import STATE_SCHEMA, InjectedCrash, SyncResult, sync, updates_sql
+from assets.reverse_etl.sync import (
+    AUDIT_SCHEMA,
+    PAYLOAD,
+    REVIEW_SCHEMA,
+    STATE_SCHEMA,
+    InjectedCrash,
+    SyncResult,
+    fingerprint,
+    last_decisions,
+    sync,
+    updates_sql,
+)
 from checks.reverse_etl import CRM_ACCOUNT_UPDATES
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
@@ -359,7 +370,6 @@ def test_http_destination_is_told_to_erase(http_crm):
 def test_a_record_held_back_again_for_the_same_reason_is_audited_once(crm):
     """No consent / low confidence with unchanged inputs: the second sync adds no audit rows,
     and the review queue still lists the pending action."""
-    from assets.reverse_etl.sync import last_decisions
 
     table = updates(3, {0: {"consent_crm_sync": False}, 1: {"action_confidence": 0.1}})
     first = run(table, STATE_SCHEMA.empty_table(), crm)
@@ -372,3 +382,77 @@ def test_a_record_held_back_again_for_the_same_reason_is_audited_once(crm):
     changed = updates(3, {0: {"consent_crm_sync": False, "health_score": 40}})
     third = run(changed, second.state, crm, decided=last_decisions(first.audit))
     assert third.audit["status"].to_pylist() == ["skipped_consent", "sent"]
+
+
+def _payload(row: dict) -> dict:
+    return {k: row[k] for k in PAYLOAD}
+
+
+def test_every_audit_row_says_which_sync_sent_what_where_when_and_by_whom(crm):
+    """The audit is the record of every automated write: each row names its sync, destination,
+    actor and time, and keeps the payload canonically (sorted keys) with its fingerprint."""
+    table = updates(3, {1: {"action_confidence": 0.1}, 2: {"consent_crm_sync": False}})
+    result = sync(
+        table,
+        STATE_SCHEMA.empty_table(),
+        crm,
+        threshold=0.5,
+        now=NOW,
+        sync_id="sync-42",
+        actor="ops@example.org",
+    )
+    rows = result.audit.to_pylist()
+    assert sorted(r["status"] for r in rows) == ["queued_review", "sent", "skipped_consent"]
+    assert {(r["sync_id"], r["destination"], r["actor"], r["attempted_at"]) for r in rows} == {
+        ("sync-42", crm.name, "ops@example.org", NOW)
+    }
+    sent = next(r for r in rows if r["status"] == "sent")
+    expected = _payload(table.to_pylist()[0])
+    assert list(expected) != sorted(expected)  # so the canonical form below is a real check
+    assert sent["payload"] == json.dumps(expected, sort_keys=True, default=str)
+    assert sent["inputs_fingerprint"] == fingerprint(expected)
+
+
+def test_a_dry_run_audits_the_payload_it_would_send(crm):
+    table = updates(2)
+    result = run(table, STATE_SCHEMA.empty_table(), crm, dry_run=True)
+    for audited, row in zip(result.audit.to_pylist(), table.to_pylist(), strict=True):
+        assert audited["payload"] == json.dumps(_payload(row), sort_keys=True, default=str)
+        assert audited["inputs_fingerprint"] == fingerprint(_payload(row))
+
+
+def test_every_record_held_back_again_counts_as_unchanged(crm):
+    table = updates(4, {0: {"consent_crm_sync": False}, 1: {"consent_crm_sync": False}})
+    first = run(table, STATE_SCHEMA.empty_table(), crm)
+    second = run(table, first.state, crm, decided=last_decisions(first.audit))
+    assert second.audit.num_rows == 0
+    assert second.counts == {
+        "sent": 0,
+        "failed": 0,
+        "skipped_consent": 0,
+        "queued_review": 0,
+        "unchanged": 4,
+    }
+
+
+def test_a_destination_that_answers_for_fewer_records_fails_the_sync(crm):
+    """A record the destination did not answer for would be neither sent nor failed: the
+    sync stops instead of leaving it unaccounted."""
+
+    class Short:
+        name = "short"
+
+        def upsert(self, rows, key):
+            return [RowResult(str(r[key]), True, None) for r in rows[:-1]]
+
+    with pytest.raises(ValueError, match="zip"):
+        run(updates(3), STATE_SCHEMA.empty_table(), Short())
+
+
+def test_the_sync_tables_keep_their_declared_schemas_even_when_empty(crm):
+    empty = run(CRM_ACCOUNT_UPDATES.schema.empty_table(), STATE_SCHEMA.empty_table(), crm)
+    full = run(updates(3, {1: {"action_confidence": 0.1}}), STATE_SCHEMA.empty_table(), crm)
+    for result in (empty, full):
+        assert result.audit.schema == AUDIT_SCHEMA
+        assert result.review.schema == REVIEW_SCHEMA
+        assert result.state.schema == STATE_SCHEMA
