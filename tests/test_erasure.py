@@ -411,8 +411,10 @@ def colleague(company, person) -> dict:
 @pytest.fixture(scope="module")
 def erased(house, company, person, colleague) -> Erasure:
     """The person's erasure, by email. The CRM holds a record of the person and one of a
-    colleague. The CRM is unreachable on the first attempt: the run fails after the lake is
-    erased, and the request must survive that (a work file), not be forgotten."""
+    colleague (the sync sends account updates, which name no one: these are stored through the
+    destination's own upsert, keyed by CRM id, as a CRM holds its contacts). The CRM is
+    unreachable on the first attempt: the run fails after the lake is erased, and the request
+    must survive that (a work file), not be forgotten."""
     from dagster import AssetKey, DagsterInstance, materialize
 
     from resources.crm import CrmResource
