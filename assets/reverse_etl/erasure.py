@@ -71,6 +71,14 @@ OWN_RECORDS = frozenset(
         "c360/customer_360_people",
     }
 )
+# Raw tables of own records, by the column holding a record's id: there a row is the person's
+# own record only when its id is one of theirs. A row that merely names them (a colleague's
+# login they invited: `invited_by`) is someone else's record: it stays, with the person erased.
+OWN_RECORD_IDS = {
+    "raw/crm_contacts": "id",
+    "raw/product_users": "user_id",
+    "raw/consent_records": "record_id",
+}
 # Under the lake root but not ours to rewrite: Dagster's own storage (our metadata carries no
 # person values), the secrets, and the destinations' files (told to delete through their API).
 NOT_SCANNED = (".dagster", ".secrets", "mlflow", "crm")
@@ -121,9 +129,11 @@ class Needles:
         self.find = self._pattern(self.identifiers)
         self.erase = self._pattern(self.identifiers + self.names)
         self.exact = "^(?:" + "|".join(_escape(v) for v in self.identifiers + self.names) + ")$"
+        self.ids = "^(?:" + "|".join(_escape(v) for v in self.identifiers) + ")$"
         self._find = re.compile(self.find, re.IGNORECASE)
         self._erase = re.compile(self.erase, re.IGNORECASE)
         self._exact = re.compile(self.exact, re.IGNORECASE)
+        self._ids = re.compile(self.ids, re.IGNORECASE)
 
     def __bool__(self) -> bool:
         return bool(self.identifiers)
@@ -136,6 +146,10 @@ class Needles:
     def found_in(self, text: str) -> bool:
         low = text.lower()  # plain substring search first: the regex only confirms boundaries
         return any(i in low for i in self.identifiers) and bool(self._find.search(text))
+
+    def names_record(self, record_id: object) -> bool:
+        """Whether a record's id is one of the subjects' (the record is theirs)."""
+        return isinstance(record_id, str) and bool(self._ids.match(record_id.strip()))
 
     def redact(self, value: object) -> object:
         """A value with the subjects erased: an exact match becomes null, a mention inside
@@ -277,8 +291,9 @@ def resolve(
     identifiers = {request["record_id"], *person_ids, *(x for x in (email, ref) if x)}
     names: set[str] = set()
     for key, source_id, mail, role_mailbox, first, last in rows:
+        # A composite id (a ticket requester's `<org id>|<email hash>`) is matched whole: its
+        # parts are an account's id and an email's hash (the email below adds it, if theirs).
         identifiers.update((key, source_id))
-        identifiers.update(part for part in source_id.split("|") if len(part) >= 8)
         if mail and not role_mailbox:  # a team mailbox is not this person's to erase
             identifiers.add(mail.strip())
         if first and last:
@@ -406,6 +421,7 @@ def _params(needles: Needles, query: str) -> dict[str, str]:
     values = {
         "find": needles.find,
         "exact": needles.exact,
+        "ids": needles.ids,
         "erase": needles.erase,
         "to": f"\\1{ERASED}\\3",
         "erased": ERASED,
@@ -498,15 +514,25 @@ def erase_table(
             for k in keys
         )
     own = name in OWN_RECORDS
-    if own:
+    key = OWN_RECORD_IDS.get(name) if own else None
+    deleted = matched if own else 0
+    select = ", ".join(
+        f"CASE WHEN _m THEN {_redacted(f)} ELSE {_q(f.name)} END AS {_q(f.name)}"
+        if f in strings + lists and f.name not in parts
+        else _q(f.name)
+        for f in schema
+    )
+    if own and key is None:
         query = f"SELECT * FROM t WHERE {scope} AND NOT ({where})"
-    else:
-        select = ", ".join(
-            f"CASE WHEN _m THEN {_redacted(f)} ELSE {_q(f.name)} END AS {_q(f.name)}"
-            if f in strings + lists and f.name not in parts
-            else _q(f.name)
-            for f in schema
+    elif own:  # the subjects' records go; other records naming them stay, erased
+        theirs = f"coalesce(regexp_full_match(trim(CAST({_q(key)} AS VARCHAR)), $ids, 'i'), false)"
+        mine = f"SELECT count(*) FROM t WHERE {where} AND {theirs}"
+        deleted = con.execute(mine, _params(needles, mine)).fetchall()[0][0]
+        query = (
+            f"SELECT {select} FROM (SELECT *, {where} AS _m FROM t WHERE {scope}) "
+            f"WHERE NOT (_m AND {theirs})"
         )
+    else:
         query = f"SELECT {select} FROM (SELECT *, {where} AS _m FROM t WHERE {scope})"
     data = con.sql(query, params=_params(needles, query)).to_arrow_table()
     write_deltalake(
@@ -516,7 +542,7 @@ def erase_table(
         predicate=predicate,
         commit_properties=CommitProperties(custom_metadata={"lakehouse.operation": "erasure"}),
     )
-    return TableErasure(name, deleted=matched if own else 0, redacted=0 if own else matched)
+    return TableErasure(name, deleted=deleted, redacted=matched - deleted)
 
 
 def purge_history(dt: DeltaTable) -> int:
@@ -588,20 +614,32 @@ def _redact_csv_row(row: list[str], needles: Needles) -> list[str]:
     return [(needles.redact(v) or "") if v else v for v in row]
 
 
-def rewrite_file(path: Path, relative: str, needles: Needles, own: bool) -> FileRewrite | None:
-    """Remove (own records) or redact (everything else) the records naming a subject."""
+def rewrite_file(
+    path: Path, relative: str, needles: Needles, own: bool, key: str | None = None
+) -> FileRewrite | None:
+    """Remove (own records) or redact (everything else) the records naming a subject. With
+    `key` (the field holding a record's id), only the subjects' own records are removed."""
     text = _open_text(path)
     if not needles.found_in(text):
         return None
     kind = _kind(path)
     records, write = _records(kind, text)
+    header = next(csv.reader(io.StringIO(text, newline="")), []) if kind == ".csv" else []
+
+    def theirs(r: object) -> bool:
+        if key is None or isinstance(r, str):
+            return True
+        if isinstance(r, dict):
+            return needles.names_record(r.get(key))
+        return key in header and needles.names_record(r[header.index(key)])
+
     kept, deleted, redacted = [], 0, 0
     for r in records:
         flat = r if isinstance(r, str) else json.dumps(r)
         if not needles.found_in(flat):
             kept.append(r)
             continue
-        if own:
+        if own and theirs(r):
             deleted += 1
             continue
         redacted += 1
@@ -673,31 +711,59 @@ def rewrite_files(lake_root: Path, landing_root: Path, needles: Needles) -> list
             # Landing extracts follow their raw table's rule; other files here (ground truth,
             # review decisions) are lists about people: a line naming the person goes.
             own = table in OWN_RECORDS if table else True
-            result = rewrite_file(path, rel_landing or path.as_posix(), needles, own)
+            key = _landing_key(table) if table else None
+            result = rewrite_file(path, rel_landing or path.as_posix(), needles, own, key)
             if result:
                 done.append(result)
     return done
 
 
-def _rename_content(lake: LakeResource, table: str, old: str, new: str) -> None:
+def _landing_key(table: str) -> str | None:
+    """The landing field of a raw table's record id (see OWN_RECORD_IDS)."""
+    column = OWN_RECORD_IDS.get(table)
+    contract = next((c for c in RAW_TABLES if c.name == table), None)
+    if column is None or contract is None:
+        return None
+    return next(c.source_name for c in contract.columns if c.name == column)
+
+
+def _rename_content(
+    con: duckdb.DuckDBPyConnection, lake: LakeResource, table: str, old: str, new: str
+) -> None:
     """A rewritten file's rows carry its new content hash, in its raw table and the quarantine:
     the log, the rows and the file in landing keep naming one content (a later version of the
-    file supersedes exactly these rows)."""
+    file supersedes exactly these rows). Written as `erase_table` writes, not by delta-rs's
+    UPDATE: that writes string_view Parquet columns, which pyarrow then cannot compare with a
+    string in a filter (a later request by subject_ref failed on raw/consent_records)."""
     if not (_SHA.fullmatch(old) and _SHA.fullmatch(new)):
         raise ValueError(f"not content hashes: {old!r}, {new!r}")
     meta = CommitProperties(custom_metadata={"lakehouse.operation": "erasure"})
-    if lake.exists("raw", table):
-        lake.table("raw", table).update(
-            new_values={"_file_sha256": new},
-            predicate=f"_file_sha256 = '{old}'",
-            commit_properties=meta,
+    for name, column, scope in (
+        (table, "_file_sha256", "true"),
+        ("quarantine", "file_sha256", f"table_name = {_literal(table)}"),
+    ):
+        if not lake.exists("raw", name):
+            continue
+        dt = lake.table("raw", name)
+        schema = pa.schema(dt.schema().to_arrow())
+        _scan(con, dt)
+        # A regex, not `=`: DuckDB would push a comparison into the Arrow scan, which fails on
+        # the string_view columns an earlier UPDATE may have left.
+        select = ", ".join(
+            f"CASE WHEN {scope} THEN '{new}' ELSE {_q(c)} END AS {_q(c)}" if c == column else _q(c)
+            for c in schema.names
         )
-    if lake.exists("raw", "quarantine"):
-        lake.table("raw", "quarantine").update(
-            new_values={"file_sha256": new},
-            predicate=f"table_name = {_literal(table)} AND file_sha256 = '{old}'",
-            commit_properties=meta,
-        )
+        data = con.sql(
+            f"SELECT {select} FROM t WHERE regexp_full_match({_q(column)}, '{old}|{new}')"
+        ).to_arrow_table()
+        if data.num_rows:
+            write_deltalake(
+                dt.table_uri,
+                data.cast(schema),
+                mode="overwrite",
+                predicate=f"{_q(column)} IN ('{old}', '{new}')",
+                commit_properties=meta,
+            )
 
 
 _SHA = re.compile(r"[0-9a-f]{64}")
@@ -739,7 +805,7 @@ def update_ingest_log(
             WHERE n._latest AND n.file_sha256 <> s.file_sha256 GROUP BY ALL"""
     )
     for table, old, new in con.sql("SELECT * FROM renamed ORDER BY ALL").fetchall():
-        _rename_content(lake, table, old, new)
+        _rename_content(con, lake, table, old, new)
     changed = ("file_sha256", "file_bytes", "file_mtime_ns")
 
     def column(name: str) -> str:
