@@ -262,10 +262,15 @@ GUARD_PROMISES: tuple[Promise, ...] = (
         mutations=("quarantine-share-ignored",),
     ),
     Promise(
-        "An erasure request removes the person from every table and file, history included, "
-        "and nobody else.",
-        ("tests/test_erasure.py", "tests/test_erasure_match.py"),
-        mutations=("erasure-exact-match-only-case", "erasure-skips-list-columns"),
+        "An erasure request removes the person from every table, file and destination, history "
+        "included, and nobody else: not a colleague their record names, not someone whose "
+        "address contains theirs.",
+        ("tests/test_erasure.py", "tests/test_erasure_match.py", "tests/test_reverse_etl.py"),
+        mutations=(
+            "erasure-exact-match-only-case",
+            "erasure-skips-list-columns",
+            "mention-without-boundaries",
+        ),
     ),
     Promise(
         "Emails are hashed with a secret salt outside the raw layer; the same address hashes "

@@ -337,9 +337,20 @@ def test_postgres_destination_crash_and_rerun_leave_each_record_once(postgres_ds
 
 
 def _erase_and_check(dest) -> None:
-    """A row naming the person goes; every other row stays."""
-    table = updates(3, overrides={1: {"top_reasons": json.dumps(["champion per_abc123 left"])}})
+    """A row naming the person goes, in any case; every other row stays, including those that
+    name someone whose id or address merely contains the person's, and a blank identifier
+    erases nobody."""
+    neighbours = json.dumps(["per_abc1234 and nosomeone@example.com left", "xper_abc123"])
+    table = updates(
+        4,
+        overrides={
+            1: {"top_reasons": json.dumps(["champion PER_ABC123 left"])},
+            2: {"top_reasons": neighbours},
+            3: {"top_reasons": json.dumps(["mail Someone@Example.com"])},
+        },
+    )
     run(table, STATE_SCHEMA.empty_table(), dest)
+    assert dest.erase(["", "  "]).ok and len(dest.rows()) == 4
     answer = dest.erase(["per_abc123", "someone@example.com"])
     assert answer.ok
     assert sorted(dest.rows()) == ["00100000", "00100002"]
@@ -347,7 +358,7 @@ def _erase_and_check(dest) -> None:
 
 def test_sqlite_destination_erases_a_person(crm):
     _erase_and_check(crm)
-    assert b"per_abc123" not in crm.path.read_bytes()  # no freed page keeps the value
+    assert b"champion PER_ABC123" not in crm.path.read_bytes()  # no freed page keeps it
 
 
 def test_postgres_destination_erases_a_person(postgres_dsn):

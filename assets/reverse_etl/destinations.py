@@ -9,11 +9,14 @@ a crash updates it, it never duplicates it. Each batch is one transaction.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+
+from assets.reverse_etl.mentions import mention_pattern
 
 
 @dataclass(frozen=True)
@@ -33,9 +36,14 @@ class Destination(Protocol):
     def erase(self, identifiers: Sequence[str]) -> RowResult: ...
 
 
+def _values(identifiers: Sequence[str]) -> list[str]:
+    """The identifiers worth looking for: a blank one would match every row."""
+    return [i.strip() for i in identifiers if i and i.strip()]
+
+
 def _names_any(payload: str, identifiers: Sequence[str]) -> bool:
-    text = payload.lower()
-    return any(i.lower() in text for i in identifiers)
+    values = _values(identifiers)
+    return bool(values) and re.search(mention_pattern(values), payload, re.IGNORECASE) is not None
 
 
 class SQLiteDestination:
@@ -215,14 +223,13 @@ class PostgresDestination:
     def erase(self, identifiers: Sequence[str]) -> RowResult:
         import psycopg
 
-        patterns = [
-            "%" + i.lower().replace("%", r"\%").replace("_", r"\_") + "%" for i in identifiers
-        ]
+        if not (values := _values(identifiers)):
+            return RowResult("erasure", True, None)
         try:
             with self._connect() as con, con.transaction():
                 n = con.execute(
-                    f"DELETE FROM {self.table} WHERE lower(payload::text) LIKE ANY(%s)",
-                    (patterns,),
+                    f"DELETE FROM {self.table} WHERE payload::text ~* %s",
+                    (mention_pattern(values),),
                 ).rowcount
         except psycopg.Error as e:
             return RowResult("erasure", False, f"{type(e).__name__}: {e}")

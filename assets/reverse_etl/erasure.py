@@ -42,6 +42,7 @@ from deltalake import CommitProperties, DeltaTable, write_deltalake
 
 from assets.entities.records import create_macros, person_records, register_raw
 from assets.entities.rules import Rules
+from assets.reverse_etl.mentions import escape, mention_pattern
 from checks.raw import CONSENT_RECORDS, RAW_TABLES
 from resources.duckdb import connect
 from resources.lake import LakeResource, is_local
@@ -83,13 +84,6 @@ OWN_RECORD_IDS = {
 # person values), the secrets, and the destinations' files (told to delete through their API).
 NOT_SCANNED = (".dagster", ".secrets", "mlflow", "crm")
 TEXT_SUFFIXES = (".csv", ".json", ".jsonl", ".ndjson", ".txt", ".html")
-# Characters that continue an identifier or an address: a match must not be part of a longer one.
-_WORD = r"a-z0-9._%+\-"
-_REGEX_SPECIAL = set("\\.^$|?*+()[]{}-/")
-
-
-def _escape(value: str) -> str:
-    return "".join("\\" + ch if ch in _REGEX_SPECIAL else ch for ch in value)
 
 
 def _sql(value: str) -> str:
@@ -128,8 +122,8 @@ class Needles:
         self.names = sorted({n.strip().lower() for n in names if n and len(n.strip()) > 3})
         self.find = self._pattern(self.identifiers)
         self.erase = self._pattern(self.identifiers + self.names)
-        self.exact = "^(?:" + "|".join(_escape(v) for v in self.identifiers + self.names) + ")$"
-        self.ids = "^(?:" + "|".join(_escape(v) for v in self.identifiers) + ")$"
+        self.exact = "^(?:" + "|".join(escape(v) for v in self.identifiers + self.names) + ")$"
+        self.ids = "^(?:" + "|".join(escape(v) for v in self.identifiers) + ")$"
         self._find = re.compile(self.find, re.IGNORECASE)
         self._erase = re.compile(self.erase, re.IGNORECASE)
         self._exact = re.compile(self.exact, re.IGNORECASE)
@@ -140,8 +134,7 @@ class Needles:
 
     @staticmethod
     def _pattern(values: list[str]) -> str:
-        alts = "|".join(_escape(v) for v in sorted(values, key=len, reverse=True))
-        return f"(^|[^{_WORD}])({alts})($|[^{_WORD}])"
+        return mention_pattern(values)
 
     def found_in(self, text: str) -> bool:
         low = text.lower()  # plain substring search first: the regex only confirms boundaries
