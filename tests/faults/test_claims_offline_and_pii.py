@@ -1,16 +1,15 @@
-"""Claims of README and docs/reliability.md that need a built lake (issue 21), on one sample
-company built the way `make demo` builds it: in a fresh process, on a persistent SQLite Dagster
-instance, with every outbound network attempt refused and recorded (tests/claims_guard.py).
-After the build, two bad deliveries land: one a raw gate quarantines a row of (it passes), one
-it fails on.
+"""Two claims that need a whole build (issue 21), on a sample company built the way `make demo`
+builds it: in a fresh process, on a persistent SQLite Dagster instance, with every outbound
+network attempt refused and recorded (claims_guard.py). After the build, two bad deliveries
+land: one a raw gate quarantines a row of (it passes), one it fails on.
 
-- No network at run time: no outbound attempt in the build, the model training and scoring
-  included, nor in the bad deliveries' runs; telemetry is off where the README says.
-- Dagster's event log holds no emails or names: neither do the instance's files, the failed
-  check's description nor the GX Data Docs.
-- The MLflow model signature is the input the scoring code passes, and MLflow enforces it.
-- `make evaluate-models` prints each champion's holdout AUC beside the oracle AUC.
-- `python -m assets.entities.decide` records a reviewer's decision that later runs honour.
+- "No network is used at run time" (README, Development): no outbound attempt in the build
+  (model training, scoring and the CRM sync included) nor in the deliveries' runs, and no
+  Dagster telemetry log. The switches themselves: tests/test_claims_telemetry.py.
+- "Dagster's event log holds no emails or names" (README, Erasure): nor do the instance's
+  other files, the failed gate's description or the GX Data Docs.
+
+A whole build in a fresh process takes minutes: the module is in the fault suite.
 """
 
 from __future__ import annotations
@@ -22,19 +21,19 @@ import io
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, Lakehouse, load_definitions
+from faultkit import ROOT, record
+
+pytestmark = pytest.mark.faults
 
 ACCOUNTS, DAYS, SEED = 80, 240, 5  # the smallest company seen to train both models
-GUARD = ROOT / "tests" / "claims_guard.py"
+GUARD = Path(__file__).with_name("claims_guard.py")
 BAD_DATE = "2026-11-01"  # after the company's last extract (2026-10-31), before the clock
 USERS_FILE = f"product/users/{BAD_DATE}/users_resent.jsonl"
 TICKETS_FILE = f"support/tickets/{BAD_DATE}/tickets_resent.csv"
@@ -60,9 +59,8 @@ class Built:
     lake: Path
     landing: Path
     home: Path  # DAGSTER_HOME
-    attempts: Path
+    attempts: Path  # the guard's log of outbound attempts
     env: dict[str, str]
-    outputs: dict[str, subprocess.CompletedProcess]
 
 
 def _env(lake: Path, home: Path) -> dict[str, str]:
@@ -76,8 +74,8 @@ def _env(lake: Path, home: Path) -> dict[str, str]:
     }
 
 
-def _guarded(b: Built, name: str, *args: str) -> subprocess.CompletedProcess:
-    out = subprocess.run(
+def _guarded(b: Built, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
         [sys.executable, str(GUARD), str(b.attempts), *args],
         cwd=ROOT,
         env=b.env,
@@ -85,8 +83,6 @@ def _guarded(b: Built, name: str, *args: str) -> subprocess.CompletedProcess:
         text=True,
         timeout=1500,
     )
-    b.outputs[name] = out
-    return out
 
 
 def _records(path: Path) -> list[dict]:
@@ -186,14 +182,14 @@ def built(tmp_path_factory) -> Built:
     root = tmp_path_factory.mktemp("claims")
     lake = root / "lake"
     generate(lake / "landing", accounts=ACCOUNTS, days=DAYS, seed=SEED)
-    b = Built(lake, lake / "landing", root / "dagster_home", root / "attempts.jsonl", {}, {})
-    b.env = _env(lake, b.home)
-    demo = _guarded(b, "demo", "demo")
+    home = root / "dagster_home"
+    b = Built(lake, lake / "landing", home, root / "attempts.jsonl", _env(lake, home))
+    demo = _guarded(b, "demo")
     assert demo.returncode == 0, demo.stdout[-2000:] + demo.stderr[-4000:]
     _bad_deliveries(b.landing)
-    passed = _guarded(b, "quarantined", "materialize", "raw/product_users", "raw/quarantine")
+    passed = _guarded(b, "materialize", "raw/product_users", "raw/quarantine")
     assert passed.returncode == 0, passed.stderr[-4000:]
-    failed = _guarded(b, "failed", "materialize", "raw/support_tickets")
+    failed = _guarded(b, "materialize", "raw/support_tickets")
     assert failed.returncode == 1, failed.stderr[-4000:]
     return b
 
@@ -228,6 +224,9 @@ def test_the_build_models_and_bad_deliveries_use_no_network(built):
 
     attempts = _attempts(built)
     assert attempts == [], "\n\n".join(f"{a['kind']} {a['target']}\n{a['stack']}" for a in attempts)
+    # Dagster keeps its telemetry in $DAGSTER_HOME/logs/event.log (for the webserver to upload)
+    # whenever the instance has it enabled: none was written.
+    assert not (built.home / "logs" / "event.log").exists()
     # ... while the build did train, register and score both models and sync the CRM
     lake = LakeResource(root=str(built.lake))
     uri = tracking_uri_for(str(built.lake))
@@ -235,53 +234,7 @@ def test_the_build_models_and_bad_deliveries_use_no_network(built):
         assert "champion" in aliases(spec.model_name, uri), spec.model_name
         assert lake.read(spec.scores.layer, spec.scores.table).num_rows > 0
     assert lake.read("reverse_etl", "sync_audit").num_rows > 0
-
-
-def test_telemetry_is_off_where_the_readme_says(built, tmp_path):
-    from dagster import DagsterInstance
-
-    from resources.duckdb import DuckDBResource
-
-    # Dagster: the instance `make demo` / `make dev` write has telemetry disabled, and the
-    # build wrote no telemetry log (Dagster keeps one under $DAGSTER_HOME/logs when enabled).
-    with DagsterInstance.from_config(str(built.home)) as instance:
-        assert instance.telemetry_enabled is False
-    assert not (built.home / "logs" / "event.log").exists()
-
-    # GX and MLflow: loading the code location turns them off when nothing else did.
-    probe = (
-        "import os, runpy\n"
-        "runpy.run_path('platform/definitions.py')\n"
-        "from mlflow.telemetry.utils import is_telemetry_disabled\n"
-        "print(os.environ.get('GX_ANALYTICS_ENABLED'), os.environ.get('MLFLOW_DISABLE_TELEMETRY'),"
-        " is_telemetry_disabled())\n"
-    )
-    env = _env(tmp_path / "lake", tmp_path / "home")
-    out = subprocess.run(
-        [sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stdout.split() == ["false", "true", "True"]
-
-    # ... and every make target runs with them off
-    makefile_env = subprocess.run(
-        ["make", "-s", "-f", str(ROOT / "Makefile"), "--eval=probe:\n\t@env", "probe"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    exported = dict(line.split("=", 1) for line in makefile_env.stdout.splitlines() if "=" in line)
-    assert exported.get("MLFLOW_DISABLE_TELEMETRY") == "true"
-    assert exported.get("GX_ANALYTICS_ENABLED") == "false"
-
-    # DuckDB: no extension is installed or loaded on demand (that would download it)
-    con = DuckDBResource().connect()
-    settings = con.execute(
-        "SELECT current_setting('autoinstall_known_extensions'), "
-        "current_setting('autoload_known_extensions')"
-    ).fetchall()
-    assert settings == [(False, False)]
+    record("no network at run time", outbound_attempts=len(attempts), guarded_processes=3)
 
 
 # -- no emails or names in Dagster's storage ---------------------------------------------------
@@ -354,6 +307,13 @@ def test_dagster_storage_check_descriptions_and_data_docs_hold_no_email_or_name(
     description = failed_gates[0][1]
     assert TICKETS_FILE in description and "max_length(requester_name)" in description
     texts["failed check description"] = description
+    # ... and the overlong name of the gate that passed is in quarantine, under its rule
+    from resources.lake import LakeResource
+
+    q = LakeResource(root=str(built.lake)).read("raw", "quarantine").to_pylist()
+    assert ("max_length(name)", 1) in {
+        (r["rule"], r["line"]) for r in q if r["source_file"] == USERS_FILE
+    }
 
     for path in sorted(p for p in built.home.rglob("*") if p.is_file()):
         texts[str(path)] = path.read_bytes().decode("utf-8", errors="replace")
@@ -362,174 +322,13 @@ def test_dagster_storage_check_descriptions_and_data_docs_hold_no_email_or_name(
     for path in docs:
         texts[str(path)] = html.unescape(path.read_text())
 
-    assert _holding(texts, emails) == {}
-    assert _holding(texts, names) == {}
-
-
-# -- the MLflow model signature ----------------------------------------------------------------
-def test_the_champions_signature_is_what_scoring_passes_and_mlflow_enforces_it(built):
-    import mlflow
-    import pandas as pd
-    from mlflow.exceptions import MlflowException
-
-    from assets.features import asof
-    from assets.ml import SPECS
-    from assets.ml.models import _frame, aliases, load_model, tracking_uri_for
-    from resources.lake import LakeResource
-
-    lake = LakeResource(root=str(built.lake))
-    uri = tracking_uri_for(str(built.lake))
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    for spec in SPECS:
-        version = aliases(spec.model_name, uri)["champion"]
-        ref = f"models:/{spec.model_name}/{version}"
-        inputs = mlflow.models.get_model_info(ref).signature.inputs.to_dict()
-        # the feature list of the spec, in order, all required; categoricals are text
-        expected = [
-            {"name": f, "type": "string" if f in asof.CATEGORICAL else "double", "required": True}
-            for f in spec.features
-        ]
-        assert inputs == expected, spec.model_name
-
-        # ... which is exactly the frame the scoring code builds from today's mart
-        model = load_model(spec.model_name, uri, version)
-        mart = lake.read(spec.mart.layer, spec.mart.table)
-        frame = _frame(mart, model.features, model.categorical)
-        kinds = {
-            c: "double" if pd.api.types.is_float_dtype(t) else "string"
-            for c, t in frame.dtypes.items()
-            if pd.api.types.is_float_dtype(t) or pd.api.types.is_string_dtype(t)
-        }
-        assert [{"name": c, "type": kinds.get(c), "required": True} for c in frame] == expected
-
-        pyfunc = mlflow.pyfunc.load_model(ref)
-        assert len(pyfunc.predict(frame)) == mart.num_rows
-        for feature in spec.features:
-            with pytest.raises(MlflowException, match=rf"missing inputs.*'{feature}'"):
-                pyfunc.predict(frame.drop(columns=[feature]))
-
-
-# -- make evaluate-models ----------------------------------------------------------------------
-def test_make_evaluate_models_prints_the_champions_auc_beside_the_oracle(built, tmp_path):
-    from mlflow import MlflowClient
-
-    from assets.ml import SPECS
-    from assets.ml.models import aliases, tracking_uri_for
-
-    (tmp_path / "lake").symlink_to(built.lake)  # `make` runs where lake/ is
-    out = subprocess.run(
-        [
-            "make",
-            "-s",
-            "-f",
-            str(ROOT / "Makefile"),
-            "-o",
-            "install",  # the venv is there: run the target's own command only
-            f"BIN={Path(sys.executable).parent}",
-            "evaluate-models",
-        ],
-        cwd=tmp_path,
-        env={**built.env, "LAKEHOUSE_LAKE_ROOT": ""},
-        capture_output=True,
-        text=True,
-        timeout=600,
+    found = {**_holding(texts, emails), **_holding(texts, names)}
+    record(
+        "no emails or names in Dagster's storage",
+        runs=len(runs),
+        texts_scanned=len(texts),
+        emails=len(emails),
+        names=len(names),
+        texts_holding_one=len(found),
     )
-    assert out.returncode == 0, out.stderr[-3000:]
-    lines = [ln.split() for ln in out.stdout.splitlines() if ln.strip()]
-    assert lines[0] == [
-        "model",
-        "version",
-        "rows",
-        "pos",
-        "model",
-        "AUC",
-        "oracle",
-        "AUC",
-        "holdout",
-    ]
-    rows = {ln[0]: ln[1:] for ln in lines[1:]}
-    assert list(rows) == [spec.kind for spec in SPECS]
-
-    uri = tracking_uri_for(str(built.lake))
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    for spec in SPECS:
-        version, n, positives, model_auc, oracle_auc, holdout = rows[spec.kind]
-        champion = aliases(spec.model_name, uri)["champion"]
-        assert version == champion
-        n, positives = int(n.replace(",", "")), int(positives)
-        assert 0 < positives < n
-        model_auc, oracle_auc = float(model_auc), float(oracle_auc)
-        assert 0 <= model_auc <= 1 and 0 <= oracle_auc <= 1
-        assert oracle_auc > 0.5  # the planted hazards drive the labels
-        # The lake is as the champion was trained on it, and every holdout account is in the
-        # ground truth: the rows and the AUC are the ones the registry recorded for the version.
-        mv = client.get_model_version(spec.model_name, champion)
-        run = client.get_run(mv.run_id)
-        dates = json.loads(run.data.params["holdout_dates"])
-        assert holdout == f"{dates[0]}..{dates[-1]}"
-        assert n == run.data.metrics["n_holdout"]
-        assert model_auc == round(float(mv.tags["holdout_auc"]), 4)
-
-
-# -- python -m assets.entities.decide ---------------------------------------------------------
-def _decide(lake: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LAKEHOUSE_")}
-    return subprocess.run(
-        [sys.executable, "-m", "assets.entities.decide", *args],
-        cwd=ROOT,
-        env={**env, "LAKEHOUSE_LAKE_ROOT": str(lake), "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
-def test_decide_records_a_decision_that_every_later_run_honours(built, tmp_path):
-    from checks.entities import IDENTITY_TABLES
-
-    lake_root = tmp_path / "lake"
-    shutil.copytree(built.lake, lake_root, symlinks=True)
-    house = Lakehouse(lake_root, lake_root / "landing", load_definitions())
-    review = house.lake.read("entities", "identity_review").to_pylist()
-    apart = [p for p in review if p["left_canonical_id"] and p["right_canonical_id"]]
-    apart = [p for p in apart if p["left_canonical_id"] != p["right_canonical_id"]]
-    assert apart, "the sample company leaves pairs of known records for review"
-    same = apart[0]
-    ids = {same["left_canonical_id"], same["right_canonical_id"]}
-    different = next(
-        p for p in apart if not {p["left_canonical_id"], p["right_canonical_id"]} & ids
-    )  # a pair that shares no entity with the first: the two decisions cannot conflict
-    decisions = lake_root / "decisions" / "identity_decisions.csv"
-    assert not decisions.exists()
-
-    unknown = _decide(lake_root, "no-such-pair", "same", "--by", "Reviewer One")
-    assert unknown.returncode == 2 and "not in entities/identity_review" in unknown.stderr
-    assert not decisions.exists()  # nothing recorded for a pair that is not waiting
-
-    for pair, decision in ((same, "same"), (different, "different")):
-        out = _decide(lake_root, pair["pair_id"], decision, "--by", "Reviewer One")
-        assert out.returncode == 0, out.stderr[-2000:]
-    with open(decisions, newline="") as f:
-        rows = list(csv.DictReader(f))
-    assert [
-        (r["entity_type"], r["left_record"], r["right_record"], r["decision"], r["decided_by"])
-        for r in rows
-    ] == [
-        (p["entity_type"], p["left_record"], p["right_record"], d, "Reviewer One")
-        for p, d in ((same, "same"), (different, "different"))
-    ]
-    assert all(
-        datetime.fromisoformat(r["decided_at"]).utcoffset().total_seconds() == 0 for r in rows
-    )
-
-    for _ in range(2):  # the next run, and the one after it
-        assert house.materialize(*(c.name for c in IDENTITY_TABLES)).success
-        links = house.lake.read("entities", "identity_links")
-        canonical = dict(
-            zip(links["record_key"].to_pylist(), links["canonical_id"].to_pylist(), strict=True)
-        )
-        assert canonical[same["left_record"]] == canonical[same["right_record"]]
-        assert canonical[different["left_record"]] != canonical[different["right_record"]]
-        pending = set(house.lake.read("entities", "identity_review")["pair_id"].to_pylist())
-        assert not pending & {same["pair_id"], different["pair_id"]}
+    assert found == {}

@@ -1,16 +1,16 @@
 """Run a platform command in this process with every outbound network attempt refused and
 recorded: a connection (TCP or UDP) to anything but loopback or a Unix socket, and any name
 lookup that is not `localhost` (a DNS query leaves the machine). Each attempt is appended to a
-JSON-lines file at the moment it happens, so attempts made by background threads or at exit
+JSON-lines file (LOG) at the moment it happens, so attempts made by background threads or at exit
 are kept too.
 
-    python tests/claims_guard.py ATTEMPTS.jsonl demo                 # platform/demo.py (make demo)
-    python tests/claims_guard.py ATTEMPTS.jsonl materialize KEY ...  # those assets, one run
-    python tests/claims_guard.py ATTEMPTS.jsonl fetch URL            # the guard's own check
+    python tests/faults/claims_guard.py LOG demo                 # platform/demo.py (make demo)
+    python tests/faults/claims_guard.py LOG materialize KEY ...  # those assets, in one run
+    python tests/faults/claims_guard.py LOG fetch URL            # the guard's own check
 
 It sees what goes through Python's socket module (requests, urllib, http.client, MLflow, GX,
 Dagster); native libraries that open their own sockets (DuckDB's extension download) are kept
-offline by their settings, which tests/test_claims_built_lake.py checks separately.
+offline by their settings, which tests/test_claims_telemetry.py checks.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def is_local(host: Any) -> bool:
