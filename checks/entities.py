@@ -221,7 +221,11 @@ ATTRIBUTE_HISTORY = _entity(
     Column("entity_type", required=True, accepted=("account", "subscription", "person")),
     Column("entity_id", required=True),
     Column("attribute", required=True),
-    Column("value"),
+    Column(
+        "value",
+        description="The attribute's value; an account's owner is a person's name.",
+        pii=True,
+    ),
     ts("valid_from", required=True),
     ts("valid_to"),
     Column("is_current", "bool", required=True),

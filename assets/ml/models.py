@@ -32,7 +32,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
-from mlflow.models import Model, infer_signature
+from mlflow.models import Model, ModelSignature, infer_signature
+from mlflow.types import ColSpec, Schema
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score, roc_curve
 
 from resources.lake import is_local
@@ -110,6 +111,18 @@ def _frame(table: pa.Table, features: Sequence[str], categorical: Sequence[str])
         else:
             cols[name] = pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)
     return pd.DataFrame(cols, columns=list(features))
+
+
+def _signature(
+    features: Sequence[str], categorical: Sequence[str], example: pd.DataFrame, model: Any
+) -> ModelSignature:
+    """The input `_frame` passes: every feature, in order, required, string when categorical
+    and double otherwise. Inferred from the five example rows instead, a feature null in any of
+    them was marked optional, and MLflow then let a frame without that column through."""
+    cats = set(categorical)
+    inputs = Schema([ColSpec("string" if f in cats else "double", f) for f in features])
+    outputs = infer_signature(example, model.predict(example)).outputs
+    return ModelSignature(inputs=inputs, outputs=outputs)
 
 
 def _labels(table: pa.Table, label: str) -> np.ndarray:
@@ -479,7 +492,7 @@ def train_and_register(
         info = mlflow.catboost.log_model(
             model,
             name="model",
-            signature=infer_signature(example, model.predict(example)),
+            signature=_signature(features, categorical, example, model),
             input_example=example,
             registered_model_name=model_name,
             metadata=spec,

@@ -512,11 +512,14 @@ def _rules(c: Column, f: str, sql_type: str, latest: dt.datetime) -> list[str]:
             f"{_lit(name + ' = ')} || {f} || ' is not a finite number'] END"
         )
     if c.max_length is not None:
+        # The detail reaches the failed gate's text in Dagster's event log: a personal value is
+        # not quoted there (the quarantined payload keeps it, in the raw layer).
+        quoted = "" if c.pii else f" || ': ' || left({f}, 40) || '...'"
         out.append(
             f"CASE WHEN strlen({f}) > {c.max_length} AND length({f}) > {c.max_length} THEN "
             f"['max_length({name})', "
             f"{_lit(name + ' is ')} || length({f}) || "
-            f"{_lit(f' characters long, over {c.max_length}: ')} || left({f}, 40) || '...'] END"
+            f"{_lit(f' characters long, over {c.max_length}')}{quoted}] END"
         )
     if c.required:
         out.append(
