@@ -158,6 +158,18 @@ def _security(f: Figures) -> str:
     )
 
 
+def _offline(f: Figures) -> str:
+    n, p = f["no network at run time"], f["no emails or names in Dagster's storage"]
+    return (
+        f"A whole `make demo` build, its models and two bad deliveries in "
+        f"{n['guarded_processes']} guarded processes: outbound connection attempts "
+        f"{_zero(n['outbound_attempts'])}. {p['runs']} runs, {_n(p['texts_scanned'])} texts of "
+        f"the event log, run records, failed-check descriptions and Data Docs scanned for "
+        f"{p['emails']} emails and {p['names']} names of the landing data: texts holding one "
+        f"{_zero(p['texts_holding_one'])}."
+    )
+
+
 F = "tests/faults/"
 
 FAULT_PROMISES: tuple[Promise, ...] = (
@@ -227,6 +239,14 @@ FAULT_PROMISES: tuple[Promise, ...] = (
         _security,
         ("secrets", "sql_injection", "loopback"),
     ),
+    Promise(
+        "No network at run time except to the systems a user configures: no telemetry, no "
+        "downloads. Dagster's own storage (event log, run records, check descriptions) and "
+        "the GX Data Docs hold no email or name from the data.",
+        (F + "test_claims_offline_and_pii.py", "tests/test_claims_telemetry.py"),
+        _offline,
+        ("no network at run time", "no emails or names in Dagster's storage"),
+    ),
 )
 
 # Promises of the fast suite (CI runs it on every change): the guards whose failure another
@@ -280,7 +300,43 @@ GUARD_PROMISES: tuple[Promise, ...] = (
     ),
 )
 
-PROMISES = FAULT_PROMISES + GUARD_PROMISES
+# Claims the README makes, each kept by a test that fails when the claim is broken.
+CLAIMS: tuple[Promise, ...] = (
+    Promise(
+        "A text value of 4,096 characters is published whole; one of 4,097 is quarantined "
+        "with its rule, and a personal value is never quoted in the reason.",
+        ("tests/test_claims_text_limit.py",),
+    ),
+    Promise(
+        "The champion's MLflow signature is the features scoring passes, typed and required: "
+        "MLflow refuses a frame missing one.",
+        (
+            "tests/test_claims_models_and_review.py::"
+            "test_the_champions_signature_is_what_scoring_passes_and_mlflow_enforces_it",
+        ),
+    ),
+    Promise(
+        "`make evaluate-models` prints each champion's holdout AUC, from the registry, beside "
+        "the oracle AUC.",
+        (
+            "tests/test_claims_models_and_review.py::"
+            "test_make_evaluate_models_prints_the_champions_auc_beside_the_oracle",
+        ),
+    ),
+    Promise(
+        "A reviewer's `decide` is recorded and honoured by every later identity run.",
+        (
+            "tests/test_claims_models_and_review.py::"
+            "test_decide_records_a_decision_that_every_later_run_honours",
+        ),
+    ),
+    Promise(
+        "Sensors and schedules start in the states the README gives.",
+        ("tests/test_claims_automation_defaults.py",),
+    ),
+)
+
+PROMISES = FAULT_PROMISES + GUARD_PROMISES + CLAIMS
 
 
 def load_figures(path: Path = FIGURES) -> Figures:
@@ -314,7 +370,7 @@ def render_faults(figures: Figures) -> str:
 
 def render_guards() -> str:
     rows = ["| promise | tests | named mutations its tests kill |", "|---|---|---|"]
-    for p in GUARD_PROMISES:
+    for p in GUARD_PROMISES + CLAIMS:
         muts = ", ".join(f"`{m}`" for m in p.mutations) or "-"
         rows.append(f"| {_cell(p.text)} | {_tests_cell(p)} | {muts} |")
     return "\n".join(rows)
