@@ -243,10 +243,25 @@ def _write_object(
         marks = corrupt.get(d, [])
         for idx, kind in marks:
             line = idx + (2 if spec.format == "csv" else 1)
-            bad.append({"file": _rel(spec, d), "line": line, "kind": kind})
+            bad.append(_planted(_rel(spec, d), line, kind))
         if not writer.wanted(d):
             continue
         writer.write(spec, d, lambda r=recs, f=fields, m=marks: _render(spec, r, f, m), len(recs))
+
+
+# The rule a reader of each planted kind must quarantine its row under (the data dictionary's
+# row rules as the platform names them): the manifest says what every bad row should become.
+PLANTED_RULES = {
+    "truncated_json": "invalid_json",
+    "non_numeric_amount": "type(amount)",
+    "extra_column": "field_count",
+    "missing_id": "not_null(id)",
+}
+
+
+def _planted(file: str, line: int, kind: str) -> dict:
+    """One manifest entry: where a bad row was planted, what it is, the rule it breaks."""
+    return {"file": file, "line": line, "kind": kind, "rule": PLANTED_RULES[kind]}
 
 
 def _rel(spec: ObjectSpec, day: int) -> str:
@@ -307,7 +322,7 @@ def _write_usage(
             n = int(counts[d - start])
             lines = sorted(rng.choice(n, min(per_file, n // 100), replace=False).tolist())
             corrupt[int(d)] = lines
-            bad.extend({"file": _rel(spec, d), "line": i + 1, "kind": kind} for i in lines)
+            bad.extend(_planted(_rel(spec, d), i + 1, kind) for i in lines)
     ws = ctx.refs["workspace_id"]
     ws_ids = pa.array([ws.get(i, "") for i in range(ctx.world.n)])
     user_ids = pa.array(ctx.refs["user_id"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -37,8 +38,11 @@ def test_dagster_dev_serves_the_graph_on_loopback(dagster_dev):
     assert keys["raw/crm_accounts"] == "raw"
     assert keys["landing/product_usage_events"] == "landing"
     assert keys["raw/quarantine"] == "raw"
-    # Bound to loopback only.
-    listening = subprocess.run(["ss", "-ltn"], capture_output=True, text=True).stdout
-    if listening:
-        lines = [ln for ln in listening.splitlines() if f":{port} " in ln]
-        assert lines and all("127.0.0.1:" in ln for ln in lines), lines
+    # Bound to loopback only: every socket listening on the port is on 127.0.0.1. A test that
+    # cannot see the sockets fails, saying why; it never passes without looking.
+    assert shutil.which("ss"), "`ss` (iproute2) is needed to see where the UI listens"
+    done = subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True)
+    assert done.returncode == 0, f"`ss` could not list the listening sockets: {done.stderr}"
+    local = [line.split()[3] for line in done.stdout.splitlines() if line.strip()]
+    assert local, f"`ss` shows no socket listening on port {port}, though the UI answered there"
+    assert {address.rsplit(":", 1)[0] for address in local} == {"127.0.0.1"}, local

@@ -3,9 +3,12 @@ stop bad tables, and quality measured against the generator's ground truth."""
 
 from __future__ import annotations
 
+import csv
+import json
+import shutil
+from itertools import combinations
 from pathlib import Path
 
-import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
@@ -43,6 +46,30 @@ def grown(tmp_path_factory):
     second = house.materialize()
     assert second.success
     return house, before, second
+
+
+@pytest.fixture
+def scratch(grown, tmp_path) -> Lakehouse:
+    """A copy of the grown lake (decisions file included) for a test that changes it: the
+    module's lake is never touched, so no test depends on another having cleaned up."""
+    house, _, _ = grown
+    shutil.copytree(house.lake_root, tmp_path / "lake", symlinks=True)
+    return Lakehouse(tmp_path / "lake", house.landing_root, house.defs)
+
+
+def _truth(house: Lakehouse, name: str) -> list[dict[str, str]]:
+    with (house.landing_root / "_truth" / name).open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _latest_raw(house: Lakehouse, table: str, key: str, order: str) -> dict[str, dict]:
+    """Each source record's latest version, straight from the raw table."""
+    latest: dict[str, dict] = {}
+    for r in house.lake.read("raw", table).to_pylist():
+        k = (r[order], r["_extract_date"], r["_line"])
+        if r[key] not in latest or k > latest[r[key]][0]:
+            latest[r[key]] = (k, r)
+    return {k: r for k, (_, r) in latest.items()}
 
 
 def test_more_data_keeps_every_existing_id(grown):
@@ -124,8 +151,53 @@ def test_relationships_and_subscriptions_point_at_real_entities(grown):
         assert first_plan[s["subscription_id"]] == s["first_plan_tier"]
 
 
-def test_confirmed_decision_is_honoured_on_every_run(grown, tmp_path):
+def test_accounts_are_the_companys_accounts(grown):
+    """The account table against the generator's ground truth and the raw CRM records: each
+    CRM record in exactly one account, no account holding two companies, every company with a
+    CRM record there, and one company in two accounts only while that pair waits for review.
+    Each account has the name, type and owner its primary CRM record last had."""
     house, _, _ = grown
+    crm = _latest_raw(house, "crm_accounts", "id", "last_modified_date")
+    company_of = {
+        r["source_id"]: r["account_key"]
+        for r in _truth(house, "source_records.csv")
+        if (r["system"], r["object"]) == ("crm", "accounts") and r["source_id"] in crm
+    }
+    assert company_of.keys() == crm.keys()  # the truth knows every CRM record that landed
+    companies = {r["account_key"] for r in _truth(house, "accounts.csv")}
+    assert len(set(company_of.values())) >= 0.9 * ACCOUNTS and set(company_of.values()) <= companies
+    rows = house.lake.read("entities", "account").to_pylist()
+    assert len(rows) == len({r["account_id"] for r in rows})
+    held: list[str] = []
+    accounts_of: dict[str, set[str]] = {}
+    for r in rows:
+        ids = json.loads(r["source_ids"])["crm/accounts"]
+        held += ids
+        keys = {company_of[i] for i in ids}
+        assert len(keys) == 1, (r["account_id"], keys)  # no two companies merged
+        accounts_of.setdefault(keys.pop(), set()).add(r["account_id"])
+        assert r["primary_crm_account_id"] in ids
+        primary = crm[r["primary_crm_account_id"]]
+        got = (r["name"], r["crm_type"], r["owner_name"])
+        assert got == (primary["name"], primary["type"], primary["owner_name"])
+    assert sorted(held) == sorted(crm)  # every CRM record in one account, none twice
+    assert accounts_of.keys() == set(company_of.values())  # every company is there
+    review = house.lake.read("entities", "identity_review").to_pylist()
+    pending = {
+        frozenset((p["left_canonical_id"], p["right_canonical_id"]))
+        for p in review
+        if p["entity_type"] == "account" and p["status"] == "pending"
+    }
+    for company, ids in accounts_of.items():
+        if len(ids) > 1:  # kept apart only by a pair a person has to decide
+            assert all(frozenset(pair) in pending for pair in combinations(sorted(ids), 2)), (
+                company,
+                ids,
+            )
+
+
+def test_confirmed_decision_is_honoured_on_every_run(scratch):
+    house = scratch
     review = house.lake.read("entities", "identity_review")
     assert review.num_rows > 0, "the sample company always leaves some pairs for review"
     pair = review.to_pylist()[0]
@@ -151,8 +223,8 @@ def test_confirmed_decision_is_honoured_on_every_run(grown, tmp_path):
         assert pair["pair_id"] not in pending
 
 
-def test_broken_foreign_key_fails_gate_and_keeps_table(grown):
-    house, _, _ = grown
+def test_broken_foreign_key_fails_gate_and_keeps_table(scratch):
+    house = scratch
     lake = house.lake
     before = lake.version("entities", "workspace")
     rows_before = lake.read("entities", "workspace")
@@ -169,8 +241,6 @@ def test_broken_foreign_key_fails_gate_and_keeps_table(grown):
     assert not result.success
     gate = check_evaluations(result)["entities/workspace"]
     assert not gate.passed
+    assert victim in str(gate.metadata["results"].value)  # the check names the dangling id
     assert lake.version("entities", "workspace") == before
     assert lake.read("entities", "workspace").equals(rows_before)
-    # restore for any later test in the module
-    lake.publish("entities", "account", accounts, mode="overwrite")
-    assert isinstance(accounts, pa.Table)

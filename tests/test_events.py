@@ -3,7 +3,12 @@ late events land in their own day, a replayed event is never there twice, the ga
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
+import secrets
+import shutil
+from dataclasses import dataclass
 from datetime import date, timedelta
 from itertools import pairwise
 
@@ -17,6 +22,7 @@ from assets.events.runs import pending_ranges
 from conftest import Lakehouse, check_evaluations, load_definitions
 
 ACCOUNTS, DAYS, SEED = 40, 60, 11
+EMAIL = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"
 END = date(2026, 10, 31)
 
 
@@ -168,40 +174,6 @@ def test_an_event_in_the_future_fails_the_gate_and_leaves_the_table(built):
     assert "evt-future" not in _events(house)["source_id"].to_pylist()
 
 
-def test_salt_is_private_and_never_logged(built):
-    from dagster import DagsterInstance
-
-    from resources.pii import SALT_FILE, PiiResource
-
-    house = built
-    path = house.lake_root / SALT_FILE
-    assert path.exists() and (path.stat().st_mode & 0o077) == 0  # owner-only
-    salt = path.read_text().strip()
-    assert len(salt) >= 32
-    # a run with a salt from the environment: its value appears in no event of the run
-    secret = "pepper-" + "x9" * 16
-    instance = DagsterInstance.ephemeral()
-    resources = {**house.resources, "pii": PiiResource(salt=secret)}
-    from dagster import AssetKey, materialize
-
-    from checks.entities import IDENTITY_TABLES
-
-    result = materialize(
-        list(house.defs.assets),
-        selection=[AssetKey([c.layer, c.table]) for c in IDENTITY_TABLES],
-        resources=resources,
-        instance=instance,
-        raise_on_error=False,
-    )
-    assert result.success
-    logged = "".join(str(e) for e in instance.all_logs(result.run_id))
-    assert len(logged) > 1000 and secret not in logged and salt not in logged
-    # a different salt gives different hashes: requester keys changed with it
-    links = house.lake.read("entities", "identity_links")
-    keys = [k for k in links["record_key"].to_pylist() if k.startswith("support/ticket_requesters")]
-    assert keys and all(len(k.split("|", 1)[1]) == 64 for k in keys)
-
-
 def test_account_lifecycle_from_the_built_events(built):
     from assets.events.lifecycle import RULE_SET_VERSION, state_at
 
@@ -237,6 +209,174 @@ def profiled(built):
     gates = check_evaluations(result)
     assert gates["c360/customer_360_accounts"].passed and gates["c360/customer_360_people"].passed
     return house
+
+
+HEX64 = re.compile(r"(?<![0-9a-f])[0-9a-f]{64}(?![0-9a-f])")
+
+
+def _sha(salt: str, email: str) -> str:
+    """The documented pseudonym, computed here on its own: SHA-256 of salt + trimmed,
+    lower-cased address (not through resources.pii, the code under test)."""
+    return hashlib.sha256((salt + email.strip().lower()).encode()).hexdigest()
+
+
+def _raw_emails(house: Lakehouse) -> set[str]:
+    """Every address the raw layer holds, in any string column (payloads included)."""
+    emails: set[str] = set()
+    for table_dir in sorted((house.lake_root / "raw").iterdir()):
+        if not house.lake.exists("raw", table_dir.name):
+            continue
+        t = house.lake.read("raw", table_dir.name)
+        for f in t.schema:
+            if pa.types.is_string(f.type) or pa.types.is_large_string(f.type):
+                for v in t[f.name].to_pylist():
+                    emails.update(m.lower() for m in re.findall(EMAIL, v or ""))
+    return emails
+
+
+def _hashes_outside_raw(house: Lakehouse) -> dict[str, set[str]]:
+    """`layer/table.column` -> every 64-hex value in it, for each Delta table outside raw."""
+    found: dict[str, set[str]] = {}
+    for layer_dir in sorted(p for p in house.lake_root.iterdir() if p.is_dir()):
+        if layer_dir.name == "raw" or layer_dir.name.startswith("."):
+            continue
+        for table_dir in sorted(p for p in layer_dir.iterdir() if p.is_dir()):
+            if not (table_dir / "_delta_log").is_dir():
+                continue
+            t = house.lake.read(layer_dir.name, table_dir.name)
+            for f in t.schema:
+                if pa.types.is_string(f.type) or pa.types.is_large_string(f.type):
+                    hits = {h for v in t[f.name].to_pylist() for h in HEX64.findall(v or "")}
+                    if hits:
+                        found[f"{layer_dir.name}/{table_dir.name}.{f.name}"] = hits
+    return found
+
+
+def _emails_behind(found: dict[str, set[str]], salt: str, emails: set[str]) -> dict:
+    """Per column, the addresses whose hash under `salt` it holds; a value that is no such
+    hash is kept as is (so a comparison shows it). A review pair's two sides count as one
+    column: which record is left follows the keys' order, which the salt changes."""
+    of = {_sha(salt, e): e for e in emails}
+    out: dict[str, set[str]] = {}
+    for col, hs in found.items():
+        side = re.sub(r"\.(left|right)_", ".either_", col)
+        out.setdefault(side, set()).update(
+            of.get(h, f"not a hash under this salt: {h}") for h in hs
+        )
+    return out
+
+
+@dataclass
+class Resalted:
+    house: Lakehouse  # a copy of the module's lake, rebuilt under `new`
+    old: str  # the embedded default's salt, which built the module's lake
+    new: str  # the salt set for the rebuild
+    before: dict[str, set[str]]  # hashes outside raw under `old`
+    emails: set[str]  # every address of the raw layer
+    logged: str  # every event of the rebuild's run
+
+
+# Every table outside raw that carries an email hash or a key made from one.
+HASHED_COLUMNS = {
+    "entities/person.email_hash",
+    "entities/person.email_hashes",
+    "entities/person.source_ids",
+    "entities/identity_links.record_key",
+    "entities/identity_links.source_id",
+    "entities/unmapped_ids.source_id",
+    "c360/customer_360_people.email_hash",
+    "c360/customer_360_people.email_hashes",
+    "c360/customer_360_people.source_ids",
+}
+
+
+@pytest.fixture(scope="module")
+def resalted(profiled, tmp_path_factory) -> Resalted:
+    """The profiled lake copied, then its entities and person profiles rebuilt with a salt
+    set in the environment (as LAKEHOUSE_PII_SALT would): the module's lake stays as it was."""
+    from dagster import AssetKey, AssetSelection, DagsterInstance, materialize
+
+    from resources.pii import SALT_FILE, PiiResource
+
+    root = tmp_path_factory.mktemp("resalted")
+    shutil.copytree(profiled.lake_root, root / "lake", symlinks=True)
+    house = Lakehouse(root / "lake", profiled.landing_root, profiled.defs)
+    old = (house.lake_root / SALT_FILE).read_text().strip()
+    new = secrets.token_hex(24)  # random: no repetition a compressed file could hide
+    before = _hashes_outside_raw(house)
+    instance = DagsterInstance.ephemeral()
+    result = materialize(
+        list(house.defs.assets),
+        selection=AssetSelection.groups("entities")
+        | AssetSelection.assets(AssetKey(["c360", "customer_360_people"])),
+        resources={**house.resources, "pii": PiiResource(salt=new)},
+        instance=instance,
+        raise_on_error=False,
+    )
+    assert result.success
+    logged = "".join(str(e) for e in instance.all_logs(result.run_id))
+    return Resalted(house, old, new, before, _raw_emails(house), logged)
+
+
+def test_salt_is_private_and_never_logged(resalted):
+    """The embedded salt file is owner-only; neither salt appears in the run's events nor in
+    any file of the lake (tables, logs, data docs, MLflow) other than the salt file itself."""
+    from resources.pii import SALT_FILE
+
+    r = resalted
+    path = r.house.lake_root / SALT_FILE
+    assert path.exists() and (path.stat().st_mode & 0o077) == 0  # owner-only
+    assert len(r.old) >= 32
+    assert len(r.logged) > 1000
+    assert r.new not in r.logged and r.old not in r.logged
+    secret_dir = path.parent
+    files = [
+        p
+        for p in r.house.lake_root.rglob("*")
+        if p.is_file() and not p.is_symlink() and secret_dir not in p.parents
+    ]
+    assert len(files) > 100  # every layer's tables, logs and docs were read
+    leaked = [
+        str(p.relative_to(r.house.lake_root))
+        for p in files
+        if (b := p.read_bytes()) and (r.new.encode() in b or r.old.encode() in b)
+    ]
+    assert leaked == []
+
+
+def test_a_salt_change_rehashes_every_email_and_joins_still_hold(resalted):
+    """Every hash outside raw is the salted hash of a raw address under the salt in force;
+    after the change none is one under the old salt, each column hashes the same addresses
+    as before, and the same address hashes alike across tables (joins on it still hold)."""
+    r = resalted
+    after = _hashes_outside_raw(r.house)
+    assert r.before.keys() >= HASHED_COLUMNS
+    # before: each value is the old salt's hash of an address of the raw layer
+    was = _emails_behind(r.before, r.old, r.emails)
+    assert all(e in r.emails for col in was.values() for e in col), was
+    # after: every value changed, to the new salt's hash of the same addresses
+    assert after.keys() == r.before.keys()
+    old_hashes = {_sha(r.old, e) for e in r.emails}
+    assert {h for hs in after.values() for h in hs} & old_hashes == set()
+    assert _emails_behind(after, r.new, r.emails) == was
+    # joins: the profile carries the person's hashes; a requester key's hash is the person's
+    person = {p["person_id"]: p for p in r.house.lake.read("entities", "person").to_pylist()}
+    people = r.house.lake.read("c360", "customer_360_people").to_pylist()
+    assert len(people) == len(person) > 100
+    for p in people:
+        mine = person[p["person_id"]]
+        assert (p["email_hash"], p["email_hashes"]) == (mine["email_hash"], mine["email_hashes"])
+    links = r.house.lake.read("entities", "identity_links").to_pylist()
+    requesters = [
+        x
+        for x in links
+        if x["record_key"].startswith("support/ticket_requesters:") and x["canonical_id"]
+    ]
+    assert len(requesters) > 20
+    for x in requesters:
+        owner = person[x["canonical_id"]]
+        assert x["record_key"].rsplit("|", 1)[1] in json.loads(owner["email_hashes"]), x
+        assert x["source_id"] in json.loads(owner["source_ids"])["support/ticket_requesters"]
 
 
 def _raw_latest(house: Lakehouse, table: str, key: str, order: str):
@@ -363,9 +503,6 @@ def test_a_paying_account_without_subscription_fails_the_360_gate(profiled):
         assert house.lake.version("c360", "customer_360_accounts") == version
     finally:
         house.lake.publish("entities", "subscription", original, mode="overwrite")
-
-
-EMAIL = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"
 
 
 def test_no_clear_email_outside_raw(profiled):

@@ -252,16 +252,21 @@ def _paths(keys: list[list[str]]) -> list[dict]:
 
 def _steps_by_worker(instance, run_ids: list[str]) -> dict[str, list[tuple[str, float, float]]]:
     """For each Celery worker, the steps it executed: (run:step, start, end) from the event log
-    (dagster-celery logs the worker's name when a step starts on it)."""
+    (dagster-celery logs the worker's name when a step starts on it). Every step the runs'
+    event logs name must be accounted for: a step with no worker event ran (or was skipped)
+    outside the workers, and one without its start and end did not run whole; either fails."""
     from dagster import DagsterEventType
 
     out: dict[str, list[tuple[str, float, float]]] = {}
+    unaccounted: dict[str, list[str]] = {}
     for run_id in run_ids:
+        steps: set[str] = set()
         worker, start, end = {}, {}, {}
         for e in instance.all_logs(run_id):
             ev = e.dagster_event
             if ev is None or ev.step_key is None:
                 continue
+            steps.add(ev.step_key)
             if ev.event_type == DagsterEventType.ENGINE_EVENT:
                 meta = ev.engine_event_data.metadata or {}
                 if "Celery worker" in meta:
@@ -270,9 +275,53 @@ def _steps_by_worker(instance, run_ids: list[str]) -> dict[str, list[tuple[str, 
                 start[ev.step_key] = e.timestamp
             elif ev.event_type in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE):
                 end[ev.step_key] = e.timestamp
-        for step, name in worker.items():
-            out.setdefault(name, []).append((f"{run_id[:8]}:{step}", start[step], end[step]))
+        assert steps, f"run {run_id} executed no step"
+        for step in sorted(steps):
+            if step not in worker:
+                unaccounted.setdefault("no Celery worker event", []).append(f"{run_id}:{step}")
+            elif step not in start or step not in end:
+                unaccounted.setdefault("no start or end", []).append(f"{run_id}:{step}")
+            else:
+                out.setdefault(worker[step], []).append(
+                    (f"{run_id[:8]}:{step}", start[step], end[step])
+                )
+    assert not unaccounted, f"steps not accounted for by a Celery worker: {unaccounted}"
     return out
+
+
+def test_a_step_with_no_celery_worker_event_fails_the_accounting():
+    """The accounting above on a real event log (no services needed): two steps of a run,
+    a worker event for one only. The other step is reported, never dropped; with both
+    reported, both steps are there under their worker."""
+    from dagster import DagsterInstance, asset, materialize
+    from dagster._core.events import EngineEventData
+
+    @asset
+    def first() -> int:
+        return 1
+
+    @asset
+    def second(first: int) -> int:
+        return first + 1
+
+    with DagsterInstance.ephemeral() as instance:
+        result = materialize([first, second], instance=instance)
+        run = instance.get_run_by_id(result.run_id)
+
+        def on_worker(step: str, name: str) -> None:
+            meta = {"step_keys": step, "Celery worker": name}
+            instance.report_engine_event("in celery", run, EngineEventData(meta), step_key=step)
+
+        on_worker("first", "w1@host")
+        with pytest.raises(AssertionError, match=f"{result.run_id}:second"):
+            _steps_by_worker(instance, [result.run_id])
+        on_worker("second", "w2@host")
+        by_worker = _steps_by_worker(instance, [result.run_id])
+    short = result.run_id[:8]
+    assert {w: [s for s, _, _ in steps] for w, steps in by_worker.items()} == {
+        "w1@host": [f"{short}:first"],
+        "w2@host": [f"{short}:second"],
+    }
 
 
 def _overlapping(by_worker: dict[str, list[tuple[str, float, float]]]) -> int:

@@ -174,7 +174,12 @@ def test_hostile_column_names_in_a_landed_file_stay_names(lakehouse):
 
 
 def _listening_addresses(port: int) -> set[str]:
-    """Addresses a local TCP port listens on, from /proc (no connection made)."""
+    """Addresses a local TCP port listens on, from /proc (no connection made). Without the
+    IPv4 table nothing can be told, and the test fails saying so; the IPv6 table is absent
+    only where the kernel has no IPv6, so nothing can listen on `::`."""
+    assert os.path.exists("/proc/net/tcp"), (
+        "/proc/net/tcp is missing: cannot see where the UI listens"
+    )
     found = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         if not os.path.exists(table):
@@ -189,8 +194,9 @@ def _listening_addresses(port: int) -> set[str]:
 
 def test_the_ui_listens_on_loopback_only(tmp_path):
     make = subprocess.run(["make", "-n", "dev"], cwd=ROOT, capture_output=True, text=True)
-    command = next(line for line in make.stdout.splitlines() if " dev -w " in line)
-    assert "-h 127.0.0.1" in command
+    commands = [line for line in make.stdout.splitlines() if " dev -w " in line]
+    assert len(commands) == 1, f"`make -n dev` shows no single `dagster dev` command: {make}"
+    assert "-h 127.0.0.1" in commands[0]
     with run_dagster_dev(tmp_path, tmp_path / "lake", tmp_path / "landing") as server:
         server.wait_until_answering()
         addresses = _listening_addresses(server.port)
