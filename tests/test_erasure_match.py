@@ -19,6 +19,7 @@ def test_blank_identifiers_never_match_everyone():
     assert needles.identifiers == [EMAIL]
     assert not needles.found_in("bob.kent@example.com wrote")
     assert not Needles(["  "])  # nothing to look for: no request is carried out on it
+    assert Needles([EMAIL])  # something to look for: the request is carried out
 
 
 def test_the_person_is_found_and_erased_in_any_case():
