@@ -63,3 +63,12 @@ def test_every_text_and_list_column_is_searched(table):
     with duckdb.connect() as con:
         assert count_matches(con, table, Needles([EMAIL])) == 4
         assert count_matches(con, table, Needles(["bob.kent@example.com"])) == 0
+
+
+def test_a_record_is_the_persons_only_when_its_whole_id_is_theirs():
+    """Own records are deleted by id; any other record naming the person keeps its row."""
+    needles = Needles([EMAIL, "usr_1207"])
+    assert needles.names_record("usr_1207") and needles.names_record(" USR_1207 ")
+    assert not needles.names_record("usr_12070")
+    assert not needles.names_record(f"invited by {EMAIL}")
+    assert not needles.names_record(None)
