@@ -200,6 +200,8 @@ class LakeQuery:
 
     def execute(self, query: str, params: dict | list | None = None) -> duckdb.DuckDBPyConnection:
         """Run a query with the tables it names registered (all of them when it names none)."""
+        if not query.strip():
+            raise LakeError("no SQL to run")
         _refuse_downloads(query)
         self.register(named_in(query, self.tables) or self.tables)
         try:

@@ -26,6 +26,8 @@ def cell(value: Any, max_width: int = 0) -> str:
         text = "true" if value else "false"
     elif isinstance(value, float):
         text = _float(value)
+    elif isinstance(value, decimal.Decimal):
+        text = f"{value.normalize():f}" if value.is_finite() else str(value)
     elif isinstance(value, dt.datetime):
         text = value.strftime("%Y-%m-%d %H:%M:%S")
         if value.utcoffset() == dt.timedelta(0):
@@ -166,7 +168,7 @@ def record(pairs: Sequence[tuple[str, Any]], out: TextIO, width: int = 100) -> N
 def result(cursor: Any, fmt: str, out: TextIO, limit: int = 0, max_width: int = 0) -> bool:
     """Print a DuckDB cursor's result (nothing for a statement without one); `limit` rows at
     most (0: all). True when rows were left out."""
-    if cursor.description is None:
+    if cursor is None or cursor.description is None:
         return False
     columns = [d[0] for d in cursor.description]
     rows = cursor.fetchmany(limit + 1) if limit else cursor.fetchall()
