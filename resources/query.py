@@ -202,8 +202,8 @@ class LakeQuery:
         """Run a query with the tables it names registered (all of them when it names none)."""
         if not query.strip():
             raise LakeError("no SQL to run")
-        _refuse_downloads(query)
-        self.register(named_in(query, self.tables) or self.tables)
+        if _parses(query):  # else DuckDB reports the syntax error, no table needed
+            self.register(named_in(query, self.tables) or self.tables)
         try:
             return self.con.execute(query, params)
         except duckdb.Error as exc:
@@ -249,12 +249,13 @@ class LakeQuery:
         return out
 
 
-def _refuse_downloads(query: str) -> None:
-    """INSTALL fetches an extension over the network, whatever the auto-install settings say."""
+def _parses(query: str) -> bool:
+    """Whether DuckDB can parse the query; refuses INSTALL, which fetches an extension over the
+    network whatever the auto-install settings say."""
     try:
         statements = duckdb.extract_statements(query)
     except duckdb.Error:
-        return  # DuckDB reports the syntax error when the query runs
+        return False
     for s in statements:
         if s.type == duckdb.StatementType.LOAD and re.match(
             r"\s*(FORCE\s+)?INSTALL\b", s.query, re.IGNORECASE
@@ -263,3 +264,4 @@ def _refuse_downloads(query: str) -> None:
                 "INSTALL downloads a DuckDB extension; the lakehouse never uses the network. "
                 "Lake tables need none: query them as layer.table (lakehouse tables lists them)."
             )
+    return True
