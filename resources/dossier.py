@@ -200,19 +200,30 @@ SUBJECTS = {
 
 def show(q: LakeQuery, subject: Subject, match: Match, out: TextIO) -> None:
     """Print the profile row, then every section, for the canonical id `match.id`."""
-    table = subject.profile if q.has(subject.profile) else subject.fallback
-    rows = q.rows(f"SELECT * FROM {table} WHERE {subject.kind.key} = $id", {"id": match.id})
-    profile = rows[0] if rows else {}
+    table, profile = _profile(q, subject, match.id)
     name = profile.get(subject.title) or "(no name)"
     out.write(f"{subject.kind.entity.capitalize()} {match.id}: {name}\n")
     out.write(f"  matched by {match.how}\n\n")
     out.write(f"Profile ({table})\n")
-    shown = [(k, v) for k, v in profile.items() if k not in (subject.kind.key, subject.title)]
-    record(shown, out, WIDTH) if shown else out.write("  none\n")
+    record(
+        [(k, v) for k, v in profile.items() if k not in (subject.kind.key, subject.title)],
+        out,
+        WIDTH,
+    )
     params = {"id": match.id, "as_of": profile.get("as_of") or _freshest_day(q)}
     for section in subject.sections:
         out.write("\n")
         _section(q, section, params, out)
+
+
+def _profile(q: LakeQuery, subject: Subject, id: str) -> tuple[str, dict[str, Any]]:
+    """The 360 row; the entity row when the 360 is not built yet or predates the entity."""
+    for table in (subject.profile, subject.fallback):
+        if q.has(table):
+            rows = q.rows(f"SELECT * FROM {table} WHERE {subject.kind.key} = $id", {"id": id})
+            if rows:
+                return table, rows[0]
+    return subject.fallback, {}
 
 
 def _freshest_day(q: LakeQuery) -> dt.date:

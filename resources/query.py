@@ -58,11 +58,11 @@ class TableRef:
 def lake_from_env(root: str | None = None) -> LakeResource:
     """The lake the platform uses: `LAKEHOUSE_LAKE_ROOT` (else the embedded `lake/`), with the
     distributed profile's object-store options (resources/profile.py) when it is not on disk."""
-    from resources.profile import DISTRIBUTED, PROFILE, storage_options
+    from resources.profile import storage_options
 
     root = root or os.environ.get(LAKE_ROOT) or DEFAULT_LAKE_ROOT
     options: dict[str, str] = {}
-    if os.environ.get(PROFILE) == DISTRIBUTED or not is_local(root):
+    if not is_local(root):
         options = {
             key: value.get_value() if isinstance(value, EnvVar) else value
             for key, value in storage_options().items()
@@ -75,13 +75,14 @@ def discover(lake: LakeResource) -> list[TableRef]:
     """Every Delta table at `<root>/<layer>/<table>`, sorted; LakeError when there is none."""
     root = lake.root.rstrip("/")
     if is_local(root):
-        found = _local_tables(os.path.abspath(root.removeprefix("file://")))
+        root = os.path.abspath(root.removeprefix("file://"))
+        found = _local_tables(root)
     else:
         found = _store_tables(lake)
     if not found:
         raise LakeError(
-            f"no lake tables under {lake.uri('', '').rstrip('/')}: run `make demo` first, or "
-            f"point {LAKE_ROOT} (or --lake) at a lake"
+            f"no lake tables under {root}: run `make demo` first, or point {LAKE_ROOT} "
+            "(or --lake) at a lake"
         )
     return sorted(found)
 

@@ -150,6 +150,7 @@ def _jsonable(value: Any) -> Any:
 def record(pairs: Sequence[tuple[str, Any]], out: TextIO, width: int = 100) -> None:
     """A single row as `name  value` lines, two pairs a line when they fit in `width`."""
     if not pairs:
+        out.write("  none\n")
         return
     label = max(len(k) for k, _ in pairs)
     items = [f"{k.ljust(label)}  {cell(v, width // 2 - label - 4)}" for k, v in pairs]
