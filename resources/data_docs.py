@@ -121,11 +121,28 @@ def _page_view() -> Any:
     return view
 
 
-def render_validation(validation: Any) -> str:
-    """One GX validation result as a page of the docs folder."""
+@functools.cache
+def _page_renderer() -> Any:
     from great_expectations.render.renderer import ValidationResultsPageRenderer
 
-    document = ValidationResultsPageRenderer().render(validation)
+    class GatePageRenderer(ValidationResultsPageRenderer):
+        """GX's renderer, without the header's link to a suite page of GX's own site layout,
+        which is not written here (this page lists the suite's expectations itself)."""
+
+        @classmethod
+        def _render_validation_header(cls, validation_results: Any) -> Any:
+            header = super()._render_validation_header(validation_results)
+            header.subheader.string_template["styling"]["params"].pop(
+                "expectation_suite_name", None
+            )
+            return header
+
+    return GatePageRenderer()
+
+
+def render_validation(validation: Any) -> str:
+    """One GX validation result as a page of the docs folder."""
+    document = _page_renderer().render(validation)
     return _page_view().render(document, static_root=f"{STATIC}/", index_url=INDEX)
 
 
