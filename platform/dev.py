@@ -57,7 +57,10 @@ class Place:
 
 
 def _free(port: int) -> bool:
+    """Nothing listens on the port. Bound as the servers bind (SO_REUSEADDR), so connections
+    of a server just stopped, still in TIME_WAIT, do not count."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((LOOPBACK, port))
         except OSError:
@@ -254,19 +257,26 @@ def _signal_group(proc: subprocess.Popen, sig: int) -> None:
         os.killpg(proc.pid, sig)
 
 
+def _answers(port: int) -> bool:
+    try:
+        socket.create_connection((LOOPBACK, port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
 def _announce_when_ready(places: list[Place], say: Callable[[str], None]) -> None:
-    """Print the three URLs once the Dagster UI accepts connections (its start takes a while)."""
-    dagster = places[0]
+    """Print the URLs once every server started here accepts connections (Dagster and MLflow
+    take a while to start)."""
     deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-    while True:
-        try:
-            socket.create_connection((LOOPBACK, dagster.port), timeout=1).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                say(f"Dagster UI: no answer on {dagster.url} after {READY_TIMEOUT_SECONDS} s.")
-                return
-            time.sleep(1)
+    waiting = [p for p in places if p.serve]
+    while waiting:
+        waiting = [p for p in waiting if not _answers(p.port)]
+        if waiting and time.monotonic() > deadline:
+            late = ", ".join(f"{p.name} ({p.url})" for p in waiting)
+            say(f"make dev: no answer after {READY_TIMEOUT_SECONDS} s from {late}.")
+            return
+        time.sleep(1 if waiting else 0)
     width = max(len(p.name) for p in places)
     lines = [f"  {p.name:<{width}}  {p.url}" for p in places]
     say("\n".join(["", "make dev is ready (Ctrl-C stops everything):", *lines, ""]))
