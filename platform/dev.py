@@ -282,26 +282,29 @@ def _announce_when_ready(places: list[Place], say: Callable[[str], None]) -> Non
     say("\n".join(["", "make dev is ready (Ctrl-C stops everything):", *lines, ""]))
 
 
-def main() -> int:
-    sys.path.insert(0, str(ROOT))  # run as a script: the project's modules, not an installed copy
-
-    def say(text: str) -> None:
+def _say(text: str) -> None:
+    """Print, and carry on when the console is gone (e.g. `make dev | tee log`, whose tee
+    Ctrl-C ends first): stopping the servers must not fail on a message."""
+    with contextlib.suppress(OSError):
         print(text, flush=True)
 
-    launcher = Launcher(say)
+
+def main() -> int:
+    sys.path.insert(0, str(ROOT))  # run as a script: the project's modules, not an installed copy
+    launcher = Launcher(_say)
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda *_: launcher.stopping.set())
     try:
         places = launcher.start()
+        threading.Thread(target=_announce_when_ready, args=(places, _say), daemon=True).start()
+        return launcher.wait()
     except PortTaken as exc:
-        say(f"make dev: {exc}")
-        launcher.stop()
+        _say(f"make dev: {exc}")
         return 2
-    threading.Thread(target=_announce_when_ready, args=(places, say), daemon=True).start()
-    code = launcher.wait()
-    say("make dev: stopping ...")
-    launcher.stop()
-    return code
+    finally:  # whatever ended the wait, nothing started here outlives it
+        if launcher.procs:
+            _say("make dev: stopping ...")
+        launcher.stop()
 
 
 if __name__ == "__main__":
