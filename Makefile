@@ -65,10 +65,11 @@ mutants: install
 bench: install
 	$(BIN)/python platform/bench.py $(BENCH_ARGS)
 
-## dev: the Dagster UI and daemon on loopback
+## dev: on loopback, started and stopped together (platform/dev.py): the Dagster UI and daemon
+## (DAGSTER_PORT, default 3000), the gates' Data Docs (LAKEHOUSE_DATA_DOCS_URL, default
+## http://127.0.0.1:3001) and the MLflow UI (LAKEHOUSE_MLFLOW_UI_URL, default http://127.0.0.1:5000)
 dev: install
-	@$(BIN)/python -m resources.profile instance $(DAGSTER_HOME) >/dev/null
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $${DAGSTER_PORT:-3000}
+	$(BIN)/python platform/dev.py
 
 lint: install
 	$(BIN)/ruff check .

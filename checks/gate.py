@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import html
-import json
 import logging
 import os
 from collections.abc import Iterable, Sequence
@@ -24,6 +22,8 @@ from dagster import AssetCheckResult, AssetCheckSeverity, AssetKey, Failure, Met
 from checks.contract import Expectation
 
 SAMPLE_VALUES = 5
+PARTIAL_UNEXPECTED = 20  # GX's own sample size in a BASIC result
+POSITION = "gate_position"  # an expectation's place in the suite, kept in its GX meta
 
 
 @dataclass(frozen=True)
@@ -57,8 +57,8 @@ class GateResult:
     suite: str
     rows: int
     outcomes: list[Outcome]
-    # GX's own validation results, rendered as Data Docs pages
-    validations: tuple[Any, ...] = field(default=(), compare=False, repr=False)
+    # GX's own result of the whole suite (every chunk and the batch summary), for Data Docs
+    validation: Any = field(default=None, compare=False, repr=False)
 
     @property
     def passed(self) -> bool:
@@ -86,30 +86,17 @@ class GateResult:
         return "\n".join(lines)
 
     def write_docs(self, folder: str | Path) -> Path:
-        """Great Expectations Data Docs of this validation: one page per suite (the latest
-        replaces the previous) and an index of every suite's latest result."""
-        from great_expectations.render.renderer import ValidationResultsPageRenderer
-        from great_expectations.render.view import DefaultJinjaPageView
+        """This validation's Great Expectations Data Docs page (replacing the suite's previous
+        one) and the index of every suite's latest result."""
+        from resources.data_docs import write_page
 
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        name = self.suite.replace("/", ".")
-        parts = [
-            DefaultJinjaPageView().render(ValidationResultsPageRenderer().render(v))
-            for v in self.validations
-        ]
-        page = folder / f"{name}.html"
-        _atomic_write(page, "\n".join(parts) or "<p>no expectations</p>")
         status = {
-            "suite": self.suite,
             "passed": self.passed,
             "rows": self.rows,
+            "expectations": len(self.outcomes),
             "failed": [o.expectation.label for o in self.failures],
-            "validated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         }
-        _atomic_write(folder / f"{name}.json", json.dumps(status))
-        _write_index(folder)
-        return page
+        return write_page(folder, self.suite, self.validation, status)
 
     def check_result(
         self,
@@ -119,7 +106,11 @@ class GateResult:
         detail: str = "",
     ) -> AssetCheckResult:
         """`detail`: what the suite cannot say itself (which file and line broke which rule),
-        shown under the report when the gate fails."""
+        shown under the report when the gate fails. The Data Docs links are http URLs
+        (`LAKEHOUSE_DATA_DOCS_URL`, served by `make dev`): browsers refuse file:// links from a
+        web page."""
+        from resources.data_docs import INDEX, url_of
+
         metadata = {
             "rows_validated": MetadataValue.int(self.rows),
             "expectations": MetadataValue.int(len(self.outcomes)),
@@ -129,10 +120,10 @@ class GateResult:
         }
         if detail and not self.passed:
             metadata["detail"] = MetadataValue.md(detail)
-        if docs_dir and self.validations:
+        if docs_dir and self.validation is not None:
             page = self.write_docs(docs_dir)
-            metadata["data_docs"] = MetadataValue.url(page.resolve().as_uri())
-            metadata["data_docs_index"] = MetadataValue.path(str(page.parent / "index.html"))
+            metadata["data_docs"] = MetadataValue.url(url_of(page))
+            metadata["data_docs_index"] = MetadataValue.url(url_of(INDEX))
         return AssetCheckResult(
             asset_key=asset_key,
             check_name=check_name,
@@ -163,77 +154,120 @@ def validate(
     """Run `expectations` on `table` (and on the one-row `batch` summary) with GX.
 
     `table` may come as chunks (a large raw batch): each chunk is validated in turn and the
-    outcomes are added up, so memory holds one chunk. Only for row-wise suites, whose chunks do
+    results are added up, so memory holds one chunk. Only for row-wise suites, whose chunks do
     not split what a uniqueness expectation compares (raw batches chunk by whole files).
+
+    Whatever the runs, the result is one GX validation of the whole suite, named after the table
+    (`suite` is its layer/table): the Data Docs page counts what the Dagster check counts.
     """
-    outcomes: list[Outcome] = []
-    validations = []
     on_table = [e for e in expectations if e.on == "table"]
     on_batch = [e for e in expectations if e.on == "batch"]
+    results: list[Any] = []
+    meta: dict[str, Any] | None = None
     rows = 0
     if on_table:
-        per_chunk: list[list[Outcome]] = []
+        per_chunk: list[list[Any]] = []
         for chunk in [table] if isinstance(table, pa.Table) else table:
             rows += chunk.num_rows
-            found, result = _run(suite, on_table, _frame(chunk, on_table))
+            found, run_meta = _run(suite, suite, on_table, _frame(chunk, on_table))
             per_chunk.append(found)
-            validations.append(result)
-        outcomes += [_combine(list(same)) for same in zip(*per_chunk, strict=True)]
+            meta = meta or run_meta
+        results += [_combine(list(same)) for same in zip(*per_chunk, strict=True)]
     elif isinstance(table, pa.Table):
         rows = table.num_rows
     if on_batch:
-        found, result = _run(f"{suite}.batch", on_batch, pa.Table.from_pylist([batch or {}]))
-        outcomes += found
-        validations.append(result)
-    return GateResult(suite=suite, rows=rows, outcomes=outcomes, validations=tuple(validations))
-
-
-def _combine(parts: list[Outcome]) -> Outcome:
-    """One expectation's outcome over all chunks: counts add up, samples from the first."""
-    if len(parts) == 1:
-        return parts[0]
-    counted = [p for p in parts if p.unexpected_count is not None]
-    elements = sum(p.element_count or 0 for p in parts)
-    unexpected = sum(p.unexpected_count or 0 for p in counted) if counted else None
-    nonmissing = sum(p.nonmissing or 0 for p in counted)
-    failed = [p for p in parts if not p.success]
-    return Outcome(
-        expectation=parts[0].expectation,
-        success=not failed,
-        element_count=elements,
-        unexpected_count=unexpected,
-        unexpected_percent=(
-            unexpected / nonmissing * 100 if unexpected is not None and nonmissing else None
-        ),
-        sample=[v for p in parts for v in p.sample][:SAMPLE_VALUES],
-        observed=(failed or parts)[0].observed,
-        exception=next((p.exception for p in parts if p.exception), None),
-        nonmissing=nonmissing,
+        summary = pa.Table.from_pylist([batch or {}])
+        found, run_meta = _run(f"{suite} (batch summary)", suite, on_batch, summary)
+        results += found
+        meta = meta or run_meta
+    specs = [*on_table, *on_batch]
+    return GateResult(
+        suite=suite,
+        rows=rows,
+        outcomes=[_outcome(spec, res) for spec, res in zip(specs, results, strict=True)],
+        validation=_suite_result(suite, results, meta) if results else None,
     )
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+def _suite_result(suite: str, results: list[Any], meta: dict[str, Any] | None) -> Any:
+    """One GX suite result of the runs' results. GX records the data asset in
+    `active_batch_definition` but its page renderer reads it from the batch spec, which a
+    DataFrame batch leaves without one ("Data asset: None"): the table is named there."""
+    from great_expectations.core import ExpectationSuiteValidationResult
+
+    meta = dict(meta or {})
+    meta["batch_spec"] = {**meta.get("batch_spec", {}), "data_asset_name": suite}
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    meta["run_id"] = {"run_name": now, "run_time": now}  # the page says when, not "__none__"
+    passed = sum(bool(r.success) for r in results)
+    return ExpectationSuiteValidationResult(
+        success=passed == len(results),
+        results=results,
+        suite_name=suite,
+        statistics={
+            "evaluated_expectations": len(results),
+            "successful_expectations": passed,
+            "unsuccessful_expectations": len(results) - passed,
+            "success_percent": passed / len(results) * 100 if results else None,
+        },
+        meta=meta,
+    )
 
 
-def _write_index(folder: Path) -> None:
-    rows = []
-    for meta in sorted(folder.glob("*.json")):
-        s = json.loads(meta.read_text())
-        mark = "passed" if s["passed"] else "FAILED: " + html.escape(", ".join(s["failed"]))
-        page = html.escape(meta.with_suffix(".html").name)
-        rows.append(
-            f"<tr><td><a href='{page}'>{html.escape(s['suite'])}</a></td><td>{mark}</td>"
-            f"<td>{s['rows']}</td><td>{html.escape(s['validated_at'])}</td></tr>"
-        )
-    _atomic_write(
-        folder / "index.html",
-        "<!doctype html><meta charset='utf-8'><title>Quality gates: latest validations</title>"
-        "<h1>Quality gates: latest validation of every suite</h1><table border='1' "
-        "cellpadding='4'><tr><th>suite</th><th>result</th><th>rows</th><th>validated at"
-        "</th></tr>" + "".join(rows) + "</table>",
+def _combine(parts: list[Any]) -> Any:
+    """One expectation's GX result over all chunks: counts add up, shares are recomputed,
+    unexpected samples come from the first chunks, and it fails if any chunk failed."""
+    if len(parts) == 1:
+        return parts[0]
+    from great_expectations.core import ExpectationValidationResult
+
+    found = [p.result or {} for p in parts]
+    failed = [p for p in parts if not p.success]
+    merged = dict((failed or parts)[0].result or {})  # observed_value of an aggregate
+    elements = sum(r.get("element_count") or 0 for r in found)
+    merged["element_count"] = elements
+    counted = [r for r in found if r.get("unexpected_count") is not None]
+    if counted:
+        unexpected = sum(r["unexpected_count"] for r in counted)
+        missing = sum(r.get("missing_count") or 0 for r in counted)
+        nonmissing = sum(_nonmissing(r) or 0 for r in counted)
+        merged["unexpected_count"] = unexpected
+        merged["unexpected_percent"] = unexpected / nonmissing * 100 if nonmissing else None
+        if "missing_count" in merged:
+            merged["missing_count"] = missing
+            merged["missing_percent"] = missing / elements * 100 if elements else None
+            merged["unexpected_percent_total"] = unexpected / elements * 100 if elements else None
+            merged["unexpected_percent_nonmissing"] = merged["unexpected_percent"]
+        sample = [v for r in counted for v in r.get("partial_unexpected_list", [])]
+        merged["partial_unexpected_list"] = sample[:PARTIAL_UNEXPECTED]
+    raised = [p for p in parts if _raised(p)]
+    return ExpectationValidationResult(
+        success=not failed,
+        expectation_config=parts[0].expectation_config,
+        result=merged,
+        meta=parts[0].meta,
+        exception_info=(raised or parts)[0].exception_info,
+    )
+
+
+def _raised(res: Any) -> bool:
+    exc = res.exception_info or {}
+    return bool(isinstance(exc, dict) and exc.get("raised_exception"))
+
+
+def _outcome(spec: Expectation, res: Any) -> Outcome:
+    r = res.result or {}
+    exc = res.exception_info or {}
+    return Outcome(
+        expectation=spec,
+        success=bool(res.success),
+        element_count=r.get("element_count"),
+        unexpected_count=r.get("unexpected_count"),
+        unexpected_percent=r.get("unexpected_percent"),
+        sample=_jsonable(r.get("partial_unexpected_list", [])[:SAMPLE_VALUES]),
+        observed=_jsonable(r.get("observed_value")),
+        exception=exc.get("exception_message") if _raised(res) else None,
+        nonmissing=_nonmissing(r),
     )
 
 
@@ -252,37 +286,21 @@ def _frame(table: pa.Table, expectations: Sequence[Expectation]) -> pa.Table:
 
 
 def _run(
-    suite_name: str, expectations: Sequence[Expectation], table: pa.Table
-) -> tuple[list[Outcome], Any]:
+    asset: str, suite_name: str, expectations: Sequence[Expectation], table: pa.Table
+) -> tuple[list[Any], dict[str, Any]]:
+    """GX's results, in the order of `expectations` (GX groups them by column), and the run's
+    meta (which batch of which data asset)."""
     gx, gxe = _gx()
-    batch = _batch_definition(suite_name).get_batch(
-        batch_parameters={"dataframe": table.to_pandas()}
-    )
+    batch = _batch_definition(asset).get_batch(batch_parameters={"dataframe": table.to_pandas()})
     suite = gx.ExpectationSuite(
-        name=suite_name, expectations=[_gx_expectation(gxe, e) for e in expectations]
+        name=suite_name,
+        expectations=[_gx_expectation(gxe, e, i) for i, e in enumerate(expectations)],
     )
     # BASIC carries counts and sample values; SUMMARY adds row indexes, which on a 10M-row batch
     # cost ~10x the validation itself (56 s vs 5 s, measured on raw usage events).
     result = batch.validate(suite, result_format={"result_format": "BASIC"})
-    outcomes = []
-    for spec, res in zip(expectations, result.results, strict=True):
-        r = res.result or {}
-        exc = res.exception_info or {}
-        raised = exc.get("raised_exception") if isinstance(exc, dict) else False
-        outcomes.append(
-            Outcome(
-                expectation=spec,
-                success=bool(res.success),
-                element_count=r.get("element_count"),
-                unexpected_count=r.get("unexpected_count"),
-                unexpected_percent=r.get("unexpected_percent"),
-                sample=_jsonable(r.get("partial_unexpected_list", [])[:SAMPLE_VALUES]),
-                observed=_jsonable(r.get("observed_value")),
-                exception=exc.get("exception_message") if raised else None,
-                nonmissing=_nonmissing(r),
-            )
-        )
-    return outcomes, result
+    by_position = {r.expectation_config.meta[POSITION]: r for r in result.results}
+    return [by_position[i] for i in range(len(expectations))], dict(result.meta)
 
 
 def _nonmissing(r: dict[str, Any]) -> int | None:
@@ -303,9 +321,9 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def _gx_expectation(gxe: Any, spec: Expectation) -> Any:
+def _gx_expectation(gxe: Any, spec: Expectation, position: int) -> Any:
     cls = getattr(gxe, "".join(part.title() for part in spec.type.split("_")))
-    return cls(**spec.kwargs)
+    return cls(**spec.kwargs, meta={POSITION: position})
 
 
 @functools.cache
@@ -320,9 +338,9 @@ def _context() -> Any:
     return context
 
 
-def _batch_definition(suite_name: str) -> Any:
+def _batch_definition(name: str) -> Any:
+    """The whole-DataFrame batch of the data asset `name` (a table's layer/table)."""
     source = _context().data_sources.get("gate")
-    name = suite_name.replace("/", ".")
     try:
         asset = source.get_asset(name)
     except LookupError:

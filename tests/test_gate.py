@@ -63,7 +63,18 @@ def test_chunked_batch_gets_the_whole_batchs_verdict_and_counts():
     assert failed["event_id"].unexpected_count == 1  # found in the last chunk
     assert failed["kind"].sample == ["zzz"]
     assert failed["score"].sample == [1.7]  # found in the first chunk
-    assert len(chunked.validations) == 4  # one per chunk, and the batch summary
+    # one GX result of the whole suite, as the check counts it: chunks added up, summary included
+    stats = chunked.validation.statistics
+    assert stats["evaluated_expectations"] == len(SUITE) == len(chunked.outcomes)
+    assert stats["unsuccessful_expectations"] == 3
+    by_type = {
+        (r.expectation_config.type, r.expectation_config.kwargs.get("column")): r.result
+        for r in chunked.validation.results
+    }
+    assert by_type[("expect_column_values_to_not_be_null", "event_id")]["element_count"] == 120
+    assert by_type[("expect_column_values_to_be_between", "score")]["partial_unexpected_list"] == [
+        1.7
+    ]
 
 
 def test_clean_chunks_pass():
