@@ -1,0 +1,41 @@
+"""Library noise kept out of what a person reads, in one place.
+
+`make demo`, `make evaluate-models` and the code location call `quiet_libraries()` first: MLflow's
+INFO lines (and its alembic migrations), artifact and other tqdm progress bars, and Dagster's
+Beta/Preview/Supersession warnings say nothing a user of the lakehouse can act on. Warnings and
+errors still print. Settings a person has exported win (`setdefault`), so `MLFLOW_LOGGING_LEVEL=INFO
+make demo` shows MLflow's lines again when debugging.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+
+# Environment the libraries read when they start or log: set before they are imported where
+# possible; the logger levels below cover a library imported earlier.
+QUIET_ENV = {
+    "MLFLOW_LOGGING_LEVEL": "WARNING",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "GX_ANALYTICS_ENABLED": "false",
+    "TQDM_DISABLE": "1",  # progress bars of any library that draws them with tqdm
+    "DO_NOT_TRACK": "1",
+}
+QUIET_LOGGERS = ("mlflow", "alembic", "great_expectations", "py4j", "urllib3")
+# Dagster's console logger in runs launched from Python (demo, bench, tests): warnings and errors.
+QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def quiet_libraries() -> None:
+    """Keep library INFO lines, progress bars and API-status warnings out of the output."""
+    for name, value in QUIET_ENV.items():
+        os.environ.setdefault(name, value)
+    level = logging.getLevelName(os.environ["MLFLOW_LOGGING_LEVEL"].upper())
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(level if isinstance(level, int) else logging.WARNING)
+    from dagster import BetaWarning, PreviewWarning, SupersessionWarning
+
+    for category in (BetaWarning, PreviewWarning, SupersessionWarning):
+        warnings.filterwarnings("ignore", category=category)
