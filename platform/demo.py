@@ -1,19 +1,23 @@
-"""`make demo`: materialize the whole graph on the embedded default and print a short summary.
+"""`make demo`: materialize the whole graph on the embedded default, showing each stage as it
+runs, then a short summary.
 
-Runs through a persistent Dagster instance (DAGSTER_HOME, default lake/.dagster), so the runs,
-materializations and check results are there to browse afterwards in `make dev`.
+Runs through a persistent Dagster instance (DAGSTER_HOME, default lake/.dagster) as the named
+jobs of assets/automation.py, tagged `lakehouse/launched_by=make demo`, so the runs (Jobs page,
+timeline), materializations, landing observations and check results are there to browse
+afterwards in `make dev`.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
-import warnings
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+LAUNCHER = "make demo"
 
 
 def _instance_home() -> Path:
@@ -25,9 +29,50 @@ def _instance_home() -> Path:
     return home
 
 
+class StageLines:
+    """Prints each stage when it starts and when it ends (rows written, seconds), at once."""
+
+    def __init__(self, out=None) -> None:
+        self.out = out or sys.stdout
+        self.plan = None
+
+    def say(self, line: str) -> None:
+        print(line, file=self.out, flush=True)
+
+    def planned(self, plan) -> None:
+        self.plan = plan
+        self.say(f"   events: {plan.describe()}")
+
+    def started(self, stage: str, what: str) -> None:
+        self.say(f"-> {stage}: {what}")
+
+    def finished(self, stage: str, what: str, result, seconds: float) -> None:
+        rows = rows_written(result)
+        observed = sum(e.event_type_value == "ASSET_OBSERVATION" for e in result.all_events)
+        done = f"{rows:,} rows written"
+        if observed:
+            done += f", {observed} landing zone(s) observed"
+        if result.success:
+            self.say(f"   {stage}: ok, {done} in {seconds:.1f} s")
+            return
+        failed = sorted({e.step_key for e in result.all_events if e.is_step_failure})
+        self.say(f"   {stage}: FAILED ({', '.join(failed) or 'run'}), {done} in {seconds:.1f} s")
+
+
+def rows_written(result) -> int:
+    """Rows the run's materializations committed (their `rows_written` metadata)."""
+    total = 0
+    for m in result.get_asset_materialization_events():
+        value = m.materialization.metadata.get("rows_written")
+        total += value.value if value is not None else 0
+    return total
+
+
 def main() -> int:
-    _instance_home()
-    warnings.filterwarnings("ignore", module="dagster")
+    from resources.quiet import QUIET_RUN_CONFIG, quiet_libraries
+
+    quiet_libraries()
+    home = _instance_home()
     import runpy
 
     from dagster import DagsterInstance
@@ -35,17 +80,20 @@ def main() -> int:
     from assets.events.runs import build_graph
 
     defs = runpy.run_path(str(HERE / "definitions.py"))["defs"]
-    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     lake = defs.resources["lake"].process_config_and_initialize()
+    lines = StageLines()
+    lines.say(f"make demo: the whole graph on {lake.root} (Dagster instance {home})")
     started = time.perf_counter()
     with DagsterInstance.get() as instance:
-        results, days = build_graph(defs, instance, quiet)
+        results, _ = build_graph(
+            defs, instance, QUIET_RUN_CONFIG, launched_by=LAUNCHER, progress=lines
+        )
     elapsed = time.perf_counter() - started
-    _print_summary(lake, results, elapsed, days)
+    _print_summary(lake, results, elapsed, lines.plan)
     return 0 if all(r.success for r in results) else 1
 
 
-def _print_summary(lake, results, elapsed: float, days) -> None:
+def _print_summary(lake, results, elapsed: float, plan) -> None:
     import duckdb
 
     from checks.raw import QUARANTINE, RAW_TABLES
@@ -99,13 +147,49 @@ def _print_summary(lake, results, elapsed: float, days) -> None:
             print(f"  {state:<22}{n:>8,}  {100 * n / total:5.1f}%")
     _print_models(results, lake)
     _print_sync(results)
-    span = f"{days[0][0]}..{days[-1][1]} in {len(days)} run(s)" if days else "none pending"
-    print(f"event days built: {span}")
+    print(f"\nevents: {plan.describe() if plan else 'not built (a stage before them failed)'}")
+    print("\n".join(check_lines(results)))
     print(f"lake: {lake.root}")
     print("identity vs ground truth: .venv/bin/python -m assets.entities.evaluate")
     failed = [e.step_key for r in results for e in r.all_events if e.is_step_failure]
     if failed:
         print(f"failed steps: {', '.join(failed)}", file=sys.stderr)
+
+
+def check_lines(results) -> list[str]:
+    """The asset checks whose latest evaluation in these runs did not pass, one line each
+    (severity, asset and check, reason), or one line saying all passed."""
+    latest = {}
+    for r in results:
+        for e in r.all_events:
+            if e.event_type_value == "ASSET_CHECK_EVALUATION":
+                ev = e.event_specific_data
+                latest[(ev.asset_key.to_user_string(), ev.check_name)] = ev
+    bad = [ev for ev in latest.values() if not ev.passed]
+    if not bad:
+        return [f"checks: all {len(latest)} passed"]
+    lines = [f"checks: {len(bad)} of {len(latest)} did not pass"]
+    for ev in sorted(bad, key=lambda ev: (ev.severity.value, ev.asset_key.to_user_string())):
+        name = f"{ev.asset_key.to_user_string()} {ev.check_name}"
+        label = "FAILED" if ev.severity.value == "ERROR" else "WARN"
+        lines.append(f"  {label:<7}{name}: {check_reason(ev)}")
+    return lines
+
+
+REASON_KEYS = ("drifted", "failed", "rule", "detail")  # metadata that says why, first found wins
+
+
+def check_reason(ev, width: int = 100) -> str:
+    """One line saying why a check did not pass: its description's first line, else the
+    metadata naming what failed."""
+    text = (getattr(ev, "description", None) or "").strip().splitlines()
+    if text:
+        line = text[0]
+    else:
+        md = {k: v.value for k, v in ev.metadata.items()}
+        key = next((k for k in REASON_KEYS if md.get(k)), None)
+        line = f"{key} {json.dumps(md[key], default=str)}" if key else "no reason recorded"
+    return line if len(line) <= width else line[: width - 3] + "..."
 
 
 def _print_sync(results) -> None:
