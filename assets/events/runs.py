@@ -198,15 +198,20 @@ def build_graph(
     for first, last in plan.ranges:  # only the days that received data
         span = Span(first, last)
         what = f"events/events {span} ({span.days} day(s))"
-        ok = ok and run(days_defs, EVENTS_STAGE, automation.EVENT_DAYS, what, **range_tags(*span))
+        tags = range_tags(first, last)
+        ok = ok and run(days_defs, EVENTS_STAGE, automation.EVENT_DAYS, what, **tags)
     for name, selection in AFTER_STAGES:
         ok = ok and run(defs, name, selection)
     return results, plan.ranges
 
 
+LAYERS = ("landing", "raw", "entities", "events", "c360", "features", "ml", "reverse_etl")
+
+
 def _describe(keys) -> str:
-    """What a stage builds, by layer: 'raw 14, entities 10'."""
+    """What a stage builds, by layer in lineage order: 'landing 13, raw 14, entities 10'."""
     layers: dict[str, int] = {}
-    for k in sorted(keys, key=lambda k: k.to_user_string()):
+    for k in keys:
         layers[k.path[0]] = layers.get(k.path[0], 0) + 1
-    return ", ".join(f"{layer} {n}" for layer, n in layers.items())
+    order = sorted(layers, key=lambda x: (LAYERS.index(x) if x in LAYERS else len(LAYERS), x))
+    return ", ".join(f"{layer} {layers[layer]}" for layer in order)
