@@ -61,14 +61,7 @@ INGEST = AssetSelection.groups("landing", include_sources=True) | AssetSelection
 )
 EVENT_DAYS = AssetSelection.assets(EVENTS_KEY)
 ERASURE = AssetSelection.assets(["raw", "consent_records"], ["reverse_etl", "erasure_audit"])
-# The training sets change once a month (their as-of dates are month ends): rebuilt with the
-# models they train, not every day.
-WEEKLY_RETRAIN = AssetSelection.assets(
-    ["features", "churn_training_set"],
-    ["features", "expansion_training_set"],
-    ["ml", "churn_model"],
-    ["ml", "expansion_model"],
-)
+WEEKLY_RETRAIN = AssetSelection.assets(["ml", "churn_model"], ["ml", "expansion_model"])
 DAILY_REFRESH = (
     (
         AssetSelection.assets(["events", "account_lifecycle"])

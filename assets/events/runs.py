@@ -35,9 +35,15 @@ BEFORE_STAGES = (
     ("ingest", automation.INGEST),
     ("erasure", automation.ERASURE - automation.INGEST),  # consent records: ingested just before
 )
+# After them: what the models train on, the models, then what uses the models (on a first build
+# the scores need a model; every day the schedules run the same two jobs the other way round).
+TRAINED_ON = (
+    automation.DAILY_REFRESH & automation.WEEKLY_RETRAIN.upstream()
+).required_multi_asset_neighbors() & automation.DAILY_REFRESH
 AFTER_STAGES = (
+    ("daily_refresh", TRAINED_ON),
     ("weekly_retrain", automation.WEEKLY_RETRAIN),
-    ("daily_refresh", automation.DAILY_REFRESH),
+    ("daily_refresh", automation.DAILY_REFRESH - TRAINED_ON),
 )
 EVENTS_STAGE = "events_days"
 
@@ -166,8 +172,8 @@ def build_graph(
 
     def run(d: Definitions, stage: str, selection: AssetSelection, what: str = "", **tags) -> bool:
         graph = d.resolve_asset_graph()
-        everything = selection.resolve(graph)
-        keys = (selection & wanted[stage]).resolve(graph) if stage in wanted else everything
+        keys = selection.resolve(graph)
+        everything = keys == set(d.resolve_job_def(stage).asset_layer.selected_asset_keys)
         if not keys:
             return True
         what = what or _describe(keys)
@@ -177,7 +183,7 @@ def build_graph(
         result = execute_in_process(
             d.resolve_job_def(stage),
             instance,
-            asset_selection=None if keys == everything else list(keys),
+            asset_selection=None if everything else list(keys),
             tags={**launched, **tags},
             raise_on_error=False,
             run_config=run_config,
@@ -187,7 +193,6 @@ def build_graph(
             progress.finished(stage, what, result, time.perf_counter() - started)
         return result.success
 
-    wanted = {name: after for name, _ in AFTER_STAGES}
     ok = all(run(defs, name, sel) for name, sel in BEFORE_STAGES)
     plan = plan_days(lake, pii, MAPPING, configured_start()) if ok else DaysPlan([], False, None)
     if progress and ok:
@@ -201,7 +206,7 @@ def build_graph(
         tags = range_tags(first, last)
         ok = ok and run(days_defs, EVENTS_STAGE, automation.EVENT_DAYS, what, **tags)
     for name, selection in AFTER_STAGES:
-        ok = ok and run(defs, name, selection)
+        ok = ok and run(defs, name, selection & after)
     return results, plan.ranges
 
 
