@@ -60,12 +60,13 @@ class StageLines:
 
 
 def rows_written(result) -> int:
-    """Rows the run's materializations committed (their `rows_written` metadata)."""
-    total = 0
+    """Rows the run's commits wrote (`rows_written` metadata), once per asset: a run over a
+    range of days commits once and Dagster repeats that metadata on each day's event."""
+    per_asset = {}
     for m in result.get_asset_materialization_events():
         value = m.materialization.metadata.get("rows_written")
-        total += value.value if value is not None else 0
-    return total
+        per_asset.setdefault(m.materialization.asset_key, value.value if value else 0)
+    return sum(per_asset.values())
 
 
 def main() -> int:
@@ -103,7 +104,10 @@ def _print_summary(lake, results, elapsed: float, plan) -> None:
         q = lake.dataset("raw", QUARANTINE.table)  # noqa: F841 - read by DuckDB below
         quarantined = dict(duckdb.sql("SELECT table_name, count(*) FROM q GROUP BY 1").fetchall())
     ok = all(r.success for r in results)
-    print(f"\n{len(results)} run(s): {'success' if ok else 'FAILED'} in {elapsed:.1f}s")
+    checks = check_lines(results)
+    print(
+        f"\n{len(results)} run(s): {'success' if ok else 'FAILED'} in {elapsed:.1f}s; {checks[0]}"
+    )
     print(f"{'table':<28}{'rows':>12}{'quarantined':>13}{'delta version':>15}")
     for c in RAW_TABLES:
         if lake.exists(c.layer, c.table):
@@ -148,7 +152,7 @@ def _print_summary(lake, results, elapsed: float, plan) -> None:
     _print_models(results, lake)
     _print_sync(results)
     print(f"\nevents: {plan.describe() if plan else 'not built (a stage before them failed)'}")
-    print("\n".join(check_lines(results)))
+    print("\n".join(checks))
     print(f"lake: {lake.root}")
     print("identity vs ground truth: .venv/bin/python -m assets.entities.evaluate")
     failed = [e.step_key for r in results for e in r.all_events if e.is_step_failure]

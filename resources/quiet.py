@@ -39,3 +39,21 @@ def quiet_libraries() -> None:
 
     for category in (BetaWarning, PreviewWarning, SupersessionWarning):
         warnings.filterwarnings("ignore", category=category)
+    if level >= logging.WARNING:
+        _mlflow_prints_off()
+
+
+def _mlflow_prints_off() -> None:
+    """MLflow prints some news ("Successfully registered model", "Created version") outside
+    logging, to the stream its log handler also writes to. Its warnings move to stderr, and that
+    stream stops (the code location imports MLflow anyway, for the models)."""
+    import sys
+
+    from mlflow.utils import logging_utils
+
+    for handler in logging.getLogger("mlflow").handlers:
+        if isinstance(handler, logging.StreamHandler) and (
+            handler.stream is logging_utils.MLFLOW_LOGGING_STREAM
+        ):
+            handler.setStream(sys.stderr)
+    logging_utils.disable_logging()
