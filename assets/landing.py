@@ -6,7 +6,6 @@ observed by the `ingest` job (`make demo`, the UI) and by `landing_sensor` on ea
 """
 
 import hashlib
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +14,6 @@ from dagster import (
     AssetKey,
     AssetObservation,
     AssetSpec,
-    BetaWarning,
     DataVersion,
     MetadataValue,
     ObserveResult,
@@ -49,8 +47,6 @@ SPECS = [
     for c in RAW_TABLES
 ]
 BY_KEY = {landing_key(c): c for c in RAW_TABLES}
-# Observable source assets are Dagster's model for external data; the API is marked beta.
-warnings.filterwarnings("ignore", category=BetaWarning, message=".*observable_source_asset")
 
 
 def zone_fingerprint(scan: Scan) -> str:

@@ -9,9 +9,15 @@ file does no data work, so `dagster dev` starts fast.
 
 from __future__ import annotations
 
-from dagster import Definitions
+from resources.quiet import quiet_libraries
 
-from assets import (
+# First: the asset modules below use Dagster beta APIs and warn as they load; telemetry off, no
+# library INFO lines or progress bars in run logs.
+quiet_libraries()
+
+from dagster import Definitions  # noqa: E402
+
+from assets import (  # noqa: E402
     automation,
     c360,
     entities,
@@ -24,11 +30,8 @@ from assets import (
     reverse_etl,
     sensors,
 )
-from assets.dead_runs import dead_runs_sensor, reaping
-from resources.profile import active
-from resources.quiet import quiet_libraries
-
-quiet_libraries()  # telemetry off, no library INFO lines or progress bars in run logs
+from assets.dead_runs import dead_runs_sensor, reaping  # noqa: E402
+from resources.profile import active  # noqa: E402
 
 PROFILE = active()  # LAKEHOUSE_PROFILE: local (default) or distributed
 
