@@ -55,8 +55,12 @@ class StageLines:
         if result.success:
             self.say(f"   {stage}: ok, {done} in {seconds:.1f} s")
             return
-        failed = sorted({e.step_key for e in result.all_events if e.is_step_failure})
-        self.say(f"   {stage}: FAILED ({', '.join(failed) or 'run'}), {done} in {seconds:.1f} s")
+        self.say(f"   {stage}: FAILED, {done} in {seconds:.1f} s")
+        for e in result.all_events:
+            if e.is_step_failure:
+                error = e.event_specific_data.error
+                why = (error.message if error else "").strip().splitlines() or ["no message"]
+                self.say(f"      {e.step_key}: {why[0][:LINE_WIDTH]}")
 
 
 def rows_written(result) -> int:
@@ -174,12 +178,13 @@ def check_lines(results) -> list[str]:
         return [f"checks: all {len(latest)} passed"]
     lines = [f"checks: {len(bad)} of {len(latest)} did not pass"]
     for ev in sorted(bad, key=lambda ev: (ev.severity.value, ev.asset_key.to_user_string())):
-        name = f"{ev.asset_key.to_user_string()} {ev.check_name}"
         label = "FAILED" if ev.severity.value == "ERROR" else "WARN"
-        lines.append(f"  {label:<7}{name}: {check_reason(ev)}")
+        head = f"  {label:<7}{ev.asset_key.to_user_string()} {ev.check_name}: "
+        lines.append(head + check_reason(ev, max(40, LINE_WIDTH - len(head))))
     return lines
 
 
+LINE_WIDTH = 120
 REASON_KEYS = ("drifted", "failed", "rule", "detail")  # metadata that says why, first found wins
 
 
