@@ -45,8 +45,9 @@ def quiet_libraries() -> None:
 
 def _mlflow_prints_off() -> None:
     """MLflow prints some news ("Successfully registered model", "Created version") outside
-    logging, to the stream its log handler also writes to. Its warnings move to stderr, and that
-    stream stops (the code location imports MLflow anyway, for the models)."""
+    logging, to the stream its log handler also writes to, and its own helpers switch that
+    stream back on after silencing it. Its log handler moves to stderr (warnings still print);
+    the stream then drops what it is given. (The code location imports MLflow anyway.)"""
     import sys
 
     from mlflow.utils import logging_utils
@@ -56,4 +57,16 @@ def _mlflow_prints_off() -> None:
             handler.stream is logging_utils.MLFLOW_LOGGING_STREAM
         ):
             handler.setStream(sys.stderr)
-    logging_utils.disable_logging()
+    logging_utils.MLFLOW_LOGGING_STREAM.__class__ = _Dropped
+
+
+class _Dropped:
+    """A stream that writes nothing, whatever `enabled` says."""
+
+    enabled = False
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass

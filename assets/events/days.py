@@ -110,7 +110,7 @@ def data_span(con, lake: LakeResource, mapping: Mapping, start: date | None = No
     ]
     if not parts:
         return None
-    first, last = con.sql(f"SELECT min(d), max(d) FROM ({' UNION ALL '.join(parts)})").fetchone()
+    first, last = con.sql(f"SELECT min(d), max(d) FROM ({' UNION ALL '.join(parts)})").fetchall()[0]
     return Span(first, last) if first is not None else None
 
 
