@@ -111,7 +111,7 @@ def test_the_plan_says_what_it_builds_and_why():
         Span(date(2024, 1, 31), date(2024, 5, 3)),
     )
     assert first.describe() == (
-        "95 day(s) 2024-01-31..2024-05-03 in 2 run(s) "
+        "94 day(s) 2024-01-31..2024-05-03 in 2 run(s) "
         "(first build: every day from the data's first event to its last)"
     )
     later = DaysPlan(
