@@ -9,15 +9,9 @@ file does no data work, so `dagster dev` starts fast.
 
 from __future__ import annotations
 
-from resources.quiet import quiet_libraries
+from dagster import Definitions
 
-# First: the asset modules below use Dagster beta APIs and warn as they load; telemetry off, no
-# library INFO lines or progress bars in run logs.
-quiet_libraries()
-
-from dagster import Definitions  # noqa: E402
-
-from assets import (  # noqa: E402
+from assets import (
     automation,
     c360,
     entities,
@@ -30,8 +24,11 @@ from assets import (  # noqa: E402
     reverse_etl,
     sensors,
 )
-from assets.dead_runs import dead_runs_sensor, reaping  # noqa: E402
-from resources.profile import active  # noqa: E402
+from assets.dead_runs import dead_runs_sensor, reaping
+from resources.profile import active
+from resources.quiet import quiet_libraries
+
+quiet_libraries()  # telemetry off; no library INFO lines, prints or progress bars in run logs
 
 PROFILE = active()  # LAKEHOUSE_PROFILE: local (default) or distributed
 

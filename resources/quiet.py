@@ -1,6 +1,7 @@
 """Library noise kept out of what a person reads, in one place.
 
-`make demo`, `make evaluate-models` and the code location call `quiet_libraries()` first: MLflow's
+The `assets` package calls `quiet_libraries(mlflow=False)` before any asset module loads, and
+`make demo`, `make evaluate-models` and the code location call `quiet_libraries()`: MLflow's
 INFO lines (and its alembic migrations), artifact and other tqdm progress bars, and Dagster's
 Beta/Preview/Supersession warnings say nothing a user of the lakehouse can act on. Warnings and
 errors still print. Settings a person has exported win (`setdefault`), so `MLFLOW_LOGGING_LEVEL=INFO
@@ -28,8 +29,10 @@ QUIET_LOGGERS = ("mlflow", "alembic", "great_expectations", "py4j", "urllib3")
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
-def quiet_libraries() -> None:
-    """Keep library INFO lines, progress bars and API-status warnings out of the output."""
+def quiet_libraries(mlflow: bool = True) -> None:
+    """Keep library INFO lines, progress bars and API-status warnings out of the output.
+    `mlflow=False` leaves MLflow's printed news alone, for a process that may never load it
+    (silencing them imports MLflow: seconds)."""
     for name, value in QUIET_ENV.items():
         os.environ.setdefault(name, value)
     level = logging.getLevelName(os.environ["MLFLOW_LOGGING_LEVEL"].upper())
@@ -39,7 +42,7 @@ def quiet_libraries() -> None:
 
     for category in (BetaWarning, PreviewWarning, SupersessionWarning):
         warnings.filterwarnings("ignore", category=category)
-    if level >= logging.WARNING:
+    if mlflow and level >= logging.WARNING:
         _mlflow_prints_off()
 
 
