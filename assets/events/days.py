@@ -131,6 +131,8 @@ def partitions(span: Span | None, now: date | None = None) -> DailyPartitionsDef
 
 def event_days(lake: LakeResource | None = None) -> DailyPartitionsDefinition:
     """The partitions of `events/events` at code-location load (see the module docstring)."""
+    if configured_start() and configured_end():
+        return partitions(None)  # both configured: nothing to read
     if lake is None:
         from resources.profile import active
 
