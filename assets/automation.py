@@ -1,13 +1,19 @@
 """What keeps the lakehouse fresh without a person: entities follow the raw layer by declarative
 automation, only after the raw gates passed; the daily refresh (lifecycle, 360, features, scores,
 outcomes, the CRM sync) and the weekly retrain of both models run on schedules (UTC). Event days
-come in through their own partitioned runs (assets/events/runs.py)."""
+come in through their own partitioned runs (assets/events/runs.py).
+
+The named jobs are the stages of the graph, in the order `make demo` runs them
+(assets/events/runs.py `build_graph`): ingest, events_days, weekly_retrain, daily_refresh; the
+erasure job runs alone when a request waits. The UI's Jobs page and run timeline show the same
+jobs, whoever launched them, and each run carries its stage in the `lakehouse/stage` tag."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
 from dagster import (
+    AssetKey,
     AssetsDefinition,
     AssetSelection,
     AutomationCondition,
@@ -45,34 +51,62 @@ follow_raw = AutomationConditionSensorDefinition(
     description="Entities rebuild after raw tables change, only when the raw gates passed.",
 )
 
-DAILY_REFRESH = (
-    AssetSelection.assets(["events", "account_lifecycle"])
-    | AssetSelection.groups("c360", "features")
-) | (
-    AssetSelection.groups("ml", "reverse_etl")
-    - AssetSelection.assets(["ml", "churn_model"], ["ml", "expansion_model"])
+STAGE_TAG = "lakehouse/stage"  # every run of these jobs names its stage (Runs page filter)
+
+EVENTS_KEY = AssetKey(["events", "events"])
+# Observing the landing zones records what arrived (data version = content fingerprint), then the
+# raw gates and the entities they feed.
+INGEST = AssetSelection.groups("landing", include_sources=True) | AssetSelection.groups(
+    "raw", "entities"
 )
-WEEKLY_RETRAIN = AssetSelection.assets(["ml", "churn_model"], ["ml", "expansion_model"])
+EVENT_DAYS = AssetSelection.assets(EVENTS_KEY)
 ERASURE = AssetSelection.assets(["raw", "consent_records"], ["reverse_etl", "erasure_audit"])
+WEEKLY_RETRAIN = AssetSelection.assets(["ml", "churn_model"], ["ml", "expansion_model"])
+DAILY_REFRESH = (
+    (
+        AssetSelection.assets(["events", "account_lifecycle"])
+        | AssetSelection.groups("c360", "features", "ml", "reverse_etl")
+    )
+    - WEEKLY_RETRAIN
+    - ERASURE
+)  # the erasure runs alone, from erasure_sensor
 
-daily_refresh_job = define_asset_job(
-    "daily_refresh",
-    selection=DAILY_REFRESH,
-    description="Lifecycle, 360, features as of the freshest day, champion scores, outcomes, "
-    "CRM sync.",
+
+def _job(name: str, selection: AssetSelection, description: str, **tags: str):
+    return define_asset_job(
+        name, selection=selection, description=description, tags={STAGE_TAG: name, **tags}
+    )
+
+
+ingest_job = _job(
+    "ingest",
+    INGEST,
+    "Observe every landing zone, ingest new extract files into the raw layer (each batch behind "
+    "its quality gate), then rebuild the entities.",
 )
-weekly_retrain_job = define_asset_job(
+events_days_job = _job(
+    "events_days",
+    EVENT_DAYS,
+    "Rebuild days of events/events from the raw layer: one run per range of days "
+    "(dagster/asset_partition_range_start/end tags), as `make demo` and backfills do.",
+)
+weekly_retrain_job = _job(
     "weekly_retrain",
-    selection=WEEKLY_RETRAIN,
-    description="Retrain both models; a new version is champion only if it beats the current one.",
+    WEEKLY_RETRAIN,
+    "Rebuild the training sets and retrain both models; a new version is champion only if it "
+    "beats the current one.",
 )
-
-erasure_job = define_asset_job(
+daily_refresh_job = _job(
+    "daily_refresh",
+    DAILY_REFRESH,
+    "Lifecycle, 360, features as of the freshest day, champion scores, outcomes, CRM sync.",
+)
+erasure_job = _job(
     "erasure",
-    selection=ERASURE,
-    description="Ingest new consent records, then carry out erasure requests, alone on the lake "
+    ERASURE,
+    "Ingest new consent records, then carry out erasure requests, alone on the lake "
     "(started by erasure_sensor when no other run is in progress).",
-    tags={"lakehouse/exclusive": "true"},
+    **{"lakehouse/exclusive": "true"},
 )
 
 daily_refresh = ScheduleDefinition(
@@ -82,5 +116,5 @@ weekly_retrain = ScheduleDefinition(
     job=weekly_retrain_job, cron_schedule="0 4 * * 1", execution_timezone="UTC"
 )
 
-jobs = [daily_refresh_job, weekly_retrain_job, erasure_job]
+jobs = [ingest_job, events_days_job, weekly_retrain_job, daily_refresh_job, erasure_job]
 schedules = [daily_refresh, weekly_retrain]

@@ -2,9 +2,10 @@
 The erasure sensor: a pending erasure request starts the erasure job once the lake is quiet.
 
 The cursor holds each landing zone's fingerprint (assets/landing.py); a tick compares, and when
-zones changed it requests one run of their raw assets, keyed by the new fingerprints, so a
-re-evaluated tick (a daemon restart) never starts the same run twice and a file that arrives
-during a tick is caught by the next one.
+zones changed it records an observation of each changed zone (content fingerprint as data
+version, so the UI shows when the zone last received files) and requests one run of their raw
+assets, keyed by the new fingerprints, so a re-evaluated tick (a daemon restart) never starts the
+same run twice and a file that arrives during a tick is caught by the next one.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import json
 
 from dagster import (
     AssetKey,
-    AssetSelection,
     DefaultSensorStatus,
     RunRequest,
     RunsFilter,
@@ -24,27 +24,26 @@ from dagster import (
     sensor,
 )
 
-from assets.automation import erasure_job
+from assets.automation import erasure_job, ingest_job
 from assets.concurrency import IN_FLIGHT
-from assets.landing import zone_fingerprint
+from assets.landing import observation, zone_fingerprint
 from assets.reverse_etl.erasure import open_requests
 from checks.raw import RAW_TABLES
 from resources.lake import LakeResource
 from resources.landing import LandingResource, Scan
 
-RAW_SELECTION = AssetSelection.assets(*(AssetKey(["raw", c.table]) for c in RAW_TABLES))
-
 
 @sensor(
     name="landing_sensor",
-    target=RAW_SELECTION,
+    job=ingest_job,  # a run of the `ingest` job restricted to the raw tables of changed zones
     minimum_interval_seconds=60,
     default_status=DefaultSensorStatus.STOPPED,  # turn on in the UI (Automation) to follow files
     description="New or changed extract files in any landing zone -> one run ingesting them.",
 )
 def landing_sensor(context: SensorEvaluationContext, landing: LandingResource):
     seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
-    now = {c.table: zone_fingerprint(landing.scan(c.source, c.object)) for c in RAW_TABLES}
+    scans = {c.table: (c, landing.scan(c.source, c.object)) for c in RAW_TABLES}
+    now = {t: zone_fingerprint(scan) for t, (_, scan) in scans.items()}
     changed = sorted(t for t, fp in now.items() if fp != seen.get(t) and fp != _EMPTY)
     cursor = json.dumps(now, sort_keys=True)
     if not changed:
@@ -58,6 +57,7 @@ def landing_sensor(context: SensorEvaluationContext, landing: LandingResource):
                 tags={"lakehouse/trigger": "landing_sensor"},
             )
         ],
+        asset_events=[observation(*scans[t], landing.root) for t in changed],
         cursor=cursor,
     )
 

@@ -9,8 +9,6 @@ file does no data work, so `dagster dev` starts fast.
 
 from __future__ import annotations
 
-import os
-
 from dagster import Definitions
 
 from assets import (
@@ -28,10 +26,9 @@ from assets import (
 )
 from assets.dead_runs import dead_runs_sensor, reaping
 from resources.profile import active
+from resources.quiet import quiet_libraries
 
-os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+quiet_libraries()  # telemetry off; no library INFO lines, prints or progress bars in run logs
 
 PROFILE = active()  # LAKEHOUSE_PROFILE: local (default) or distributed
 

@@ -1,19 +1,23 @@
-"""`make demo`: materialize the whole graph on the embedded default and print a short summary.
+"""`make demo`: materialize the whole graph on the embedded default, showing each stage as it
+runs, then a short summary.
 
-Runs through a persistent Dagster instance (DAGSTER_HOME, default lake/.dagster), so the runs,
-materializations and check results are there to browse afterwards in `make dev`.
+Runs through a persistent Dagster instance (DAGSTER_HOME, default lake/.dagster) as the named
+jobs of assets/automation.py, tagged `lakehouse/launched_by=make demo`, so the runs (Jobs page,
+timeline), materializations, landing observations and check results are there to browse
+afterwards in `make dev`.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
-import warnings
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+LAUNCHER = "make demo"
 
 
 def _instance_home() -> Path:
@@ -25,9 +29,55 @@ def _instance_home() -> Path:
     return home
 
 
+class StageLines:
+    """Prints each stage when it starts and when it ends (rows written, seconds), at once."""
+
+    def __init__(self, out=None) -> None:
+        self.out = out or sys.stdout
+        self.plan = None
+
+    def say(self, line: str) -> None:
+        print(line, file=self.out, flush=True)
+
+    def planned(self, plan) -> None:
+        self.plan = plan
+        self.say(f"   events: {plan.describe()}")
+
+    def started(self, stage: str, what: str) -> None:
+        self.say(f"-> {stage}: {what}")
+
+    def finished(self, stage: str, what: str, result, seconds: float) -> None:
+        rows = rows_written(result)
+        observed = sum(e.event_type_value == "ASSET_OBSERVATION" for e in result.all_events)
+        done = f"{rows:,} rows written"
+        if observed:
+            done += f", {observed} landing zone(s) observed"
+        if result.success:
+            self.say(f"   {stage}: ok, {done} in {seconds:.1f} s")
+            return
+        self.say(f"   {stage}: FAILED, {done} in {seconds:.1f} s")
+        for e in result.all_events:
+            if e.is_step_failure:
+                error = e.event_specific_data.error
+                why = (error.message if error else "").strip().splitlines() or ["no message"]
+                self.say(f"      {e.step_key}: {why[0][:LINE_WIDTH]}")
+
+
+def rows_written(result) -> int:
+    """Rows the run's commits wrote (`rows_written` metadata), once per asset: a run over a
+    range of days commits once and Dagster repeats that metadata on each day's event."""
+    per_asset = {}
+    for m in result.get_asset_materialization_events():
+        value = m.materialization.metadata.get("rows_written")
+        per_asset.setdefault(m.materialization.asset_key, value.value if value else 0)
+    return sum(per_asset.values())
+
+
 def main() -> int:
-    _instance_home()
-    warnings.filterwarnings("ignore", module="dagster")
+    from resources.quiet import QUIET_RUN_CONFIG, quiet_libraries
+
+    quiet_libraries()
+    home = _instance_home()
     import runpy
 
     from dagster import DagsterInstance
@@ -35,17 +85,20 @@ def main() -> int:
     from assets.events.runs import build_graph
 
     defs = runpy.run_path(str(HERE / "definitions.py"))["defs"]
-    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     lake = defs.resources["lake"].process_config_and_initialize()
+    lines = StageLines()
+    lines.say(f"make demo: the whole graph on {lake.root} (Dagster instance {home})")
     started = time.perf_counter()
     with DagsterInstance.get() as instance:
-        results, days = build_graph(defs, instance, quiet)
+        results, _ = build_graph(
+            defs, instance, QUIET_RUN_CONFIG, launched_by=LAUNCHER, progress=lines
+        )
     elapsed = time.perf_counter() - started
-    _print_summary(lake, results, elapsed, days)
+    _print_summary(lake, results, elapsed, lines.plan)
     return 0 if all(r.success for r in results) else 1
 
 
-def _print_summary(lake, results, elapsed: float, days) -> None:
+def _print_summary(lake, results, elapsed: float, plan) -> None:
     import duckdb
 
     from checks.raw import QUARANTINE, RAW_TABLES
@@ -55,7 +108,10 @@ def _print_summary(lake, results, elapsed: float, days) -> None:
         q = lake.dataset("raw", QUARANTINE.table)  # noqa: F841 - read by DuckDB below
         quarantined = dict(duckdb.sql("SELECT table_name, count(*) FROM q GROUP BY 1").fetchall())
     ok = all(r.success for r in results)
-    print(f"\n{len(results)} run(s): {'success' if ok else 'FAILED'} in {elapsed:.1f}s")
+    checks = check_lines(results)
+    print(
+        f"\n{len(results)} run(s): {'success' if ok else 'FAILED'} in {elapsed:.1f}s; {checks[0]}"
+    )
     print(f"{'table':<28}{'rows':>12}{'quarantined':>13}{'delta version':>15}")
     for c in RAW_TABLES:
         if lake.exists(c.layer, c.table):
@@ -99,13 +155,50 @@ def _print_summary(lake, results, elapsed: float, days) -> None:
             print(f"  {state:<22}{n:>8,}  {100 * n / total:5.1f}%")
     _print_models(results, lake)
     _print_sync(results)
-    span = f"{days[0][0]}..{days[-1][1]} in {len(days)} run(s)" if days else "none pending"
-    print(f"event days built: {span}")
+    print(f"\nevents: {plan.describe() if plan else 'not built (a stage before them failed)'}")
+    print("\n".join(checks))
     print(f"lake: {lake.root}")
     print("identity vs ground truth: .venv/bin/python -m assets.entities.evaluate")
     failed = [e.step_key for r in results for e in r.all_events if e.is_step_failure]
     if failed:
         print(f"failed steps: {', '.join(failed)}", file=sys.stderr)
+
+
+def check_lines(results) -> list[str]:
+    """The asset checks whose latest evaluation in these runs did not pass, one line each
+    (severity, asset and check, reason), or one line saying all passed."""
+    latest = {}
+    for r in results:
+        for e in r.all_events:
+            if e.event_type_value == "ASSET_CHECK_EVALUATION":
+                ev = e.event_specific_data
+                latest[(ev.asset_key.to_user_string(), ev.check_name)] = ev
+    bad = [ev for ev in latest.values() if not ev.passed]
+    if not bad:
+        return [f"checks: all {len(latest)} passed"]
+    lines = [f"checks: {len(bad)} of {len(latest)} did not pass"]
+    for ev in sorted(bad, key=lambda ev: (ev.severity.value, ev.asset_key.to_user_string())):
+        label = "FAILED" if ev.severity.value == "ERROR" else "WARN"
+        head = f"  {label:<7}{ev.asset_key.to_user_string()} {ev.check_name}: "
+        lines.append(head + check_reason(ev, max(40, LINE_WIDTH - len(head))))
+    return lines
+
+
+LINE_WIDTH = 120
+REASON_KEYS = ("drifted", "failed", "rule", "detail")  # metadata that says why, first found wins
+
+
+def check_reason(ev, width: int = 100) -> str:
+    """One line saying why a check did not pass: its description's first line, else the
+    metadata naming what failed."""
+    text = (getattr(ev, "description", None) or "").strip().splitlines()
+    if text:
+        line = text[0]
+    else:
+        md = {k: v.value for k, v in ev.metadata.items()}
+        key = next((k for k in REASON_KEYS if md.get(k)), None)
+        line = f"{key} {json.dumps(md[key], default=str)}" if key else "no reason recorded"
+    return line if len(line) <= width else line[: width - 3] + "..."
 
 
 def _print_sync(results) -> None:

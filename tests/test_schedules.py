@@ -12,6 +12,12 @@ def _keys(defs, selection) -> set[str]:
     return {k.to_user_string() for k in selection.resolve(defs.resolve_asset_graph())}
 
 
+def _key(name: str):
+    from dagster import AssetKey
+
+    return AssetKey(name.split("/"))
+
+
 def test_schedules_target_what_they_should(defs):
     schedules = {s.name: (s.cron_schedule, s.job_name) for s in defs.schedules}
     assert schedules == {
@@ -31,7 +37,40 @@ def test_schedules_target_what_they_should(defs):
     } <= daily
     assert not {k for k in daily if k.split("/")[0] in ("landing", "raw", "entities")}
     assert not daily & {"ml/churn_model", "ml/expansion_model", "events/events"}
+    assert "reverse_etl/erasure_audit" not in daily  # the erasure runs alone (erasure_sensor)
     assert _keys(defs, WEEKLY_RETRAIN) == {"ml/churn_model", "ml/expansion_model"}
+
+
+def test_the_stages_are_named_jobs_that_build_the_whole_graph(defs):
+    """Issue 22: `make demo` ran anonymous `__ASSET_JOB` runs. Its stages are the jobs the UI
+    and the schedules use, each tagged with its stage, and together they build every asset
+    once (landing observed), in an order where each runs after what it reads."""
+    from dagster import AssetSelection
+
+    from assets.events.runs import AFTER_STAGES, BEFORE_STAGES, EVENTS_KEY, EVENTS_STAGE
+    from assets.sensors import landing_sensor
+
+    stages = [*BEFORE_STAGES, (EVENTS_STAGE, AssetSelection.assets(EVENTS_KEY)), *AFTER_STAGES]
+    graph = defs.resolve_asset_graph()
+    built: list[str] = []
+    for name, selection in stages:
+        job = defs.resolve_job_def(name)
+        assert job.tags["lakehouse/stage"] == name
+        keys = _keys(defs, selection)
+        assert keys <= {k.to_user_string() for k in job.asset_layer.selected_asset_keys}
+        for key in keys:  # what it reads was built by an earlier stage or this one
+            parents = {p.to_user_string() for p in graph.get(_key(key)).parent_keys}
+            assert parents <= {*built, *keys} | _keys(
+                defs, AssetSelection.key_prefixes("ops", include_sources=True)
+            ), key
+        built += sorted(keys)
+    everything = _keys(
+        defs,
+        AssetSelection.all(include_sources=True)
+        - AssetSelection.key_prefixes("ops", include_sources=True),
+    )
+    assert sorted(built) == sorted(everything)  # each asset once, none left out
+    assert landing_sensor.job_name == "ingest"
 
 
 def test_schedule_runs_succeed_on_a_demo_lake(full_lake, defs):

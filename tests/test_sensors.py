@@ -114,3 +114,33 @@ def test_the_erasure_asset_defers_while_another_run_writes_not_for_one_not_start
     assert result.success
     meta = result.asset_materializations_for_node("reverse_etl__erasure_audit")[0].metadata
     assert meta["deferred"].value == "run(s) busy in progress"
+
+
+def test_a_tick_observes_the_zones_that_changed_with_a_content_version(tmp_path):
+    """Issue 22: the landing assets stayed "Never observed". Each zone a tick finds changed is
+    observed; its data version follows the files' content, not their times."""
+    import os
+
+    from dagster._core.definitions.data_version import DATA_VERSION_TAG
+
+    landing = tmp_path / "landing"
+    extract = landing / "crm" / "accounts" / "2026-11-01" / "accounts.json"
+    extract.parent.mkdir(parents=True)
+    extract.write_text('[{"id": "a1"}]')
+    instance = DagsterInstance.ephemeral()
+
+    first = _tick(instance, landing, None)
+    [seen] = first.asset_events
+    assert seen.asset_key.to_user_string() == "landing/crm_accounts"
+    assert seen.metadata["files"].value == 1
+    assert seen.metadata["latest_extract_date"].value == "2026-11-01"
+    assert _tick(instance, landing, first.cursor).asset_events == []
+
+    st = extract.stat()  # touched, same content: looked at again, same data version
+    os.utime(extract, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    touched = _tick(instance, landing, first.cursor)
+    assert touched.asset_events[0].tags[DATA_VERSION_TAG] == seen.tags[DATA_VERSION_TAG]
+
+    extract.write_text('[{"id": "a2"}]')  # new content, same name and size
+    rewritten = _tick(instance, landing, touched.cursor)
+    assert rewritten.asset_events[0].tags[DATA_VERSION_TAG] != seen.tags[DATA_VERSION_TAG]

@@ -7,7 +7,6 @@ sensor or `make demo` asks only for those. Account-scoped events whose account n
 reaches are kept in `events/unattributed_events` with the reason, not dropped.
 """
 
-import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -15,6 +14,7 @@ from dagster import (
     AssetCheckResult,
     AssetExecutionContext,
     AssetKey,
+    AssetsDefinition,
     BackfillPolicy,
     DailyPartitionsDefinition,
     MaterializeResult,
@@ -32,6 +32,7 @@ from assets.events.build import (
     day_counts,
     register_current_events,
 )
+from assets.events.days import event_days
 from assets.events.lifecycle import RULE_EVENTS, RULE_SET_VERSION, RULES, describe_rules
 from assets.events.lifecycle import account_lifecycle as lifecycle_intervals
 from assets.events.mapping import load_mapping
@@ -44,11 +45,9 @@ from resources.lake import LakeResource, Published
 from resources.pii import PiiResource
 
 GROUP = "events"
-EVENTS_START = "LAKEHOUSE_EVENTS_START"
 
-EVENT_DAYS = DailyPartitionsDefinition(
-    start_date=os.environ.get(EVENTS_START, "2020-01-01"), end_offset=1, timezone="UTC"
-)
+# The days the data holds, read from the lake when the code location loads (assets/events/days.py)
+EVENT_DAYS = event_days()
 MAPPING = load_mapping()
 CONTRACT = events_contract(MAPPING.event_names)
 EVENTS_KEY = AssetKey(list(EVENTS))
@@ -63,61 +62,70 @@ def _deps() -> list[AssetKey]:
     ]
 
 
-@asset(
-    key=EVENTS_KEY,
-    description=CONTRACT.description,
-    group_name=GROUP,
-    partitions_def=EVENT_DAYS,
-    # A quarter of days per run: one atomic commit, bounded memory (10M events/2 years at scale).
-    backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=MAX_DAYS_PER_RUN),
-    deps=_deps(),
-    kinds={"delta", "duckdb", "great_expectations"},
-    owners=[OWNER],
-    tags={"layer": GROUP, "pii": "false"},
-    metadata=definition_metadata(CONTRACT),
-    check_specs=[suite_check(CONTRACT)],
-)
-def events(
-    context: AssetExecutionContext, lake: LakeResource, duckdb: DuckDBResource, pii: PiiResource
-) -> Iterator[MaterializeResult | AssetCheckResult]:
-    """Rebuild the requested days from every raw source and replace only their partitions.
+def events_asset(days: DailyPartitionsDefinition) -> AssetsDefinition:
+    """`events/events` partitioned by `days`: the code location's `EVENT_DAYS`, or the wider
+    span a build found in the data since it loaded (assets/events/runs.py)."""
 
-    Another run may replace the same days at the same time (this asset has no pool): delta-rs
-    then refuses the later commit, and this step rebuilds the days from what is there now and
-    commits again, as if it had started after the other run."""
-    days = context.partition_key_range
-    first, last = days.start, days.end
-    predicate = f"event_date >= '{first}' AND event_date <= '{last}'"
-    meta = {"dagster_run_id": context.run_id, "days": f"{first}..{last}"}
-    for attempt in range(1, COMMIT_ATTEMPTS + 1):
-        now = datetime.now(UTC)
-        with duckdb.connect() as con:
-            pii.install(con, lake.root)
-            built = build_days(con, lake, MAPPING, first, last, now)
-        gate = validate(CONTRACT.name, CONTRACT.suite(), built.events, built.batch)
-        if not gate.passed:
-            yield gate.check_result(EVENTS_KEY, SUITE_CHECK, lake.data_docs)
-            raise gate.failure(f"{CONTRACT.name} {first}..{last}")
-        try:
-            published = _replace_days(lake, built, predicate, meta)
-            break
-        except CommitFailedError as exc:
-            if attempt == COMMIT_ATTEMPTS:
-                raise
-            context.log.warning(
-                f"events {first}..{last}: another run committed these days first ({exc}); "
-                f"rebuilding them (attempt {attempt + 1} of {COMMIT_ATTEMPTS})"
-            )
-    yield gate.check_result(EVENTS_KEY, SUITE_CHECK, lake.data_docs)
-    yield MaterializeResult(
-        asset_key=EVENTS_KEY,
-        metadata={
-            **published_metadata(CONTRACT, published, built.events.schema, built.events),
-            "days": MetadataValue.text(f"{first}..{last}"),
-            "events_by_name": MetadataValue.json(day_counts(built.events)),
-            "unattributed_events": MetadataValue.int(built.unattributed.num_rows),
-        },
+    @asset(
+        key=EVENTS_KEY,
+        description=CONTRACT.description,
+        group_name=GROUP,
+        partitions_def=days,
+        # A quarter of days per run: one atomic commit, bounded memory (10M events/2 years).
+        backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=MAX_DAYS_PER_RUN),
+        deps=_deps(),
+        kinds={"delta", "duckdb", "great_expectations"},
+        owners=[OWNER],
+        tags={"layer": GROUP, "pii": "false"},
+        metadata=definition_metadata(CONTRACT),
+        check_specs=[suite_check(CONTRACT)],
     )
+    def events(
+        context: AssetExecutionContext, lake: LakeResource, duckdb: DuckDBResource, pii: PiiResource
+    ) -> Iterator[MaterializeResult | AssetCheckResult]:
+        """Rebuild the requested days from every raw source and replace only their partitions.
+
+        Another run may replace the same days at the same time (this asset has no pool): delta-rs
+        then refuses the later commit, and this step rebuilds the days from what is there now and
+        commits again, as if it had started after the other run."""
+        days = context.partition_key_range
+        first, last = days.start, days.end
+        predicate = f"event_date >= '{first}' AND event_date <= '{last}'"
+        meta = {"dagster_run_id": context.run_id, "days": f"{first}..{last}"}
+        for attempt in range(1, COMMIT_ATTEMPTS + 1):
+            now = datetime.now(UTC)
+            with duckdb.connect() as con:
+                pii.install(con, lake.root)
+                built = build_days(con, lake, MAPPING, first, last, now)
+            gate = validate(CONTRACT.name, CONTRACT.suite(), built.events, built.batch)
+            if not gate.passed:
+                yield gate.check_result(EVENTS_KEY, SUITE_CHECK, lake.data_docs)
+                raise gate.failure(f"{CONTRACT.name} {first}..{last}")
+            try:
+                published = _replace_days(lake, built, predicate, meta)
+                break
+            except CommitFailedError as exc:
+                if attempt == COMMIT_ATTEMPTS:
+                    raise
+                context.log.warning(
+                    f"events {first}..{last}: another run committed these days first ({exc}); "
+                    f"rebuilding them (attempt {attempt + 1} of {COMMIT_ATTEMPTS})"
+                )
+        yield gate.check_result(EVENTS_KEY, SUITE_CHECK, lake.data_docs)
+        yield MaterializeResult(
+            asset_key=EVENTS_KEY,
+            metadata={
+                **published_metadata(CONTRACT, published, built.events.schema, built.events),
+                "days": MetadataValue.text(f"{first}..{last}"),
+                "events_by_name": MetadataValue.json(day_counts(built.events)),
+                "unattributed_events": MetadataValue.int(built.unattributed.num_rows),
+            },
+        )
+
+    return events
+
+
+events = events_asset(EVENT_DAYS)
 
 
 def _replace_days(

@@ -77,6 +77,9 @@ def evaluate(lake, truth_dir: Path, tracking_uri: str, holdout_dates: int = 3) -
 
 
 def main(argv: list[str] | None = None) -> int:
+    from resources.quiet import quiet_libraries
+
+    quiet_libraries()  # before MLflow loads the models: no INFO lines, no download progress bars
     from resources.lake import LakeResource
     from resources.mlflow import MLFLOW_TRACKING_URI, MlflowResource
 
