@@ -6,7 +6,7 @@ scoring day, each row with the model version behind it and its reasons in words.
 """
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -27,8 +27,9 @@ from dagster import (
 from assets.concurrency import writer_pool
 from assets.events.build import register_current_events
 from assets.features import INPUTS as FEATURE_INPUTS
-from assets.features import asof
+from assets.features import _not_upgraded, asof
 from assets.metadata import OWNER, published_metadata
+from assets.ml import drift
 from assets.ml.models import (
     CHALLENGER,
     CHAMPION,
@@ -68,6 +69,8 @@ class ModelSpec:
     training: TableContract
     mart: TableContract
     scores: TableContract
+    # SQL of the accounts of a feature relation this model scores (the mart's population)
+    population: Callable[[str], str]
 
     @property
     def model_key(self) -> AssetKey:
@@ -87,6 +90,7 @@ SPECS = (
         feature_contracts.CHURN_TRAINING_SET,
         feature_contracts.CHURN_FEATURES,
         CHURN_SCORES,
+        lambda rel: rel,
     ),
     ModelSpec(
         "expansion",
@@ -96,6 +100,7 @@ SPECS = (
         feature_contracts.EXPANSION_TRAINING_SET,
         feature_contracts.EXPANSION_FEATURES,
         EXPANSION_SCORES,
+        _not_upgraded,
     ),
 )
 
@@ -333,28 +338,6 @@ OUTCOMES = TableContract(
     extra_expectations=(unique("model_name", "model_version", "account_id", "scored_at"),),
 )
 OUTCOMES_KEY = AssetKey(["ml", "prediction_outcomes"])
-PSI_WARN = 0.2  # population stability index above which a feature has drifted
-
-
-def psi(expected: np.ndarray, actual: np.ndarray, bins: int = 10) -> float:
-    """Population stability index of one numeric feature (quantile bins of `expected`)."""
-    e, a = expected[~np.isnan(expected)], actual[~np.isnan(actual)]
-    if len(e) == 0 or len(a) == 0:
-        return float("nan")
-    edges = np.unique(np.quantile(e, np.linspace(0, 1, bins + 1)))
-    if len(edges) < 2:
-        return 0.0
-    pe = np.histogram(np.clip(e, edges[0], edges[-1]), edges)[0] / len(e)
-    pa_ = np.histogram(np.clip(a, edges[0], edges[-1]), edges)[0] / len(a)
-    pe, pa_ = np.clip(pe, 1e-4, None), np.clip(pa_, 1e-4, None)
-    return float(np.sum((pa_ - pe) * np.log(pa_ / pe)))
-
-
-def _numeric(table: pa.Table, name: str) -> np.ndarray:
-    col = table[name]
-    if pa.types.is_boolean(col.type):
-        col = col.cast(pa.float64())
-    return np.asarray(col.cast(pa.float64()).fill_null(float("nan")).to_numpy(), dtype=float)
 
 
 @asset(
@@ -374,7 +357,10 @@ def _numeric(table: pa.Table, name: str) -> np.ndarray:
             AssetCheckSpec(
                 f"{s.kind}_feature_drift",
                 asset=OUTCOMES_KEY,
-                description=f"PSI per {s.kind} feature, training vs today; warns > {PSI_WARN}.",
+                description=f"PSI per {s.kind} feature, today's scoring population vs the "
+                f"same weekday {drift.REFERENCE_WEEKS} weeks earlier (the newest population with "
+                f"known outcomes); warns when a PSI is above {drift.PSI_WARN} and beyond "
+                "sampling noise.",
             )
             for s in SPECS
         ),
@@ -394,7 +380,8 @@ def prediction_outcomes(
         last = con.sql(
             "SELECT max(event_date) FROM ev WHERE event_date <= current_date"
         ).fetchall()[0][0]
-        asof.prepare_subscriptions(con)  # labels need subscription states, not `daily`
+        asof.prepare(con)  # labels need the subscription states; drift's reference, `daily`
+        references = _drift_references(con, lake)
         for spec in SPECS:
             if not lake.exists(spec.scores.layer, spec.scores.table):
                 continue
@@ -427,7 +414,7 @@ def prediction_outcomes(
     if not gate.passed:
         raise gate.failure(OUTCOMES.name)
     for spec in SPECS:
-        yield _drift_check(lake, spec)
+        yield drift_check(spec, *references.get(spec.kind, (None, None)))
     published, wrote = publish_if_changed(lake, OUTCOMES, table, context.run_id)
     yield MaterializeResult(
         asset_key=OUTCOMES_KEY,
@@ -449,35 +436,56 @@ def _groups(t: pa.Table) -> dict[tuple[str, str], list[tuple[float, bool]]]:
     return out
 
 
-def _drift_check(lake: LakeResource, spec: ModelSpec) -> AssetCheckResult:
+def _drift_references(con, lake: LakeResource) -> dict[str, tuple[pa.Table, pa.Table]]:
+    """Per model: (reference population, today's mart), from the features as of the reference
+    day (call `asof.prepare` first); none when the mart is missing or empty."""
+    out = {}
+    for spec in SPECS:
+        if not lake.exists(spec.mart.layer, spec.mart.table):
+            continue
+        today = lake.read(spec.mart.layer, spec.mart.table)
+        if today.num_rows == 0:
+            continue
+        day = drift.reference_day(max(today["as_of"].to_pylist()))
+        con.register("_drift_reference", asof.features_as_of(con, [day]))
+        reference = con.sql(spec.population("SELECT * FROM _drift_reference")).to_arrow_table()
+        out[spec.kind] = (reference.select(today.column_names).cast(today.schema), today)
+    return out
+
+
+def drift_check(
+    spec: ModelSpec, reference: pa.Table | None, today: pa.Table | None
+) -> AssetCheckResult:
+    """The `<kind>_feature_drift` check: PSI per feature (categories included), a warning
+    naming each feature whose shift is above the threshold and beyond sampling noise."""
     name = f"{spec.kind}_feature_drift"
-    if not (
-        lake.exists(spec.training.layer, spec.training.table)
-        and lake.exists(spec.mart.layer, spec.mart.table)
-    ):
+    if reference is None or today is None or reference.num_rows == 0:
         return AssetCheckResult(
             check_name=name,
             asset_key=OUTCOMES_KEY,
             passed=True,
-            metadata={"skipped": "no data yet"},
+            metadata={"skipped": "no scoring population or no reference population yet"},
         )
-    train = lake.read(spec.training.layer, spec.training.table)
-    today = lake.read(spec.mart.layer, spec.mart.table)
-    scores = {}
-    for f in spec.features:
-        if f in asof.CATEGORICAL:
-            continue
-        scores[f] = round(psi(_numeric(train, f), _numeric(today, f)), 4)
-    drifted = {f: v for f, v in scores.items() if v == v and v > PSI_WARN}
+    result = drift.feature_drift(reference, today, spec.features)
+    drifted = {f: d.psi for f, d in result.items() if d.drifted}
     return AssetCheckResult(
         check_name=name,
         asset_key=OUTCOMES_KEY,
         passed=not drifted,
         severity=AssetCheckSeverity.WARN,
+        description=(
+            f"drifted: {', '.join(f'{f} (PSI {v})' for f, v in drifted.items())}"
+            if drifted
+            else None
+        ),
         metadata={
-            "psi": MetadataValue.json(scores),
+            "psi": MetadataValue.json({f: d.psi for f, d in result.items()}),
+            "noise_bound": MetadataValue.json({f: d.noise_bound for f, d in result.items()}),
             "drifted": MetadataValue.json(drifted),
-            "threshold": PSI_WARN,
+            "threshold": drift.PSI_WARN,
+            "scoring_day": MetadataValue.text(str(max(today["as_of"].to_pylist()))),
+            "reference_day": MetadataValue.text(str(max(reference["as_of"].to_pylist()))),
+            "rows": MetadataValue.json({"reference": reference.num_rows, "today": today.num_rows}),
         },
     )
 
