@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from assets.c360.scores import score_columns
 from assets.entities.rules import EntityRules, Rules
 from assets.events.mapping import view
 from resources.duckdb import EXACT
@@ -96,7 +97,8 @@ def _in(values: tuple[str, ...]) -> str:
 
 def accounts_sql(c360: C360Rules, rules: Rules, as_of: date) -> str:
     """Expects views: links, account, subscription, relationship, lifecycle, ev (events),
-    person_consent and open_tickets (from their _sql) and the survivorship sources' raw views."""
+    person_consent, open_tickets and account_scores (from their _sql) and the survivorship
+    sources' raw views."""
     usage = f"event_name IN {_in(USAGE)}"
     recent = f"event_date > DATE '{as_of}' - 90 AND event_date <= DATE '{as_of}'"
     return f"""
@@ -153,7 +155,7 @@ def accounts_sql(c360: C360Rules, rules: Rules, as_of: date) -> str:
         coalesce(consent.people_consenting_email, 0) AS people_consenting_email,
         consent.last_consent_at,
         life.lifecycle_state, life.lifecycle_since,
-        NULL::DOUBLE AS churn_probability, NULL::DOUBLE AS expansion_probability,
+        {", ".join(f"sc.{c}" for c in score_columns())},
         DATE '{as_of}' AS as_of
     FROM account a
     LEFT JOIN surv s ON s.canonical_id = a.account_id
@@ -161,6 +163,7 @@ def accounts_sql(c360: C360Rules, rules: Rules, as_of: date) -> str:
     LEFT JOIN tickets USING (account_id) LEFT JOIN solved USING (account_id)
     LEFT JOIN rev USING (account_id) LEFT JOIN consent USING (account_id)
     LEFT JOIN life USING (account_id)
+    LEFT JOIN account_scores sc ON sc.account_id = a.account_id
     ORDER BY a.account_id"""
 
 

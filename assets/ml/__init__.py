@@ -71,6 +71,7 @@ class ModelSpec:
     scores: TableContract
     # SQL of the accounts of a feature relation this model scores (the mart's population)
     population: Callable[[str], str]
+    population_note: str  # the same, in words
 
     @property
     def model_key(self) -> AssetKey:
@@ -91,6 +92,7 @@ SPECS = (
         feature_contracts.CHURN_FEATURES,
         CHURN_SCORES,
         lambda rel: rel,
+        "accounts with a subscription running that day",
     ),
     ModelSpec(
         "expansion",
@@ -101,6 +103,7 @@ SPECS = (
         feature_contracts.EXPANSION_FEATURES,
         EXPANSION_SCORES,
         _not_upgraded,
+        "accounts with a running subscription below the top plan that never upgraded",
     ),
 )
 
