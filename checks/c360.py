@@ -97,6 +97,24 @@ CUSTOMER_360_ACCOUNTS = TableContract(
         Column("country", description="ISO-3166 alpha-2."),
         Column("owner_name", pii=True),
         Column("survivorship", required=True, description="Field -> winning source (JSON)."),
+        Column(
+            "identity_confidence",
+            "float",
+            "How sure the platform is that the profile is this one company's, and all of it: the "
+            "weakest of its source records' link confidences (entities/identity_links) and, for "
+            "each pair waiting in entities/identity_review that would add a record to it or "
+            "merge it with another account, 1 - its match probability.",
+            required=True,
+            min=0,
+            max=1,
+        ),
+        Column("identity_note", description="The record behind identity_confidence, when < 1."),
+        Column(
+            "last_recorded_on",
+            "date",
+            "Last day any source recorded something about the account (any event: usage, "
+            "billing, CRM, support, consent, risk) up to as_of.",
+        ),
         *ENGAGEMENT,
         _count("active_people_30d", "People with product usage in the last 30 days."),
         Column("plan", accepted=PLANS, description="Tier of the largest active subscription."),

@@ -20,6 +20,7 @@ from dagster import (
     asset,
 )
 
+from assets.c360.identity import NO_REVIEW, identity_sql
 from assets.c360.profiles import (
     ACTIVE_SUBSCRIPTION,
     accounts_sql,
@@ -55,6 +56,7 @@ INPUTS = {
     "lifecycle": ("events", "account_lifecycle"),
 }
 DEPS = [AssetKey(list(t)) for t in (*INPUTS.values(), EVENTS, ("entities", "identity_merges"))]
+REVIEW = AssetKey(["entities", "identity_review"])
 # The account profile carries the champions' scores of its day: it builds after them (the
 # features read the events and entities, never the profile, so this makes no cycle).
 SCORE_DEPS = [s.scores_key for s in SPECS]
@@ -102,6 +104,15 @@ def _prepare(con, lake: LakeResource, pii: PiiResource, identity: IdentityResour
     return rules, as_of
 
 
+def _identity(con, lake: LakeResource) -> None:
+    """`account_identity`: how sure the platform is of each account's identity."""
+    review = NO_REVIEW
+    if lake.exists("entities", "identity_review"):
+        con.register("identity_review", lake.dataset("entities", "identity_review"))
+        review = "SELECT * FROM identity_review"
+    con.execute(f"CREATE TEMP TABLE account_identity AS {identity_sql(review)}")
+
+
 def _scores(con, lake: LakeResource, as_of) -> None:
     """`account_scores`: each model's score columns per account, for the profile's day."""
     present = set()
@@ -123,7 +134,7 @@ def _lineage() -> TableColumnLineage:
     )
 
 
-@asset(**_spec(CUSTOMER_360_ACCOUNTS, [*DEPS, *SCORE_DEPS]))
+@asset(**_spec(CUSTOMER_360_ACCOUNTS, [*DEPS, REVIEW, *SCORE_DEPS]))
 def customer_360_accounts(
     context: AssetExecutionContext,
     lake: LakeResource,
@@ -137,6 +148,7 @@ def customer_360_accounts(
     with duckdb.connect() as con:
         rules, as_of = _prepare(con, lake, pii, identity)
         _scores(con, lake, as_of)
+        _identity(con, lake)
         table = con.sql(accounts_sql(C360, rules, as_of)).to_arrow_table()
         table = table.select(c.schema.names).cast(c.schema)
         con.register("profile", table)

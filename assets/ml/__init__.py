@@ -8,7 +8,7 @@ scoring day, each row with the model version behind it and its reasons in words.
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import numpy as np
 import pyarrow as pa
@@ -29,11 +29,12 @@ from assets.events.build import register_current_events
 from assets.features import INPUTS as FEATURE_INPUTS
 from assets.features import _not_upgraded, asof
 from assets.metadata import OWNER, published_metadata
-from assets.ml import drift
+from assets.ml import bands, drift
 from assets.ml.models import (
     CHALLENGER,
     CHAMPION,
     LoadedModel,
+    _client,
     aliases,
     load_model,
     train_and_register,
@@ -56,8 +57,6 @@ KINDS = {"catboost", "mlflow"}
 # Shallow, regularized trees: a few hundred positives per training set at the default size.
 PARAMS = {"iterations": 500, "depth": 4, "learning_rate": 0.03, "l2_leaf_reg": 10}
 ROLES = (CHAMPION, CHALLENGER)  # the aliases a score table is written from, champion first
-# Probability bands, per model: below the first is low, from the second on is high.
-BANDS = {"churn": (0.10, 0.30), "expansion": (0.10, 0.30)}
 
 
 @dataclass(frozen=True)
@@ -183,6 +182,7 @@ def build_model_asset(spec: ModelSpec):
                     "retrained": False,
                     "champion_version": champion,
                     "reason": f"training set and settings unchanged since v{same} ({recipe})",
+                    **_evidence_metadata(_band_evidence(spec, training, uri, same)),
                 }
             )
         m = result.metrics
@@ -209,6 +209,9 @@ def build_model_asset(spec: ModelSpec):
                 "lift_by_decile": MetadataValue.json([round(x, 3) for x in result.lift_by_decile]),
                 "calibration": MetadataValue.json(result.calibration),
                 "shap_importance": MetadataValue.md(shap_md),
+                **_evidence_metadata(
+                    _band_evidence(spec, training, uri, result.version, result.holdout_dates)
+                ),
                 **{f"plot_{k}": MetadataValue.path(v) for k, v in result.plots.items()},
             }
         )
@@ -216,9 +219,40 @@ def build_model_asset(spec: ModelSpec):
     return _model
 
 
-def _band(p: np.ndarray, kind: str) -> list[str]:
-    lo, hi = BANDS[kind]
-    return np.where(p >= hi, "high", np.where(p >= lo, "medium", "low")).tolist()
+def _evidence_metadata(evidence: bands.BandEvidence) -> dict:
+    return {"band_evidence": MetadataValue.json(json.loads(evidence.to_json()))}
+
+
+def _band_evidence(
+    spec: ModelSpec,
+    training: pa.Table,
+    uri: str,
+    version: str,
+    holdout_dates: list[str] | None = None,
+) -> bands.BandEvidence:
+    """The version's bands and how they did on its holdout, measured and recorded on the
+    version when it has none yet. `training` is the set it was trained on; `holdout_dates`
+    its held-out as-of dates (read from its training run when not given)."""
+    known = bands.recorded(spec.model_name, version, uri)
+    if known is not None and known.holdout:
+        return known
+    if holdout_dates is None:
+        holdout_dates = json.loads(training_param(spec.model_name, uri, version, "holdout_dates"))
+    held = pa.array([date.fromisoformat(d) for d in holdout_dates], pa.date32())
+    rows = training.filter(pc.is_in(training["as_of"], value_set=held))
+    rows = rows.filter(pc.is_valid(rows[spec.label]))
+    model = load_model(spec.model_name, uri, version)
+    y = np.asarray(rows[spec.label].cast(pa.int8()).to_numpy(zero_copy_only=False), dtype=int)
+    evidence = bands.measure(model.predict_proba(rows), y, holdout_dates)
+    bands.record(spec.model_name, version, uri, evidence)
+    return evidence
+
+
+def training_param(model_name: str, uri: str, version: str, name: str) -> str:
+    """A parameter of the training run that produced a registered version."""
+    client = _client(uri)
+    run_id = client.get_model_version(model_name, str(version)).run_id
+    return client.get_run(run_id).data.params[name]
 
 
 def build_scores_asset(spec: ModelSpec):
@@ -250,7 +284,14 @@ def build_scores_asset(spec: ModelSpec):
             if roles.get(CHALLENGER) == roles[CHAMPION]:
                 del roles[CHALLENGER]
             models = {r: load_model(spec.model_name, uri, v) for r, v in roles.items()}
-            table = _score(spec, mart, models)
+            evidence = {r: bands.recorded(spec.model_name, v, uri) for r, v in roles.items()}
+            unbanded = [f"v{roles[r]}" for r, e in evidence.items() if e is None]
+            if unbanded:
+                raise ValueError(
+                    f"{spec.model_name} {', '.join(unbanded)}: no band thresholds recorded and "
+                    f"no base rate logged: materialize {spec.model_key.to_user_string()}"
+                )
+            table = _score(spec, mart, models, evidence)
             gate = validate(spec.scores.name, spec.scores.suite(), table)
             yield gate.check_result(key, SUITE_CHECK, lake.data_docs)
             if not gate.passed:
@@ -267,7 +308,7 @@ def build_scores_asset(spec: ModelSpec):
                 commit_metadata={"dagster_run_id": context.run_id},
             )
         champion = table.filter(pc.equal(table["role"], "champion"))
-        bands = champion.group_by("risk_band").aggregate([("account_id", "count")])
+        per_band = champion.group_by("risk_band").aggregate([("account_id", "count")])
         yield MaterializeResult(
             asset_key=key,
             metadata={
@@ -277,7 +318,7 @@ def build_scores_asset(spec: ModelSpec):
                 "champion_version": roles[CHAMPION],
                 "challenger_version": roles.get(CHALLENGER, ""),
                 "risk_bands": MetadataValue.json(
-                    dict(zip(bands[0].to_pylist(), bands[1].to_pylist(), strict=True))
+                    dict(zip(per_band[0].to_pylist(), per_band[1].to_pylist(), strict=True))
                 ),
                 "mean_probability": MetadataValue.float(
                     round(float(pc.mean(champion["probability"]).as_py() or 0), 4)
@@ -288,9 +329,14 @@ def build_scores_asset(spec: ModelSpec):
     return _scores
 
 
-def _score(spec: ModelSpec, mart: pa.Table, models: dict[str, LoadedModel]) -> pa.Table:
+def _score(
+    spec: ModelSpec,
+    mart: pa.Table,
+    models: dict[str, LoadedModel],
+    evidence: dict[str, bands.BandEvidence],
+) -> pa.Table:
     """Every account of the mart scored by each model (champion first; the challenger in
-    shadow), with its reasons in words."""
+    shadow), banded by that version's thresholds, with its reasons in words."""
     now = datetime.now(UTC)
     parts = []
     for role in (r for r in ROLES if r in models):
@@ -308,7 +354,7 @@ def _score(spec: ModelSpec, mart: pa.Table, models: dict[str, LoadedModel]) -> p
                     "role": pa.array([role] * mart.num_rows, pa.string()),
                     "shadow": pa.array([role != CHAMPION] * mart.num_rows, pa.bool_()),
                     "probability": pa.array(np.clip(p, 0, 1), pa.float64()),
-                    "risk_band": pa.array(_band(p, spec.kind), pa.string()),
+                    "risk_band": pa.array(evidence[role].band(p), pa.string()),
                     "reasons": pa.array([json.dumps(r) for r in reasons], pa.string()),
                     "scored_run_at": pa.array([now] * mart.num_rows, pa.timestamp("us", tz="UTC")),
                 }
