@@ -58,18 +58,24 @@ def evidence_table(versions: dict[str, set[str]], tracking_uri: str) -> pa.Table
     for kind, wanted in versions.items():
         for version in sorted(v for v in wanted if v):
             evidence = bands.recorded(names[kind], version, tracking_uri)
-            for band, (n, k) in (evidence.holdout if evidence else {}).items():
-                rows.append(
-                    {
-                        "kind": kind,
-                        "model_version": version,
-                        "band": band,
-                        "support": evidence.support(band),
-                        "evidence": f"{kind} v{version} {band} band: {k} of {n} holdout "
-                        f"accounts {OUTCOME[kind]} (high from {evidence.high:.2f})",
-                    }
-                )
+            if evidence is not None:
+                rows += evidence_rows(kind, version, evidence)
     return pa.Table.from_pylist(rows, schema=EVIDENCE_SCHEMA)
+
+
+def evidence_rows(kind: str, version: str, evidence: bands.BandEvidence) -> list[dict]:
+    """The rows of one version: each band with holdout evidence, its support, in words."""
+    return [
+        {
+            "kind": kind,
+            "model_version": version,
+            "band": band,
+            "support": evidence.support(band),
+            "evidence": f"{kind} v{version} {band} band: {k} of {n} holdout rows "
+            f"{OUTCOME[kind]} (high from {evidence.high:.2f})",
+        }
+        for band, (n, k) in evidence.holdout.items()
+    ]
 
 
 def _claim(kind: str, band: str) -> str:
