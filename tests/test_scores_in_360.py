@@ -9,8 +9,10 @@ import duckdb
 import pyarrow as pa
 import pytest
 
+from checks.ml import CHURN_SCORES
 from conftest import Lakehouse, check_evaluations
 
+SCORES_SCHEMA = CHURN_SCORES.schema
 ACCOUNTS_360 = ("c360", "customer_360_accounts")
 KINDS = ("churn", "expansion")
 
@@ -95,7 +97,7 @@ def _profile_scores(as_of: date, churn: list[dict] | None, expansion: list[dict]
     present = set()
     for kind, rows in (("churn", churn), ("expansion", expansion)):
         if rows is not None:
-            con.register(f"{kind}_scores", pa.Table.from_pylist(rows))
+            con.register(f"{kind}_scores", pa.Table.from_pylist(rows, schema=SCORES_SCHEMA))
             present.add(kind)
     out = con.sql(scores_sql(as_of, present)).to_arrow_table().to_pylist()
     return {r["account_id"]: r for r in out}
