@@ -217,3 +217,12 @@ def test_on_the_demo_lake_confidence_is_not_the_churn_risk(full_lake: Lakehouse)
     calls = [u for u in updates if u["next_best_action"] == "retention_call"]
     assert calls
     assert all(u["action_confidence"] != pytest.approx(u["churn_risk"]) for u in calls)
+
+
+def test_evidence_counted_under_other_thresholds_is_not_used():
+    """Holdout counts belong to the thresholds they were counted with: once the odds ratios
+    change, a version's recorded counts are dropped (and counted again by its model asset)."""
+    stored = json.loads(CHURN.to_json())
+    assert BandEvidence.from_json(json.dumps(stored)) == CHURN
+    stored["thresholds"]["high"] = 0.30  # the old fixed threshold
+    assert BandEvidence.from_json(json.dumps(stored)).holdout == {}

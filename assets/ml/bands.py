@@ -88,9 +88,18 @@ class BandEvidence:
 
     @classmethod
     def from_json(cls, text: str) -> BandEvidence:
+        """The recorded evidence; without its holdout counts when they were counted with other
+        thresholds (the odds ratios changed since): the model asset then counts them again."""
         data = json.loads(text)
+        fresh = cls(float(data["base_rate"]))
+        then = data.get("thresholds", {})
+        if any(
+            abs(then.get(b, -1) - t) > 1e-9
+            for b, t in (("medium", fresh.medium), ("high", fresh.high))
+        ):
+            return fresh
         return cls(
-            float(data["base_rate"]),
+            fresh.base_rate,
             {b: (int(n), int(k)) for b, (n, k) in data["holdout"].items()},
             tuple(data.get("holdout_dates", ())),
         )
