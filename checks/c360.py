@@ -2,13 +2,15 @@
 
 Beyond column rules, the account profile is checked against the metric logic it must agree
 with (counted in the batch summary, each must be zero): its MRR total equals the MRR of the
-active subscriptions it covers, and every account in a paying state has an active subscription.
+active subscriptions it covers, every account in a paying state has an active subscription, and
+every model either scored an account or says why not.
 """
 
 from __future__ import annotations
 
 from checks.contract import Column, Expectation, TableContract
 from checks.entities import ROLES, unique
+from checks.ml import RISK_BANDS
 from checks.raw import PLANS
 
 PAYING_STATES = ("paying", "at_risk", "expansion_candidate", "reactivated")
@@ -36,6 +38,34 @@ def _ts(name: str, description: str) -> Column:
     return Column(name, "timestamp", description)
 
 
+def _scores(kind: str, what: str) -> tuple[Column, ...]:
+    """A model's score of the profile's day, from its champion (ml/<kind>_scores), or why not."""
+    table = f"ml/{kind}_scores"
+    return (
+        Column(
+            f"{kind}_probability",
+            "float",
+            f"Probability of {what}, as scored by the {kind} champion for as_of ({table}); null "
+            f"when it did not score the account ({kind}_unscored_reason says why).",
+            min=0,
+            max=1,
+        ),
+        Column(
+            f"{kind}_band",
+            description="Band of that probability (the model version's thresholds).",
+            accepted=RISK_BANDS,
+        ),
+        Column(f"{kind}_model_version", description="MLflow registry version that scored it."),
+        Column(f"{kind}_scored_at", "date", "The day the score describes: as_of."),
+        Column(f"{kind}_reasons", description="What raised the score most, in words (JSON)."),
+        Column(
+            f"{kind}_unscored_reason",
+            description="Why there is no score: not in the model's scoring population that day, "
+            "no scores of that day yet, or no model yet. Null when scored.",
+        ),
+    )
+
+
 ENGAGEMENT = (
     _ts("last_seen_at", "Last product usage event."),
     _ts("last_login_at", "Last session start."),
@@ -51,7 +81,9 @@ CUSTOMER_360_ACCOUNTS = TableContract(
         "The account profile every consumer shares (dashboards, models, the CRM). Grain: one "
         "row per canonical account; key: account_id (persistent, from entities/account). "
         "Survivorship per field is declared in assets/c360/c360.yaml and the winner recorded in "
-        "`survivorship`. Windows end at `as_of`, the freshest day of events/events."
+        "`survivorship`. Windows end at `as_of`, the freshest day of events/events. Scores: "
+        "each champion model's score of that day (never a shadow model's, never another "
+        "day's); an account a model did not score says why in `<model>_unscored_reason`."
     ),
     columns=(
         Column("account_id", required=True, description="Persistent canonical id."),
@@ -65,6 +97,24 @@ CUSTOMER_360_ACCOUNTS = TableContract(
         Column("country", description="ISO-3166 alpha-2."),
         Column("owner_name", pii=True),
         Column("survivorship", required=True, description="Field -> winning source (JSON)."),
+        Column(
+            "identity_confidence",
+            "float",
+            "How sure the platform is that the profile is this one company's, and all of it: the "
+            "weakest of its source records' link confidences (entities/identity_links) and, for "
+            "each pair waiting in entities/identity_review that would add a record to it or "
+            "merge it with another account, 1 - its match probability.",
+            required=True,
+            min=0,
+            max=1,
+        ),
+        Column("identity_note", description="The record behind identity_confidence, when < 1."),
+        Column(
+            "last_recorded_on",
+            "date",
+            "Last day any source recorded something about the account (any event: usage, "
+            "billing, CRM, support, consent, risk) up to as_of.",
+        ),
         *ENGAGEMENT,
         _count("active_people_30d", "People with product usage in the last 30 days."),
         Column("plan", accepted=PLANS, description="Tier of the largest active subscription."),
@@ -89,26 +139,15 @@ CUSTOMER_360_ACCOUNTS = TableContract(
         _ts("last_consent_at", "Latest consent answer of any of its people."),
         Column("lifecycle_state", description="Current state (events/account_lifecycle)."),
         Column("lifecycle_since", "date"),
-        Column(
-            "churn_probability",
-            "float",
-            "Latest churn score (ml), once models exist.",
-            min=0,
-            max=1,
-        ),
-        Column(
-            "expansion_probability",
-            "float",
-            "Latest expansion score, once models exist.",
-            min=0,
-            max=1,
-        ),
+        *_scores("churn", "churning (no subscription running 90 days later)"),
+        *_scores("expansion", "upgrading to a higher plan in the next 90 days"),
         Column("as_of", "date", "Last day of events the windows see.", required=True),
     ),
     extra_expectations=(
         unique("account_id"),
         _zero("mrr_total_difference", tolerance=0.01),
         _zero("paying_accounts_without_active_subscription"),
+        _zero("scores_neither_given_nor_explained"),
     ),
 )
 

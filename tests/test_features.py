@@ -243,12 +243,12 @@ def test_prediction_outcomes_join_matured_scores_to_what_happened(house):
     # today's scores have no outcome yet
     today = house.lake.read("features", "churn_features")["as_of"][0]
     assert not pc.any(pc.equal(outcomes["scored_at"], today)).as_py()
-    # feature drift: a PSI per numeric feature, a warning (never a blocked run) past 0.2
+    # feature drift: a PSI per feature, a warning (never a blocked run) past 0.2 and noise
     drift = checks["churn_feature_drift"]
-    psi = drift.metadata["psi"].value
-    numeric = [f for f in spec.features if f not in ("plan_tier", "industry")]
-    assert set(psi) == set(numeric)
-    assert drift.passed == (not any(v > 0.2 for v in psi.values() if v == v))
+    psi, bound = drift.metadata["psi"].value, drift.metadata["noise_bound"].value
+    assert set(psi) == set(spec.features)
+    drifted = {f for f in psi if psi[f] > max(0.2, bound[f])}
+    assert set(drift.metadata["drifted"].value) == drifted and drift.passed == (not drifted)
     assert drift.severity.value == "WARN"
 
 

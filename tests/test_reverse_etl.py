@@ -44,8 +44,13 @@ def updates(n: int = 10, overrides: dict[int, dict] | None = None) -> pa.Table:
             "top_reasons": json.dumps(["usage fell 10% month over month"]),
             "churn_model_version": "3",
             "expansion_model_version": "2",
+            "data_age_days": 1,
+            "identity_confidence": 1.0,
             "consent_crm_sync": True,
+            "model_reliability": 1.0,
+            "data_freshness": 1.0,
             "action_confidence": 1.0,
+            "confidence_note": "model 1.00 x data 1.00 x identity 1.00",
         }
         row.update((overrides or {}).get(i, {}))
         rows.append(row)
@@ -159,36 +164,44 @@ def test_a_failed_row_is_recorded_and_retried(crm):
 
 
 def test_a_shadow_model_never_syncs():
+    """The CRM reads the scores from the 360, which takes only the champion's: a challenger's
+    0.9 acts on nothing."""
+    from assets.c360.scores import scores_sql
+    from assets.reverse_etl.confidence import EVIDENCE_SCHEMA
+
     con = duckdb.connect()
     day = date(2026, 10, 31)
     scores = pa.Table.from_pylist(
         [
             {
                 "account_id": "acc_1",
-                "probability": 0.1,
-                "risk_band": "medium",
-                "model_version": "3",
+                "probability": p,
+                "risk_band": band,
+                "model_version": version,
                 "reasons": "[]",
-                "role": "champion",
-                "shadow": False,
+                "role": role,
+                "shadow": role != "champion",
                 "scored_at": day,
-            },
-            {
-                "account_id": "acc_1",
-                "probability": 0.9,
-                "risk_band": "high",
-                "model_version": "4",
-                "reasons": "[]",
-                "role": "challenger",
-                "shadow": True,
-                "scored_at": day,
-            },
+                "scored_run_at": NOW,
+            }
+            for p, band, version, role in (
+                (0.1, "medium", "3", "champion"),
+                (0.9, "high", "4", "challenger"),
+            )
         ]
     )
     con.register("churn_scores", scores)
     con.register("expansion_scores", scores)
-    con.register("c360", pa.table({"account_id": ["acc_1"], "lifecycle_state": ["paying"]}))
     con.register("account", pa.table({"account_id": ["acc_1"], "primary_crm_account_id": ["001"]}))
+    profile = con.sql(scores_sql(day, {"churn", "expansion"})).to_arrow_table()
+    con.register(
+        "c360",
+        profile.append_column("lifecycle_state", pa.array(["paying"]))
+        .append_column("as_of", pa.array([day]))
+        .append_column("last_recorded_on", pa.array([day]))
+        .append_column("identity_confidence", pa.array([1.0]))
+        .append_column("identity_note", pa.array([None], pa.string())),
+    )
     con.register(
         "people",
         pa.table(
@@ -200,7 +213,8 @@ def test_a_shadow_model_never_syncs():
             }
         ),
     )
-    rows = con.sql(updates_sql(f"DATE '{day}'", f"DATE '{day}'")).to_arrow_table().to_pylist()
+    con.register("band_evidence", EVIDENCE_SCHEMA.empty_table())
+    rows = con.sql(updates_sql()).to_arrow_table().to_pylist()
     assert len(rows) == 1
     assert rows[0]["churn_model_version"] == "3" and rows[0]["churn_risk"] == 0.1
     assert rows[0]["next_best_action"] == "monitor"  # the challenger's 0.9 acts on nothing

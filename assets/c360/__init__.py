@@ -2,7 +2,8 @@
 
 Both are rebuilt whole from the entities, the events (windows pruned to the last 90 days of
 partitions) and the lifecycle, gated by their suites and the metric logic checks, and published
-only when their content changed.
+only when their content changed. The account profile also carries the champion models' scores
+of its day (assets/c360/scores.py), so it builds after the scores.
 """
 
 from collections.abc import Iterator
@@ -14,9 +15,12 @@ from dagster import (
     AssetKey,
     MaterializeResult,
     MetadataValue,
+    TableColumnDep,
+    TableColumnLineage,
     asset,
 )
 
+from assets.c360.identity import NO_REVIEW, identity_sql
 from assets.c360.profiles import (
     ACTIVE_SUBSCRIPTION,
     accounts_sql,
@@ -25,11 +29,13 @@ from assets.c360.profiles import (
     people_sql,
     person_consent_sql,
 )
+from assets.c360.scores import SOURCE_COLUMN, scores_sql
 from assets.concurrency import writer_pool
 from assets.entities.records import create_macros, register_raw
 from assets.entities.rules import load_rules
 from assets.events.build import EVENTS, register_current_events
 from assets.metadata import OWNER, definition_metadata
+from assets.ml import SPECS
 from assets.publish import gate_and_publish, suite_check
 from checks.c360 import CUSTOMER_360_ACCOUNTS, PAYING_STATES, people_contract
 from checks.contract import TableContract
@@ -50,19 +56,23 @@ INPUTS = {
     "lifecycle": ("events", "account_lifecycle"),
 }
 DEPS = [AssetKey(list(t)) for t in (*INPUTS.values(), EVENTS, ("entities", "identity_merges"))]
+REVIEW = AssetKey(["entities", "identity_review"])
+# The account profile carries the champions' scores of its day: it builds after them (the
+# features read the events and entities, never the profile, so this makes no cycle).
+SCORE_DEPS = [s.scores_key for s in SPECS]
 
 
 def _key(c: TableContract) -> AssetKey:
     return AssetKey([c.layer, c.table])
 
 
-def _spec(c: TableContract) -> dict:
+def _spec(c: TableContract, deps: list[AssetKey] = DEPS) -> dict:
     return {
         "key": _key(c),
         "pool": writer_pool(_key(c)),
         "description": c.description,
         "group_name": GROUP,
-        "deps": DEPS,
+        "deps": deps,
         "kinds": {"delta", "duckdb", "great_expectations"},
         "owners": [OWNER],
         "tags": {"layer": GROUP, "pii": str(bool(c.pii_columns)).lower()},
@@ -94,7 +104,37 @@ def _prepare(con, lake: LakeResource, pii: PiiResource, identity: IdentityResour
     return rules, as_of
 
 
-@asset(**_spec(CUSTOMER_360_ACCOUNTS))
+def _identity(con, lake: LakeResource) -> None:
+    """`account_identity`: how sure the platform is of each account's identity."""
+    review = NO_REVIEW
+    if lake.exists("entities", "identity_review"):
+        con.register("identity_review", lake.dataset("entities", "identity_review"))
+        review = "SELECT * FROM identity_review"
+    con.execute(f"CREATE TEMP TABLE account_identity AS {identity_sql(review)}")
+
+
+def _scores(con, lake: LakeResource, as_of) -> None:
+    """`account_scores`: each model's score columns per account, for the profile's day."""
+    present = set()
+    for spec in SPECS:
+        if lake.exists(spec.scores.layer, spec.scores.table):
+            con.register(f"{spec.kind}_scores", lake.dataset(spec.scores.layer, spec.scores.table))
+            present.add(spec.kind)
+    con.execute(f"CREATE TEMP TABLE account_scores AS {scores_sql(as_of, present)}")
+
+
+def _lineage() -> TableColumnLineage:
+    """The score columns' sources (the rest of the profile is survivorship, see c360.yaml)."""
+    return TableColumnLineage(
+        deps_by_column={
+            f"{spec.kind}_{field}": [TableColumnDep(spec.scores_key, column)]
+            for spec in SPECS
+            for field, column in SOURCE_COLUMN.items()
+        }
+    )
+
+
+@asset(**_spec(CUSTOMER_360_ACCOUNTS, [*DEPS, REVIEW, *SCORE_DEPS]))
 def customer_360_accounts(
     context: AssetExecutionContext,
     lake: LakeResource,
@@ -107,21 +147,31 @@ def customer_360_accounts(
     c = CUSTOMER_360_ACCOUNTS
     with duckdb.connect() as con:
         rules, as_of = _prepare(con, lake, pii, identity)
+        _scores(con, lake, as_of)
+        _identity(con, lake)
         table = con.sql(accounts_sql(C360, rules, as_of)).to_arrow_table()
         table = table.select(c.schema.names).cast(c.schema)
         con.register("profile", table)
         paying = ", ".join(f"'{s}'" for s in PAYING_STATES)
+        unexplained = " OR ".join(
+            f"(({s.kind}_probability IS NULL) = ({s.kind}_unscored_reason IS NULL))" for s in SPECS
+        )
         batch, unmapped_mrr = con.sql(
             f"""SELECT {{'mrr_total_difference': abs(coalesce((SELECT sum(mrr) FROM profile), 0)
                         - coalesce((SELECT sum(mrr) FROM subscription WHERE {ACTIVE_SUBSCRIPTION}
                             AND account_id IN (SELECT account_id FROM profile)), 0)),
                     'paying_accounts_without_active_subscription': (SELECT count(*) FROM profile
-                        WHERE lifecycle_state IN ({paying}) AND active_subscriptions = 0)}},
+                        WHERE lifecycle_state IN ({paying}) AND active_subscriptions = 0),
+                    'scores_neither_given_nor_explained': (SELECT count(*) FROM profile
+                        WHERE {unexplained})}},
                     (SELECT coalesce(sum(mrr), 0) FROM subscription
                         WHERE {ACTIVE_SUBSCRIPTION} AND account_id IS NULL)"""
         ).fetchall()[0]
     states = table.group_by("lifecycle_state").aggregate([("account_id", "count")])
+    scored = {s.kind: len(table) - table[f"{s.kind}_probability"].null_count for s in SPECS}
     extra = {
+        "scored_accounts": MetadataValue.json(scored),
+        "dagster/column_lineage": _lineage(),
         "as_of": MetadataValue.text(str(as_of)),
         "mrr_total": MetadataValue.float(
             round(float(pa.compute.sum(table["mrr"]).as_py() or 0), 2)

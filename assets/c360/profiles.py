@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from assets.c360.scores import score_columns
 from assets.entities.rules import EntityRules, Rules
 from assets.events.mapping import view
 from resources.duckdb import EXACT
@@ -96,12 +97,14 @@ def _in(values: tuple[str, ...]) -> str:
 
 def accounts_sql(c360: C360Rules, rules: Rules, as_of: date) -> str:
     """Expects views: links, account, subscription, relationship, lifecycle, ev (events),
-    person_consent and open_tickets (from their _sql) and the survivorship sources' raw views."""
+    person_consent, open_tickets, account_scores and account_identity (from their _sql) and the
+    survivorship sources' raw views."""
     usage = f"event_name IN {_in(USAGE)}"
     recent = f"event_date > DATE '{as_of}' - 90 AND event_date <= DATE '{as_of}'"
     return f"""
     WITH surv AS ({survivorship_sql(c360.accounts, rules.accounts, "account")}),
-    seen AS (SELECT account_id, max(occurred_at) FILTER (WHERE {usage}) AS last_seen_at,
+    seen AS (SELECT account_id, max(event_date) AS last_recorded_on,
+            max(occurred_at) FILTER (WHERE {usage}) AS last_seen_at,
             max(occurred_at) FILTER (WHERE event_name = 'session_started') AS last_login_at,
             min(occurred_at) FILTER (WHERE event_name = 'workspace_created') AS signup_at,
             sum(try_cast(json_extract_string(properties, '$.amount') AS {EXACT}))
@@ -135,8 +138,8 @@ def accounts_sql(c360: C360Rules, rules: Rules, as_of: date) -> str:
         FROM lifecycle WHERE is_current)
     SELECT a.account_id, 'crm' AS primary_source, a.source_ids, a.source_count,
         s.name, s.domain, s.industry, try_cast(s.employees AS BIGINT) AS employees, s.country,
-        s.owner_name, s.survivorship,
-        seen.last_seen_at, seen.last_login_at,
+        s.owner_name, s.survivorship, idn.identity_confidence, idn.identity_note,
+        seen.last_recorded_on, seen.last_seen_at, seen.last_login_at,
         date_diff('day', seen.last_login_at::DATE, DATE '{as_of}') AS days_since_last_login,
         coalesce(eng.sessions_7d, 0) AS sessions_7d, coalesce(eng.sessions_30d, 0) AS sessions_30d,
         coalesce(eng.sessions_90d, 0) AS sessions_90d, coalesce(eng.events_7d, 0) AS events_7d,
@@ -153,7 +156,7 @@ def accounts_sql(c360: C360Rules, rules: Rules, as_of: date) -> str:
         coalesce(consent.people_consenting_email, 0) AS people_consenting_email,
         consent.last_consent_at,
         life.lifecycle_state, life.lifecycle_since,
-        NULL::DOUBLE AS churn_probability, NULL::DOUBLE AS expansion_probability,
+        {", ".join(f"sc.{c}" for c in score_columns())},
         DATE '{as_of}' AS as_of
     FROM account a
     LEFT JOIN surv s ON s.canonical_id = a.account_id
@@ -161,6 +164,8 @@ def accounts_sql(c360: C360Rules, rules: Rules, as_of: date) -> str:
     LEFT JOIN tickets USING (account_id) LEFT JOIN solved USING (account_id)
     LEFT JOIN rev USING (account_id) LEFT JOIN consent USING (account_id)
     LEFT JOIN life USING (account_id)
+    LEFT JOIN account_scores sc ON sc.account_id = a.account_id
+    LEFT JOIN account_identity idn ON idn.account_id = a.account_id
     ORDER BY a.account_id"""
 
 

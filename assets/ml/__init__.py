@@ -6,9 +6,9 @@ scoring day, each row with the model version behind it and its reasons in words.
 """
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import numpy as np
 import pyarrow as pa
@@ -27,12 +27,14 @@ from dagster import (
 from assets.concurrency import writer_pool
 from assets.events.build import register_current_events
 from assets.features import INPUTS as FEATURE_INPUTS
-from assets.features import asof
+from assets.features import _not_upgraded, asof
 from assets.metadata import OWNER, published_metadata
+from assets.ml import bands, drift
 from assets.ml.models import (
     CHALLENGER,
     CHAMPION,
     LoadedModel,
+    _client,
     aliases,
     load_model,
     train_and_register,
@@ -55,8 +57,6 @@ KINDS = {"catboost", "mlflow"}
 # Shallow, regularized trees: a few hundred positives per training set at the default size.
 PARAMS = {"iterations": 500, "depth": 4, "learning_rate": 0.03, "l2_leaf_reg": 10}
 ROLES = (CHAMPION, CHALLENGER)  # the aliases a score table is written from, champion first
-# Probability bands, per model: below the first is low, from the second on is high.
-BANDS = {"churn": (0.10, 0.30), "expansion": (0.10, 0.30)}
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,9 @@ class ModelSpec:
     training: TableContract
     mart: TableContract
     scores: TableContract
+    # SQL of the accounts of a feature relation this model scores (the mart's population)
+    population: Callable[[str], str]
+    population_note: str  # the same, in words
 
     @property
     def model_key(self) -> AssetKey:
@@ -87,6 +90,8 @@ SPECS = (
         feature_contracts.CHURN_TRAINING_SET,
         feature_contracts.CHURN_FEATURES,
         CHURN_SCORES,
+        lambda rel: rel,
+        "accounts with a subscription running that day",
     ),
     ModelSpec(
         "expansion",
@@ -96,6 +101,8 @@ SPECS = (
         feature_contracts.EXPANSION_TRAINING_SET,
         feature_contracts.EXPANSION_FEATURES,
         EXPANSION_SCORES,
+        _not_upgraded,
+        "accounts with a running subscription below the top plan that never upgraded",
     ),
 )
 
@@ -175,6 +182,7 @@ def build_model_asset(spec: ModelSpec):
                     "retrained": False,
                     "champion_version": champion,
                     "reason": f"training set and settings unchanged since v{same} ({recipe})",
+                    **_evidence_metadata(_band_evidence(spec, training, uri, same)),
                 }
             )
         m = result.metrics
@@ -201,6 +209,9 @@ def build_model_asset(spec: ModelSpec):
                 "lift_by_decile": MetadataValue.json([round(x, 3) for x in result.lift_by_decile]),
                 "calibration": MetadataValue.json(result.calibration),
                 "shap_importance": MetadataValue.md(shap_md),
+                **_evidence_metadata(
+                    _band_evidence(spec, training, uri, result.version, result.holdout_dates)
+                ),
                 **{f"plot_{k}": MetadataValue.path(v) for k, v in result.plots.items()},
             }
         )
@@ -208,9 +219,40 @@ def build_model_asset(spec: ModelSpec):
     return _model
 
 
-def _band(p: np.ndarray, kind: str) -> list[str]:
-    lo, hi = BANDS[kind]
-    return np.where(p >= hi, "high", np.where(p >= lo, "medium", "low")).tolist()
+def _evidence_metadata(evidence: bands.BandEvidence) -> dict:
+    return {"band_evidence": MetadataValue.json(json.loads(evidence.to_json()))}
+
+
+def _band_evidence(
+    spec: ModelSpec,
+    training: pa.Table,
+    uri: str,
+    version: str,
+    holdout_dates: list[str] | None = None,
+) -> bands.BandEvidence:
+    """The version's bands and how they did on its holdout, measured and recorded on the
+    version when it has none yet. `training` is the set it was trained on; `holdout_dates`
+    its held-out as-of dates (read from its training run when not given)."""
+    known = bands.recorded(spec.model_name, version, uri)
+    if known is not None and known.holdout:
+        return known
+    if holdout_dates is None:
+        holdout_dates = json.loads(training_param(spec.model_name, uri, version, "holdout_dates"))
+    held = pa.array([date.fromisoformat(d) for d in holdout_dates], pa.date32())
+    rows = training.filter(pc.is_in(training["as_of"], value_set=held))
+    rows = rows.filter(pc.is_valid(rows[spec.label]))
+    model = load_model(spec.model_name, uri, version)
+    y = np.asarray(rows[spec.label].cast(pa.int8()).to_numpy(zero_copy_only=False), dtype=int)
+    evidence = bands.measure(model.predict_proba(rows), y, holdout_dates)
+    bands.record(spec.model_name, version, uri, evidence)
+    return evidence
+
+
+def training_param(model_name: str, uri: str, version: str, name: str) -> str:
+    """A parameter of the training run that produced a registered version."""
+    client = _client(uri)
+    run_id = client.get_model_version(model_name, str(version)).run_id
+    return client.get_run(run_id).data.params[name]
 
 
 def build_scores_asset(spec: ModelSpec):
@@ -242,7 +284,14 @@ def build_scores_asset(spec: ModelSpec):
             if roles.get(CHALLENGER) == roles[CHAMPION]:
                 del roles[CHALLENGER]
             models = {r: load_model(spec.model_name, uri, v) for r, v in roles.items()}
-            table = _score(spec, mart, models)
+            evidence = {r: bands.recorded(spec.model_name, v, uri) for r, v in roles.items()}
+            unbanded = [f"v{roles[r]}" for r, e in evidence.items() if e is None]
+            if unbanded:
+                raise ValueError(
+                    f"{spec.model_name} {', '.join(unbanded)}: no band thresholds recorded and "
+                    f"no base rate logged: materialize {spec.model_key.to_user_string()}"
+                )
+            table = _score(spec, mart, models, evidence)
             gate = validate(spec.scores.name, spec.scores.suite(), table)
             yield gate.check_result(key, SUITE_CHECK, lake.data_docs)
             if not gate.passed:
@@ -259,7 +308,7 @@ def build_scores_asset(spec: ModelSpec):
                 commit_metadata={"dagster_run_id": context.run_id},
             )
         champion = table.filter(pc.equal(table["role"], "champion"))
-        bands = champion.group_by("risk_band").aggregate([("account_id", "count")])
+        per_band = champion.group_by("risk_band").aggregate([("account_id", "count")])
         yield MaterializeResult(
             asset_key=key,
             metadata={
@@ -269,7 +318,7 @@ def build_scores_asset(spec: ModelSpec):
                 "champion_version": roles[CHAMPION],
                 "challenger_version": roles.get(CHALLENGER, ""),
                 "risk_bands": MetadataValue.json(
-                    dict(zip(bands[0].to_pylist(), bands[1].to_pylist(), strict=True))
+                    dict(zip(per_band[0].to_pylist(), per_band[1].to_pylist(), strict=True))
                 ),
                 "mean_probability": MetadataValue.float(
                     round(float(pc.mean(champion["probability"]).as_py() or 0), 4)
@@ -280,9 +329,14 @@ def build_scores_asset(spec: ModelSpec):
     return _scores
 
 
-def _score(spec: ModelSpec, mart: pa.Table, models: dict[str, LoadedModel]) -> pa.Table:
+def _score(
+    spec: ModelSpec,
+    mart: pa.Table,
+    models: dict[str, LoadedModel],
+    evidence: dict[str, bands.BandEvidence],
+) -> pa.Table:
     """Every account of the mart scored by each model (champion first; the challenger in
-    shadow), with its reasons in words."""
+    shadow), banded by that version's thresholds, with its reasons in words."""
     now = datetime.now(UTC)
     parts = []
     for role in (r for r in ROLES if r in models):
@@ -300,7 +354,7 @@ def _score(spec: ModelSpec, mart: pa.Table, models: dict[str, LoadedModel]) -> p
                     "role": pa.array([role] * mart.num_rows, pa.string()),
                     "shadow": pa.array([role != CHAMPION] * mart.num_rows, pa.bool_()),
                     "probability": pa.array(np.clip(p, 0, 1), pa.float64()),
-                    "risk_band": pa.array(_band(p, spec.kind), pa.string()),
+                    "risk_band": pa.array(evidence[role].band(p), pa.string()),
                     "reasons": pa.array([json.dumps(r) for r in reasons], pa.string()),
                     "scored_run_at": pa.array([now] * mart.num_rows, pa.timestamp("us", tz="UTC")),
                 }
@@ -333,28 +387,6 @@ OUTCOMES = TableContract(
     extra_expectations=(unique("model_name", "model_version", "account_id", "scored_at"),),
 )
 OUTCOMES_KEY = AssetKey(["ml", "prediction_outcomes"])
-PSI_WARN = 0.2  # population stability index above which a feature has drifted
-
-
-def psi(expected: np.ndarray, actual: np.ndarray, bins: int = 10) -> float:
-    """Population stability index of one numeric feature (quantile bins of `expected`)."""
-    e, a = expected[~np.isnan(expected)], actual[~np.isnan(actual)]
-    if len(e) == 0 or len(a) == 0:
-        return float("nan")
-    edges = np.unique(np.quantile(e, np.linspace(0, 1, bins + 1)))
-    if len(edges) < 2:
-        return 0.0
-    pe = np.histogram(np.clip(e, edges[0], edges[-1]), edges)[0] / len(e)
-    pa_ = np.histogram(np.clip(a, edges[0], edges[-1]), edges)[0] / len(a)
-    pe, pa_ = np.clip(pe, 1e-4, None), np.clip(pa_, 1e-4, None)
-    return float(np.sum((pa_ - pe) * np.log(pa_ / pe)))
-
-
-def _numeric(table: pa.Table, name: str) -> np.ndarray:
-    col = table[name]
-    if pa.types.is_boolean(col.type):
-        col = col.cast(pa.float64())
-    return np.asarray(col.cast(pa.float64()).fill_null(float("nan")).to_numpy(), dtype=float)
 
 
 @asset(
@@ -374,7 +406,10 @@ def _numeric(table: pa.Table, name: str) -> np.ndarray:
             AssetCheckSpec(
                 f"{s.kind}_feature_drift",
                 asset=OUTCOMES_KEY,
-                description=f"PSI per {s.kind} feature, training vs today; warns > {PSI_WARN}.",
+                description=f"PSI per {s.kind} feature, today's scoring population vs the "
+                f"same weekday {drift.REFERENCE_WEEKS} weeks earlier (the newest population with "
+                f"known outcomes); warns when a PSI is above {drift.PSI_WARN} and beyond "
+                "sampling noise.",
             )
             for s in SPECS
         ),
@@ -394,7 +429,8 @@ def prediction_outcomes(
         last = con.sql(
             "SELECT max(event_date) FROM ev WHERE event_date <= current_date"
         ).fetchall()[0][0]
-        asof.prepare_subscriptions(con)  # labels need subscription states, not `daily`
+        asof.prepare(con)  # labels need the subscription states; drift's reference, `daily`
+        references = _drift_references(con, lake)
         for spec in SPECS:
             if not lake.exists(spec.scores.layer, spec.scores.table):
                 continue
@@ -427,7 +463,7 @@ def prediction_outcomes(
     if not gate.passed:
         raise gate.failure(OUTCOMES.name)
     for spec in SPECS:
-        yield _drift_check(lake, spec)
+        yield drift_check(spec, *references.get(spec.kind, (None, None)))
     published, wrote = publish_if_changed(lake, OUTCOMES, table, context.run_id)
     yield MaterializeResult(
         asset_key=OUTCOMES_KEY,
@@ -449,35 +485,56 @@ def _groups(t: pa.Table) -> dict[tuple[str, str], list[tuple[float, bool]]]:
     return out
 
 
-def _drift_check(lake: LakeResource, spec: ModelSpec) -> AssetCheckResult:
+def _drift_references(con, lake: LakeResource) -> dict[str, tuple[pa.Table, pa.Table]]:
+    """Per model: (reference population, today's mart), from the features as of the reference
+    day (call `asof.prepare` first); none when the mart is missing or empty."""
+    out = {}
+    for spec in SPECS:
+        if not lake.exists(spec.mart.layer, spec.mart.table):
+            continue
+        today = lake.read(spec.mart.layer, spec.mart.table)
+        if today.num_rows == 0:
+            continue
+        day = drift.reference_day(max(today["as_of"].to_pylist()))
+        con.register("_drift_reference", asof.features_as_of(con, [day]))
+        reference = con.sql(spec.population("SELECT * FROM _drift_reference")).to_arrow_table()
+        out[spec.kind] = (reference.select(today.column_names).cast(today.schema), today)
+    return out
+
+
+def drift_check(
+    spec: ModelSpec, reference: pa.Table | None, today: pa.Table | None
+) -> AssetCheckResult:
+    """The `<kind>_feature_drift` check: PSI per feature (categories included), a warning
+    naming each feature whose shift is above the threshold and beyond sampling noise."""
     name = f"{spec.kind}_feature_drift"
-    if not (
-        lake.exists(spec.training.layer, spec.training.table)
-        and lake.exists(spec.mart.layer, spec.mart.table)
-    ):
+    if reference is None or today is None or reference.num_rows == 0:
         return AssetCheckResult(
             check_name=name,
             asset_key=OUTCOMES_KEY,
             passed=True,
-            metadata={"skipped": "no data yet"},
+            metadata={"skipped": "no scoring population or no reference population yet"},
         )
-    train = lake.read(spec.training.layer, spec.training.table)
-    today = lake.read(spec.mart.layer, spec.mart.table)
-    scores = {}
-    for f in spec.features:
-        if f in asof.CATEGORICAL:
-            continue
-        scores[f] = round(psi(_numeric(train, f), _numeric(today, f)), 4)
-    drifted = {f: v for f, v in scores.items() if v == v and v > PSI_WARN}
+    result = drift.feature_drift(reference, today, spec.features)
+    drifted = {f: d.psi for f, d in result.items() if d.drifted}
     return AssetCheckResult(
         check_name=name,
         asset_key=OUTCOMES_KEY,
         passed=not drifted,
         severity=AssetCheckSeverity.WARN,
+        description=(
+            f"drifted: {', '.join(f'{f} (PSI {v})' for f, v in drifted.items())}"
+            if drifted
+            else None
+        ),
         metadata={
-            "psi": MetadataValue.json(scores),
+            "psi": MetadataValue.json({f: d.psi for f, d in result.items()}),
+            "noise_bound": MetadataValue.json({f: d.noise_bound for f, d in result.items()}),
             "drifted": MetadataValue.json(drifted),
-            "threshold": PSI_WARN,
+            "threshold": drift.PSI_WARN,
+            "scoring_day": MetadataValue.text(str(max(today["as_of"].to_pylist()))),
+            "reference_day": MetadataValue.text(str(max(reference["as_of"].to_pylist()))),
+            "rows": MetadataValue.json({"reference": reference.num_rows, "today": today.num_rows}),
         },
     )
 

@@ -3,8 +3,10 @@
 `crm_account_updates` is a gated Delta table (one row per CRM account). `sync_to_crm` sends
 what changed since the last successful sync to the configured destination and writes the
 append-only `sync_audit`, the `review_queue` (actions below the confidence threshold) and the
-fingerprints of what the CRM holds (`sync_state`). `erasure_audit` carries out erasure requests
-from the consent source: the person leaves every layer, and the CRM is told to forget them.
+fingerprints of what the CRM holds (`sync_state`); how sure the platform is of each action
+(`action_confidence`) is assets/reverse_etl/confidence.py. `erasure_audit` carries out erasure
+requests from the consent source: the person leaves every layer, and the CRM is told to forget
+them.
 """
 
 import time
@@ -35,6 +37,7 @@ from assets.entities.rules import load_rules
 from assets.metadata import OWNER, definition_metadata
 from assets.publish import SUITE_CHECK, gate_and_publish, suite_check
 from assets.reverse_etl import erasure as er
+from assets.reverse_etl.confidence import STALE_AFTER_DAYS, evidence_table, profile_versions
 from assets.reverse_etl.sync import (
     COLUMN_SOURCES,
     STATE_SCHEMA,
@@ -50,6 +53,7 @@ from resources.duckdb import DuckDBResource
 from resources.identity import IdentityResource
 from resources.lake import LakeResource
 from resources.landing import LandingResource
+from resources.mlflow import MlflowResource
 from resources.pii import PiiResource
 
 GROUP = "reverse_etl"
@@ -62,9 +66,15 @@ INPUTS = {
     "c360": ("c360", "customer_360_accounts"),
     "people": ("c360", "customer_360_people"),
     "account": ("entities", "account"),
-    "churn_scores": ("ml", "churn_scores"),
-    "expansion_scores": ("ml", "expansion_scores"),
 }
+
+
+class UpdatesConfig(Config):
+    stale_after_days: int = Field(
+        default=STALE_AFTER_DAYS,
+        description="Days without any record of an account after which its data counts as "
+        "stale: its actions' confidence halves with each further such period.",
+    )
 
 
 @asset(
@@ -80,22 +90,27 @@ INPUTS = {
     check_specs=[suite_check(CRM_ACCOUNT_UPDATES)],
 )
 def crm_account_updates(
-    context: AssetExecutionContext, lake: LakeResource, duckdb: DuckDBResource
+    context: AssetExecutionContext,
+    config: UpdatesConfig,
+    lake: LakeResource,
+    duckdb: DuckDBResource,
+    mlflow: MlflowResource,
 ) -> Iterator[MaterializeResult | AssetCheckResult]:
     """Per CRM account: churn risk and band, expansion propensity, lifecycle stage, health
-    score, next best action with its confidence, top reasons, model versions, consent."""
+    score, next best action with its confidence (and why), top reasons, model versions,
+    consent."""
     c = CRM_ACCOUNT_UPDATES
     with duckdb.connect() as con:
         for name, (layer, table) in INPUTS.items():
             if not lake.exists(layer, table):
                 raise ValueError(f"{layer}/{table} is missing: materialize it before the sync")
             con.register(name, lake.dataset(layer, table))
-        latest = "(SELECT max(scored_at) FROM {} WHERE role = 'champion')"
-        table = con.sql(
-            updates_sql(latest.format("churn_scores"), latest.format("expansion_scores"))
-        ).to_arrow_table()
+        evidence = evidence_table(profile_versions(con), mlflow.uri(lake.root))
+        con.register("band_evidence", evidence)
+        table = con.sql(updates_sql(config.stale_after_days)).to_arrow_table()
     table = table.select(c.schema.names).cast(c.schema)
     actions = table.group_by("next_best_action").aggregate([("crm_account_id", "count")])
+    confidence = pa.compute.mean(table["action_confidence"]).as_py() if len(table) else None
     lineage = TableColumnLineage(
         deps_by_column={
             column: [TableColumnDep(AssetKey(k.split("/")), name) for k, name in sources]
@@ -111,6 +126,9 @@ def crm_account_updates(
             "actions": MetadataValue.json(
                 dict(zip(actions[0].to_pylist(), actions[1].to_pylist(), strict=True))
             ),
+            "mean_action_confidence": MetadataValue.float(round(confidence or 0.0, 4)),
+            "band_evidence": MetadataValue.json(evidence.to_pylist()),
+            "stale_after_days": config.stale_after_days,
             "dagster/column_lineage": lineage,
         },
     )

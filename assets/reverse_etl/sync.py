@@ -17,6 +17,7 @@ from datetime import datetime
 
 import pyarrow as pa
 
+from assets.reverse_etl.confidence import STALE_AFTER_DAYS, confidence_sql
 from assets.reverse_etl.destinations import Destination
 
 KEY = "crm_account_id"
@@ -64,6 +65,7 @@ REVIEW_SCHEMA = pa.schema(
         ("next_best_action", pa.string()),
         ("action_confidence", pa.float64()),
         ("threshold", pa.float64()),
+        ("reason", pa.string()),
         ("payload", pa.string()),
         ("status", pa.string()),
         ("queued_at", pa.timestamp("us", tz="UTC")),
@@ -169,6 +171,8 @@ def sync(
                     "next_best_action": row["next_best_action"],
                     "action_confidence": row["action_confidence"],
                     "threshold": threshold,
+                    "reason": f"confidence {row['action_confidence']:.2f} below {threshold}: "
+                    f"{row['confidence_note']}",
                     "payload": json.dumps(payload, sort_keys=True, default=str),
                     "status": "pending",
                     "queued_at": now,
@@ -234,68 +238,78 @@ def last_decisions(audit: pa.Table) -> dict[str, tuple[str, str]]:
     }
 
 
-def updates_sql(score_day_churn: str, score_day_expansion: str) -> str:
-    """The CRM's fields per account, from the 360 and the champions' latest scores.
+def updates_sql(stale_after_days: int = STALE_AFTER_DAYS) -> str:
+    """The CRM's fields per account, from the customer 360 (which carries each champion's score
+    of its day, never a shadow model's) and the action's confidence (confidence.py).
     Expects views: c360 (customer_360_accounts), account, people (customer_360_people),
-    churn_scores, expansion_scores. Only champion, non-shadow scores are read. An account's
-    people for consent are all who hold a current role there (`accounts`), not only those
-    whose primary account it is: a person who revoked is not sent with any of their accounts."""
-    return f"""
-    WITH churn AS (SELECT account_id, probability, risk_band, model_version, reasons FROM
-            churn_scores WHERE role = 'champion' AND NOT shadow AND scored_at = {score_day_churn}),
-        exp AS (SELECT account_id, probability, risk_band, model_version FROM expansion_scores
-            WHERE role = 'champion' AND NOT shadow AND scored_at = {score_day_expansion}),
-        member AS (SELECT DISTINCT person_id, consent_crm_sync,
+    band_evidence (confidence.evidence_table). An account's people for consent are all who hold
+    a current role there (`accounts`), not only those whose primary account it is: a person who
+    revoked is not sent with any of their accounts.
+
+    The action: a retention call when the churn band is high; else an expansion conversation
+    when the expansion band is high; else monitor when a model scored the account; else none
+    (not in any scoring population: a lead, a churned account)."""
+    base = """
+    WITH member AS (SELECT DISTINCT person_id, consent_crm_sync,
                 unnest(from_json(accounts, '["json"]')) ->> 'account_id' AS account_id
             FROM people),
         consent AS (SELECT account_id,
                 count(*) FILTER (WHERE consent_crm_sync) AS granted,
                 count(*) FILTER (WHERE NOT consent_crm_sync) AS revoked
-            FROM member WHERE account_id IS NOT NULL GROUP BY 1),
-        base AS (
-            SELECT a.primary_crm_account_id AS crm_account_id, c.account_id,
-                churn.probability AS churn_risk, churn.risk_band AS churn_risk_band,
-                exp.probability AS expansion_propensity, exp.risk_band AS expansion_band,
-                c.lifecycle_state AS lifecycle_stage,
-                CAST(round(100 * (1 - coalesce(churn.probability, 0))) AS INTEGER)
-                    AS health_score,
-                CASE WHEN churn.risk_band = 'high' THEN 'retention_call'
-                     WHEN exp.risk_band = 'high' THEN 'expansion_conversation'
-                     ELSE 'monitor' END AS next_best_action,
-                churn.reasons AS top_reasons, churn.model_version AS churn_model_version,
-                exp.model_version AS expansion_model_version,
-                coalesce(consent.granted, 0) > 0 AND coalesce(consent.revoked, 0) = 0
-                    AS consent_crm_sync
-            FROM c360 c JOIN account a USING (account_id)
-            LEFT JOIN churn USING (account_id) LEFT JOIN exp USING (account_id)
-            LEFT JOIN consent USING (account_id))
-    SELECT *, CASE next_best_action
-            WHEN 'retention_call' THEN churn_risk
-            WHEN 'expansion_conversation' THEN expansion_propensity
-            ELSE 1.0 END AS action_confidence
-    FROM base WHERE crm_account_id IS NOT NULL ORDER BY crm_account_id"""
+            FROM member WHERE account_id IS NOT NULL GROUP BY 1)
+    SELECT a.primary_crm_account_id AS crm_account_id, c.account_id,
+        c.churn_probability AS churn_risk, c.churn_band AS churn_risk_band,
+        c.expansion_probability AS expansion_propensity, c.expansion_band,
+        c.lifecycle_state AS lifecycle_stage,
+        CAST(round(100 * (1 - c.churn_probability)) AS INTEGER) AS health_score,
+        CASE WHEN c.churn_band = 'high' THEN 'retention_call'
+             WHEN c.expansion_band = 'high' THEN 'expansion_conversation'
+             WHEN c.churn_probability IS NOT NULL OR c.expansion_probability IS NOT NULL
+                THEN 'monitor'
+             ELSE 'none' END AS next_best_action,
+        c.churn_reasons AS top_reasons, c.churn_model_version, c.expansion_model_version,
+        c.churn_unscored_reason, c.expansion_unscored_reason,
+        date_diff('day', c.last_recorded_on, c.as_of) AS data_age_days,
+        c.identity_confidence, c.identity_note,
+        coalesce(consent.granted, 0) > 0 AND coalesce(consent.revoked, 0) = 0
+            AS consent_crm_sync
+    FROM c360 c JOIN account a USING (account_id)
+    LEFT JOIN consent USING (account_id)
+    WHERE a.primary_crm_account_id IS NOT NULL"""
+    return f"""SELECT * EXCLUDE (churn_unscored_reason, expansion_unscored_reason, identity_note)
+        FROM ({confidence_sql(base, stale_after_days)}) ORDER BY crm_account_id"""
 
 
-# Where each CRM field comes from (the query above), shown as column lineage in the UI.
+_C360 = "c360/customer_360_accounts"
+_BANDS = [(_C360, "churn_band"), (_C360, "expansion_band")]
+_FRESHNESS = [(_C360, "last_recorded_on"), (_C360, "as_of")]
+# Where each CRM field comes from (the query above), shown as column lineage in the UI. The
+# scores reach the CRM through the 360 (ml/<kind>_scores -> customer_360_accounts).
 COLUMN_SOURCES: dict[str, list[tuple[str, str]]] = {
     "crm_account_id": [("entities/account", "primary_crm_account_id")],
-    "account_id": [("c360/customer_360_accounts", "account_id")],
-    "churn_risk": [("ml/churn_scores", "probability")],
-    "churn_risk_band": [("ml/churn_scores", "risk_band")],
-    "expansion_propensity": [("ml/expansion_scores", "probability")],
-    "expansion_band": [("ml/expansion_scores", "risk_band")],
-    "lifecycle_stage": [("c360/customer_360_accounts", "lifecycle_state")],
-    "health_score": [("ml/churn_scores", "probability")],
-    "next_best_action": [("ml/churn_scores", "risk_band"), ("ml/expansion_scores", "risk_band")],
-    "top_reasons": [("ml/churn_scores", "reasons")],
-    "churn_model_version": [("ml/churn_scores", "model_version")],
-    "expansion_model_version": [("ml/expansion_scores", "model_version")],
+    "account_id": [(_C360, "account_id")],
+    "churn_risk": [(_C360, "churn_probability")],
+    "churn_risk_band": [(_C360, "churn_band")],
+    "expansion_propensity": [(_C360, "expansion_probability")],
+    "expansion_band": [(_C360, "expansion_band")],
+    "lifecycle_stage": [(_C360, "lifecycle_state")],
+    "health_score": [(_C360, "churn_probability")],
+    "next_best_action": [*_BANDS, (_C360, "churn_probability"), (_C360, "expansion_probability")],
+    "top_reasons": [(_C360, "churn_reasons")],
+    "churn_model_version": [(_C360, "churn_model_version")],
+    "expansion_model_version": [(_C360, "expansion_model_version")],
     "consent_crm_sync": [
         ("c360/customer_360_people", "consent_crm_sync"),
         ("c360/customer_360_people", "accounts"),
     ],
-    "action_confidence": [
-        ("ml/churn_scores", "probability"),
-        ("ml/expansion_scores", "probability"),
+    "data_age_days": _FRESHNESS,
+    "identity_confidence": [(_C360, "identity_confidence")],
+    "model_reliability": [
+        *_BANDS,
+        (_C360, "churn_model_version"),
+        (_C360, "expansion_model_version"),
     ],
+    "data_freshness": _FRESHNESS,
+    "action_confidence": [*_BANDS, *_FRESHNESS, (_C360, "identity_confidence")],
+    "confidence_note": [*_BANDS, *_FRESHNESS, (_C360, "identity_note")],
 }
