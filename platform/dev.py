@@ -174,7 +174,11 @@ class Launcher:
             self._serve_docs(folder, docs.port)
         if mlflow.serve:
             self._spawn("MLflow UI", self._mlflow_command(tracking, artifacts, mlflow.port))
-        env = {MLFLOW_UI_URL: mlflow.url, **({DATA_DOCS_URL: docs.url} if docs else {})}
+        env = {
+            MLFLOW_UI_URL: mlflow.url,
+            **({DATA_DOCS_URL: docs.url} if docs else {}),
+            "PYTHONWARNINGS": _without_dg_notice(os.environ.get("PYTHONWARNINGS", "")),
+        }
         self._spawn("Dagster UI", self._dagster_command(places[0].port), env)
         return places
 
@@ -250,6 +254,17 @@ class Launcher:
         if self.docs_server is not None:
             self.docs_server.shutdown()
             self.docs_server.server_close()
+
+
+# `dagster dev` asks for `dg dev`, which needs the definitions in an importable package
+# (`[tool.dg] root_module`); this code location is platform/definitions.py, loaded by path because
+# a package named `platform` would shadow the standard library. The notice is not actionable here.
+DG_NOTICE = "ignore:Function `dev_command` is superseded"
+
+
+def _without_dg_notice(current: str) -> str:
+    """PYTHONWARNINGS for `dagster dev`: the user's filters, plus one hiding the `dg dev` notice."""
+    return ",".join(f for f in (current, DG_NOTICE) if f)
 
 
 def _signal_group(proc: subprocess.Popen, sig: int) -> None:
