@@ -163,6 +163,8 @@ def test_make_dev_serves_dagster_data_docs_and_mlflow_on_loopback(make_dev):
     _wait("the announcement", announced, dev.proc, dev.log, timeout=30)
     printed = dev.log.read_text()
     assert all(url in printed for url in (dev.dagster, dev.docs, dev.mlflow)), printed
+    # and no notice a user of this layout cannot act on (`dg dev` needs a package: README)
+    assert "SupersessionWarning" not in printed and "dg dev" not in printed, printed
 
     # Bound to loopback only: every socket listening on the ports is on 127.0.0.1. A test that
     # cannot see the sockets fails, saying why; it never passes without looking.
