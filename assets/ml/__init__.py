@@ -153,9 +153,7 @@ def build_model_asset(spec: ModelSpec):
         dataset = _fingerprint(training)
         recipe = training_fingerprint(dataset, spec.label, spec.features, categorical, PARAMS)
         uri = mlflow.uri(lake.root)
-        tags = lineage.dagster_tags(
-            context, spec.model_key, mlflow, table.name, dataset_version, dataset
-        )
+        tags = lineage.dagster_tags(context, spec.model_key, mlflow)
         # Deciding to train, registering and moving the aliases are one step for the registry: a
         # second run's step let through beside this one would register the same model again
         # and judge it against a champion this one is replacing.
@@ -176,7 +174,7 @@ def build_model_asset(spec: ModelSpec):
                     training_set=TrainingSet(table.name, lake.uri(table.layer, table.table)),
                     run_label=spec.model_key.path[-1],
                     lineage=tags,
-                    description=lineage.description(tags),
+                    description=lineage.description(tags, table.name, dataset_version, dataset),
                 )
             else:
                 champion = aliases(spec.model_name, uri).get(CHAMPION, "")

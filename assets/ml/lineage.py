@@ -14,29 +14,18 @@ JOB = "dagster.job"
 ASSET_KEY = "dagster.asset_key"
 PARTITION = "dagster.partition"
 CODE_VERSION = "dagster.code_version"
-DATASET = "dataset"  # the training table, e.g. features/churn_training_set
-DATASET_VERSION = "dataset_version"
-DATASET_FINGERPRINT = "dataset_fingerprint"
 
 
 def dagster_tags(
-    context: AssetExecutionContext,
-    key: AssetKey,
-    mlflow: MlflowResource,
-    dataset: str,
-    dataset_version: int | None,
-    dataset_fingerprint: str,
+    context: AssetExecutionContext, key: AssetKey, mlflow: MlflowResource
 ) -> dict[str, str]:
-    """The MLflow tags that say which Dagster run, job, asset (and partition) trained a model on
-    which version of which table."""
+    """The MLflow tags that say which Dagster run, job and asset (and partition, code version
+    when there is one) trained a model, with the run page's address."""
     tags = {
         RUN_ID: context.run_id,
         RUN_URL: mlflow.dagster_run_url(context.run_id),
         JOB: context.job_name,
         ASSET_KEY: key.to_user_string(),
-        DATASET: dataset,
-        DATASET_VERSION: str(dataset_version),
-        DATASET_FINGERPRINT: dataset_fingerprint,
     }
     if context.has_partition_key:
         tags[PARTITION] = context.partition_key
@@ -46,13 +35,13 @@ def dagster_tags(
     return tags
 
 
-def description(tags: dict[str, str]) -> str:
-    """Markdown for the MLflow run and registry version: the UIs render it, link included."""
+def description(tags: dict[str, str], dataset: str, version: int | None, fingerprint: str) -> str:
+    """Markdown for the MLflow run and registry version: both UIs render it, link included."""
     where = f", partition `{tags[PARTITION]}`" if PARTITION in tags else ""
     return (
         f"Trained by Dagster run [{tags[RUN_ID][:8]}]({tags[RUN_URL]}) (job `{tags[JOB]}`, "
-        f"asset `{tags[ASSET_KEY]}`{where}) on `{tags[DATASET]}` version "
-        f"{tags[DATASET_VERSION]} (fingerprint `{tags[DATASET_FINGERPRINT]}`)."
+        f"asset `{tags[ASSET_KEY]}`{where}) on `{dataset}` version {version} "
+        f"(fingerprint `{fingerprint}`)."
     )
 
 

@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import tempfile
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -277,13 +278,17 @@ def _log_datasets(
         digest = fingerprint
         if context != "training":
             digest = hashlib.sha256(f"{fingerprint}|{context}|{dates}".encode()).hexdigest()[:16]
-        dataset = mlflow.data.from_pandas(
-            rows.select(list(columns)).to_pandas(),
-            source=where,
-            targets=label,
-            name=source.name,
-            digest=digest,
-        )
+        with warnings.catch_warnings():
+            # The schema here describes the table; MLflow's hint about integer columns and
+            # missing values concerns a model's input schema, which this is not.
+            warnings.filterwarnings("ignore", "Hint: Inferred schema contains integer", UserWarning)
+            dataset = mlflow.data.from_pandas(
+                rows.select(list(columns)).to_pandas(),
+                source=where,
+                targets=label,
+                name=source.name,
+                digest=digest,
+            )
         tags = {"as_of": f"{dates[0]}..{dates[-1]}" if dates else "", "rows": str(rows.num_rows)}
         mlflow.log_input(dataset, context=context, tags=tags)
 
@@ -472,10 +477,10 @@ def train_and_register(
     The candidate takes `champion` when there is none or when its holdout AUC is strictly higher
     than the current champion's on the same holdout rows; otherwise it takes `challenger`.
 
-    The run is named `<run_label> v<version> · <fingerprint>`, its training and holdout rows are
-    its dataset inputs (`training_set`), and `lineage` (tags) and `description` (markdown), say
-    what started the training, go on both the run and the registered version, so the registry
-    leads back to it.
+    The run is named `<run_label> v<version> · <fingerprint>`; its training and holdout rows are
+    its dataset inputs (`training_set`). The training set's name, version and fingerprint, and
+    `lineage` (tags) and `description` (markdown) saying what started the training, go on both
+    the run and the registered version, so the registry leads back to it.
     """
     features, categorical = list(features), list(categorical)
     unknown = sorted(set(categorical) - set(features))
@@ -533,7 +538,14 @@ def train_and_register(
     experiment_id = _experiment_id(model_name, tracking_uri, artifact_location)
     spec = {"label": label, "features": features, "categorical": categorical}
     recipe = training_fingerprint(dataset_fingerprint, label, features, categorical, params)
-    lineage = {**(lineage or {}), TRAINING_TAG: recipe}
+    training_set = training_set or TrainingSet(f"{model_name} training set")
+    lineage = {
+        **(lineage or {}),
+        "dataset": training_set.name,
+        "dataset_version": str(dataset_version),
+        "dataset_fingerprint": dataset_fingerprint,
+        TRAINING_TAG: recipe,
+    }
     named = run_label or model_name
     with mlflow.start_run(
         experiment_id=experiment_id,
@@ -543,7 +555,7 @@ def train_and_register(
     ) as run:
         run_id = run.info.run_id
         _log_datasets(
-            training_set or TrainingSet(f"{model_name} training set"),
+            training_set,
             dataset_version,
             dataset_fingerprint,
             {"training": (train, _iso_dates(train)), "evaluation": (holdout, holdout_iso)},
@@ -570,8 +582,6 @@ def train_and_register(
         mlflow.set_tags(
             {
                 "model_name": model_name,
-                "dataset_fingerprint": dataset_fingerprint,
-                "dataset_version": str(dataset_version),
                 "promoted": str(promoted).lower(),
                 "previous_champion_version": previous or "none",
                 "champion_holdout_auc": (
@@ -614,7 +624,6 @@ def train_and_register(
         # A pending challenger lost to the old champion, so it is behind the new one too.
         client.delete_registered_model_alias(model_name, CHALLENGER)
     client.set_model_version_tag(model_name, version, "holdout_auc", f"{metrics['auc']:.6f}")
-    client.set_model_version_tag(model_name, version, "dataset_fingerprint", dataset_fingerprint)
     for key, value in lineage.items():
         client.set_model_version_tag(model_name, version, key, value)
     if description:
