@@ -278,19 +278,19 @@ def _log_datasets(
         digest = fingerprint
         if context != "training":
             digest = hashlib.sha256(f"{fingerprint}|{context}|{dates}".encode()).hexdigest()[:16]
-        with warnings.catch_warnings():
-            # The schema here describes the table; MLflow's hint about integer columns and
-            # missing values concerns a model's input schema, which this is not.
-            warnings.filterwarnings("ignore", "Hint: Inferred schema contains integer", UserWarning)
-            dataset = mlflow.data.from_pandas(
-                rows.select(list(columns)).to_pandas(),
-                source=where,
-                targets=label,
-                name=source.name,
-                digest=digest,
-            )
+        dataset = mlflow.data.from_pandas(
+            rows.select(list(columns)).to_pandas(),
+            source=where,
+            targets=label,
+            name=source.name,
+            digest=digest,
+        )
         tags = {"as_of": f"{dates[0]}..{dates[-1]}" if dates else "", "rows": str(rows.num_rows)}
-        mlflow.log_input(dataset, context=context, tags=tags)
+        with warnings.catch_warnings():
+            # Logging infers the dataset's schema. It describes the table; MLflow's hint about
+            # integer columns and missing values concerns a model's input schema.
+            warnings.filterwarnings("ignore", ".*Inferred schema contains integer", UserWarning)
+            mlflow.log_input(dataset, context=context, tags=tags)
 
 
 def _as_uri(location: str) -> str:
