@@ -1,7 +1,8 @@
 """What keeps the lakehouse fresh without a person: entities follow the raw layer by declarative
 automation, only after the raw gates passed; the daily refresh (lifecycle, 360, features, scores,
 outcomes, the CRM sync) and the weekly retrain of both models run on schedules (UTC). Event days
-come in through their own partitioned runs (assets/events/runs.py).
+come in through their own partitioned runs (assets/events/runs.py). Every asset built on a
+cadence declares how fresh it should be, so the UI shows a table that fell behind.
 
 The named jobs are the stages of the graph, in the order `make demo` runs them
 (assets/events/runs.py `build_graph`): ingest, events_days, weekly_retrain, daily_refresh; the
@@ -11,17 +12,22 @@ jobs, whoever launched them, and each run carries its stage in the `lakehouse/st
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import timedelta
 
 from dagster import (
     AssetKey,
     AssetsDefinition,
     AssetSelection,
+    AssetSpec,
     AutomationCondition,
     AutomationConditionSensorDefinition,
     DefaultSensorStatus,
+    FreshnessPolicy,
     ScheduleDefinition,
     define_asset_job,
 )
+
+from checks.raw import CADENCE_PERIODS, RAW_TABLES
 
 # New raw data -> rebuild, but never on top of a raw table whose blocking gate failed.
 FOLLOW_GATED = (
@@ -30,12 +36,46 @@ FOLLOW_GATED = (
 AUTOMATED_GROUPS = ("entities",)
 
 
-def automate(assets: Iterable) -> list:
-    """The assets, with the gated follow condition on those of the automated groups."""
+# Freshness: an asset is due once its cadence has passed since its last materialization (warn)
+# and late once the grace has passed too (fail): time for a scheduled run to start, finish and
+# be retried, or for an extract delivered later in its day.
+GRACE = timedelta(hours=6)
+DAILY = CADENCE_PERIODS["daily"]
+WEEKLY = CADENCE_PERIODS["weekly"]
+# Observed (landing zones) or recorded by a sensor (ops) when something happens: no cadence.
+UNSCHEDULED_GROUPS = ("landing", "ops")
+RAW_PERIODS = {AssetKey([c.layer, c.table]): c.extract_period for c in RAW_TABLES}
 
-    def with_condition(spec):
+
+def freshness_window(spec: AssetSpec, weekly: frozenset[AssetKey]) -> timedelta | None:
+    """How long an asset may go without a materialization: a raw table its source's extract
+    cadence (a day when the contract declares none), the weekly retrain's models a week, every
+    other layer a day (the daily refresh, the event days, entities following daily extracts)."""
+    if spec.group_name in UNSCHEDULED_GROUPS:
+        return None
+    if spec.group_name == "raw":
+        return RAW_PERIODS.get(spec.key, DAILY)
+    return WEEKLY if spec.key in weekly else DAILY
+
+
+def freshness_policy(window: timedelta) -> FreshnessPolicy:
+    return FreshnessPolicy.time_window(fail_window=window + GRACE, warn_window=window)
+
+
+def automate(assets: Iterable) -> list:
+    """The assets, with the gated follow condition on those of the automated groups and the
+    freshness policy of their cadence on every scheduled one."""
+    assets = list(assets)
+    weekly = frozenset(
+        WEEKLY_RETRAIN.resolve([a for a in assets if isinstance(a, AssetsDefinition)])
+    )
+
+    def with_condition(spec: AssetSpec) -> AssetSpec:
         if spec.group_name in AUTOMATED_GROUPS:
-            return spec.replace_attributes(automation_condition=FOLLOW_GATED)
+            spec = spec.replace_attributes(automation_condition=FOLLOW_GATED)
+        window = freshness_window(spec, weekly)
+        if window is not None:
+            spec = spec.replace_attributes(freshness_policy=freshness_policy(window))
         return spec
 
     return [

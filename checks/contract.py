@@ -61,6 +61,9 @@ class Column:
     min: float | None = None
     max: float | None = None
     pii: bool = False
+    # The id of a person in some system (a login, a contact, another system's reference to
+    # them): pseudonymous, so previews show it, but a row carrying one is about that person.
+    identifies_person: bool = False
     future: bool = False  # may lie after the extract date (e.g. a period end); else quarantined
     # Longest text accepted, in characters: a row rule (quarantine), not a GX expectation, like
     # the type and date rules; no longer value reaches the batch the suite sees.
@@ -117,6 +120,11 @@ class TableContract:
     @property
     def pii_columns(self) -> list[str]:
         return [c.name for c in self.columns if c.pii]
+
+    @property
+    def personal_columns(self) -> list[str]:
+        """Columns that make a row personal data: a personal value, or a person's id."""
+        return [c.name for c in self.columns if c.pii or c.identifies_person]
 
     def suite(self) -> list[Expectation]:
         out = [e for c in self.columns for e in c.expectations()]

@@ -8,11 +8,19 @@ the rule's name; the batch fails the gate only when the quarantined share passes
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Literal
 
 from checks.contract import Column, Expectation, TableContract
 
 FileFormat = Literal["json_array", "jsonl", "csv"]
+Cadence = Literal["daily", "weekly", "monthly"]
+# Longest time between two extracts of a cadence (a month: its longest).
+CADENCE_PERIODS: dict[str, timedelta] = {
+    "daily": timedelta(days=1),
+    "weekly": timedelta(days=7),
+    "monthly": timedelta(days=31),
+}
 
 PLANS = ("starter", "growth", "enterprise")
 EVENT_TYPES = (
@@ -85,10 +93,16 @@ class RawContract(TableContract):
     object: str = ""
     format: FileFormat = "csv"
     quarantine_threshold: float = DEFAULT_QUARANTINE_THRESHOLD
+    cadence: Cadence | None = None  # how often the source delivers an extract; None: daily
 
     @property
     def landing_name(self) -> str:
         return f"{self.source}_{self.object}"
+
+    @property
+    def extract_period(self) -> timedelta:
+        """Longest expected time between two extracts: the declared cadence's, else a day."""
+        return CADENCE_PERIODS[self.cadence or "daily"]
 
     def suite(self) -> list[Expectation]:
         batch = Expectation(
@@ -114,6 +128,7 @@ def _raw(
     *columns: Column,
     table: str | None = None,
     partition_by: tuple[str, ...] = (),
+    cadence: Cadence | None = None,
 ) -> RawContract:
     return RawContract(
         layer="raw",
@@ -124,6 +139,7 @@ def _raw(
         object=obj,
         format=fmt,
         partition_by=partition_by,
+        cadence=cadence,
     )
 
 
@@ -154,13 +170,14 @@ CRM_ACCOUNTS = _raw(
     Column("lead_source", source="LeadSource"),
     ts("created_date", "CreatedDate", required=True),
     ts("last_modified_date", "LastModifiedDate", required=True),
+    cadence="weekly",
 )
 CRM_CONTACTS = _raw(
     "crm",
     "contacts",
     "json_array",
     "CRM contacts (weekly JSON export), one row per exported record version.",
-    Column("id", source="Id", required=True, description="CRM contact id."),
+    Column("id", source="Id", required=True, description="CRM contact id.", identifies_person=True),
     Column("account_id", source="AccountId"),
     Column("first_name", source="FirstName", pii=True),
     Column("last_name", source="LastName", pii=True),
@@ -170,6 +187,7 @@ CRM_CONTACTS = _raw(
     Column("lead_source", source="LeadSource"),
     ts("created_date", "CreatedDate", required=True),
     ts("last_modified_date", "LastModifiedDate", required=True),
+    cadence="weekly",
 )
 CRM_OPPORTUNITIES = _raw(
     "crm",
@@ -197,6 +215,7 @@ CRM_OPPORTUNITIES = _raw(
     Column("type", source="Type", accepted=("new_business", "expansion")),
     ts("created_date", "CreatedDate", required=True),
     ts("last_modified_date", "LastModifiedDate", required=True),
+    cadence="weekly",
 )
 BILLING_CUSTOMERS = _raw(
     "billing",
@@ -210,6 +229,7 @@ BILLING_CUSTOMERS = _raw(
     Column("country"),
     ts("created_at", required=True),
     ts("updated_at", required=True),
+    cadence="weekly",
 )
 BILLING_SUBSCRIPTIONS = _raw(
     "billing",
@@ -226,6 +246,7 @@ BILLING_SUBSCRIPTIONS = _raw(
     Column("current_period_end", "timestamp", future=True),
     ts("canceled_at"),
     ts("updated_at", required=True),
+    cadence="weekly",
 )
 BILLING_INVOICES = _raw(
     "billing",
@@ -240,6 +261,7 @@ BILLING_INVOICES = _raw(
     Column("status", required=True, accepted=("paid", "open", "failed", "void")),
     ts("issued_at", required=True),
     ts("paid_at"),
+    cadence="weekly",
 )
 PRODUCT_WORKSPACES = _raw(
     "product",
@@ -252,36 +274,39 @@ PRODUCT_WORKSPACES = _raw(
     ts("created_at", required=True),
     ts("updated_at", required=True),
     ts("deleted_at"),
+    cadence="daily",
 )
 PRODUCT_USERS = _raw(
     "product",
     "users",
     "jsonl",
     "Product users (daily JSONL): logins per workspace, with role and status.",
-    Column("user_id", required=True),
+    Column("user_id", required=True, identifies_person=True),
     Column("workspace_id", required=True),
     Column("email", pii=True),
     Column("name", pii=True),
     Column("role", accepted=("admin", "member", "billing")),
     Column("status", accepted=("active", "deactivated")),
-    Column("invited_by"),
+    Column("invited_by", description="user_id of the inviting user.", identifies_person=True),
     ts("created_at", required=True),
     ts("updated_at", required=True),
+    cadence="daily",
 )
 PRODUCT_USAGE_EVENTS = _raw(
     "product",
     "usage_events",
     "jsonl",
     "Product usage events (daily gzip JSONL). Grain: one event as delivered; late events land "
-    "in a later extract with their original timestamp. Partitioned by _extract_date.",
+    "in a later extract with their original timestamp.",
     Column("event_id", required=True),
     Column("workspace_id", required=True),
-    Column("user_id"),
+    Column("user_id", description="The product user who acted.", identifies_person=True),
     Column("event_type", required=True, accepted=EVENT_TYPES),
     ts("timestamp", required=True),
     Column("session_id"),
     Column("feature_adoption_score", "float", min=0, max=1),
     partition_by=("_extract_date",),
+    cadence="daily",
 )
 SUPPORT_ORGANIZATIONS = _raw(
     "support",
@@ -294,6 +319,7 @@ SUPPORT_ORGANIZATIONS = _raw(
     Column("crm_account_id"),
     ts("created_at", required=True),
     ts("updated_at", required=True),
+    cadence="weekly",
 )
 SUPPORT_TICKETS = _raw(
     "support",
@@ -313,20 +339,26 @@ SUPPORT_TICKETS = _raw(
     ts("solved_at"),
     Column("resolution_hours", "float", min=0),
     ts("updated_at", required=True),
+    cadence="weekly",
 )
 CONSENT_RECORDS = _raw(
     "consent",
     "records",
     "json_array",
     "Consent records (weekly JSON): grants and revocations per person and scope.",
-    Column("record_id", required=True),
+    Column("record_id", required=True, identifies_person=True),
     Column("email", pii=True),
-    Column("subject_ref"),
+    Column(
+        "subject_ref",
+        description="The person in another system: crm:<contact id> or product:<user id>.",
+        identifies_person=True,
+    ),
     Column("scope", required=True),
     Column("status", required=True),
     Column("channel"),
     ts("recorded_at", required=True),
     table="consent_records",
+    cadence="weekly",
 )
 RISK_SIGNALS = _raw(
     "risk",
@@ -341,6 +373,7 @@ RISK_SIGNALS = _raw(
     Column("vendor_risk_flags", "int", min=0),
     ts("observed_at", required=True),
     table="risk_signals",
+    cadence="monthly",
 )
 
 RAW_TABLES: tuple[RawContract, ...] = (

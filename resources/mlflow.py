@@ -1,10 +1,13 @@
 """Where models are tracked and registered: an MLflow tracking URI (SQLite under the lake by
 default; any tracking store by configuration, e.g. PostgreSQL) and where run artifacts go (under
-the lake by default, so an object-store lake keeps the models beside the tables)."""
+the lake by default, so an object-store lake keeps the models beside the tables); and where the
+two UIs answer, so an MLflow run links to the Dagster run that trained it and back."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from urllib.parse import quote
 
 from dagster import ConfigurableResource
 from pydantic import Field
@@ -13,6 +16,10 @@ from resources.lake import is_local
 
 MLFLOW_TRACKING_URI = "LAKEHOUSE_MLFLOW_TRACKING_URI"
 MLFLOW_ARTIFACTS = "LAKEHOUSE_MLFLOW_ARTIFACTS"
+MLFLOW_UI_URL = "LAKEHOUSE_MLFLOW_UI_URL"
+DAGSTER_URL = "LAKEHOUSE_DAGSTER_URL"
+DEFAULT_MLFLOW_UI_URL = "http://127.0.0.1:5000"  # `make dev` serves the MLflow UI there
+DEFAULT_DAGSTER_URL = "http://127.0.0.1:3000"  # `make dev`'s Dagster UI
 
 
 class MlflowResource(ConfigurableResource):
@@ -24,6 +31,16 @@ class MlflowResource(ConfigurableResource):
         default=None,
         description=f"Artifact root of new experiments ({MLFLOW_ARTIFACTS}); "
         "default: <lake root>/mlflow/artifacts.",
+    )
+    ui_url: str | None = Field(
+        default=None,
+        description=f"MLflow UI the asset metadata links to; default: {MLFLOW_UI_URL}, "
+        f"else {DEFAULT_MLFLOW_UI_URL}.",
+    )
+    dagster_url: str | None = Field(
+        default=None,
+        description=f"Dagster UI an MLflow run links back to; default: {DAGSTER_URL}, "
+        f"else {DEFAULT_DAGSTER_URL}.",
     )
 
     def uri(self, lake_root: str) -> str:
@@ -39,3 +56,22 @@ class MlflowResource(ConfigurableResource):
                 Path(lake_root.removeprefix("file://")).resolve() / "mlflow" / "artifacts"
             ).as_uri()
         return f"{lake_root.rstrip('/')}/mlflow/artifacts"
+
+    # -- links between the UIs (read when a run asks, so a changed variable needs no restart) --
+    def _mlflow_ui(self) -> str:
+        return (self.ui_url or os.environ.get(MLFLOW_UI_URL) or DEFAULT_MLFLOW_UI_URL).rstrip("/")
+
+    def _dagster_ui(self) -> str:
+        return (self.dagster_url or os.environ.get(DAGSTER_URL) or DEFAULT_DAGSTER_URL).rstrip("/")
+
+    def run_url(self, experiment_id: str, run_id: str) -> str:
+        """The MLflow UI's page of a run (MLflow 3 routes)."""
+        return f"{self._mlflow_ui()}/#/experiments/{quote(experiment_id)}/runs/{quote(run_id)}"
+
+    def model_version_url(self, model_name: str, version: str) -> str:
+        """The MLflow UI's page of a registered model version."""
+        return f"{self._mlflow_ui()}/#/models/{quote(model_name)}/versions/{quote(version)}"
+
+    def dagster_run_url(self, run_id: str) -> str:
+        """The Dagster UI's page of a run."""
+        return f"{self._dagster_ui()}/runs/{quote(run_id)}"

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 
 import pyarrow.compute as pc
 import pytest
+import yaml
 
 from conftest import check_evaluations, materialized
 
@@ -360,3 +362,59 @@ def test_a_rewritten_file_keeps_naming_its_rows_through_erasure_and_a_later_vers
     path.write_text(subs_file([sub_row(i, mrr="1400") for i in range(1, 40)]))  # a later version
     assert lakehouse.materialize("raw/billing_subscriptions").success
     assert [r["mrr"] for r in _visible(lakehouse, "billing_subscriptions")] == [1400.0] * 39
+
+
+def _persons_named_by_the_rules() -> set[tuple[str, str]]:
+    """(raw table, expression) pairs the identity rules and the event mapping read a person
+    from: a person record's id and fields, an event's person reference."""
+    from assets.entities.rules import DEFAULT_RULES
+    from assets.events.mapping import DEFAULT_MAPPING
+
+    identity = yaml.safe_load(DEFAULT_RULES.read_text())
+    events = yaml.safe_load(DEFAULT_MAPPING.read_text())
+    named = set()
+    for s in identity["persons"]["sources"]:
+        named |= {(s["table"], e) for e in [s["id"], *s.get("fields", {}).values()]}
+    named |= {(s["table"], s["person"]["expr"]) for s in events["sources"] if "person" in s}
+    return named
+
+
+def test_every_raw_table_holding_a_person_identifier_is_tagged_pii(defs):
+    """A table whose rows name a person (their id in a system, a name, an email) is personal
+    data: its asset is tagged pii=true, however pseudonymous the id."""
+    from dagster import AssetKey
+
+    from checks.raw import RAW_TABLES
+
+    graph = defs.resolve_asset_graph()
+    tags = {c.name: graph.get(AssetKey([c.layer, c.table])).tags["pii"] for c in RAW_TABLES}
+    named = _persons_named_by_the_rules()
+    assert {t for t, _ in named} <= {n for n, tag in tags.items() if tag == "true"}
+    contracts = {c.name: c for c in RAW_TABLES}
+    # A column the rules read a person from is declared personal in its contract ...
+    columns = {(t, e) for t, e in named if re.fullmatch(r"\w+", e)}
+    assert {(t, e) for t, e in columns if e not in contracts[t].personal_columns} == set()
+    assert ("raw/product_usage_events", "user_id") in columns
+    # ... and the tag follows the contract: no personal column, no pii tag (account facts).
+    assert tags == {n: str(bool(c.personal_columns)).lower() for n, c in contracts.items()}
+    assert tags["raw/billing_invoices"] == tags["raw/risk_signals"] == "false"
+
+
+def test_raw_descriptions_tell_delta_partitions_from_dagster_partitions(defs):
+    """A raw asset has no Dagster partitions: a description that mentions partitions says they
+    are the Delta table's file layout, and names the partition columns."""
+    from dagster import AssetKey
+
+    from checks.raw import RAW_TABLES
+
+    graph = defs.resolve_asset_graph()
+    for c in RAW_TABLES:
+        node = graph.get(AssetKey([c.layer, c.table]))
+        assert node.partitions_def is None, c.name
+        sentences = re.split(r"(?<=\.)\s+", node.description)
+        said = [s for s in sentences if "partition" in s.lower()]
+        for s in said:
+            assert "Delta table" in s and "not Dagster partitions" in s, (c.name, s)
+        assert bool(said) == bool(c.partition_by), c.name
+        for column in c.partition_by:
+            assert any(f"`{column}`" in s for s in said), (c.name, column)

@@ -146,13 +146,21 @@ def build_model_asset(spec: ModelSpec):
     def _model(
         context: AssetExecutionContext, lake: LakeResource, mlflow: MlflowResource
     ) -> MaterializeResult:
-        if not lake.exists(spec.training.layer, spec.training.table):
-            raise ValueError(f"{spec.training.name} is missing: materialize the features first")
-        training = lake.read(spec.training.layer, spec.training.table)
+        from assets.ml import lineage
+        from assets.ml.models import TrainingSet, version_run
+
+        table = spec.training
+        if not lake.exists(table.layer, table.table):
+            raise ValueError(f"{table.name} is missing: materialize the features first")
+        # One version, read by number: the rows, the fingerprint and the version MLflow records
+        # are the same even when the features are republished meanwhile.
+        dataset_version = lake.version(table.layer, table.table)
+        training = lake.read(table.layer, table.table, version=dataset_version)
         categorical = [c for c in asof.CATEGORICAL if c in spec.features]
         dataset = _fingerprint(training)
         recipe = training_fingerprint(dataset, spec.label, spec.features, categorical, PARAMS)
         uri = mlflow.uri(lake.root)
+        tags = lineage.dagster_tags(context, spec.model_key, mlflow)
         # Deciding to train, registering and moving the aliases are one step for the registry: a
         # second run's step let through beside this one would register the same model again
         # and judge it against a champion this one is replacing.
@@ -168,13 +176,18 @@ def build_model_asset(spec: ModelSpec):
                     tracking_uri=uri,
                     artifact_location=mlflow.artifact_root(lake.root),
                     dataset_fingerprint=dataset,
-                    dataset_version=lake.version(spec.training.layer, spec.training.table),
+                    dataset_version=dataset_version,
                     params=PARAMS,
+                    training_set=TrainingSet(table.name, lake.uri(table.layer, table.table)),
+                    run_label=spec.model_key.path[-1],
+                    lineage=tags,
+                    description=lineage.description(tags, table.name, dataset_version, dataset),
                 )
             else:
                 champion = aliases(spec.model_name, uri).get(CHAMPION, "")
         if same is not None:
             context.log.info(f"{spec.model_name}: v{same} was trained on this exact set; kept")
+            experiment_id, run_id = version_run(spec.model_name, uri, same)
             return MaterializeResult(
                 metadata={
                     "model_name": spec.model_name,
@@ -183,6 +196,9 @@ def build_model_asset(spec: ModelSpec):
                     "champion_version": champion,
                     "reason": f"training set and settings unchanged since v{same} ({recipe})",
                     **_evidence_metadata(_band_evidence(spec, training, uri, same)),
+                    **lineage.mlflow_links(
+                        mlflow, spec.model_name, same, experiment_id, run_id, champion
+                    ),
                 }
             )
         m = result.metrics
@@ -197,7 +213,16 @@ def build_model_asset(spec: ModelSpec):
                 "retrained": True,
                 "champion_version": result.champion_version,
                 "promoted": result.promoted,
-                "mlflow_run_id": result.run_id,
+                "mlflow_run_name": result.run_name,
+                **lineage.mlflow_links(
+                    mlflow,
+                    spec.model_name,
+                    result.version,
+                    result.experiment_id,
+                    result.run_id,
+                    result.champion_version,
+                ),
+                "training_set": MetadataValue.text(f"{table.name} v{dataset_version} ({dataset})"),
                 "holdout_dates": MetadataValue.json(result.holdout_dates),
                 "auc": MetadataValue.float(round(m["auc"], 4)),
                 "pr_auc": MetadataValue.float(round(m["pr_auc"], 4)),

@@ -16,7 +16,8 @@ import hashlib
 import json
 import logging
 import tempfile
-from collections.abc import Sequence
+import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from catboost import CatBoostClassifier, Pool
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from mlflow import MlflowClient
+from mlflow.data.delta_dataset_source import DeltaDatasetSource
 from mlflow.exceptions import MlflowException
 from mlflow.models import Model, ModelSignature, infer_signature
 from mlflow.types import ColSpec, Schema
@@ -73,6 +75,8 @@ class TrainResult:
     lift_by_decile: list[float]
     calibration: list[dict]
     holdout_dates: list[str]
+    experiment_id: str
+    run_name: str
 
 
 def tracking_uri_for(lake_root: str) -> str:
@@ -236,6 +240,68 @@ def _plots(
     return plots
 
 
+# -- datasets --------------------------------------------------------------------------------
+class DeltaTableSource(DeltaDatasetSource):
+    """A Delta table by URI and version. MLflow's own source drops version 0 (it tests the
+    version for truth), and a table's first version is 0."""
+
+    def to_dict(self) -> dict[Any, Any]:
+        return {"path": self.path, "delta_table_version": self.delta_table_version}
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    """Where the training rows were read: the table's name (e.g. features/churn_training_set)
+    and its URI; the version read is `dataset_version`."""
+
+    name: str
+    uri: str | None = None
+
+
+def _log_datasets(
+    source: TrainingSet,
+    version: int | None,
+    fingerprint: str,
+    parts: Mapping[str, tuple[pa.Table, list[str]]],
+    columns: Sequence[str],
+    label: str,
+) -> None:
+    """Each part of the training set as an MLflow dataset input ("training", "evaluation"):
+    named after the table, sourced at its URI and version, with the as-of dates it covers. The
+    training part's digest is the table's fingerprint; the holdout's adds its dates."""
+    where = (
+        DeltaTableSource(path=_as_uri(source.uri), delta_table_version=version)
+        if source.uri
+        else None
+    )
+    for context, (rows, dates) in parts.items():
+        digest = fingerprint
+        if context != "training":
+            digest = hashlib.sha256(f"{fingerprint}|{context}|{dates}".encode()).hexdigest()[:16]
+        dataset = mlflow.data.from_pandas(
+            rows.select(list(columns)).to_pandas(),
+            source=where,
+            targets=label,
+            name=source.name,
+            digest=digest,
+        )
+        tags = {"as_of": f"{dates[0]}..{dates[-1]}" if dates else "", "rows": str(rows.num_rows)}
+        with warnings.catch_warnings():
+            # Logging infers the dataset's schema. It describes the table; MLflow's hint about
+            # integer columns and missing values concerns a model's input schema.
+            warnings.filterwarnings("ignore", ".*Inferred schema contains integer", UserWarning)
+            mlflow.log_input(dataset, context=context, tags=tags)
+
+
+def _as_uri(location: str) -> str:
+    """A local path as a file:// URI; an object-store URI as it is."""
+    return Path(location).resolve().as_uri() if is_local(location) else location
+
+
+def _iso_dates(table: pa.Table) -> list[str]:
+    return [d.isoformat() for d in sorted(pc.unique(table.column("as_of")).drop_null().to_pylist())]
+
+
 # -- registry --------------------------------------------------------------------------------
 class LoadedModel:
     """A registered model version with the feature spec it was trained on."""
@@ -335,6 +401,19 @@ def version_trained_on(model_name: str, tracking_uri: str, fingerprint: str) -> 
     return str(latest.version) if latest.tags.get(TRAINING_TAG) == fingerprint else None
 
 
+def version_run(model_name: str, tracking_uri: str, version: str) -> tuple[str, str]:
+    """(experiment id, run id) of the MLflow run that produced a registered version."""
+    client = _client(tracking_uri)
+    run_id = client.get_model_version(model_name, version).run_id
+    return client.get_run(run_id).info.experiment_id, run_id
+
+
+def run_name(label: str, version: str | None, dataset_fingerprint: str) -> str:
+    """`<label> v<version> · <training set fingerprint, short>`: which model, from which rows."""
+    named = f"{label} v{version}" if version else label
+    return f"{named} · {dataset_fingerprint[:8]}"
+
+
 def load_model(model_name: str, tracking_uri: str, alias_or_version: str = CHAMPION) -> LoadedModel:
     """Load a registered version by alias or number; the alias is resolved first, so the
     returned `version` is exactly the one whose weights were loaded."""
@@ -388,11 +467,20 @@ def train_and_register(
     holdout_dates: int = 3,
     artifacts_dir: str | None = None,
     artifact_location: str | None = None,
+    training_set: TrainingSet | None = None,
+    run_label: str | None = None,
+    lineage: Mapping[str, str] | None = None,
+    description: str | None = None,
 ) -> TrainResult:
     """Train a candidate, log it as a new registry version and run the champion/challenger rule.
 
     The candidate takes `champion` when there is none or when its holdout AUC is strictly higher
     than the current champion's on the same holdout rows; otherwise it takes `challenger`.
+
+    The run is named `<run_label> v<version> · <fingerprint>`; its training and holdout rows are
+    its dataset inputs (`training_set`). The training set's name, version and fingerprint, and
+    `lineage` (tags) and `description` (markdown) saying what started the training, go on both
+    the run and the registered version, so the registry leads back to it.
     """
     features, categorical = list(features), list(categorical)
     unknown = sorted(set(categorical) - set(features))
@@ -449,8 +537,31 @@ def train_and_register(
 
     experiment_id = _experiment_id(model_name, tracking_uri, artifact_location)
     spec = {"label": label, "features": features, "categorical": categorical}
-    with mlflow.start_run(experiment_id=experiment_id) as run:
+    recipe = training_fingerprint(dataset_fingerprint, label, features, categorical, params)
+    training_set = training_set or TrainingSet(f"{model_name} training set")
+    lineage = {
+        **(lineage or {}),
+        "dataset": training_set.name,
+        "dataset_version": str(dataset_version),
+        "dataset_fingerprint": dataset_fingerprint,
+        TRAINING_TAG: recipe,
+    }
+    named = run_label or model_name
+    with mlflow.start_run(
+        experiment_id=experiment_id,
+        run_name=run_name(named, None, dataset_fingerprint),
+        tags=lineage,
+        description=description,
+    ) as run:
         run_id = run.info.run_id
+        _log_datasets(
+            training_set,
+            dataset_version,
+            dataset_fingerprint,
+            {"training": (train, _iso_dates(train)), "evaluation": (holdout, holdout_iso)},
+            ["account_id", "as_of", label, *features],
+            label,
+        )
         folder = Path(artifacts_dir or tempfile.mkdtemp(prefix="ml-plots-")) / run_id
         plots = _plots(folder, y_hold, p_hold, calibration, importance, model_name)
         run_params = {
@@ -471,8 +582,6 @@ def train_and_register(
         mlflow.set_tags(
             {
                 "model_name": model_name,
-                "dataset_fingerprint": dataset_fingerprint,
-                "dataset_version": str(dataset_version),
                 "promoted": str(promoted).lower(),
                 "previous_champion_version": previous or "none",
                 "champion_holdout_auc": (
@@ -507,19 +616,18 @@ def train_and_register(
         version = str(info.registered_model_version)
         champion_version = version if promoted else str(previous)
         mlflow.set_tag("champion_version", champion_version)
+        name = run_name(named, version, dataset_fingerprint)
+        client.update_run(run_id, name=name)
 
     client.set_registered_model_alias(model_name, CHAMPION if promoted else CHALLENGER, version)
     if promoted and CHALLENGER in aliases(model_name, tracking_uri):
         # A pending challenger lost to the old champion, so it is behind the new one too.
         client.delete_registered_model_alias(model_name, CHALLENGER)
     client.set_model_version_tag(model_name, version, "holdout_auc", f"{metrics['auc']:.6f}")
-    client.set_model_version_tag(model_name, version, "dataset_fingerprint", dataset_fingerprint)
-    client.set_model_version_tag(
-        model_name,
-        version,
-        TRAINING_TAG,
-        training_fingerprint(dataset_fingerprint, label, features, categorical, params),
-    )
+    for key, value in lineage.items():
+        client.set_model_version_tag(model_name, version, key, value)
+    if description:
+        client.update_model_version(model_name, version, description=description)
 
     return TrainResult(
         model_name=model_name,
@@ -534,4 +642,6 @@ def train_and_register(
         lift_by_decile=lift,
         calibration=calibration,
         holdout_dates=holdout_iso,
+        experiment_id=experiment_id,
+        run_name=name,
     )

@@ -49,11 +49,18 @@ def raw_key(contract: RawContract) -> AssetKey:
 
 
 def _description(c: RawContract) -> str:
+    # Partition columns are the Delta table's file layout; the asset has no Dagster partitions.
+    layout = (
+        f" The Delta table's files are partitioned by {', '.join(f'`{p}`' for p in c.partition_by)}"
+        " (a storage layout, not Dagster partitions: each run ingests every new extract)."
+        if c.partition_by
+        else ""
+    )
     return (
-        f"{c.description}\n\nLanding: `{c.source}/{c.object}/<extract_date>/` ({c.format}). "
-        f"Append-only; a file is ingested once (by content hash). Rows breaking a column rule go "
-        f"to `raw/quarantine`; the batch fails its gate when more than "
-        f"{c.quarantine_threshold:.0%} of its rows are quarantined."
+        f"{c.description}\n\nLanding: `{c.source}/{c.object}/<extract_date>/` ({c.format}, "
+        f"{c.cadence or 'daily'} extracts). Append-only; a file is ingested once (by content "
+        f"hash).{layout} Rows breaking a column rule go to `raw/quarantine`; the batch fails its "
+        f"gate when more than {c.quarantine_threshold:.0%} of its rows are quarantined."
     )
 
 
@@ -68,7 +75,7 @@ def build_raw_asset(c: RawContract) -> AssetsDefinition:
         description=_description(c),
         kinds=KINDS,
         owners=[OWNER],
-        tags={"layer": "raw", "pii": str(bool(c.pii_columns)).lower(), "source": c.source},
+        tags={"layer": "raw", "pii": str(bool(c.personal_columns)).lower(), "source": c.source},
         metadata={**definition_metadata(c), "quarantine_threshold": c.quarantine_threshold},
         check_specs=[suite_check(c)],
     )
