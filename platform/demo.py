@@ -154,7 +154,9 @@ def _print_summary(lake, results, elapsed: float, plan) -> None:
         for state, n in rows:
             print(f"  {state:<22}{n:>8,}  {100 * n / total:5.1f}%")
     _print_models(results, lake)
+    _print_scored(lake)
     _print_sync(results)
+    _print_actions(lake)
     print(f"\nevents: {plan.describe() if plan else 'not built (a stage before them failed)'}")
     print("\n".join(checks))
     print(f"lake: {lake.root}")
@@ -215,6 +217,41 @@ def _print_sync(results) -> None:
                     f"{c.get('queued_review', '-')}, unchanged {c.get('unchanged', '-')}, failed "
                     f"{c.get('failed', '-')}"
                 )
+
+
+def _print_scored(lake) -> None:
+    """How many account profiles carry each model's score, and why the others do not (an
+    all-NULL score column was once shipped without anyone noticing)."""
+    import duckdb
+
+    if not lake.exists("c360", "customer_360_accounts"):
+        return
+    c = lake.dataset("c360", "customer_360_accounts")  # noqa: F841 - read by DuckDB below
+    for kind in ("churn", "expansion"):
+        scored, total, why = duckdb.sql(
+            f"""SELECT count({kind}_probability), count(*),
+                    mode({kind}_unscored_reason) FILTER (WHERE {kind}_probability IS NULL)
+                FROM c"""
+        ).fetchall()[0]
+        rest = f"; the others: {why}" if why and scored < total else ""
+        print(f"c360 {kind}_probability: {scored:,} of {total:,} accounts{rest}")
+
+
+def _print_actions(lake) -> None:
+    """What the CRM is told to do, per action, and how sure the platform is of it."""
+    import duckdb
+
+    if not lake.exists("reverse_etl", "crm_account_updates"):
+        return
+    u = lake.dataset("reverse_etl", "crm_account_updates")  # noqa: F841 - read by DuckDB below
+    rows = duckdb.sql(
+        """SELECT next_best_action, count(*), round(avg(action_confidence), 2) FROM u
+           GROUP BY 1 ORDER BY 2 DESC"""
+    ).fetchall()
+    print(
+        "crm actions (action, accounts, mean confidence): "
+        + ", ".join(f"{a} {n:,} ({c})" for a, n, c in rows)
+    )
 
 
 def _print_models(results, lake) -> None:
