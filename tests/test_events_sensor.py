@@ -190,3 +190,17 @@ def test_a_failed_raw_gate_upstream_launches_nothing_until_it_passes(house):
     assert _ingest(h).success
     follows = _tick(h, settled.cursor)
     assert _ranges(follows) == [(str(NEXT_DAY), str(NEXT_DAY))]
+
+
+def test_days_past_the_loaded_partitions_are_held_back_not_requested():
+    """A frozen extract that received newer data: the days the code location has partitions
+    for are launched, the rest are named for a reload (a request for them would fail)."""
+    from assets.events.days import Span
+    from assets.events.sensor import clip
+
+    loaded = Span(date(2026, 1, 1), END)
+    inside, beyond = clip(
+        [(date(2026, 10, 20), date(2026, 11, 3)), (date(2026, 11, 10), date(2026, 11, 10))], loaded
+    )
+    assert inside == [(date(2026, 10, 20), END)]
+    assert beyond == [(NEW_DAY, date(2026, 11, 3)), (date(2026, 11, 10), date(2026, 11, 10))]

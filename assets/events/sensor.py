@@ -94,7 +94,10 @@ def events_days_sensor(context: SensorEvaluationContext, lake: LakeResource, pii
     busy = in_flight_ranges(context.instance)
     launch = [r for r in inside if not any(_overlap(r, b) for b, _ in busy)]
     held = [(r, next(run for b, run in busy if _overlap(r, b))) for r in inside if r not in launch]
-    notes = [f"{_days(r)} wait for run {run[:8]} (same days in progress)" for r, run in held]
+    notes = [
+        f"{_days(r)} wait for run {run[:8]} (the same days, queued or in progress)"
+        for r, run in held
+    ]
     if beyond:
         notes.append(_reload(beyond, bounds))
     for note in notes:
