@@ -1,5 +1,6 @@
 """Sensors. The landing sensor: new extract files start exactly one run that ingests them.
 The erasure sensor: a pending erasure request starts the erasure job once the lake is quiet.
+The events sensor (assets/events/sensor.py): event days follow the raw layer.
 
 The cursor holds each landing zone's fingerprint (assets/landing.py); a tick compares, and when
 zones changed it records an observation of each changed zone (content fingerprint as data
@@ -26,6 +27,7 @@ from dagster import (
 
 from assets.automation import erasure_job, ingest_job
 from assets.concurrency import IN_FLIGHT
+from assets.events.sensor import events_days_sensor
 from assets.landing import observation, zone_fingerprint
 from assets.reverse_etl.erasure import open_requests
 from checks.raw import RAW_TABLES
@@ -83,4 +85,4 @@ def erasure_sensor(context: SensorEvaluationContext, lake: LakeResource):
     return RunRequest(tags={"lakehouse/trigger": "erasure_sensor", "requests": str(len(waiting))})
 
 
-sensors = [landing_sensor, erasure_sensor]
+sensors = [landing_sensor, erasure_sensor, events_days_sensor]

@@ -1,6 +1,6 @@
 """Each sensor and schedule starts in the state README "Keeping it fresh" promises, so a fresh
-`make dev` follows raw tables, erasure requests, failed and dead runs without a click, and
-ingests landing files only once someone turns `landing_sensor` on."""
+`make dev` follows raw tables (entities, then event days), erasure requests, failed and dead
+runs without a click, and ingests landing files only once someone turns `landing_sensor` on."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ SENSORS: dict[str, tuple[str, int | None]] = {
     "landing_sensor": (STOPPED, None),  # "off by default; turn it on"
     "follow_raw": (RUNNING, None),  # "(on)"
     "erasure_sensor": (RUNNING, None),  # "on by default" (also "Erasure")
+    "events_days_sensor": (RUNNING, None),  # "(on)"
     "run_failures_sensor": (RUNNING, None),  # "(on)"
     "dead_runs_sensor": (RUNNING, 30),  # "(on, every 30 s)"
 }
