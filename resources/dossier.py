@@ -45,7 +45,7 @@ def _scores(model: str) -> Section:
                 {_reasons("reasons")} AS reasons
             FROM ml.{model}_scores WHERE account_id = $id
             QUALIFY row_number() OVER (PARTITION BY role ORDER BY scored_at DESC,
-                try_cast(model_version AS INT) DESC) = 1
+                try_cast(model_version AS INT) DESC, probability, reasons) = 1
             ORDER BY role DESC""",
         detail="reasons",
     )
@@ -61,7 +61,8 @@ def _events(key: str) -> Section:
                     AND event_date <= $as_of) AS last_{EVENT_WINDOW_DAYS}d,
                 count(*) AS all_time{people}, max(occurred_at) AS last_at
             FROM events.events WHERE {key} = $id
-            GROUP BY event_name ORDER BY last_{EVENT_WINDOW_DAYS}d DESC, all_time DESC""",
+            GROUP BY event_name
+            ORDER BY last_{EVENT_WINDOW_DAYS}d DESC, all_time DESC, event_name""",
         limit=12,
     )
 
@@ -93,7 +94,7 @@ ACCOUNT_SECTIONS = (
                 ELSE left_record END, match_probability, queued_at
             FROM entities.identity_review
             WHERE entity_type = 'account' AND $id IN (left_canonical_id, right_canonical_id)
-            ORDER BY "when" DESC""",
+            ORDER BY "when" DESC, kind, other""",
     ),
     Section(
         "People and current roles",
@@ -105,7 +106,7 @@ ACCOUNT_SECTIONS = (
             LEFT JOIN entities.person p USING (person_id)
             LEFT JOIN c360.customer_360_people c USING (person_id)
             WHERE r.account_id = $id AND r.is_current
-            GROUP BY ALL ORDER BY roles, p.full_name NULLS LAST""",
+            GROUP BY ALL ORDER BY roles, p.full_name NULLS LAST, person_id""",
         limit=12,
     ),
     Section(
@@ -114,7 +115,7 @@ ACCOUNT_SECTIONS = (
         """SELECT subscription_id, plan_tier, mrr, seats, status, started_at, ended_at,
                 first_plan_tier AS first_plan, upgraded_at
             FROM entities.subscription WHERE account_id = $id
-            ORDER BY ended_at IS NULL DESC, started_at DESC""",
+            ORDER BY ended_at IS NULL DESC, started_at DESC, subscription_id""",
     ),
     Section(
         "Plan, MRR and status history (latest first)",
@@ -123,7 +124,7 @@ ACCOUNT_SECTIONS = (
             FROM entities.attribute_history h
             JOIN entities.subscription s ON h.entity_id = s.subscription_id
             WHERE h.entity_type = 'subscription' AND s.account_id = $id
-            ORDER BY h.valid_from DESC, h.attribute""",
+            ORDER BY h.valid_from DESC, h.attribute, h.entity_id, h.value""",
         limit=10,
     ),
     _events("account_id"),
@@ -131,7 +132,8 @@ ACCOUNT_SECTIONS = (
         "Lifecycle (latest first)",
         ("events.account_lifecycle",),
         """SELECT state, valid_from, valid_to, rule, rule_set_version
-            FROM events.account_lifecycle WHERE account_id = $id ORDER BY valid_from DESC""",
+            FROM events.account_lifecycle WHERE account_id = $id
+            ORDER BY valid_from DESC, valid_to DESC NULLS FIRST, state""",
     ),
     _scores("churn"),
     _scores("expansion"),
@@ -151,7 +153,7 @@ ACCOUNT_SECTIONS = (
         ("reverse_etl.sync_audit",),
         """SELECT attempted_at, status, destination, model_version, actor, error
             FROM reverse_etl.sync_audit WHERE account_id = $id
-            ORDER BY attempted_at DESC, crm_account_id""",
+            ORDER BY attempted_at DESC, crm_account_id, status, destination, actor, error""",
         limit=5,
     ),
     Section(
@@ -160,7 +162,7 @@ ACCOUNT_SECTIONS = (
         """SELECT queued_at, crm_account_id, next_best_action, action_confidence, threshold,
                 status
             FROM reverse_etl.review_queue WHERE account_id = $id
-            ORDER BY queued_at DESC, crm_account_id""",
+            ORDER BY queued_at DESC, crm_account_id, next_best_action, status""",
     ),
 )
 
@@ -172,7 +174,8 @@ PERSON_SECTIONS = (
         """SELECT r.account_id, a.name AS account, r.role, r.valid_from, r.valid_to,
                 r.is_current, r.source_record
             FROM entities.relationship r LEFT JOIN entities.account a USING (account_id)
-            WHERE r.person_id = $id ORDER BY r.is_current DESC, r.valid_from DESC""",
+            WHERE r.person_id = $id
+            ORDER BY r.is_current DESC, r.valid_from DESC, r.account_id, r.role""",
         limit=12,
     ),
     _events("person_id"),
