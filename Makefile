@@ -25,10 +25,12 @@ demo: install
 	$(BIN)/python -m sample_company.cli --out lake/landing
 	$(BIN)/python platform/demo.py
 
-## test: the test suite (fast by default; slow/bench markers are opt-in)
+## test: the test suite (fast by default; slow/bench markers are opt-in), one test module per
+## worker on TEST_WORKERS processes (default 2; 0 runs in this process)
+TEST_WORKERS ?= 2
 test: install system-deps
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 ## faults: the fault suite (docs/reliability.md): bad input, SIGKILL crashes, concurrent runs,
 ## idempotence, secrets; figures under tests/artifacts/faults
