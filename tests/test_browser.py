@@ -347,9 +347,11 @@ def _graphql(ui: DemoUI, query: str) -> dict:
 
 
 def _demo_runs(ui: DemoUI) -> list[dict]:
-    """Every run of the instance: id, job and tags."""
+    """Every run of the instance: id, job, tags and the code location it belongs to."""
     data = _graphql(
-        ui, "{ runsOrError { ... on Runs { results { runId jobName tags { key value } } } } }"
+        ui,
+        "{ runsOrError { ... on Runs { results { runId jobName tags { key value } "
+        "repositoryOrigin { repositoryLocationName } } } } }",
     )
     return [
         {**r, "tags": {t["key"]: t["value"] for t in r["tags"]}}
@@ -358,12 +360,13 @@ def _demo_runs(ui: DemoUI) -> list[dict]:
 
 
 def test_jobs_page_lists_the_stage_jobs(browser, demo_ui):
-    """The Jobs page names each stage `make demo` runs and the schedules and sensors run."""
+    """The Jobs page names each stage `make demo` runs and the schedules and sensors run, each
+    with its latest run (the demo's runs belong to the code location's jobs)."""
     browser.get(f"{demo_ui.dagster}/jobs")
     _wait(
-        lambda: all(re.search(rf"(?m)^{j}$", _text(browser)) for j in STAGE_JOBS),
+        lambda: all(re.search(rf"(?m)^{j}\n.+ ago$", _text(browser)) for j in STAGE_JOBS),
         60,
-        lambda: f"the stage jobs {STAGE_JOBS}; page: {_text(browser)[:1500]}",
+        lambda: f"the stage jobs {STAGE_JOBS}, each run; page: {_text(browser)[:1500]}",
     )
     _shoot(browser, "jobs")
 
@@ -374,6 +377,8 @@ def test_runs_and_timeline_show_the_demo_stages(browser, demo_ui):
     runs = _demo_runs(demo_ui)
     assert runs and all(r["jobName"] in STAGE_JOBS for r in runs), {r["jobName"] for r in runs}
     assert all(r["tags"].get(STAGE_TAG) == r["jobName"] for r in runs)
+    locations = {(r["repositoryOrigin"] or {}).get("repositoryLocationName") for r in runs}
+    assert locations == {"customer_lakehouse"}, locations  # the workspace's code location
     built = {r["jobName"] for r in runs}
     assert built == set(STAGE_JOBS), built  # erasure included: the demo runs every stage
 
