@@ -43,6 +43,7 @@ class Lakehouse:
     lake_root: Path
     landing_root: Path
     defs: object
+    dagster_home: Path | None = None  # the instance its runs went through, when persistent
 
     @property
     def resources(self) -> dict:
@@ -236,16 +237,42 @@ def build_whole_graph(h: Lakehouse, skip_groups: tuple[str, ...] = ()) -> None:
     assert result.success
 
 
+def build_as_demo(h: Lakehouse, home: Path) -> None:
+    """The whole graph as `make demo` builds it: the named stage jobs (assets/events/runs.py
+    `build_graph`) on a Dagster instance of its own at `home` (the profile's dagster.yaml,
+    SQLite), so the UI shows those runs, tags, observations and checks afterwards."""
+    from dagster import DagsterInstance
+
+    from assets.events.runs import build_graph
+    from resources.profile import active
+    from resources.quiet import QUIET_RUN_CONFIG
+    from resources.settings import LAKE_ROOT, LANDING_ROOT
+
+    with pytest.MonkeyPatch.context() as env:  # read when the definitions load and runs start
+        env.setenv("DAGSTER_HOME", str(home))
+        env.setenv(LAKE_ROOT, str(h.lake_root))
+        env.setenv(LANDING_ROOT, str(h.landing_root))
+        active().write_instance(home)
+        with DagsterInstance.get() as instance:
+            results, _ = build_graph(
+                load_definitions(), instance, QUIET_RUN_CONFIG, launched_by="pytest"
+            )
+    failed = [r.dagster_run.job_name for r in results if not r.success]
+    assert results and not failed, f"stages failed: {failed}"
+    h.dagster_home = home
+
+
 @pytest.fixture(scope="session")
 def full_lake(tmp_path_factory) -> Lakehouse:
     """A sample company (200 accounts x 300 days) through every layer, models and CRM sync
-    included; shared by the tests that need the whole graph (they may change it)."""
+    included, built as `make demo` builds it; shared by the tests that need the whole graph
+    (they may change the lake, never its `dagster_home`, which the UI tests copy)."""
     from sample_company.generate import generate
 
     root = tmp_path_factory.mktemp("full")
     generate(root / "lake" / "landing", accounts=200, days=300, seed=3)
     h = Lakehouse(root / "lake", root / "lake" / "landing", load_definitions())
-    build_whole_graph(h)
+    build_as_demo(h, root / "dagster_home")
     return h
 
 

@@ -1,6 +1,10 @@
 """The UI in a real browser: `dagster dev` over a demo landing zone, driven by headless Chromium
 (Debian's chromium and chromedriver; nothing downloaded). A person opens the lineage, finds every
-layer and the key assets, presses Materialize on a raw asset and sees the run succeed."""
+layer and the key assets, presses Materialize on a raw asset and sees the run succeed; then, with
+`make dev` over what a demo build left (the session lake's instance, Data Docs and MLflow store),
+finds the stage jobs and their runs, the landing zones observed, each table's freshness, the 360's
+latest version, a gate's Data Docs styled over http and the champion model's MLflow run linked to
+the Dagster run that trained it. No first-visit pop-up covers any page."""
 
 from __future__ import annotations
 
@@ -9,8 +13,12 @@ import json
 import os
 import re
 import shutil
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -18,7 +26,12 @@ import pytest
 from dagster import AssetKey
 from deltalake import DeltaTable
 
+from assets.automation import STAGE_TAG
 from conftest import ROOT, _post, load_definitions, run_dagster_dev
+from resources.data_docs import DATA_DOCS_URL
+from resources.mlflow import MLFLOW_UI_URL
+from resources.settings import LAKE_ROOT, LANDING_ROOT
+from servers import free_port
 
 GROUPS = ("landing", "raw", "entities", "events", "c360", "features", "ml", "reverse_etl", "ops")
 KEY_ASSETS = (
@@ -47,6 +60,7 @@ def browser():
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
         options.add_argument(arg)
     options.add_argument("--window-size=1600,1000")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # failed requests, errors
     drv = webdriver.Chrome(service=Service(driver), options=options)
     drv.set_page_load_timeout(60)
     yield drv
@@ -153,9 +167,6 @@ def test_lineage_and_a_materialization_from_the_ui(tmp_path, browser):
         # the global lineage: every layer is there as a group
         browser.get(f"{server.url}/asset-groups")
         _wait(lambda: "Global asset lineage" in browser.page_source, 60, "lineage page")
-        time.sleep(2)
-        for skip in _buttons(browser, "Skip"):  # a first-visit newsletter dialog
-            skip.click()
         nodes = _wait(
             lambda: browser.find_elements(By.XPATH, "//*[@aria-label='unfold_more']"),
             30,
@@ -164,8 +175,7 @@ def test_lineage_and_a_materialization_from_the_ui(tmp_path, browser):
         assert len(nodes) == len(GROUPS)
         text = browser.find_element(By.TAG_NAME, "body").text
         assert all(re.search(rf"(?m)^{g}$", text) for g in GROUPS), text
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        browser.save_screenshot(str(ARTIFACTS / "lineage.png"))
+        _shoot(browser, "lineage")  # no first-visit dialog over it
 
         # each key asset's page lists the assets it reads and feeds, as the definitions declare
         # them, and its lineage view draws it among those only
@@ -242,3 +252,304 @@ def test_lineage_and_a_materialization_from_the_ui(tmp_path, browser):
         assert shown.groups() == (run_id, str(len(records)))
         table = DeltaTable(str(tmp_path / "lake" / "raw" / "risk_signals")).to_pyarrow_table()
         assert sorted(table["record_id"].to_pylist()) == sorted(records)
+
+
+# -- what a demo build leaves, in `make dev` ----------------------------------------------------
+DEV = ROOT / "platform" / "dev.py"
+STAGE_JOBS = ("ingest", "erasure", "events_days", "weekly_retrain", "daily_refresh")
+# Anything shown over the page: Dagster's first-visit newsletter, MLflow's modals, a banner.
+COVERING = (
+    "[role=dialog], [role=alertdialog], .bp5-overlay-open .bp5-overlay-content, "
+    ".ant-modal-wrap, [class*='Modal'][class*='wrap']"
+)
+
+
+@dataclass(frozen=True)
+class DemoUI:
+    """`make dev` over copies of a demo build: its URLs, and the copies it serves."""
+
+    dagster: str
+    docs: str
+    mlflow: str
+    lake: Path
+    log: Path
+
+
+@pytest.fixture(scope="module")
+def demo_ui(full_lake, tmp_path_factory):
+    """`make dev` (platform/dev.py) over copies of the session lake and of the Dagster instance
+    its build ran on: the daemon of `make dev` must not touch the shared lake."""
+    tmp = tmp_path_factory.mktemp("demo_ui")
+    lake, home = tmp / "lake", tmp / "dagster_home"
+    assert full_lake.dagster_home, "the session lake is built through a persistent instance"
+    shutil.copytree(full_lake.lake_root, lake)
+    shutil.copytree(full_lake.dagster_home, home)
+    dagster, docs, mlflow = (f"http://127.0.0.1:{free_port()}" for _ in range(3))
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        LAKE_ROOT: str(lake),
+        LANDING_ROOT: str(lake / full_lake.landing_root.relative_to(full_lake.lake_root)),
+        "DAGSTER_PORT": dagster.rsplit(":", 1)[1],
+        DATA_DOCS_URL: docs,
+        MLFLOW_UI_URL: mlflow,
+    }
+    log = tmp / "make_dev.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, str(DEV)],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        _wait(
+            lambda: proc.poll() is not None or "make dev is ready" in log.read_text(),
+            240,
+            lambda: f"make dev ready; log: {log.read_text()[-2000:]}",
+        )
+        assert proc.poll() is None, log.read_text()[-3000:]
+        yield DemoUI(dagster, docs, mlflow, lake, log)
+    finally:
+        proc.send_signal(signal.SIGTERM)  # the launcher stops every server it started
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _text(drv) -> str:
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+
+    try:
+        return drv.find_element(By.TAG_NAME, "body").text
+    except StaleElementReferenceException:
+        return ""
+
+
+def _shoot(drv, name: str, settle: float = 2.0) -> None:
+    """Screenshot the page once nothing covers it: a first-visit dialog opens a moment after
+    the page (Dagster's after 1 s), so the page is given `settle` s to show one first."""
+    from selenium.webdriver.common.by import By
+
+    time.sleep(settle)
+    covering = [e for e in drv.find_elements(By.CSS_SELECTOR, COVERING) if e.is_displayed()]
+    assert not covering, f"{name}: a pop-up covers the page: {[e.text[:200] for e in covering]}"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    drv.save_screenshot(str(ARTIFACTS / f"{name}.png"))
+
+
+def _graphql(ui: DemoUI, query: str) -> dict:
+    return _post(f"{ui.dagster}/graphql", json.dumps({"query": query}))["data"]
+
+
+def _demo_runs(ui: DemoUI) -> list[dict]:
+    """Every run of the instance: id, job, tags and the code location it belongs to."""
+    data = _graphql(
+        ui,
+        "{ runsOrError { ... on Runs { results { runId jobName tags { key value } "
+        "repositoryOrigin { repositoryLocationName } } } } }",
+    )
+    return [
+        {**r, "tags": {t["key"]: t["value"] for t in r["tags"]}}
+        for r in data["runsOrError"]["results"]
+    ]
+
+
+def test_jobs_page_lists_the_stage_jobs(browser, demo_ui):
+    """The Jobs page names each stage `make demo` runs and the schedules and sensors run, each
+    with its latest run (the demo's runs belong to the code location's jobs)."""
+    browser.get(f"{demo_ui.dagster}/jobs")
+    _wait(
+        lambda: all(re.search(rf"(?m)^{j}\n.+ ago$", _text(browser)) for j in STAGE_JOBS),
+        60,
+        lambda: f"the stage jobs {STAGE_JOBS}, each run; page: {_text(browser)[:1500]}",
+    )
+    _shoot(browser, "jobs")
+
+
+def test_runs_and_timeline_show_the_demo_stages(browser, demo_ui):
+    """After a demo build, every run belongs to a named stage job and carries its stage tag;
+    the Runs page lists them by job with the tag, and the timeline draws one row per job."""
+    runs = _demo_runs(demo_ui)
+    assert runs and all(r["jobName"] in STAGE_JOBS for r in runs), {r["jobName"] for r in runs}
+    assert all(r["tags"].get(STAGE_TAG) == r["jobName"] for r in runs)
+    locations = {(r["repositoryOrigin"] or {}).get("repositoryLocationName") for r in runs}
+    assert locations == {"customer_lakehouse"}, locations  # the workspace's code location
+    built = {r["jobName"] for r in runs}
+    assert built == set(STAGE_JOBS), built  # erasure included: the demo runs every stage
+
+    browser.get(f"{demo_ui.dagster}/runs")
+
+    def listed() -> bool:
+        text = _text(browser)
+        return all(f"{STAGE_TAG}: {j}" in text for j in built) and all(
+            r["runId"][:8] in text for r in runs[:10]
+        )
+
+    _wait(listed, 60, lambda: f"runs of {built} with their tags; page: {_text(browser)[:2000]}")
+    _shoot(browser, "runs_by_stage")
+
+    browser.get(f"{demo_ui.dagster}/overview/activity/timeline")
+    _wait(
+        lambda: all(re.search(rf"(?m)^{j}$", _text(browser)) for j in built),
+        60,
+        lambda: f"a timeline row per stage job; page: {_text(browser)[:2000]}",
+    )
+    _shoot(browser, "timeline")
+
+
+def test_landing_zones_show_their_observation(browser, demo_ui, defs):
+    """A demo build observes every landing zone: no landing asset says "Never observed", and a
+    landing asset's page shows its latest observation with what it found."""
+    landing = sorted(
+        k for k in defs.resolve_asset_graph().get_all_asset_keys() if k.path[0] == "landing"
+    )
+    data = _graphql(
+        demo_ui,
+        '{ assetNodes(group: {groupName: "landing", repositoryName: "__repository__", '
+        'repositoryLocationName: "customer_lakehouse"}) '
+        "{ assetKey { path } assetObservations(limit: 1) { runId } } }",
+    )
+    observed = {
+        "/".join(n["assetKey"]["path"]) for n in data["assetNodes"] if n["assetObservations"]
+    }
+    assert observed == {k.to_user_string() for k in landing}
+
+    browser.get(f"{demo_ui.dagster}/assets/landing/crm_accounts")
+    shown = _wait(
+        lambda: re.search(
+            r"\nLatest observation\n(.+ ago)\n[\s\S]*\nfiles\n.*\n(\d+)\n", _text(browser)
+        ),
+        60,
+        lambda: f"the latest observation; page: {_text(browser)[:1500]}",
+    )
+    assert "Never observed" not in _text(browser)
+    delivered = list((demo_ui.lake / "landing" / "crm" / "accounts").glob("*/*"))
+    assert int(shown.group(2)) == len(delivered) > 0
+    _shoot(browser, "landing_observed")
+
+
+def test_asset_pages_show_freshness(browser, demo_ui, defs):
+    """The 360's page shows its freshness policy as declared (warn after its cadence, fail
+    after the grace) and, just after a build, that it passes."""
+    key = AssetKey(["c360", "customer_360_accounts"])
+    policy = defs.resolve_asset_graph().get(key).freshness_policy
+    hours = [
+        int(w.to_timedelta().total_seconds() // 3600)
+        for w in (policy.fail_window, policy.warn_window)
+    ]
+    browser.get(f"{demo_ui.dagster}/assets/{key.to_user_string()}")
+    expected = (
+        f"Freshness policy\nPassing\nLast materialized .+ ago\n"
+        f"Fails if more than {hours[0]} hours since last materialization\n"
+        f"Warns if more than {hours[1]} hours since last materialization"
+    )
+    _wait(  # the daemon evaluates freshness every 30 s once `make dev` started
+        lambda: re.search(expected, _text(browser)) or browser.refresh(),
+        150,
+        lambda: f"{expected!r}; page: {_text(browser)[-1500:]}",
+    )
+    _shoot(browser, "freshness")
+
+
+def test_the_360_shows_its_latest_version(browser, demo_ui):
+    """The 360's events name the daily_refresh run that published it, with the row count of
+    the Delta version it wrote."""
+    refresh = {r["runId"][:8] for r in _demo_runs(demo_ui) if r["jobName"] == "daily_refresh"}
+    browser.get(f"{demo_ui.dagster}/assets/c360/customer_360_accounts?view=events")
+    shown = _wait(
+        lambda: re.search(
+            r"Materialized in run ([0-9a-f]{8})[\s\S]*?\ndelta_version\n(\d+)\n"
+            r"[\s\S]*?\ndagster/row_count\n([\d,]+)\n",
+            _text(browser),
+        ),
+        60,
+        lambda: f"the 360's materialization; page: {_text(browser)[:1500]}",
+    )
+    run, version, rows = shown.group(1), int(shown.group(2)), int(shown.group(3).replace(",", ""))
+    assert run in refresh
+    table = DeltaTable(str(demo_ui.lake / "c360" / "customer_360_accounts"), version=version)
+    assert rows == table.to_pyarrow_table().num_rows > 0
+    _shoot(browser, "c360_materialization")
+
+
+def test_data_docs_are_served_styled_over_http(browser, demo_ui):
+    """A gate's Data Docs page over http: its stylesheets load from the docs server itself
+    (nothing fetched elsewhere, no failed request) and style the page (Bootstrap's flex navbar,
+    where a browser alone draws a block)."""
+    url = f"{demo_ui.docs}/raw.crm_accounts.html"
+    browser.get_log("browser")  # drop what earlier pages logged
+    browser.get(url)
+    _wait(lambda: "Data asset: raw/crm_accounts" in _text(browser), 30, "the gate's page")
+    fetched = browser.execute_script(
+        "return performance.getEntriesByType('resource').map(e => e.name)"
+    )
+    assert fetched and all(f.startswith(demo_ui.docs + "/") for f in fetched), fetched
+    sheets = browser.execute_script(
+        "return [...document.styleSheets].map(s => [s.href, s.cssRules.length])"
+    )
+    assert sheets and all(rules > 0 for _, rules in sheets), sheets
+    assert any(href and "bootstrap" in href for href, _ in sheets), sheets
+    navbar = browser.execute_script(
+        "return getComputedStyle(document.querySelector('.navbar')).display"
+    )
+    assert navbar == "flex"
+    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert not errors, errors
+    _shoot(browser, "data_docs")
+
+
+def test_mlflow_run_of_the_champion_names_its_dagster_run_and_dataset(browser, demo_ui):
+    """The champion churn model's MLflow run page shows the Dagster run that trained it (a
+    weekly_retrain run of the instance) and its training set as a dataset."""
+    from mlflow import MlflowClient
+
+    from assets.ml import SPECS
+    from assets.ml.lineage import RUN_ID
+    from assets.ml.models import aliases
+
+    spec = next(s for s in SPECS if s.kind == "churn")
+    uri = f"sqlite:///{demo_ui.lake / 'mlflow' / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    version = client.get_model_version(spec.model_name, aliases(spec.model_name, uri)["champion"])
+    run = client.get_run(version.run_id)
+    dagster_run = run.data.tags[RUN_ID]
+    retrain = {r["runId"] for r in _demo_runs(demo_ui) if r["jobName"] == "weekly_retrain"}
+    assert dagster_run in retrain
+
+    browser.get(f"{demo_ui.mlflow}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}")
+    dataset = spec.training.name
+    _wait(
+        lambda: dagster_run in _text(browser) and dataset in _text(browser),
+        90,
+        lambda: f"{dagster_run} and {dataset}; page: {_text(browser)[:2000]}",
+    )
+    _close_mlflow_first_visit(browser)
+    _shoot(browser, "mlflow_run")
+
+
+def _close_mlflow_first_visit(drv) -> None:
+    """MLflow's UI opens its assistant panel on a first visit to a local server and shows a
+    telemetry notice; it has no server setting to turn them off, so close them as a person
+    would (the browser remembers it)."""
+    from selenium.webdriver.common.by import By
+
+    for label in ("Close", "close"):
+        for b in drv.find_elements(By.CSS_SELECTOR, f"button[aria-label='{label}']"):
+            if b.is_displayed():
+                b.click()
+    _wait(
+        lambda: (
+            not [
+                e
+                for e in drv.find_elements(By.XPATH, "//*[text()='MLflow Assistant']")
+                if e.is_displayed()
+            ]
+        ),
+        10,
+        "MLflow's assistant panel closed",
+    )
