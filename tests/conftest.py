@@ -169,6 +169,26 @@ class DevServer:
             time.sleep(0.25)
 
 
+MAKE_DEV = ROOT / "platform" / "dev.py"
+
+
+def start_make_dev(env: dict[str, str], log: Path):
+    """`make dev` (platform/dev.py) in its own process group, its output in `log`: signals reach
+    the launcher alone, as from `kill`, and it stops what it started."""
+    import subprocess
+    import sys
+
+    with log.open("w") as out:
+        return subprocess.Popen(
+            [sys.executable, str(MAKE_DEV)],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
 @contextmanager
 def run_dagster_dev(
     tmp_path: Path, lake_root: Path | str, landing_root: Path, env: dict[str, str] | None = None

@@ -15,7 +15,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from dagster import AssetKey
 from deltalake import DeltaTable
 
 from assets.automation import STAGE_TAG
-from conftest import ROOT, _post, load_definitions, run_dagster_dev
+from conftest import ROOT, _post, load_definitions, run_dagster_dev, start_make_dev
 from resources.data_docs import DATA_DOCS_URL
 from resources.mlflow import MLFLOW_UI_URL
 from resources.settings import LAKE_ROOT, LANDING_ROOT
@@ -255,7 +254,6 @@ def test_lineage_and_a_materialization_from_the_ui(tmp_path, browser):
 
 
 # -- what a demo build leaves, in `make dev` ----------------------------------------------------
-DEV = ROOT / "platform" / "dev.py"
 STAGE_JOBS = ("ingest", "erasure", "events_days", "weekly_retrain", "daily_refresh")
 # Anything shown over the page: Dagster's first-visit newsletter, MLflow's modals, a banner.
 COVERING = (
@@ -295,15 +293,7 @@ def demo_ui(full_lake, tmp_path_factory):
         MLFLOW_UI_URL: mlflow,
     }
     log = tmp / "make_dev.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, str(DEV)],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    proc = start_make_dev(env, log)
     try:
         _wait(
             lambda: proc.poll() is not None or "make dev is ready" in log.read_text(),

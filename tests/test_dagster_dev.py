@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, _post
+from conftest import MAKE_DEV, ROOT, _post, start_make_dev
 from servers import free_port
 
 QUERY = '{"query": "{ assetNodes { assetKey { path } groupName } }"}'
-DEV = ROOT / "platform" / "dev.py"
+DEV = MAKE_DEV
 
 
 @dataclass
@@ -105,15 +105,7 @@ def make_dev(full_lake, tmp_path_factory):
         "LAKEHOUSE_MLFLOW_UI_URL": mlflow,
     }
     log = tmp / "make_dev.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, str(DEV)],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # signals reach the launcher alone, as from `kill`
-        )
+    proc = start_make_dev(env, log)
     try:
         yield MakeDev(proc, log, lake, dagster, docs, mlflow)
     finally:
