@@ -9,7 +9,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export GX_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: install demo test faults distributed dev bench lint lock evaluate-identity evaluate-models clean-lake system-deps mutants
+.PHONY: install demo test faults distributed ui dev bench lint lock evaluate-identity evaluate-models clean-lake system-deps mutants
 
 install: $(STAMP)
 
@@ -42,6 +42,12 @@ faults: install system-deps
 ## figures under tests/artifacts/distributed
 distributed: install system-deps
 	$(BIN)/python -m pytest -m distributed
+
+## ui: the UI as a person sees it: `make dev` (Dagster, Data Docs, MLflow) over a demo-built lake,
+## driven by headless Chromium (tests/test_browser.py, tests/test_dagster_dev.py); screenshots
+## under tests/artifacts
+ui: install system-deps
+	$(BIN)/python -m pytest -m ui
 
 ## system-deps: what the tests start besides Python (Debian packages): a PostgreSQL server (the
 ## destination tests; the distributed suite's instance and MLflow), Redis (the distributed suite's

@@ -32,6 +32,8 @@ from resources.mlflow import MLFLOW_UI_URL
 from resources.settings import LAKE_ROOT, LANDING_ROOT
 from servers import free_port
 
+pytestmark = pytest.mark.ui  # make ui (CI runs it): minutes of servers and a browser
+
 GROUPS = ("landing", "raw", "entities", "events", "c360", "features", "ml", "reverse_etl", "ops")
 KEY_ASSETS = (
     "raw/crm_accounts",

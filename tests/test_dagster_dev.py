@@ -22,6 +22,8 @@ import pytest
 from conftest import MAKE_DEV, ROOT, _post, start_make_dev
 from servers import free_port
 
+pytestmark = pytest.mark.ui  # make ui (CI runs it): minutes of servers and a browser
+
 QUERY = '{"query": "{ assetNodes { assetKey { path } groupName } }"}'
 DEV = MAKE_DEV
 
