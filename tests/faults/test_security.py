@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -15,8 +17,9 @@ import pyarrow as pa
 import pytest
 from deltalake import DeltaTable, write_deltalake
 
-from conftest import run_dagster_dev
+from conftest import start_make_dev
 from faultkit import ROOT, delta_tables, drive, lake_env, record
+from servers import free_port
 
 pytestmark = pytest.mark.faults
 
@@ -193,12 +196,33 @@ def _listening_addresses(port: int) -> set[str]:
 
 
 def test_the_ui_listens_on_loopback_only(tmp_path):
+    """`make dev` (platform/dev.py) serves Dagster, the Data Docs and the MLflow UI on
+    127.0.0.1 and nowhere else: nothing on 0.0.0.0 or ::."""
     make = subprocess.run(["make", "-n", "dev"], cwd=ROOT, capture_output=True, text=True)
-    commands = [line for line in make.stdout.splitlines() if " dev -w " in line]
-    assert len(commands) == 1, f"`make -n dev` shows no single `dagster dev` command: {make}"
-    assert "-h 127.0.0.1" in commands[0]
-    with run_dagster_dev(tmp_path, tmp_path / "lake", tmp_path / "landing") as server:
-        server.wait_until_answering()
-        addresses = _listening_addresses(server.port)
-    assert addresses == {"0100007F"}, addresses  # 127.0.0.1, nothing on 0.0.0.0 or ::
+    assert "platform/dev.py" in make.stdout, f"`make -n dev` runs no launcher: {make}"
+    ports = {name: free_port() for name in ("dagster", "docs", "mlflow")}
+    lake = tmp_path / "lake"
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(tmp_path / "dagster_home"),
+        "LAKEHOUSE_LAKE_ROOT": str(lake),
+        "LAKEHOUSE_LANDING_ROOT": str(lake / "landing"),
+        "DAGSTER_PORT": str(ports["dagster"]),
+        "LAKEHOUSE_DATA_DOCS_URL": f"http://127.0.0.1:{ports['docs']}",
+        "LAKEHOUSE_MLFLOW_UI_URL": f"http://127.0.0.1:{ports['mlflow']}",
+    }
+    log = tmp_path / "make_dev.log"
+    proc = start_make_dev(env, log)
+    try:
+        deadline = time.monotonic() + 300
+        while "make dev is ready" not in log.read_text():
+            assert proc.poll() is None, f"make dev exited:\n{log.read_text()[-3000:]}"
+            assert time.monotonic() < deadline, f"make dev not ready:\n{log.read_text()[-3000:]}"
+            time.sleep(1)
+        addresses = {name: _listening_addresses(port) for name, port in ports.items()}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=120)
+    # 127.0.0.1, for each of the three servers
+    assert addresses == {name: {"0100007F"} for name in ports}, addresses
     record("loopback", ui_listening_addresses="127.0.0.1")
