@@ -31,12 +31,9 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 DAGSTER_PORT = "DAGSTER_PORT"
 DEFAULT_DAGSTER_PORT = 3000
-MLFLOW_UI_URL = "LAKEHOUSE_MLFLOW_UI_URL"
-DEFAULT_MLFLOW_UI_URL = "http://127.0.0.1:5000"
 LOOPBACK = "127.0.0.1"
 STOP_GRACE_SECONDS = 20  # then what is left of a process group is killed
 READY_TIMEOUT_SECONDS = 300
-QUIET = {"MLFLOW_DISABLE_TELEMETRY": "true", "GX_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
 
 
 class PortTaken(RuntimeError):
@@ -153,8 +150,10 @@ class Launcher:
 
     def start(self) -> list[Place]:
         from resources.data_docs import DATA_DOCS_URL, DEFAULT_DATA_DOCS_URL
+        from resources.mlflow import DEFAULT_MLFLOW_UI_URL, MLFLOW_UI_URL
+        from resources.quiet import QUIET_ENV
 
-        for var, value in QUIET.items():
+        for var, value in QUIET_ENV.items():  # the servers inherit telemetry off, no chatter
             os.environ.setdefault(var, value)
         # every port is checked before anything starts, so a refusal leaves nothing running
         places = [dagster_place(self.say)]
