@@ -8,12 +8,11 @@ from collections.abc import Iterator
 import pyarrow as pa
 from dagster import (
     AssetCheckResult,
-    AssetCheckSpec,
     AssetExecutionContext,
-    AssetKey,
     MaterializeResult,
 )
 
+from assets.gated import SUITE_CHECK, suite_check, table_key  # noqa: F401 (until callers move)
 from assets.metadata import published_metadata
 from checks.contract import Expectation, TableContract
 from checks.gate import validate
@@ -21,9 +20,9 @@ from resources.lake import LakeResource, Published
 
 
 def _sorted(table: pa.Table, contract: TableContract) -> pa.Table:
-    keys = contract.extra_expectations[0].kwargs
-    cols = keys.get("column_list") or [keys["column"]]
-    return table.sort_by([(c, "ascending") for c in cols])
+    if not contract.primary_key:
+        raise ValueError(f"{contract.name}: a whole-table publish needs a primary key")
+    return table.sort_by([(c, "ascending") for c in contract.primary_key])
 
 
 def publish_if_changed(
@@ -52,19 +51,6 @@ def publish_if_changed(
     return published, True
 
 
-SUITE_CHECK = "gx_suite"
-
-
-def suite_check(contract: TableContract) -> AssetCheckSpec:
-    """The blocking check every gated table declares: its GX suite, run before the commit."""
-    return AssetCheckSpec(
-        SUITE_CHECK,
-        asset=AssetKey([contract.layer, contract.table]),
-        blocking=True,
-        description=f"Great Expectations suite of {contract.name}, run before commit.",
-    )
-
-
 def gate_and_publish(
     context: AssetExecutionContext,
     lake: LakeResource,
@@ -76,7 +62,7 @@ def gate_and_publish(
 ) -> Iterator[MaterializeResult | AssetCheckResult]:
     """Write, audit, publish for a whole table: validate, report the check, and commit only
     when it passed (a failure raises and leaves the Delta table at its previous version)."""
-    key = AssetKey([contract.layer, contract.table])
+    key = table_key(contract)
     gate = validate(contract.name, suite or contract.suite(), table, batch)
     yield gate.check_result(key, SUITE_CHECK, lake.data_docs)
     if not gate.passed:

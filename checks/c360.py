@@ -8,8 +8,8 @@ every model either scored an account or says why not.
 
 from __future__ import annotations
 
-from checks.contract import Column, Expectation, TableContract
-from checks.entities import ROLES, unique
+from checks.contract import Column, Expectation, TableContract, configured
+from checks.entities import ROLES
 from checks.ml import RISK_BANDS
 from checks.raw import PLANS
 
@@ -143,8 +143,8 @@ CUSTOMER_360_ACCOUNTS = TableContract(
         *_scores("expansion", "upgrading to a higher plan in the next 90 days"),
         Column("as_of", "date", "Last day of events the windows see.", required=True),
     ),
+    primary_key=("account_id",),
     extra_expectations=(
-        unique("account_id"),
         _zero("mrr_total_difference", tolerance=0.01),
         _zero("paying_accounts_without_active_subscription"),
         _zero("scores_neither_given_nor_explained"),
@@ -152,6 +152,7 @@ CUSTOMER_360_ACCOUNTS = TableContract(
 )
 
 
+@configured
 def people_contract(consent_scopes: tuple[str, ...]) -> TableContract:
     """The person profile; one consent flag per scope the c360 rules declare."""
     return TableContract(
@@ -186,5 +187,6 @@ def people_contract(consent_scopes: tuple[str, ...]) -> TableContract:
             Column("account_lifecycle_state", description="Current state of the primary account."),
             Column("as_of", "date", "Last day of events the windows see.", required=True),
         ),
-        extra_expectations=(unique("person_id"),),
+        primary_key=("person_id",),
+        personal_record=True,
     )

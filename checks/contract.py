@@ -7,7 +7,7 @@ the whole batch before it is committed. Nothing here imports GX (it is slow to i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -100,7 +100,11 @@ class Column:
 
 @dataclass(frozen=True)
 class TableContract:
-    """The public contract of one Delta table at `<layer>/<table>`."""
+    """The public contract of one Delta table at `<layer>/<table>`: its single home.
+
+    Everything else about the table (the Dagster asset's key, group, tags, column metadata and
+    blocking suite check, the erasure's reach) is derived from these fields, never restated.
+    """
 
     layer: str
     table: str
@@ -108,10 +112,26 @@ class TableContract:
     columns: Sequence[Column]
     extra_expectations: Sequence[Expectation] = ()
     partition_by: Sequence[str] = ()
+    # The columns that identify a row; the suite checks they are unique, and a whole-table
+    # publish compares old and new content in this order.
+    primary_key: Sequence[str] = ()
+    # A row is a person's own record (their contact, login, consent, profile): an erasure deletes
+    # it. Other tables holding personal columns keep their rows with those values scrubbed.
+    personal_record: bool = False
+    # For a personal-record table whose rows may also name other people (a login invited by a
+    # colleague): the column holding the record's own person's id. Only rows whose id is the
+    # erased person's are deleted; the rest are scrubbed. None: every matching row is theirs.
+    subject_key: str | None = None
+    # The Dagster asset group; defaults to the layer.
+    group: str | None = None
 
     @property
     def name(self) -> str:
         return f"{self.layer}/{self.table}"
+
+    @property
+    def group_name(self) -> str:
+        return self.group or self.layer
 
     @property
     def schema(self) -> pa.Schema:
@@ -126,6 +146,46 @@ class TableContract:
         """Columns that make a row personal data: a personal value, or a person's id."""
         return [c.name for c in self.columns if c.pii or c.identifies_person]
 
+    @property
+    def holds_personal_data(self) -> bool:
+        """Rows about people: the asset is tagged pii=true and the erasure reaches the table."""
+        return self.personal_record or bool(self.personal_columns)
+
     def suite(self) -> list[Expectation]:
         out = [e for c in self.columns for e in c.expectations()]
+        if self.primary_key:
+            out.append(unique(*self.primary_key))
         return out + list(self.extra_expectations)
+
+
+def unique(*columns: str) -> Expectation:
+    """Uniqueness of one column or of a compound key."""
+    if len(columns) == 1:
+        return Expectation("expect_column_values_to_be_unique", {"column": columns[0]})
+    return Expectation("expect_compound_columns_to_be_unique", {"column_list": list(columns)})
+
+
+def ts(
+    name: str,
+    description: str = "",
+    *,
+    source: str | None = None,
+    required: bool = False,
+) -> Column:
+    """A UTC timestamp column (the one helper every contract module uses)."""
+    return Column(name, "timestamp", description, source=source, required=required)
+
+
+_CONFIGURED = "__lakehouse_configured_contract__"
+Builder = Callable[..., TableContract]
+
+
+def configured(builder: Builder) -> Builder:
+    """Marks a function that builds a contract from configuration (event names, states, scopes):
+    the catalog (checks/catalog.py) lists its table like any module-level contract."""
+    setattr(builder, _CONFIGURED, True)
+    return builder
+
+
+def is_configured(value: object) -> bool:
+    return bool(getattr(value, _CONFIGURED, False))

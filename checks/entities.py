@@ -8,7 +8,7 @@ asset adds `expect_column_values_to_be_in_set` with those ids to the suite below
 
 from __future__ import annotations
 
-from checks.contract import Column, Expectation, TableContract
+from checks.contract import Column, TableContract, unique  # noqa: F401 (unique: re-export)
 from checks.raw import PLANS
 
 ENTITY_TYPES = ("account", "person")
@@ -27,23 +27,24 @@ ROLES = ("admin", "end_user", "billing_owner", "champion", "contact", "former_us
 SUBSCRIPTION_STATUSES = ("trialing", "active", "past_due", "canceled")
 
 
-def unique(*columns: str) -> Expectation:
-    if len(columns) == 1:
-        return Expectation("expect_column_values_to_be_unique", {"column": columns[0]})
-    return Expectation("expect_compound_columns_to_be_unique", {"column_list": list(columns)})
-
-
 def ts(name: str, description: str = "", required: bool = False) -> Column:
     return Column(name, "timestamp", description, required=required)
 
 
-def _entity(table: str, description: str, *columns: Column, key: tuple[str, ...]) -> TableContract:
+def _entity(
+    table: str,
+    description: str,
+    *columns: Column,
+    key: tuple[str, ...],
+    personal_record: bool = False,
+) -> TableContract:
     return TableContract(
         layer="entities",
         table=table,
         description=description,
         columns=columns,
-        extra_expectations=(unique(*key),),
+        primary_key=key,
+        personal_record=personal_record,
     )
 
 
@@ -67,6 +68,7 @@ IDENTITY_LINKS = _entity(
     CONFIDENCE,
     ts("linked_at", "When this record was first linked to this canonical id.", required=True),
     key=("entity_type", "record_key"),
+    personal_record=True,
 )
 IDENTITY_REVIEW = _entity(
     "identity_review",
@@ -87,6 +89,7 @@ IDENTITY_REVIEW = _entity(
     Column("status", required=True, accepted=("pending",)),
     ts("queued_at", required=True),
     key=("pair_id",),
+    personal_record=True,
 )
 IDENTITY_MERGES = _entity(
     "identity_merges",
@@ -99,6 +102,7 @@ IDENTITY_MERGES = _entity(
     Column("action", required=True, accepted=("merged", "split")),
     ts("recorded_at", required=True),
     key=("entity_type", "old_id", "surviving_id", "action", "recorded_at"),
+    personal_record=True,
 )
 UNMAPPED_IDS = _entity(
     "unmapped_ids",
@@ -119,6 +123,7 @@ UNMAPPED_IDS = _entity(
     Column("references", "int", "Rows referring to the id.", required=True, min=1),
     ts("detected_at", required=True),
     key=("entity_type", "system", "object", "source_id", "reason", "referenced_from"),
+    personal_record=True,
 )
 ACCOUNT = _entity(
     "account",
@@ -161,6 +166,7 @@ PERSON = _entity(
     ts("last_seen_at"),
     Column("survivorship", description="Which system each field came from (JSON)."),
     key=("person_id",),
+    personal_record=True,
 )
 WORKSPACE = _entity(
     "workspace",
@@ -211,6 +217,7 @@ RELATIONSHIP = _entity(
     Column("is_current", "bool", required=True),
     Column("source_record", required=True),
     key=("person_id", "account_id", "source_record", "valid_from"),
+    personal_record=True,
 )
 ATTRIBUTE_HISTORY = _entity(
     "attribute_history",
@@ -231,6 +238,7 @@ ATTRIBUTE_HISTORY = _entity(
     Column("is_current", "bool", required=True),
     Column("source_record", required=True),
     key=("entity_type", "entity_id", "attribute", "source_record", "valid_from"),
+    personal_record=True,
 )
 
 IDENTITY_TABLES = (IDENTITY_LINKS, IDENTITY_REVIEW, IDENTITY_MERGES, UNMAPPED_IDS)

@@ -7,8 +7,7 @@ no account, an event in the future) are counted in the batch summary and must be
 
 from __future__ import annotations
 
-from checks.contract import Column, Expectation, TableContract
-from checks.entities import unique
+from checks.contract import Column, Expectation, TableContract, configured
 
 
 def _zero(name: str) -> Expectation:
@@ -19,6 +18,7 @@ def _zero(name: str) -> Expectation:
     )
 
 
+@configured
 def events_contract(event_names: list[str]) -> TableContract:
     return TableContract(
         layer="events",
@@ -50,8 +50,8 @@ def events_contract(event_names: list[str]) -> TableContract:
             Column("_ingested_at", "timestamp", "When the source row was ingested.", required=True),
             Column("_built_at", "timestamp", "When this day was last rebuilt.", required=True),
         ),
+        primary_key=("event_id",),
         extra_expectations=(
-            unique("event_id"),
             _zero("account_events_without_account"),
             _zero("events_in_future"),
             _zero("events_outside_partition"),
@@ -60,6 +60,7 @@ def events_contract(event_names: list[str]) -> TableContract:
     )
 
 
+@configured
 def lifecycle_contract(states: list[str], definitions: str) -> TableContract:
     return TableContract(
         layer="events",
@@ -81,8 +82,11 @@ def lifecycle_contract(states: list[str], definitions: str) -> TableContract:
             Column("rule_set_version", required=True),
             Column("is_current", "bool", "The account's state today.", required=True),
         ),
+        primary_key=(
+            "account_id",
+            "valid_from",
+        ),
         extra_expectations=(
-            unique("account_id", "valid_from"),
             _zero("overlapping_intervals"),
             _zero("gaps_between_intervals"),
             _zero("accounts_without_one_current_state"),

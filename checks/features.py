@@ -4,7 +4,6 @@ signals) and the training sets that stack many as-of dates with labels from the 
 from __future__ import annotations
 
 from checks.contract import Column, TableContract
-from checks.entities import unique
 from checks.raw import PLANS
 
 KEY = (
@@ -83,7 +82,10 @@ def _mart(table: str, description: str, columns: tuple[Column, ...]) -> TableCon
         table=table,
         description=description,
         columns=(*KEY, *columns),
-        extra_expectations=(unique("account_id", "as_of"),),
+        primary_key=(
+            "account_id",
+            "as_of",
+        ),
     )
 
 

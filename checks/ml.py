@@ -4,7 +4,6 @@ model version that produced it and its reasons)."""
 from __future__ import annotations
 
 from checks.contract import Column, TableContract
-from checks.entities import unique
 
 RISK_BANDS = ("low", "medium", "high")
 ROLES = ("champion", "challenger")
@@ -33,7 +32,11 @@ def scores_contract(table: str, what: str) -> TableContract:
             Column("reasons", description="Top three reasons (JSON list of strings)."),
             Column("scored_run_at", "timestamp", "When the scoring ran.", required=True),
         ),
-        extra_expectations=(unique("account_id", "scored_at", "model_version"),),
+        primary_key=(
+            "account_id",
+            "scored_at",
+            "model_version",
+        ),
     )
 
 

@@ -114,10 +114,7 @@ class RawContract(TableContract):
             },
             on="batch",
         )
-        unique_line = Expectation(
-            "expect_compound_columns_to_be_unique", {"column_list": ["_source_file", "_line"]}
-        )
-        return [*super().suite(), unique_line, batch]
+        return [*super().suite(), batch]
 
 
 def _raw(
@@ -129,7 +126,9 @@ def _raw(
     table: str | None = None,
     partition_by: tuple[str, ...] = (),
     cadence: Cadence | None = None,
+    subject_key: str | None = None,
 ) -> RawContract:
+    """A raw table; `subject_key` makes it a personal-record table (see TableContract)."""
     return RawContract(
         layer="raw",
         table=table or f"{source}_{obj}",
@@ -140,6 +139,9 @@ def _raw(
         format=fmt,
         partition_by=partition_by,
         cadence=cadence,
+        primary_key=("_source_file", "_line"),  # a landing line is published once
+        personal_record=subject_key is not None,
+        subject_key=subject_key,
     )
 
 
@@ -188,6 +190,7 @@ CRM_CONTACTS = _raw(
     ts("created_date", "CreatedDate", required=True),
     ts("last_modified_date", "LastModifiedDate", required=True),
     cadence="weekly",
+    subject_key="id",  # a contact's own record; other rows may name them
 )
 CRM_OPPORTUNITIES = _raw(
     "crm",
@@ -291,6 +294,7 @@ PRODUCT_USERS = _raw(
     ts("created_at", required=True),
     ts("updated_at", required=True),
     cadence="daily",
+    subject_key="user_id",  # a login is its user's record; `invited_by` names another
 )
 PRODUCT_USAGE_EVENTS = _raw(
     "product",
@@ -359,6 +363,7 @@ CONSENT_RECORDS = _raw(
     ts("recorded_at", required=True),
     table="consent_records",
     cadence="weekly",
+    subject_key="record_id",  # a consent record is its person's
 )
 RISK_SIGNALS = _raw(
     "risk",

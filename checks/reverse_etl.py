@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from checks.contract import Column, TableContract
-from checks.entities import unique
 from checks.ml import RISK_BANDS
 
 ACTIONS = ("retention_call", "expansion_conversation", "monitor", "none")
@@ -86,7 +85,7 @@ CRM_ACCOUNT_UPDATES = TableContract(
         ),
         Column("confidence_note", required=True, description="Each factor and why, in words."),
     ),
-    extra_expectations=(unique("crm_account_id"),),
+    primary_key=("crm_account_id",),
 )
 
 ERASURE_STATUSES = ("erased", "not_found")
@@ -120,5 +119,5 @@ ERASURE_AUDIT = TableContract(
         Column("destinations", required=True, description="JSON: destination -> outcome."),
         Column("verified", "bool", required=True),
     ),
-    extra_expectations=(unique("request_id"),),
+    primary_key=("request_id",),
 )
