@@ -100,7 +100,7 @@ INGEST = AssetSelection.groups("landing", include_sources=True) | AssetSelection
     "raw", "entities"
 )
 EVENT_DAYS = AssetSelection.assets(EVENTS_KEY)
-ERASURE = AssetSelection.assets(["raw", "consent_records"], ["reverse_etl", "erasure_audit"])
+ERASURE = AssetSelection.assets(["raw", "consent_records"]) | AssetSelection.groups("privacy")
 WEEKLY_RETRAIN = AssetSelection.assets(["ml", "churn_model"], ["ml", "expansion_model"])
 DAILY_REFRESH = (
     (

@@ -29,7 +29,7 @@ from assets.automation import erasure_job, ingest_job
 from assets.concurrency import IN_FLIGHT
 from assets.events.sensor import events_days_sensor
 from assets.landing import observation, zone_fingerprint
-from assets.reverse_etl.erasure import open_requests
+from assets.privacy.intake import open_requests
 from checks.raw import RAW_TABLES
 from resources.lake import LakeResource
 from resources.landing import LandingResource, Scan

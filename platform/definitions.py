@@ -20,6 +20,7 @@ from assets import (
     landing,
     ml,
     ops,
+    privacy,
     raw,
     reverse_etl,
     sensors,
@@ -43,6 +44,7 @@ defs = Definitions(
             *features.assets,
             *ml.assets,
             *reverse_etl.assets,
+            *privacy.assets,
             *ops.assets,
         ]
     ),

@@ -22,6 +22,7 @@ from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import DeltaError
 from pydantic import Field
 
+from resources.lake_files import LakeFiles
 from resources.parquet_commit import append_parquet
 
 DEFAULT_LAKE_ROOT = str(Path(__file__).resolve().parent.parent / "lake")
@@ -89,11 +90,23 @@ class LakeResource(ConfigurableResource):
     )
 
     # -- locations -------------------------------------------------------------------------
-    def uri(self, layer: str, table: str) -> str:
+    @property
+    def root_uri(self) -> str:
+        """The root as delta-rs opens it: an absolute path on local disk, else the URI."""
         root = self.root.rstrip("/")
-        if is_local(root):
-            root = os.path.abspath(root.removeprefix("file://"))
-        return f"{root}/{layer}/{table}"
+        return os.path.abspath(root.removeprefix("file://")) if is_local(root) else root
+
+    def uri(self, layer: str, table: str) -> str:
+        return f"{self.root_uri}/{layer}/{table}"
+
+    def files(self) -> LakeFiles:
+        """The objects under the root, with the tables' storage options (resources/lake_files)."""
+        return LakeFiles(self.root_uri, self._opts(), is_local(self.root))
+
+    def tables(self, skip: Sequence[str] = ()) -> list[str]:
+        """`<layer>/<table>` of every Delta table in the lake, whether a contract declares it or
+        not (top-level folders in `skip` aside)."""
+        return self.files().tables(skip)
 
     @property
     def data_docs(self) -> str | None:
@@ -268,6 +281,50 @@ class LakeResource(ConfigurableResource):
             rows = int(dt.history(1)[0].get("operationMetrics", {}).get("num_added_rows", 0))
         total = _row_count(dt) if count_total else None
         return Published(uri=uri, version=dt.version(), rows_written=rows, total_rows=total)
+
+    def replace(
+        self,
+        layer: str,
+        table: str,
+        data: pa.Table,
+        *,
+        predicate: str | None = None,
+        commit_metadata: dict[str, str] | None = None,
+    ) -> int:
+        """Rewrite a table in place, in its own schema: every row (no `predicate`), or only the
+        rows matching `predicate` (a delta-rs SQL predicate; `data` then holds their
+        replacement). One commit; returns the new version."""
+        current = self.table(layer, table)
+        schema = pa.schema(current.schema().to_arrow())
+        write_deltalake(
+            current,
+            data.select(schema.names).cast(schema),
+            mode="overwrite",
+            predicate=predicate,
+            commit_properties=CommitProperties(custom_metadata=commit_metadata or {}),
+        )
+        return self.table(layer, table).version()
+
+    def purge_history(self, layer: str, table: str) -> int:
+        """Drop every version but the current one, so time travel cannot read an older one:
+        files no longer in the current version (zero retention, for this operation only), then
+        the log before a fresh checkpoint. Returns the number of files removed."""
+        dt = self.table(layer, table)
+        config = dt.metadata().configuration
+        previous = config.get("delta.logRetentionDuration", "interval 30 days")
+        dt.alter.set_table_properties({"delta.logRetentionDuration": "interval 0 seconds"})
+        removed = dt.vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)
+        # The newest commit is a property change (no data values): the checkpoint is taken
+        # there, and every commit before it (deletes carry their predicate) expires now.
+        dt.alter.set_table_properties({"delta.logRetentionDuration": "interval 0 seconds"})
+        dt.create_checkpoint()
+        dt.cleanup_metadata()
+        dt.alter.set_table_properties({"delta.logRetentionDuration": previous})
+        return len(removed)
+
+    def drop(self, layer: str, table: str) -> None:
+        """Remove a table, its data and its log (a table moved elsewhere)."""
+        self.files().delete_folder(f"{layer}/{table}")
 
 
 def _streams_files(

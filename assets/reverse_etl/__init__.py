@@ -4,12 +4,10 @@
 what changed since the last successful sync to the configured destination and writes the
 append-only `sync_audit`, the `review_queue` (actions below the confidence threshold) and the
 fingerprints of what the CRM holds (`sync_state`); how sure the platform is of each action
-(`action_confidence`) is assets/reverse_etl/confidence.py. `erasure_audit` carries out erasure
-requests from the consent source: the person leaves every layer, and the CRM is told to forget
-them.
+(`action_confidence`) is assets/reverse_etl/confidence.py. Erasure requests are the
+privacy layer's (assets/privacy/).
 """
 
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -21,10 +19,8 @@ from dagster import (
     AssetKey,
     AssetOut,
     Config,
-    Failure,
     MaterializeResult,
     MetadataValue,
-    RunsFilter,
     TableColumnDep,
     TableColumnLineage,
     asset,
@@ -32,11 +28,9 @@ from dagster import (
 )
 from pydantic import Field
 
-from assets.concurrency import RUNNING, writer_pool
-from assets.entities.rules import load_rules
+from assets.concurrency import writer_pool
 from assets.metadata import OWNER, definition_metadata
-from assets.publish import SUITE_CHECK, gate_and_publish, suite_check
-from assets.reverse_etl import erasure as er
+from assets.publish import gate_and_publish, suite_check
 from assets.reverse_etl.confidence import STALE_AFTER_DAYS, evidence_table, profile_versions
 from assets.reverse_etl.sync import (
     COLUMN_SOURCES,
@@ -45,23 +39,17 @@ from assets.reverse_etl.sync import (
     sync,
     updates_sql,
 )
-from checks.gate import validate
-from checks.raw import CONSENT_RECORDS
-from checks.reverse_etl import CRM_ACCOUNT_UPDATES, ERASURE_AUDIT
+from checks.reverse_etl import CRM_ACCOUNT_UPDATES
 from resources.crm import CrmResource
 from resources.duckdb import DuckDBResource
-from resources.identity import IdentityResource
 from resources.lake import LakeResource
-from resources.landing import LandingResource
 from resources.mlflow import MlflowResource
-from resources.pii import PiiResource
 
 GROUP = "reverse_etl"
 UPDATES_KEY = AssetKey([CRM_ACCOUNT_UPDATES.layer, CRM_ACCOUNT_UPDATES.table])
 AUDIT_KEY = AssetKey(["reverse_etl", "sync_audit"])
 REVIEW_KEY = AssetKey(["reverse_etl", "review_queue"])
 STATE_KEY = AssetKey(["reverse_etl", "sync_state"])
-ERASURE_KEY = AssetKey([ERASURE_AUDIT.layer, ERASURE_AUDIT.table])
 INPUTS = {
     "c360": ("c360", "customer_360_accounts"),
     "people": ("c360", "customer_360_people"),
@@ -244,134 +232,4 @@ def _sync(
     )
 
 
-def _no_rows_gate(lake: LakeResource) -> AssetCheckResult:
-    """The audit suite on an empty batch: nothing to append, and the check still reports."""
-    c = ERASURE_AUDIT
-    return validate(c.name, c.suite(), c.schema.empty_table()).check_result(
-        ERASURE_KEY, SUITE_CHECK, lake.data_docs
-    )
-
-
-ERASURE_RUN = {ERASURE_KEY, AssetKey([CONSENT_RECORDS.layer, CONSENT_RECORDS.table])}
-
-
-def _busy(context: AssetExecutionContext) -> str | None:
-    """Why the lake is not ours alone now: erasure vacuums with zero retention, which would
-    delete the files of a write in flight."""
-    others = set(context.dagster_run.asset_selection or ()) - ERASURE_RUN
-    if others:
-        return f"this run also writes {len(others)} other asset(s)"
-    active = [
-        r.run_id
-        for r in context.instance.get_runs(filters=RunsFilter(statuses=RUNNING), limit=5)
-        if r.run_id != context.run_id
-    ]
-    return f"run(s) {', '.join(active)} in progress" if active else None
-
-
-@asset(
-    key=ERASURE_KEY,
-    pool=writer_pool(ERASURE_KEY),
-    description=ERASURE_AUDIT.description,
-    group_name=GROUP,
-    deps=[AssetKey([CONSENT_RECORDS.layer, CONSENT_RECORDS.table])],
-    kinds={"delta", "duckdb", "great_expectations"},
-    owners=[OWNER],
-    tags={"layer": GROUP, "pii": "false"},
-    metadata=definition_metadata(ERASURE_AUDIT),
-    check_specs=[suite_check(ERASURE_AUDIT)],
-)
-def erasure_audit(
-    context: AssetExecutionContext,
-    lake: LakeResource,
-    landing: LandingResource,
-    duckdb: DuckDBResource,
-    pii: PiiResource,
-    identity: IdentityResource,
-    crm: CrmResource,
-) -> Iterator[MaterializeResult | AssetCheckResult]:
-    """Carry out the erasure requests that landed in the consent source (and resume any an
-    interrupted run left): delete or redact the person in every table and landing file, purge
-    the tables' history, tell the CRM to forget them, verify, then audit."""
-    started = time.monotonic()
-    c = ERASURE_AUDIT
-    subjects, requests = er.waiting(lake)
-    resumed = len(subjects)
-    busy = _busy(context) if subjects or requests else None
-    if busy:
-        context.log.warning(f"erasure deferred: {busy}; the erasure job runs it on its own")
-        yield _no_rows_gate(lake)
-        yield MaterializeResult(asset_key=ERASURE_KEY, metadata={"deferred": busy})
-        return
-    if requests:
-        rules, salt = load_rules(identity.rules_path), pii.resolve_salt(lake.root)
-        for request in requests:
-            with duckdb.connect() as con:
-                pii.install(con, lake.root)
-                subject = er.resolve(con, lake, rules, salt, request)
-            er.save_work(lake.root, subject)  # from here on a crash resumes, never forgets
-            subjects.append(subject)
-    context.log.info(f"{len(requests)} new erasure request(s), {resumed} resumed")
-    if not subjects:
-        yield _no_rows_gate(lake)
-        if not lake.exists(c.layer, c.table):
-            lake.publish(c.layer, c.table, c.schema.empty_table(), description=c.description)
-        yield MaterializeResult(asset_key=ERASURE_KEY, metadata={"requests": 0})
-        return
-
-    needles = er.Needles(
-        [i for s in subjects for i in s.identifiers], [n for s in subjects for n in s.names]
-    )
-    outcome = er.erase(lake, landing.root, needles, context.log.info)
-    for subject in subjects:  # counts kept with the work: a retry audits the whole erasure
-        subject.record(outcome)
-        er.save_work(lake.root, subject)
-    if outcome.remaining:
-        raise Failure(
-            f"erasure incomplete: values remain in {sorted(outcome.remaining)}; the request "
-            "stays pending and the next run retries it"
-        )
-    destination = crm.destination(lake.root)
-    answer = destination.erase(needles.identifiers)
-    if not answer.ok:
-        raise Failure(
-            f"the lake is erased, but {destination.name} did not confirm the erasure "
-            f"({answer.error}); the request stays pending and the next run retries it"
-        )
-    batch_id = str(uuid.uuid4())
-    rows = er.audit_rows(
-        subjects,
-        outcome,
-        {destination.name: answer.error or "ok"},
-        batch_id,
-        f"dagster:{context.run_id}",
-        datetime.now(UTC),
-    )
-    table = pa.Table.from_pylist(rows, c.schema)
-    gate = validate(c.name, c.suite(), table)
-    yield gate.check_result(ERASURE_KEY, SUITE_CHECK, lake.data_docs)
-    if not gate.passed:
-        raise gate.failure(f"{c.name} ({table.num_rows} rows)")
-    published = lake.publish(c.layer, c.table, table, description=c.description)
-    er.finish_work(lake.root, subjects)
-    yield MaterializeResult(
-        asset_key=ERASURE_KEY,
-        metadata={
-            "requests": len(subjects),
-            "persons": sum(len(s.person_ids) for s in subjects),
-            "rows_deleted": outcome.deleted,
-            "rows_redacted": outcome.redacted,
-            "tables": MetadataValue.json(outcome.table_counts()),
-            "files_rewritten": len(outcome.files),
-            "ingest_log_rows_updated": outcome.ingest_log_rows,
-            "histories_purged": outcome.purged_tables,
-            "old_files_removed": outcome.purged_files,
-            "destination": destination.name,
-            "batch_id": batch_id,
-            "seconds": round(time.monotonic() - started, 1),
-            "delta_version": published.version,
-        },
-    )
-
-
-assets = [crm_account_updates, sync_to_crm, erasure_audit]
+assets = [crm_account_updates, sync_to_crm]

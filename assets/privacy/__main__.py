@@ -1,0 +1,5 @@
+"""`python -m assets.privacy --email x@y.com`: file an erasure request (see intake.main)."""
+
+from assets.privacy.intake import main
+
+raise SystemExit(main())
