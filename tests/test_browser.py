@@ -34,7 +34,18 @@ from servers import free_port
 
 pytestmark = pytest.mark.ui  # make ui (CI runs it): minutes of servers and a browser
 
-GROUPS = ("landing", "raw", "entities", "events", "c360", "features", "ml", "reverse_etl", "ops")
+GROUPS = (
+    "landing",
+    "raw",
+    "entities",
+    "events",
+    "c360",
+    "features",
+    "ml",
+    "reverse_etl",
+    "privacy",
+    "ops",
+)
 KEY_ASSETS = (
     "raw/crm_accounts",
     "entities/identity_links",
@@ -43,7 +54,7 @@ KEY_ASSETS = (
     "features/churn_features",
     "ml/churn_scores",
     "reverse_etl/crm_account_updates",
-    "reverse_etl/erasure_audit",
+    "privacy/erasure_audit",
 )
 NONE = "\N{EN DASH}"  # what an asset page lists when an asset feeds nothing
 ARTIFACTS = Path(os.environ.get("LAKEHOUSE_TEST_ARTIFACTS", ROOT / "tests" / "artifacts"))

@@ -29,11 +29,13 @@ import pytest
 from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
+from assets.privacy.intake import write_request
+from assets.privacy.match import ERASED, Needles
+from assets.privacy.work import WORK_DIR
 from assets.reverse_etl.destinations import SQLiteDestination
-from assets.reverse_etl.erasure import ERASED, WORK_DIR, Needles, write_request
 from conftest import Lakehouse, build_whole_graph, materialized
 
-AUDIT = "reverse_etl/erasure_audit"
+AUDIT = "privacy/erasure_audit"
 # A person's own records (README, "Erasure"): CRM contacts, product logins, consent records,
 # entity rows and the 360 profile are deleted. A raw row is the person's own when its record id
 # is one of theirs (a colleague's login that names them as its inviter is the colleague's).
@@ -373,7 +375,7 @@ def carry_out(house: Lakehouse, person: Person, run: Callable[[], dict], **reque
 
 
 def erase_now(house: Lakehouse) -> dict:
-    return {"result": house.materialize("raw/consent_records", "reverse_etl/erasure_audit")}
+    return {"result": house.materialize("raw/consent_records", AUDIT)}
 
 
 # -- fixtures -------------------------------------------------------------------------------------
@@ -441,7 +443,7 @@ def erased(house, company, person, colleague) -> Erasure:
         down = {**house.resources, "crm": CrmResource(kind="http", http_url="http://127.0.0.1:9")}
         selection = [
             AssetKey(["raw", "consent_records"]),
-            AssetKey(["reverse_etl", "erasure_audit"]),
+            AssetKey(AUDIT.split("/")),
         ]
         failed = materialize(
             list(house.defs.assets),
@@ -481,7 +483,7 @@ def test_a_failed_attempt_keeps_the_request_pending_and_the_retry_completes(eras
     assert not erased.outcome["failed"].success
     assert len(erased.outcome["pending_after_failure"]) == 1
     assert erased.outcome["result"].success
-    assert "reverse_etl/erasure_audit" in materialized(erased.outcome["result"])
+    assert AUDIT in materialized(erased.outcome["result"])
     assert not list((house.lake_root / WORK_DIR).glob("*.json"))
 
 
@@ -574,7 +576,7 @@ def test_the_audit_records_the_request_without_the_values(erased, house):
     request's own consent record), and none of the person's values."""
     audit = [
         r
-        for r in house.lake.read("reverse_etl", "erasure_audit").to_pylist()
+        for r in house.lake.read(*AUDIT.split("/")).to_pylist()
         if r["request_id"] in erased.request.name
     ]
     assert len(audit) == 1
@@ -610,9 +612,9 @@ def test_a_rebuild_does_not_bring_the_person_back(erased, house):
     # rewritten landing files are known to the ingest log: nothing is ingested twice
     assert counts == {t: house.lake.read("raw", t).num_rows for t in counts}
     assert scan(house.lake_root, erased.person.values) == []
-    second = house.materialize("reverse_etl/erasure_audit")
+    second = house.materialize(AUDIT)
     assert second.success
-    ids = house.lake.read("reverse_etl", "erasure_audit")["request_id"].to_pylist()
+    ids = house.lake.read(*AUDIT.split("/"))["request_id"].to_pylist()
     assert sum(i in erased.request.name for i in ids) == 1
 
 
@@ -647,7 +649,7 @@ def test_erasure_by_subject_ref_removes_the_person_everywhere(erased_by_ref, hou
     } <= holding
     assert_only_the_person_changed(e, house.landing_root)
     assert scan(house.lake_root, e.person.values) == []
-    audit = house.lake.read("reverse_etl", "erasure_audit").to_pylist()
+    audit = house.lake.read(*AUDIT.split("/")).to_pylist()
     row = next(r for r in audit if r["request_id"] in e.request.name)
     assert (row["status"], row["persons"], row["verified"]) == ("erased", 1, True)
 

@@ -9,7 +9,8 @@ import pyarrow as pa
 import pytest
 from deltalake import DeltaTable, write_deltalake
 
-from assets.reverse_etl.erasure import ERASED, Needles, count_matches
+from assets.privacy.match import ERASED, Needles
+from assets.privacy.tables import count_matches
 
 EMAIL = "ann.lee@example.com"
 

@@ -334,7 +334,7 @@ def test_a_rewritten_file_keeps_naming_its_rows_through_erasure_and_a_later_vers
     shown twice, none hidden)."""
     import hashlib
 
-    from assets.reverse_etl.erasure import FileRewrite, update_ingest_log
+    from assets.privacy.landing import LANDING, FileRewrite, update_ingest_log
     from resources.duckdb import connect
 
     rel = SUBS.format(d="2026-01-05")
@@ -352,7 +352,7 @@ def test_a_rewritten_file_keeps_naming_its_rows_through_erasure_and_a_later_vers
         update_ingest_log(
             con,
             lakehouse.lake,
-            [FileRewrite(str(path), rel, 1, 0, sha, st.st_size, st.st_mtime_ns)],
+            [FileRewrite(LANDING, rel, 1, 0, sha, st.st_size, st.st_mtime_ns)],
         )
     seen = _visible(lakehouse, "billing_subscriptions")
     assert len(seen) == 40 and {r["_file_sha256"] for r in seen} == {sha}

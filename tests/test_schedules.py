@@ -37,7 +37,7 @@ def test_schedules_target_what_they_should(defs):
     } <= daily
     assert not {k for k in daily if k.split("/")[0] in ("landing", "raw", "entities")}
     assert not daily & {"ml/churn_model", "ml/expansion_model", "events/events"}
-    assert "reverse_etl/erasure_audit" not in daily  # the erasure runs alone (erasure_sensor)
+    assert "privacy/erasure_audit" not in daily  # the erasure runs alone (erasure_sensor)
     assert _keys(defs, WEEKLY_RETRAIN) == {"ml/churn_model", "ml/expansion_model"}
 
 

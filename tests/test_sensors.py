@@ -53,7 +53,7 @@ def test_new_files_start_one_run_and_a_second_tick_none(tmp_path):
 def test_an_erasure_request_starts_the_erasure_job_only_on_a_quiet_lake(tmp_path, defs):
     from dagster import AssetKey, materialize
 
-    from assets.reverse_etl.erasure import write_request
+    from assets.privacy.intake import write_request
     from assets.sensors import erasure_sensor
     from conftest import Lakehouse
     from resources.lake import LakeResource
@@ -91,7 +91,7 @@ def test_the_erasure_asset_defers_while_another_run_writes_not_for_one_not_start
     run that has not started writes nothing yet."""
     from dagster import AssetKey, DagsterRun, DagsterRunStatus, materialize
 
-    from assets.reverse_etl.erasure import write_request
+    from assets.privacy.intake import write_request
     from conftest import Lakehouse
 
     landing = tmp_path / "landing"
@@ -106,13 +106,13 @@ def test_the_erasure_asset_defers_while_another_run_writes_not_for_one_not_start
         list(defs.assets),
         selection=[
             AssetKey(["raw", "consent_records"]),
-            AssetKey(["reverse_etl", "erasure_audit"]),
+            AssetKey(["privacy", "erasure_audit"]),
         ],
         resources=Lakehouse(tmp_path / "lake", landing, defs).resources,
         instance=instance,
     )
     assert result.success
-    meta = result.asset_materializations_for_node("reverse_etl__erasure_audit")[0].metadata
+    meta = result.asset_materializations_for_node("privacy__erasure_audit")[0].metadata
     assert meta["deferred"].value == "run(s) busy in progress"
 
 

@@ -9,7 +9,6 @@ facts naming them scrubbed, in every Delta table (which tables and how: their co
 (`python -m assets.privacy --email x@y.com` files one), kept in progress in `work.py`.
 """
 
-
 import time
 import uuid
 from collections.abc import Iterator

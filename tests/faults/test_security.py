@@ -127,8 +127,11 @@ def test_no_secret_reaches_logs_metadata_tables_or_files(tmp_path, crm_api):
 def test_values_from_the_data_never_become_sql(tmp_path):
     """Hostile text where data flows into queries: an erasure by email, a CRM key, a drift
     column name. Each stays a value: the right rows change, nothing else does."""
+    from assets.privacy.match import Needles
+    from assets.privacy.reach import Reach
+    from assets.privacy.tables import count_matches, erase_table
     from assets.reverse_etl.destinations import SQLiteDestination
-    from assets.reverse_etl.erasure import Needles, count_matches, erase_table
+    from resources.lake import LakeResource
 
     people = pa.table(
         {
@@ -137,13 +140,13 @@ def test_values_from_the_data_never_become_sql(tmp_path):
             "note": [f"asked by {HOSTILE}", "nothing", "o'brien"],
         }
     )
-    path = tmp_path / "people"
-    write_deltalake(str(path), people)
+    lake = LakeResource(root=str(tmp_path))
+    write_deltalake(lake.uri("entities", "person"), people)
     con = duckdb.connect()
     needles = Needles([HOSTILE])
-    assert count_matches(con, DeltaTable(str(path)), needles) == 1
-    erase_table(con, DeltaTable(str(path)), "entities/person", needles)
-    left = DeltaTable(str(path)).to_pyarrow_table()
+    assert count_matches(con, lake.table("entities", "person"), needles) == 1
+    erase_table(con, lake, Reach("entities/person", delete=True), needles)
+    left = lake.read("entities", "person")
     wrong = len({"p2", "p3"} ^ set(left["person_id"].to_pylist()))  # only the subject's row goes
     assert wrong == 0
     assert HOSTILE not in json.dumps(left.to_pylist())
