@@ -58,9 +58,9 @@ GUARDS: dict[str, list[str]] = {
         "resources.lake.xǁClaimǁ*__mutmut_*",
     ],
     "erasure scope": [
-        "assets.reverse_etl.erasure.xǁNeedlesǁ*__mutmut_*",
-        "assets.reverse_etl.erasure.x__match_sql__mutmut_*",
-        "assets.reverse_etl.erasure.x__text_columns__mutmut_*",
+        "assets.privacy.match.xǁNeedlesǁ*__mutmut_*",
+        "assets.privacy.tables.x__match_sql__mutmut_*",
+        "assets.privacy.tables.x__text_columns__mutmut_*",
         "assets.reverse_etl.mentions.*__mutmut_*",
     ],
     "PII hashing and masking": [
