@@ -20,6 +20,7 @@ import hashlib
 import io
 import json
 import re
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,22 +53,46 @@ class FileRewrite:
 
 
 # -- one file ------------------------------------------------------------------------------------
-def _text(data: bytes, name: str) -> str:
+def _text(data: bytes, name: str) -> tuple[str, str]:
+    """A file's text and its encoding. A file the raw layer rejected is still searched: a
+    damaged gzip as far as it decompresses, text that is not UTF-8 as Latin-1 (which maps
+    every byte, so a rewrite keeps the other bytes as they were)."""
     if name.endswith(".gz"):
-        data = gzip.decompress(data)
-    return data.decode("utf-8")
+        data = _gunzip(data)
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        return data.decode("latin-1"), "latin-1"
+
+
+def _gunzip(data: bytes) -> bytes:
+    """What a gzip file decompresses to, up to the first damage."""
+    out, stream = [], zlib.decompressobj(wbits=31)
+    for start in range(0, len(data), 1 << 16):
+        try:
+            out.append(stream.decompress(data[start : start + (1 << 16)]))
+        except zlib.error:
+            break
+    return b"".join(out)
 
 
 def _records(kind: str, text: str) -> tuple[list, Callable[[list], str]]:
-    """A file's records and how to write them back in the same format."""
+    """A file's records and how to write them back in the same format. Text that does not
+    parse (a truncated JSON line, which the raw layer quarantined) is kept as a line of text:
+    it is searched and erased like any other line, never a reason to stop."""
     if kind == ".json":
-        data = json.loads(text)
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return _lines(text)
         if isinstance(data, list):
             return data, lambda rs: "[\n" + ",\n".join(json.dumps(r) for r in rs) + "\n]\n"
         return [data], lambda rs: json.dumps(rs[0] if rs else {}, indent=2) + "\n"
     if kind in (".jsonl", ".ndjson"):
-        lines = [json.loads(line) for line in text.splitlines() if line.strip()]
-        return lines, lambda rs: "".join(json.dumps(r) + "\n" for r in rs)
+        lines = [_json_or_text(line) for line in text.splitlines(keepends=True) if line.strip()]
+        return lines, lambda rs: "".join(
+            r if isinstance(r, str) else json.dumps(r) + "\n" for r in rs
+        )
     if kind == ".csv":
         rows = list(csv.reader(io.StringIO(text, newline="")))
         header, body = (rows[0], rows[1:]) if rows else ([], [])
@@ -80,7 +105,22 @@ def _records(kind: str, text: str) -> tuple[list, Callable[[list], str]]:
             return out.getvalue()
 
         return body, write
+    return _lines(text)
+
+
+def _lines(text: str) -> tuple[list, Callable[[list], str]]:
     return text.splitlines(keepends=True), lambda rs: "".join(rs)
+
+
+def _json_or_text(line: str) -> object:
+    """A JSON Lines record (an object or array), or the line as text when it is none."""
+    try:
+        value = json.loads(line)
+    except ValueError:
+        value = None
+    if isinstance(value, dict | list):
+        return value
+    return line if line.endswith("\n") else line + "\n"
 
 
 def rewrite_text(
@@ -90,7 +130,7 @@ def rewrite_text(
     people's own records) or scrubbed (everything else), and the counts; None when it names
     nobody. With `key` (the field holding a record's id), only the subjects' own records are
     removed. `name` gives the format (.json, .jsonl, .csv, plain text; .gz compressed)."""
-    text = _text(data, name)
+    text, encoding = _text(data, name)
     if not needles.found_in(text):
         return None
     kind = Path(name.removesuffix(".gz")).suffix
@@ -120,7 +160,7 @@ def rewrite_text(
             kept.append(needles.redact(r) or "\n")
         else:
             kept.append(needles.redact(r))
-    out = write(kept).encode("utf-8")
+    out = write(kept).encode(encoding)
     if name.endswith(".gz"):
         out = gzip.compress(out, mtime=0)
     return out, deleted, redacted
@@ -188,7 +228,7 @@ def files_naming(lake: LakeResource, landing_root: str, needles: Needles) -> lis
         f"{place}:{p}"
         for place, files, paths in _places(lake, landing_root)
         for p in paths
-        if needles.found_in(_text(files.read(p), p))
+        if needles.found_in(_text(files.read(p), p)[0])
     ]
 
 
