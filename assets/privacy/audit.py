@@ -29,12 +29,14 @@ AUDITS = ("/".join(AUDIT), "/".join(LEGACY_AUDIT))  # never erased from: they ho
 
 
 def recorded(lake: LakeResource) -> set[str]:
-    """Ids of the requests the audit holds (carried out)."""
-    done: set[str] = set()
-    for layer, table in (AUDIT, LEGACY_AUDIT):
-        if lake.exists(layer, table):
-            done.update(lake.read(layer, table, columns=["request_id"])["request_id"].to_pylist())
-    return done
+    """Ids of the requests the audit holds (carried out), in its home or its former one."""
+    return recorded_in(lake, AUDIT) | recorded_in(lake, LEGACY_AUDIT)
+
+
+def recorded_in(lake: LakeResource, where: tuple[str, str]) -> set[str]:
+    if not lake.exists(*where):
+        return set()
+    return set(lake.read(*where, columns=["request_id"])["request_id"].to_pylist())
 
 
 def adopt_legacy(lake: LakeResource) -> int:
@@ -51,12 +53,6 @@ def adopt_legacy(lake: LakeResource) -> int:
         lake.publish(c.layer, c.table, moved, description=c.description)
     lake.drop(*LEGACY_AUDIT)
     return moved.num_rows
-
-
-def recorded_in(lake: LakeResource, where: tuple[str, str]) -> set[str]:
-    if not lake.exists(*where):
-        return set()
-    return set(lake.read(*where, columns=["request_id"])["request_id"].to_pylist())
 
 
 @dataclass

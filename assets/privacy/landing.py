@@ -195,8 +195,8 @@ def _places(lake: LakeResource, landing_root: str) -> Iterator[tuple[str, LakeFi
     yield LANDING, landing, [p for p in landing.walk() if is_text_file(p)]
     files = lake.files()
     inside = ""
-    if files.local and Path(landing.root).is_relative_to(files.root):
-        inside = Path(landing.root).relative_to(files.root).as_posix() + "/"
+    if files.local and Path(landing.root).is_relative_to(Path(files.root).resolve()):
+        inside = Path(landing.root).relative_to(Path(files.root).resolve()).as_posix() + "/"
     paths = [
         p
         for p in files.walk(skip=NOT_SCANNED)

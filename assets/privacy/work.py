@@ -8,9 +8,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING
 
 from resources.lake import LakeResource
+
+if TYPE_CHECKING:
+    from assets.privacy.intake import Subject
 
 WORK_DIR = ".secrets/erasure"
 
@@ -19,15 +22,15 @@ def _path(request_id: str) -> str:
     return f"{WORK_DIR}/{request_id}.json"
 
 
-def save(lake: LakeResource, subject: Any) -> str:
-    """Keep a resolved request (a dataclass) until `finish`; returns its file's path."""
+def save(lake: LakeResource, subject: Subject) -> str:
+    """Keep a resolved request until `finish`; returns its file's path."""
     path = _path(subject.request_id)
     lake.files().write(path, json.dumps(asdict(subject)).encode(), private=True)
     return path
 
 
 def load(lake: LakeResource) -> list[dict]:
-    """The requests in progress, as saved."""
+    """The requests in progress, as saved (the fields of a `Subject`)."""
     files = lake.files()
     return [json.loads(files.read(p)) for p in files.list(WORK_DIR) if p.endswith(".json")]
 
