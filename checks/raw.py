@@ -426,7 +426,8 @@ INGEST_LOG = TableContract(
         "or an entry ignored (partial name) or refused (link, non-file, folder that cannot be "
         "placed). A file is identified by its content hash: it is never ingested twice, and a "
         "new version of a path supersedes the old version's rows for the layers above (the raw "
-        "table keeps both). Written last, after the raw and quarantine commits."
+        "table keeps both). Written last, after the raw and quarantine commits; each run's rows "
+        "are validated with this suite before they are appended."
     ),
     columns=(
         Column("table_name", required=True, description="Raw table the entry was meant for."),
