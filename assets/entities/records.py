@@ -18,7 +18,7 @@ from resources.sql import literal
 
 
 def text_list(values: tuple[str, ...] | list[str]) -> str:
-    """A DuckDB list of texts (`list_contains` keeps NULL and empty lists simple)."""
+    """A typed DuckDB list of texts for `list_contains`, each quoted by `literal`."""
     return "[" + ", ".join(literal(v) for v in values) + "]::VARCHAR[]"
 
 
