@@ -10,7 +10,6 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from assets.reverse_etl.destinations import RowResult, SQLiteDestination
 from assets.reverse_etl.sync import (
     AUDIT_SCHEMA,
     PAYLOAD,
@@ -24,6 +23,7 @@ from assets.reverse_etl.sync import (
     updates_sql,
 )
 from checks.reverse_etl import CRM_ACCOUNT_UPDATES
+from resources.destinations import RowResult, SQLiteDestination
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -274,7 +274,7 @@ def http_crm():
 
 
 def test_the_http_destination_upserts_once_retries_rejections_and_sends_the_token(http_crm):
-    from assets.reverse_etl.destinations import HttpBatchDestination
+    from resources.destinations import HttpBatchDestination
 
     url, store, reject, seen_auth = http_crm
     dest = HttpBatchDestination(url, token="t0ken-from-env")
@@ -305,7 +305,7 @@ def test_the_http_destination_upserts_once_retries_rejections_and_sends_the_toke
 
 
 def test_the_http_destination_crash_and_rerun_send_each_record_once(http_crm):
-    from assets.reverse_etl.destinations import HttpBatchDestination
+    from resources.destinations import HttpBatchDestination
 
     url, store, _, _ = http_crm
     dest = HttpBatchDestination(url)
@@ -330,7 +330,7 @@ def postgres_dsn():
 def test_postgres_destination_crash_and_rerun_leave_each_record_once(postgres_dsn):
     import psycopg
 
-    from assets.reverse_etl.destinations import PostgresDestination
+    from resources.destinations import PostgresDestination
 
     dest = PostgresDestination(postgres_dsn)
     assert "postgres@" not in dest.name  # the audit names the destination, never credentials
@@ -376,14 +376,14 @@ def test_sqlite_destination_erases_a_person(crm):
 
 
 def test_postgres_destination_erases_a_person(postgres_dsn):
-    from assets.reverse_etl.destinations import PostgresDestination
+    from resources.destinations import PostgresDestination
 
     dest = PostgresDestination(postgres_dsn, table="crm_erasure_test")
     _erase_and_check(dest)
 
 
 def test_http_destination_is_told_to_erase(http_crm):
-    from assets.reverse_etl.destinations import HttpBatchDestination
+    from resources.destinations import HttpBatchDestination
 
     url, store, _, _ = http_crm
     dest = HttpBatchDestination(url)

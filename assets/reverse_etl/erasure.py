@@ -42,7 +42,7 @@ from deltalake import CommitProperties, DeltaTable, write_deltalake
 
 from assets.entities.records import create_macros, person_records, register_raw
 from assets.entities.rules import Rules
-from assets.reverse_etl.mentions import escape, mention_pattern
+from resources.mentions import escape, mention_pattern
 from checks.raw import CONSENT_RECORDS, RAW_TABLES
 from resources.duckdb import connect
 from resources.lake import LakeResource, is_local

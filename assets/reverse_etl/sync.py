@@ -18,7 +18,7 @@ from datetime import datetime
 import pyarrow as pa
 
 from assets.reverse_etl.confidence import STALE_AFTER_DAYS, confidence_sql
-from assets.reverse_etl.destinations import Destination
+from resources.destinations import Destination
 
 KEY = "crm_account_id"
 # The fields the CRM receives; changes to anything else (timestamps) do not resend a row.
