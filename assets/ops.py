@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 
 import pyarrow as pa
 from dagster import (
-    AssetKey,
     AssetMaterialization,
     AssetSpec,
     DefaultSensorStatus,
@@ -17,36 +16,23 @@ from dagster import (
     run_failure_sensor,
 )
 
-from assets.metadata import OWNER
-from checks.contract import Column, TableContract
+from assets.gated import table_key, tags_of
+from assets.metadata import OWNER, definition_metadata
+from checks.gate import validate
+from checks.ops import MAX_ERROR, RUN_FAILURES
 from resources.lake import LakeResource
 
-RUN_FAILURES = TableContract(
-    layer="ops",
-    table="run_failures",
-    description=(
-        "One row per failed step of a failed run (or one per run that failed before any step): "
-        "when, which job and run, which asset, and the error. Written by run_failures_sensor."
-    ),
-    columns=(
-        Column("failed_at", "timestamp", required=True),
-        Column("run_id", required=True),
-        Column("job", required=True),
-        Column("step", description="Dagster step key; null when the run failed outside a step."),
-        Column("asset", description="Asset the step materializes (layer/table), when known."),
-        Column("error", required=True, description="The error message, first 2,000 characters."),
-    ),
-)
-KEY = AssetKey([RUN_FAILURES.layer, RUN_FAILURES.table])
-MAX_ERROR = 2000
+KEY = table_key(RUN_FAILURES)
 
+# Written by a sensor, not a run: an external asset, with the contract's shared metadata.
 run_failures_spec = AssetSpec(
     key=KEY,
     description=RUN_FAILURES.description,
-    group_name="ops",
-    kinds={"delta"},
+    group_name=RUN_FAILURES.group_name,
+    kinds={"delta", "great_expectations"},
     owners=[OWNER],
-    tags={"layer": "ops", "pii": "false"},
+    tags=tags_of(RUN_FAILURES),
+    metadata=definition_metadata(RUN_FAILURES),
 )
 
 
@@ -74,9 +60,15 @@ def failure_rows(context: RunFailureSensorContext, now: datetime) -> list[dict]:
     description="Every failed run -> rows in ops/run_failures and an event on that asset.",
 )
 def run_failures_sensor(context: RunFailureSensorContext, lake: LakeResource) -> None:
+    """Validates the rows with the table's suite before appending them: a batch that breaks it
+    fails the tick (the table keeps its previous version) with the suite's report."""
     rows = failure_rows(context, datetime.now(UTC))
     c = RUN_FAILURES
-    lake.publish(c.layer, c.table, pa.Table.from_pylist(rows, c.schema), description=c.description)
+    table = pa.Table.from_pylist(rows, c.schema)
+    gate = validate(c.name, c.suite(), table)
+    if not gate.passed:
+        raise gate.failure(f"{c.name} ({table.num_rows} rows)")
+    lake.publish(c.layer, c.table, table, description=c.description)
     run = context.dagster_run
     context.instance.report_runless_asset_event(
         AssetMaterialization(
