@@ -21,14 +21,32 @@ def scores_contract(table: str, what: str) -> TableContract:
             "of past days stay, for prediction_outcomes."
         ),
         columns=(
-            Column("account_id", required=True),
+            Column("account_id", required=True, description="The canonical account scored."),
             Column("scored_at", "date", "The as-of day of the features scored.", required=True),
-            Column("model_name", required=True),
+            Column("model_name", required=True, description="MLflow registered model."),
             Column("model_version", required=True, description="MLflow registry version."),
-            Column("role", required=True, accepted=ROLES),
+            Column(
+                "role",
+                required=True,
+                accepted=ROLES,
+                description="The version's registry alias when it scored.",
+            ),
             Column("shadow", "bool", "True: recorded, never acted on.", required=True),
-            Column("probability", "float", required=True, min=0, max=1),
-            Column("risk_band", required=True, accepted=RISK_BANDS),
+            Column(
+                "probability",
+                "float",
+                "The model's probability of the outcome within 90 days.",
+                required=True,
+                min=0,
+                max=1,
+            ),
+            Column(
+                "risk_band",
+                required=True,
+                accepted=RISK_BANDS,
+                description="The probability banded by the version's own thresholds "
+                "(assets/ml/bands.py).",
+            ),
             Column("reasons", description="Top three reasons (JSON list of strings)."),
             ts("scored_run_at", "When the scoring ran.", required=True),
         ),
@@ -55,12 +73,12 @@ PREDICTION_OUTCOMES = TableContract(
         "and checks."
     ),
     columns=(
-        Column("model_name", required=True),
+        Column("model_name", required=True, description="MLflow registered model."),
         Column("model_version", required=True, description="MLflow registry version."),
         Column("role", required=True, accepted=ROLES, description="Its role when it scored."),
-        Column("account_id", required=True),
+        Column("account_id", required=True, description="The canonical account scored."),
         Column("scored_at", "date", "The as-of day of the features scored.", required=True),
-        Column("probability", "float", required=True, min=0, max=1),
+        Column("probability", "float", "The score then.", required=True, min=0, max=1),
         Column("outcome", "bool", "Churned (or upgraded) within 90 days.", required=True),
     ),
     primary_key=("model_name", "model_version", "account_id", "scored_at"),

@@ -22,13 +22,25 @@ CRM_ACCOUNT_UPDATES = TableContract(
         "account is) below the sync threshold sends the row to the review queue."
     ),
     columns=(
-        Column("crm_account_id", required=True),
-        Column("account_id", required=True),
-        Column("churn_risk", "float", min=0, max=1),
-        Column("churn_risk_band", accepted=RISK_BANDS),
-        Column("expansion_propensity", "float", min=0, max=1),
-        Column("expansion_band", accepted=RISK_BANDS),
-        Column("lifecycle_stage"),
+        Column("crm_account_id", required=True, description="The CRM's id of the account."),
+        Column("account_id", required=True, description="The platform's canonical account id."),
+        Column(
+            "churn_risk",
+            "float",
+            "The churn champion's probability (90 days); null when not scored.",
+            min=0,
+            max=1,
+        ),
+        Column("churn_risk_band", accepted=RISK_BANDS, description="Its band."),
+        Column(
+            "expansion_propensity",
+            "float",
+            "The expansion champion's upgrade probability (90 days); null when not scored.",
+            min=0,
+            max=1,
+        ),
+        Column("expansion_band", accepted=RISK_BANDS, description="Its band."),
+        Column("lifecycle_stage", description="The account's lifecycle state on the 360's day."),
         Column(
             "health_score", "int", "100 x (1 - churn risk); null when not scored.", min=0, max=100
         ),
@@ -40,8 +52,8 @@ CRM_ACCOUNT_UPDATES = TableContract(
             "(expansion band high), else monitor (scored), else none (no model scores it).",
         ),
         Column("top_reasons", description="Top churn reasons (JSON list)."),
-        Column("churn_model_version"),
-        Column("expansion_model_version"),
+        Column("churn_model_version", description="The churn champion version behind it."),
+        Column("expansion_model_version", description="The expansion champion version behind it."),
         Column(
             "data_age_days",
             "int",
@@ -56,7 +68,12 @@ CRM_ACCOUNT_UPDATES = TableContract(
             min=0,
             max=1,
         ),
-        Column("consent_crm_sync", "bool", required=True),
+        Column(
+            "consent_crm_sync",
+            "bool",
+            "Someone at the account granted CRM sync and nobody revoked it; false is never sent.",
+            required=True,
+        ),
         Column(
             "model_reliability",
             "float",
@@ -121,7 +138,13 @@ SYNC_AUDIT = TableContract(
         ),
         Column("destination", required=True, description="Where it went (never credentials)."),
         Column("actor", required=True, description="Who ran the sync (dagster:<run id>)."),
-        Column("status", required=True, accepted=SYNC_STATUSES),
+        Column(
+            "status",
+            required=True,
+            accepted=SYNC_STATUSES,
+            description="sent, failed (retried next sync), skipped_consent, queued_review, or "
+            "dry_run (would be sent).",
+        ),
         Column("error", description="The destination's answer when the row failed."),
         ts("attempted_at", "When the sync decided.", required=True),
     ),
@@ -139,8 +162,20 @@ REVIEW_QUEUE = TableContract(
     columns=(
         Column("crm_account_id", required=True, description="The CRM's id of the account."),
         Column("account_id", required=True, description="The platform's canonical account id."),
-        Column("next_best_action", required=True, accepted=ACTIONS),
-        Column("action_confidence", "float", required=True, min=0, max=1),
+        Column(
+            "next_best_action",
+            required=True,
+            accepted=ACTIONS,
+            description="The action held back (crm_account_updates).",
+        ),
+        Column(
+            "action_confidence",
+            "float",
+            "How sure the platform is of it (crm_account_updates).",
+            required=True,
+            min=0,
+            max=1,
+        ),
         Column(
             "threshold",
             "float",
@@ -149,7 +184,12 @@ REVIEW_QUEUE = TableContract(
         ),
         Column("reason", required=True, description="Why, in words: each confidence factor."),
         Column("payload", required=True, description="What would be sent, as JSON."),
-        Column("status", required=True, accepted=REVIEW_STATUSES),
+        Column(
+            "status",
+            required=True,
+            accepted=REVIEW_STATUSES,
+            description="pending: no one has decided yet.",
+        ),
         ts("queued_at", "When the sync that queued it ran.", required=True),
     ),
     primary_key=("crm_account_id",),
