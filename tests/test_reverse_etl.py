@@ -19,7 +19,13 @@ from assets.reverse_etl.sync import (
     sync,
     updates_sql,
 )
-from checks.reverse_etl import CRM_ACCOUNT_UPDATES, REVIEW_QUEUE, SYNC_AUDIT, SYNC_STATE
+from checks.reverse_etl import (
+    CRM_ACCOUNT_UPDATES,
+    REVIEW_QUEUE,
+    SYNC_AUDIT,
+    SYNC_STATE,
+    SYNC_STATUSES,
+)
 from resources.destinations import RowResult, SQLiteDestination
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
@@ -478,3 +484,38 @@ def test_the_sync_tables_keep_their_declared_schemas_even_when_empty(crm):
         assert result.audit.schema == SYNC_AUDIT.schema
         assert result.review.schema == REVIEW_QUEUE.schema
         assert result.state.schema == SYNC_STATE.schema
+
+
+def test_what_every_kind_of_sync_writes_passes_its_tables_suites(crm):
+    """The contracts' rules hold on every outcome the sync records (sent, failed, held back for
+    consent or review, a dry run, a second sync over the first's state): the gate that runs
+    before the sync's tables are written refuses only a broken batch, never a normal one."""
+    from checks.gate import validate
+
+    class RejectsOne(SQLiteDestination):
+        def upsert(self, rows, key):
+            return [
+                RowResult(r[key], False, "409 conflict") if r[key] == "00100005" else res
+                for r, res in zip(rows, super().upsert(rows, key), strict=True)
+            ]
+
+    table = updates(
+        6, {1: {"consent_crm_sync": False}, 2: {"action_confidence": 0.2, "health_score": None}}
+    )
+
+    def once(updates_, state, dest, sync_id, **kw):
+        return sync(updates_, state, dest, threshold=0.5, now=NOW, sync_id=sync_id, **kw)
+
+    first = once(table, SYNC_STATE.schema.empty_table(), RejectsOne(crm.path), "s1")
+    again = once(updates(6, {4: {"churn_risk": 0.9}}), first.state, crm, "s2")
+    dry = once(table, first.state, crm, "s3", dry_run=True)
+    audit = pa.concat_tables([x.audit for x in (first, again, dry)])
+    assert set(audit["status"].to_pylist()) == set(SYNC_STATUSES)
+    assert first.review.num_rows and first.state.num_rows < again.state.num_rows
+    for contract, rows in (
+        (SYNC_AUDIT, audit),
+        (REVIEW_QUEUE, first.review),
+        (SYNC_STATE, again.state),
+    ):
+        gate = validate(contract.name, contract.suite(), rows)
+        assert gate.passed, gate.report()
