@@ -8,15 +8,18 @@ from datetime import UTC, datetime
 
 import pyarrow as pa
 from dagster import (
+    AssetCheckEvaluation,
+    AssetCheckResult,
     AssetMaterialization,
     AssetSpec,
     DefaultSensorStatus,
     MetadataValue,
     RunFailureSensorContext,
+    asset_check,
     run_failure_sensor,
 )
 
-from assets.gated import table_key, tags_of
+from assets.gated import SUITE_CHECK, table_key, tags_of
 from assets.metadata import OWNER, definition_metadata
 from checks.gate import validate
 from checks.ops import MAX_ERROR, RUN_FAILURES
@@ -34,6 +37,19 @@ run_failures_spec = AssetSpec(
     tags=tags_of(RUN_FAILURES),
     metadata=definition_metadata(RUN_FAILURES),
 )
+
+
+@asset_check(
+    asset=KEY,
+    name=SUITE_CHECK,
+    description=f"Great Expectations suite of {RUN_FAILURES.name}: the sensor runs it on each "
+    "batch before appending it and reports the result here; run it to validate the table.",
+)
+def run_failures_suite(lake: LakeResource) -> AssetCheckResult:
+    """The whole table as it stands, by its contract's suite."""
+    c = RUN_FAILURES
+    gate = validate(c.name, c.suite(), lake.read(c.layer, c.table).cast(c.schema))
+    return gate.check_result(KEY, SUITE_CHECK, lake.data_docs)
 
 
 def failure_rows(context: RunFailureSensorContext, now: datetime) -> list[dict]:
@@ -67,6 +83,8 @@ def run_failures_sensor(context: RunFailureSensorContext, lake: LakeResource) ->
     table = pa.Table.from_pylist(rows, c.schema)
     gate = validate(c.name, c.suite(), table)
     if not gate.passed:
+        failed = gate.check_result(KEY, SUITE_CHECK, lake.data_docs)
+        context.instance.report_runless_asset_event(_evaluation(failed))
         raise gate.failure(f"{c.name} ({table.num_rows} rows)")
     lake.publish(c.layer, c.table, table, description=c.description)
     run = context.dagster_run
@@ -82,7 +100,22 @@ def run_failures_sensor(context: RunFailureSensorContext, lake: LakeResource) ->
             },
         )
     )
+    context.instance.report_runless_asset_event(
+        _evaluation(gate.check_result(KEY, SUITE_CHECK, lake.data_docs))
+    )
 
 
-assets = [run_failures_spec]
+def _evaluation(result: AssetCheckResult) -> AssetCheckEvaluation:
+    """A check result reported outside a run (a sensor has no step to yield it from)."""
+    return AssetCheckEvaluation(
+        asset_key=KEY,
+        check_name=SUITE_CHECK,
+        passed=result.passed,
+        metadata=result.metadata,
+        severity=result.severity,
+        description=result.description,
+    )
+
+
+assets = [run_failures_spec, run_failures_suite]
 sensors = [run_failures_sensor]
