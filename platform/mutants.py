@@ -61,7 +61,7 @@ GUARDS: dict[str, list[str]] = {
         "assets.reverse_etl.erasure.xǁNeedlesǁ*__mutmut_*",
         "assets.reverse_etl.erasure.x__match_sql__mutmut_*",
         "assets.reverse_etl.erasure.x__text_columns__mutmut_*",
-        "assets.reverse_etl.mentions.*__mutmut_*",
+        "resources.mentions.*__mutmut_*",
     ],
     "PII hashing and masking": [
         "resources.pii.x_hash_email__mutmut_*",

@@ -29,9 +29,9 @@ import pytest
 from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
-from assets.reverse_etl.destinations import SQLiteDestination
 from assets.reverse_etl.erasure import ERASED, WORK_DIR, Needles, write_request
 from conftest import Lakehouse, build_whole_graph, materialized
+from resources.destinations import SQLiteDestination
 
 AUDIT = "reverse_etl/erasure_audit"
 # A person's own records (README, "Erasure"): CRM contacts, product logins, consent records,

@@ -42,10 +42,10 @@ from deltalake import CommitProperties, DeltaTable, write_deltalake
 
 from assets.entities.records import create_macros, person_records, register_raw
 from assets.entities.rules import Rules
-from assets.reverse_etl.mentions import escape, mention_pattern
 from checks.raw import CONSENT_RECORDS, RAW_TABLES
 from resources.duckdb import connect
 from resources.lake import LakeResource, is_local
+from resources.mentions import escape, mention_pattern
 from resources.pii import hash_email
 
 SCOPE = "erasure"

@@ -127,8 +127,8 @@ def test_no_secret_reaches_logs_metadata_tables_or_files(tmp_path, crm_api):
 def test_values_from_the_data_never_become_sql(tmp_path):
     """Hostile text where data flows into queries: an erasure by email, a CRM key, a drift
     column name. Each stays a value: the right rows change, nothing else does."""
-    from assets.reverse_etl.destinations import SQLiteDestination
     from assets.reverse_etl.erasure import Needles, count_matches, erase_table
+    from resources.destinations import SQLiteDestination
 
     people = pa.table(
         {
