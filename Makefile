@@ -5,9 +5,6 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/lake/.dagster
-export MLFLOW_DISABLE_TELEMETRY := true
-export GX_ANALYTICS_ENABLED := false
-export DO_NOT_TRACK := 1
 
 .PHONY: install demo test faults distributed ui dev bench lint lock evaluate-identity evaluate-models clean-lake system-deps mutants
 

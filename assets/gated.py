@@ -113,9 +113,15 @@ def gated_out(
     kinds: Iterable[str] | None = None,
     tags: Mapping[str, str] | None = None,
     metadata: Mapping[str, Any] | None = None,
+    is_required: bool = True,
 ) -> AssetOut:
-    """One output of a `gated_multi_asset`, with the same shared metadata as `gated_asset`."""
-    return AssetOut(key=table_key(contract), **_shared(contract, notes, kinds, tags, metadata))
+    """One output of a `gated_multi_asset`, with the same shared metadata as `gated_asset`.
+    `is_required=False`: a run of the step may leave this table alone (e.g. a dry run)."""
+    return AssetOut(
+        key=table_key(contract),
+        is_required=is_required,
+        **_shared(contract, notes, kinds, tags, metadata),
+    )
 
 
 def gated_multi_asset(

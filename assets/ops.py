@@ -8,46 +8,48 @@ from datetime import UTC, datetime
 
 import pyarrow as pa
 from dagster import (
-    AssetKey,
+    AssetCheckEvaluation,
+    AssetCheckResult,
     AssetMaterialization,
     AssetSpec,
     DefaultSensorStatus,
     MetadataValue,
     RunFailureSensorContext,
+    asset_check,
     run_failure_sensor,
 )
 
-from assets.metadata import OWNER
-from checks.contract import Column, TableContract
+from assets.gated import SUITE_CHECK, table_key, tags_of
+from assets.metadata import OWNER, definition_metadata
+from checks.gate import validate
+from checks.ops import MAX_ERROR, RUN_FAILURES
 from resources.lake import LakeResource
 
-RUN_FAILURES = TableContract(
-    layer="ops",
-    table="run_failures",
-    description=(
-        "One row per failed step of a failed run (or one per run that failed before any step): "
-        "when, which job and run, which asset, and the error. Written by run_failures_sensor."
-    ),
-    columns=(
-        Column("failed_at", "timestamp", required=True),
-        Column("run_id", required=True),
-        Column("job", required=True),
-        Column("step", description="Dagster step key; null when the run failed outside a step."),
-        Column("asset", description="Asset the step materializes (layer/table), when known."),
-        Column("error", required=True, description="The error message, first 2,000 characters."),
-    ),
-)
-KEY = AssetKey([RUN_FAILURES.layer, RUN_FAILURES.table])
-MAX_ERROR = 2000
+KEY = table_key(RUN_FAILURES)
 
+# Written by a sensor, not a run: an external asset, with the contract's shared metadata.
 run_failures_spec = AssetSpec(
     key=KEY,
     description=RUN_FAILURES.description,
-    group_name="ops",
-    kinds={"delta"},
+    group_name=RUN_FAILURES.group_name,
+    kinds={"delta", "great_expectations"},
     owners=[OWNER],
-    tags={"layer": "ops", "pii": "false"},
+    tags=tags_of(RUN_FAILURES),
+    metadata=definition_metadata(RUN_FAILURES),
 )
+
+
+@asset_check(
+    asset=KEY,
+    name=SUITE_CHECK,
+    description=f"Great Expectations suite of {RUN_FAILURES.name}: the sensor runs it on each "
+    "batch before appending it and reports the result here; run it to validate the table.",
+)
+def run_failures_suite(lake: LakeResource) -> AssetCheckResult:
+    """The whole table as it stands, by its contract's suite."""
+    c = RUN_FAILURES
+    gate = validate(c.name, c.suite(), lake.read(c.layer, c.table).cast(c.schema))
+    return gate.check_result(KEY, SUITE_CHECK, lake.data_docs)
 
 
 def failure_rows(context: RunFailureSensorContext, now: datetime) -> list[dict]:
@@ -74,9 +76,17 @@ def failure_rows(context: RunFailureSensorContext, now: datetime) -> list[dict]:
     description="Every failed run -> rows in ops/run_failures and an event on that asset.",
 )
 def run_failures_sensor(context: RunFailureSensorContext, lake: LakeResource) -> None:
+    """Validates the rows with the table's suite before appending them: a batch that breaks it
+    fails the tick (the table keeps its previous version) with the suite's report."""
     rows = failure_rows(context, datetime.now(UTC))
     c = RUN_FAILURES
-    lake.publish(c.layer, c.table, pa.Table.from_pylist(rows, c.schema), description=c.description)
+    table = pa.Table.from_pylist(rows, c.schema)
+    gate = validate(c.name, c.suite(), table)
+    if not gate.passed:
+        failed = gate.check_result(KEY, SUITE_CHECK, lake.data_docs)
+        context.instance.report_runless_asset_event(_evaluation(failed))
+        raise gate.failure(f"{c.name} ({table.num_rows} rows)")
+    lake.publish(c.layer, c.table, table, description=c.description)
     run = context.dagster_run
     context.instance.report_runless_asset_event(
         AssetMaterialization(
@@ -90,7 +100,22 @@ def run_failures_sensor(context: RunFailureSensorContext, lake: LakeResource) ->
             },
         )
     )
+    context.instance.report_runless_asset_event(
+        _evaluation(gate.check_result(KEY, SUITE_CHECK, lake.data_docs))
+    )
 
 
-assets = [run_failures_spec]
+def _evaluation(result: AssetCheckResult) -> AssetCheckEvaluation:
+    """A check result reported outside a run (a sensor has no step to yield it from)."""
+    return AssetCheckEvaluation(
+        asset_key=KEY,
+        check_name=SUITE_CHECK,
+        passed=result.passed,
+        metadata=result.metadata,
+        severity=result.severity,
+        description=result.description,
+    )
+
+
+assets = [run_failures_spec, run_failures_suite]
 sensors = [run_failures_sensor]

@@ -15,7 +15,6 @@ import hashlib
 import json
 
 from dagster import (
-    AssetKey,
     DefaultSensorStatus,
     RunRequest,
     RunsFilter,
@@ -28,6 +27,7 @@ from dagster import (
 from assets.automation import erasure_job, ingest_job
 from assets.concurrency import IN_FLIGHT
 from assets.events.sensor import events_days_sensor
+from assets.gated import table_key
 from assets.landing import observation, zone_fingerprint
 from assets.privacy.intake import open_requests
 from checks.raw import RAW_TABLES
@@ -55,7 +55,7 @@ def landing_sensor(context: SensorEvaluationContext, landing: LandingResource):
         run_requests=[
             RunRequest(
                 run_key=run_key,
-                asset_selection=[AssetKey(["raw", t]) for t in changed],
+                asset_selection=[table_key(scans[t][0]) for t in changed],
                 tags={"lakehouse/trigger": "landing_sensor"},
             )
         ],

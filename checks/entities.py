@@ -8,7 +8,7 @@ asset adds `expect_column_values_to_be_in_set` with those ids to the suite below
 
 from __future__ import annotations
 
-from checks.contract import Column, TableContract, unique  # noqa: F401 (unique: re-export)
+from checks.contract import Column, TableContract, ts, unique  # noqa: F401 (unique: re-export)
 from checks.raw import PLANS
 
 ENTITY_TYPES = ("account", "person")
@@ -25,10 +25,6 @@ LINK_RULES = (
 )
 ROLES = ("admin", "end_user", "billing_owner", "champion", "contact", "former_user")
 SUBSCRIPTION_STATUSES = ("trialing", "active", "past_due", "canceled")
-
-
-def ts(name: str, description: str = "", required: bool = False) -> Column:
-    return Column(name, "timestamp", description, required=required)
 
 
 def _entity(
@@ -61,9 +57,23 @@ IDENTITY_LINKS = _entity(
     Column("entity_type", required=True, accepted=ENTITY_TYPES),
     Column("system", required=True),
     Column("object", required=True),
-    Column("source_id", required=True),
-    Column("record_key", description="<system>/<object>:<source_id>", required=True),
-    Column("canonical_id", description="account_id or person_id; persistent across runs."),
+    Column(
+        "source_id",
+        description="The record's id in its system (a person's, for a person record).",
+        required=True,
+        identifies_person=True,
+    ),
+    Column(
+        "record_key",
+        description="<system>/<object>:<source_id>",
+        required=True,
+        identifies_person=True,
+    ),
+    Column(
+        "canonical_id",
+        description="account_id or person_id; persistent across runs.",
+        identifies_person=True,
+    ),
     Column("rule", required=True, accepted=LINK_RULES),
     CONFIDENCE,
     ts("linked_at", "When this record was first linked to this canonical id.", required=True),
@@ -77,10 +87,18 @@ IDENTITY_REVIEW = _entity(
     "decisions file (`python -m assets.entities.decide <pair_id> same|different`).",
     Column("pair_id", required=True),
     Column("entity_type", required=True, accepted=ENTITY_TYPES),
-    Column("left_record", required=True),
-    Column("right_record", required=True),
-    Column("left_canonical_id"),
-    Column("right_canonical_id"),
+    Column(
+        "left_record", "string", "Record key of one side.", required=True, identifies_person=True
+    ),
+    Column(
+        "right_record",
+        "string",
+        "Record key of the other side.",
+        required=True,
+        identifies_person=True,
+    ),
+    Column("left_canonical_id", "string", "Its canonical id now.", identifies_person=True),
+    Column("right_canonical_id", "string", "Its canonical id now.", identifies_person=True),
     Column("match_probability", "float", required=True, min=0, max=1),
     Column("match_weight", "float"),
     Column("evidence", "string", "Comparison level reached by each compared field (JSON)."),
@@ -97,8 +115,16 @@ IDENTITY_MERGES = _entity(
     "old_id now resolves to surviving_id) or one split by a decision (`split`: some records "
     "moved from old_id to surviving_id). Grain: one row per change.",
     Column("entity_type", required=True, accepted=ENTITY_TYPES),
-    Column("old_id", required=True),
-    Column("surviving_id", required=True),
+    Column(
+        "old_id", "string", "The canonical id that changed.", required=True, identifies_person=True
+    ),
+    Column(
+        "surviving_id",
+        "string",
+        "The canonical id its records resolve to now.",
+        required=True,
+        identifies_person=True,
+    ),
     Column("action", required=True, accepted=("merged", "split")),
     ts("recorded_at", required=True),
     key=("entity_type", "old_id", "surviving_id", "action", "recorded_at"),
@@ -113,7 +139,12 @@ UNMAPPED_IDS = _entity(
     Column("entity_type", required=True, accepted=ENTITY_TYPES),
     Column("system", required=True),
     Column("object", required=True),
-    Column("source_id", required=True),
+    Column(
+        "source_id",
+        description="The unmapped id (a person's, for a person record).",
+        required=True,
+        identifies_person=True,
+    ),
     Column(
         "reason",
         required=True,
@@ -151,16 +182,23 @@ PERSON = _entity(
     "The canonical human. Grain: one row per person; key: person_id (persistent). Emails are "
     "attributes, never keys. Survivorship: CRM contact, then product login with a work "
     "address, then any login.",
-    Column("person_id", required=True),
+    Column("person_id", required=True, identifies_person=True),
     Column("first_name", pii=True),
     Column("last_name", pii=True),
     Column("full_name", pii=True),
     Column(
         "email_hash",
         description="Salted SHA-256 of the primary address (resources/pii.py); never the address.",
+        identifies_person=True,
     ),
-    Column("email_hashes", description="Salted hashes of every address seen (JSON)."),
-    Column("source_ids", description="Source ids per system/object (JSON)."),
+    Column(
+        "email_hashes",
+        description="Salted hashes of every address seen (JSON).",
+        identifies_person=True,
+    ),
+    Column(
+        "source_ids", description="Source ids per system/object (JSON).", identifies_person=True
+    ),
     Column("source_count", "int", min=1),
     ts("first_seen_at"),
     ts("last_seen_at"),
@@ -209,13 +247,18 @@ RELATIONSHIP = _entity(
     "Person x account x role over time: admin, end user, billing owner, CRM contact, former "
     "user. Grain: one row per (person, account, source record, role interval); key: (person_id, "
     "account_id, source_record, valid_from). valid_to is null while the role holds.",
-    Column("person_id", required=True),
+    Column("person_id", required=True, identifies_person=True),
     Column("account_id", required=True),
     Column("role", required=True, accepted=ROLES),
     ts("valid_from", required=True),
     ts("valid_to"),
     Column("is_current", "bool", required=True),
-    Column("source_record", required=True),
+    Column(
+        "source_record",
+        description="Record key of the person's source record.",
+        required=True,
+        identifies_person=True,
+    ),
     key=("person_id", "account_id", "source_record", "valid_from"),
     personal_record=True,
 )
@@ -226,7 +269,12 @@ ATTRIBUTE_HISTORY = _entity(
     "any moment is a query: valid_from <= t < coalesce(valid_to, +inf). Grain: one row per "
     "(entity, attribute, source record, interval).",
     Column("entity_type", required=True, accepted=("account", "subscription", "person")),
-    Column("entity_id", required=True),
+    Column(
+        "entity_id",
+        description="account_id, subscription_id or person_id (a person's title).",
+        required=True,
+        identifies_person=True,
+    ),
     Column("attribute", required=True),
     Column(
         "value",
@@ -236,7 +284,12 @@ ATTRIBUTE_HISTORY = _entity(
     ts("valid_from", required=True),
     ts("valid_to"),
     Column("is_current", "bool", required=True),
-    Column("source_record", required=True),
+    Column(
+        "source_record",
+        description="Record key of the version (a CRM contact's, for a title).",
+        required=True,
+        identifies_person=True,
+    ),
     key=("entity_type", "entity_id", "attribute", "source_record", "valid_from"),
     personal_record=True,
 )

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -351,7 +350,9 @@ def _batch_definition(name: str) -> Any:
 
 def _gx() -> tuple[Any, Any]:
     """Import GX lazily (4-10 s) with its usage analytics off."""
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    from resources.quiet import telemetry_off
+
+    telemetry_off()
     import great_expectations as gx
     import great_expectations.expectations as gxe
     from great_expectations.execution_engine import pandas_execution_engine

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Literal
 
-from checks.contract import Column, Expectation, TableContract
+from checks.contract import Column, Expectation, TableContract, ts
 
 FileFormat = Literal["json_array", "jsonl", "csv"]
 Cadence = Literal["daily", "weekly", "monthly"]
@@ -151,10 +151,6 @@ def _text_limit(c: Column) -> Column:
     return replace(c, max_length=MAX_TEXT_CHARS)
 
 
-def ts(name: str, source: str | None = None, required: bool = False, desc: str = "") -> Column:
-    return Column(name, "timestamp", desc, source=source, required=required)
-
-
 CRM_ACCOUNTS = _raw(
     "crm",
     "accounts",
@@ -170,8 +166,8 @@ CRM_ACCOUNTS = _raw(
     Column("owner_name", source="OwnerName", pii=True),
     Column("type", source="Type", accepted=("Prospect", "Customer", "Former Customer")),
     Column("lead_source", source="LeadSource"),
-    ts("created_date", "CreatedDate", required=True),
-    ts("last_modified_date", "LastModifiedDate", required=True),
+    ts("created_date", source="CreatedDate", required=True),
+    ts("last_modified_date", source="LastModifiedDate", required=True),
     cadence="weekly",
 )
 CRM_CONTACTS = _raw(
@@ -187,8 +183,8 @@ CRM_CONTACTS = _raw(
     Column("title", source="Title"),
     Column("phone", source="Phone", pii=True),
     Column("lead_source", source="LeadSource"),
-    ts("created_date", "CreatedDate", required=True),
-    ts("last_modified_date", "LastModifiedDate", required=True),
+    ts("created_date", source="CreatedDate", required=True),
+    ts("last_modified_date", source="LastModifiedDate", required=True),
     cadence="weekly",
     subject_key="id",  # a contact's own record; other rows may name them
 )
@@ -216,8 +212,8 @@ CRM_OPPORTUNITIES = _raw(
     ),
     Column("owner_name", source="OwnerName", pii=True),
     Column("type", source="Type", accepted=("new_business", "expansion")),
-    ts("created_date", "CreatedDate", required=True),
-    ts("last_modified_date", "LastModifiedDate", required=True),
+    ts("created_date", source="CreatedDate", required=True),
+    ts("last_modified_date", source="LastModifiedDate", required=True),
     cadence="weekly",
 )
 BILLING_CUSTOMERS = _raw(
@@ -405,6 +401,10 @@ QUARANTINE = TableContract(
         "and the payload as it arrived. Appended by each raw asset in the same run as its batch."
     ),
     columns=QUARANTINE_COLUMNS,
+    # A row is one rejected line of one file content (the first rule it broke; line 0: the
+    # whole file or a refused entry). Not the path: a replaced file's new version may break the
+    # same rule on the same line.
+    primary_key=("table_name", "file_sha256", "line"),
 )
 # What the raw layer decided about each landing entry (`raw/ingest_log.decision`).
 INGESTED = "ingested"  # new content at a new path: its rows published
@@ -426,11 +426,16 @@ INGEST_LOG = TableContract(
         "or an entry ignored (partial name) or refused (link, non-file, folder that cannot be "
         "placed). A file is identified by its content hash: it is never ingested twice, and a "
         "new version of a path supersedes the old version's rows for the layers above (the raw "
-        "table keeps both). Written last, after the raw and quarantine commits."
+        "table keeps both). Written last, after the raw and quarantine commits; each run's rows "
+        "are validated with this suite before they are appended."
     ),
     columns=(
-        Column("table_name", required=True),
-        Column("source_file", required=True),
+        Column("table_name", required=True, description="Raw table the entry was meant for."),
+        Column(
+            "source_file",
+            required=True,
+            description="Landing path of the entry, relative to the landing root.",
+        ),
         Column(
             "file_sha256",
             required=True,
@@ -439,15 +444,38 @@ INGEST_LOG = TableContract(
                 "refused), a hash of its path, kind, size and time instead."
             ),
         ),
-        Column("file_bytes", "int", required=True, min=0),
-        Column("file_mtime_ns", "int", required=True),
+        Column("file_bytes", "int", "Size of the entry when decided.", required=True, min=0),
+        Column(
+            "file_mtime_ns",
+            "int",
+            "Modification time of the entry when decided (ns since the epoch).",
+            required=True,
+        ),
         Column("extract_date", "date", description="Empty when the folder is not a date."),
-        Column("rows_read", "int", required=True, min=0),
-        Column("rows_published", "int", required=True, min=0),
-        Column("rows_quarantined", "int", required=True, min=0),
+        Column("rows_read", "int", "Records read from the file.", required=True, min=0),
+        Column(
+            "rows_published",
+            "int",
+            "Rows of the file this decision published to the raw table.",
+            required=True,
+            min=0,
+        ),
+        Column(
+            "rows_quarantined",
+            "int",
+            "Rows (or the whole entry) sent to raw/quarantine.",
+            required=True,
+            min=0,
+        ),
         Column("duplicate_of", description="Earlier file with identical content, if any."),
-        Column("raw_version", "int", required=True, min=0),
-        ts("ingested_at", required=True),
+        Column(
+            "raw_version",
+            "int",
+            "Version of the raw table current after this decision's rows were committed.",
+            required=True,
+            min=0,
+        ),
+        ts("ingested_at", "When the entry was decided.", required=True),
         Column("decision", accepted=DECISIONS, description="What was decided (see above)."),
         Column(
             "supersedes",
@@ -461,7 +489,11 @@ INGEST_LOG = TableContract(
             "seq",
             "int",
             min=1,
+            required=True,
             description="Order of decisions per raw table: the latest one for a path is current.",
         ),
     ),
+    # One row per decision: a path decided again (a new version, or back to earlier content)
+    # gets a new row, so only the decision's place in its table's order is unique.
+    primary_key=("table_name", "seq"),
 )

@@ -314,9 +314,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--out", type=Path, default=ROOT / "lake" / "bench")
     args = p.parse_args(argv)
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    from resources.quiet import quiet_libraries
+
+    quiet_libraries()
 
     started = datetime.now(UTC).strftime("%Y-%m-%dT%H%M%SZ")
     source, generated, cached = company(args.out / "cache", args.accounts, args.days, args.seed)

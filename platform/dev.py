@@ -112,16 +112,10 @@ def dagster_place(say: Callable[[str], None]) -> Place:
 
 
 # -- the lake's stores ----------------------------------------------------------------------
-def lake_root() -> str:
-    from resources.lake import DEFAULT_LAKE_ROOT
-    from resources.settings import LAKE_ROOT
-
-    return os.environ.get(LAKE_ROOT) or DEFAULT_LAKE_ROOT
-
-
 def docs_folder() -> Path | None:
     """The gates' Data Docs of this lake (none for a lake on an object store)."""
     from resources.lake import LakeResource
+    from resources.settings import lake_root
 
     docs = LakeResource(root=lake_root()).data_docs
     return Path(docs) if docs else None
@@ -130,6 +124,7 @@ def docs_folder() -> Path | None:
 def mlflow_stores() -> tuple[str, str]:
     """The platform's MLflow tracking URI and artifact root (resources/mlflow.py)."""
     from resources.mlflow import MLFLOW_ARTIFACTS, MLFLOW_TRACKING_URI, MlflowResource
+    from resources.settings import lake_root
 
     mlflow = MlflowResource(
         tracking_uri=os.environ.get(MLFLOW_TRACKING_URI) or None,

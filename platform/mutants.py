@@ -61,7 +61,7 @@ GUARDS: dict[str, list[str]] = {
         "assets.privacy.match.xǁNeedlesǁ*__mutmut_*",
         "assets.privacy.tables.x__match_sql__mutmut_*",
         "assets.privacy.tables.x__text_columns__mutmut_*",
-        "assets.reverse_etl.mentions.*__mutmut_*",
+        "resources.mentions.*__mutmut_*",
     ],
     "PII hashing and masking": [
         "resources.pii.x_hash_email__mutmut_*",
@@ -94,14 +94,9 @@ class Verdict:
 
 
 def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        MLFLOW_DISABLE_TELEMETRY="true",
-        GX_ANALYTICS_ENABLED="false",
-        DO_NOT_TRACK="1",
-        DAGSTER_DISABLE_TELEMETRY="1",
-    )
-    return env
+    from resources.quiet import QUIET_ENV
+
+    return {**QUIET_ENV, **os.environ}
 
 
 def _status(code: int | None) -> str:

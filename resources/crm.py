@@ -9,6 +9,12 @@ import os
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from resources.destinations import (
+    Destination,
+    HttpBatchDestination,
+    PostgresDestination,
+    SQLiteDestination,
+)
 from resources.lake import is_local
 
 CRM_KIND = "LAKEHOUSE_CRM_KIND"
@@ -30,13 +36,7 @@ class CrmResource(ConfigurableResource):
     http_url: str | None = Field(default=None, description=f"Batch-upsert API ({CRM_HTTP_URL}).")
     http_token: str | None = Field(default=None, description=f"Bearer token ({CRM_HTTP_TOKEN}).")
 
-    def destination(self, lake_root: str):
-        from assets.reverse_etl.destinations import (
-            HttpBatchDestination,
-            PostgresDestination,
-            SQLiteDestination,
-        )
-
+    def destination(self, lake_root: str) -> Destination:
         if self.kind == "sqlite":
             if not self.sqlite_path and not is_local(lake_root):
                 raise ValueError(

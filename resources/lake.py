@@ -24,8 +24,8 @@ from pydantic import Field
 
 from resources.lake_files import LakeFiles
 from resources.parquet_commit import append_parquet
+from resources.settings import DEFAULT_LAKE_ROOT
 
-DEFAULT_LAKE_ROOT = str(Path(__file__).resolve().parent.parent / "lake")
 LOCKS = ".locks"  # under a local lake root: one file per writer (`LakeResource.exclusive`)
 _HELD = threading.local()  # .names: the lock files this thread holds (exclusive() re-enters)
 

@@ -27,9 +27,8 @@ from typing import Literal
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from resources.lake import DEFAULT_LAKE_ROOT
+from resources.settings import DEFAULT_LANDING_ROOT
 
-DEFAULT_LANDING_ROOT = str(Path(DEFAULT_LAKE_ROOT) / "landing")
 # Names senders give files they have not finished writing, and hidden or marker files.
 DEFAULT_IGNORE = (
     ".*, _*, *.part, *.partial, *.tmp, *.temp, *.crdownload, *.download, *.filepart, *.swp, *~"

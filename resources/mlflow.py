@@ -22,6 +22,20 @@ DEFAULT_MLFLOW_UI_URL = "http://127.0.0.1:5000"  # `make dev` serves the MLflow 
 DEFAULT_DAGSTER_URL = "http://127.0.0.1:3000"  # `make dev`'s Dagster UI
 
 
+def tracking_uri_for(lake_root: str) -> str:
+    """Default local MLflow store under the lake: sqlite:///<lake_root>/mlflow/mlflow.db.
+
+    SQLite cannot live in an object store, so a remote lake needs an explicit tracking URI.
+    """
+    if not is_local(lake_root):
+        raise ValueError(
+            f"lake root {lake_root!r} is not local: configure an MLflow tracking URI explicitly"
+        )
+    folder = Path(lake_root.removeprefix("file://")).resolve() / "mlflow"
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder / 'mlflow.db'}"
+
+
 class MlflowResource(ConfigurableResource):
     tracking_uri: str | None = Field(
         default=None,
@@ -44,8 +58,6 @@ class MlflowResource(ConfigurableResource):
     )
 
     def uri(self, lake_root: str) -> str:
-        from assets.ml.models import tracking_uri_for
-
         return self.tracking_uri or tracking_uri_for(lake_root)
 
     def artifact_root(self, lake_root: str) -> str:

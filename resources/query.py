@@ -19,8 +19,8 @@ from dagster import EnvVar
 from deltalake import DeltaTable
 
 from resources.duckdb import DEFAULT_MEMORY_LIMIT, connect
-from resources.lake import DEFAULT_LAKE_ROOT, LakeResource, is_local
-from resources.settings import LAKE_ROOT
+from resources.lake import LakeResource, is_local
+from resources.settings import LAKE_ROOT, lake_root
 
 DELTA_LOG = "_delta_log"
 _HIDDEN = (".", "_")  # lake folders that hold no layer (.secrets, .dagster, _truth, ...)
@@ -60,7 +60,7 @@ def lake_from_env(root: str | None = None) -> LakeResource:
     distributed profile's object-store options (resources/profile.py) when it is not on disk."""
     from resources.profile import storage_options
 
-    root = root or os.environ.get(LAKE_ROOT) or DEFAULT_LAKE_ROOT
+    root = root or lake_root()
     options: dict[str, str] = {}
     if not is_local(root):
         options = {

@@ -23,18 +23,25 @@ QUIET_ENV = {
     "GX_ANALYTICS_ENABLED": "false",
     "TQDM_DISABLE": "1",  # progress bars of any library that draws them with tqdm
     "DO_NOT_TRACK": "1",
+    "DAGSTER_DISABLE_TELEMETRY": "1",  # besides `telemetry: enabled: false` in dagster.yaml
 }
 QUIET_LOGGERS = ("mlflow", "alembic", "great_expectations", "py4j", "urllib3")
 # Dagster's console logger in runs launched from Python (demo, bench, tests): warnings and errors.
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
+def telemetry_off() -> None:
+    """The one switch for every library's usage reporting (and their chatter), set before they
+    load; a value a person exported wins."""
+    for name, value in QUIET_ENV.items():
+        os.environ.setdefault(name, value)
+
+
 def quiet_libraries(mlflow: bool = True) -> None:
     """Keep library INFO lines, progress bars and API-status warnings out of the output.
     `mlflow=False` leaves MLflow's printed news alone, for a process that may never load it
     (silencing them imports MLflow: seconds)."""
-    for name, value in QUIET_ENV.items():
-        os.environ.setdefault(name, value)
+    telemetry_off()
     level = logging.getLevelName(os.environ["MLFLOW_LOGGING_LEVEL"].upper())
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(level if isinstance(level, int) else logging.WARNING)

@@ -7,8 +7,13 @@ what secrets need; the embedded default must still run with nothing set.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from dagster import EnvVar
+
+# The embedded default: the repository's lake/ folder, its landing zone inside it.
+DEFAULT_LAKE_ROOT = str(Path(__file__).resolve().parent.parent / "lake")
+DEFAULT_LANDING_ROOT = str(Path(DEFAULT_LAKE_ROOT) / "landing")
 
 LAKE_ROOT = "LAKEHOUSE_LAKE_ROOT"
 LANDING_ROOT = "LAKEHOUSE_LANDING_ROOT"
@@ -24,3 +29,14 @@ def from_env(**fields: str) -> dict[str, EnvVar]:
 def int_from_env(**fields: str) -> dict[str, EnvVar]:
     """As `from_env`, for integer fields."""
     return {field: EnvVar.int(var) for field, var in fields.items() if os.environ.get(var)}
+
+
+def lake_root() -> str:
+    """The lake's root outside a Dagster run (commands, launchers): the setting, else the
+    embedded default. Runs get it through `LakeResource`, configured from the same variable."""
+    return os.environ.get(LAKE_ROOT) or DEFAULT_LAKE_ROOT
+
+
+def landing_root() -> str:
+    """The landing zone's root outside a Dagster run; runs use `LandingResource`."""
+    return os.environ.get(LANDING_ROOT) or DEFAULT_LANDING_ROOT

@@ -11,11 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from resources.quiet import telemetry_off
 from servers import free_port
 
-os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+telemetry_off()
 # One code location serves every generated company of the session: its event partitions are
 # configured wide rather than read from whatever lake/ the checkout holds (assets/events/days.py).
 os.environ.setdefault("LAKEHOUSE_EVENTS_START", "2020-01-01")

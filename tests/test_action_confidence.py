@@ -14,10 +14,10 @@ import pytest
 
 from assets.ml.bands import BandEvidence, measure
 from assets.reverse_etl.confidence import EVIDENCE_SCHEMA, evidence_rows
-from assets.reverse_etl.destinations import SQLiteDestination
-from assets.reverse_etl.sync import STATE_SCHEMA, sync, updates_sql
-from checks.reverse_etl import CRM_ACCOUNT_UPDATES
+from assets.reverse_etl.sync import sync, updates_sql
+from checks.reverse_etl import CRM_ACCOUNT_UPDATES, SYNC_STATE
 from conftest import Lakehouse
+from resources.destinations import SQLiteDestination
 
 AS_OF = date(2026, 10, 31)
 THRESHOLD = 0.5
@@ -84,7 +84,7 @@ def _sync(table: pa.Table, tmp_path):
     crm = SQLiteDestination(tmp_path / "crm.db")
     result = sync(
         table,
-        STATE_SCHEMA.empty_table(),
+        SYNC_STATE.schema.empty_table(),
         crm,
         threshold=THRESHOLD,
         now=datetime(2026, 11, 1, tzinfo=UTC),

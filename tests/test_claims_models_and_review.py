@@ -30,8 +30,9 @@ def test_the_champions_signature_is_what_scoring_passes_and_mlflow_enforces_it(f
 
     from assets.features import asof
     from assets.ml import SPECS
-    from assets.ml.models import _frame, aliases, load_model, tracking_uri_for
+    from assets.ml.models import _frame, aliases, load_model
     from resources.lake import LakeResource
+    from resources.mlflow import tracking_uri_for
 
     lake = LakeResource(root=str(full_lake.lake_root))
     uri = tracking_uri_for(str(full_lake.lake_root))
@@ -71,7 +72,8 @@ def test_make_evaluate_models_prints_the_champions_auc_beside_the_oracle(full_la
     from mlflow import MlflowClient
 
     from assets.ml import SPECS
-    from assets.ml.models import aliases, tracking_uri_for
+    from assets.ml.models import aliases
+    from resources.mlflow import tracking_uri_for
 
     (tmp_path / "lake").symlink_to(full_lake.lake_root)  # `make` runs where lake/ is
     out = subprocess.run(

@@ -18,6 +18,7 @@ UNSET = (
     "MLFLOW_DISABLE_TELEMETRY",
     "GX_ANALYTICS_ENABLED",
     "DO_NOT_TRACK",
+    "DAGSTER_DISABLE_TELEMETRY",
     "PYTEST_CURRENT_TEST",
     "CI",
     "GITHUB_ACTIONS",
@@ -71,19 +72,40 @@ def test_loading_the_code_location_turns_gx_and_mlflow_telemetry_off(tmp_path):
     assert out.stdout.split() == ["false", "true", "True"]
 
 
-def test_every_make_target_runs_with_gx_and_mlflow_telemetry_off(tmp_path):
-    """The environment make gives every recipe (a probe target added to the real Makefile)."""
+def test_any_process_importing_the_platform_has_telemetry_off(tmp_path):
+    """Every entry point (make targets, commands, workers) imports `resources`, which switches
+    telemetry off; nothing else has to (no Makefile export, no per-script setting)."""
+    probe = (
+        "import os, resources\n"
+        "print(*(os.environ.get(k) for k in ('GX_ANALYTICS_ENABLED', 'MLFLOW_DISABLE_TELEMETRY',"
+        " 'DO_NOT_TRACK', 'DAGSTER_DISABLE_TELEMETRY')))\n"
+    )
     out = subprocess.run(
-        ["make", "-s", "-f", str(ROOT / "Makefile"), "--eval=probe:\n\t@env", "probe"],
+        [sys.executable, "-c", probe],
         cwd=tmp_path,
         env=_bare_env(tmp_path),
         capture_output=True,
         text=True,
     )
-    assert out.returncode == 0, out.stderr
-    exported = dict(line.split("=", 1) for line in out.stdout.splitlines() if "=" in line)
-    assert exported.get("MLFLOW_DISABLE_TELEMETRY") == "true"
-    assert exported.get("GX_ANALYTICS_ENABLED") == "false"
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.split() == ["false", "true", "1", "1"]
+
+
+def test_the_switches_live_in_one_place():
+    """resources/quiet.py names them; a second list (the Makefile's exports, a script's own
+    setdefault) would drift from it."""
+    from resources.quiet import QUIET_ENV
+
+    places = [ROOT / "Makefile", *ROOT.glob("platform/*.py"), *ROOT.glob("assets/**/*.py")]
+    places += [
+        p for p in ROOT.glob("*/**/*.py") if p.parts[len(ROOT.parts)] in ("checks", "resources")
+    ]
+    for path in places:
+        if path.name == "quiet.py":
+            continue
+        text = path.read_text()
+        named = [var for var in QUIET_ENV if var in text]
+        assert not named, f"{path.relative_to(ROOT)} sets {named} itself"
 
 
 def test_duckdb_never_installs_or_loads_an_extension_on_demand():

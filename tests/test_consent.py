@@ -269,8 +269,8 @@ def synced(tmp_path_factory, defs) -> Lakehouse:
     re-run, and a third sync with nothing changed."""
     from assets.events import EVENT_DAYS, MAPPING
     from assets.events.runs import pending_ranges
-    from assets.reverse_etl import destinations
     from checks.ml import CHURN_SCORES, EXPANSION_SCORES
+    from resources import destinations
 
     root = tmp_path_factory.mktemp("consent")
     h = Lakehouse(root / "lake", root / "landing", defs)

@@ -244,3 +244,54 @@ def test_broken_foreign_key_fails_gate_and_keeps_table(scratch):
     assert victim in str(gate.metadata["results"].value)  # the check names the dangling id
     assert lake.version("entities", "workspace") == before
     assert lake.read("entities", "workspace").equals(rows_before)
+
+
+def test_every_entities_table_about_people_is_tagged_pii(defs):
+    """A table whose rows are about people (a person's own record, a person's id, a personal
+    value) is tagged pii=true, from its contract: the identity map and the merge log name
+    people by their ids, however pseudonymous."""
+    from dagster import AssetKey
+
+    graph = defs.resolve_asset_graph()
+    tables = (*IDENTITY_TABLES, *ENTITY_TABLES)
+    tags = {c.name: graph.get(AssetKey([c.layer, c.table])).tags["pii"] for c in tables}
+    assert tags == {c.name: str(c.holds_personal_data).lower() for c in tables}
+    person_ids = {
+        "entities/identity_links": {"source_id", "record_key", "canonical_id"},
+        "entities/identity_review": {"left_record", "right_record", "left_canonical_id"},
+        "entities/identity_merges": {"old_id", "surviving_id"},
+        "entities/unmapped_ids": {"source_id"},
+        "entities/person": {"person_id", "email_hash"},
+        "entities/relationship": {"person_id", "source_record"},
+        "entities/attribute_history": {"entity_id", "source_record"},
+    }
+    for c in tables:
+        assert person_ids.get(c.name, set()) <= set(c.personal_columns), c.name
+        assert tags[c.name] == "true" or c.name not in person_ids, c.name
+    # account facts are not about people: no pii tag
+    assert tags["entities/workspace"] == tags["entities/subscription"] == "false"
+
+
+def test_raw_and_entities_code_keeps_no_second_schema_of_a_contract():
+    """A table's Arrow schema lives in its contract only: no module of the landing, raw or
+    entities layers holds a hand-written copy (which drifts when the contract changes)."""
+    import importlib
+    import pkgutil
+
+    import pyarrow as pa
+
+    import assets.entities
+    import assets.raw
+    from checks.catalog import declared
+
+    schemas = {c.schema: name for name, c in declared().items()}
+    modules = ["assets.landing", "assets.sensors"]
+    for package in (assets.raw, assets.entities):
+        modules += [f"{package.__name__}.{m.name}" for m in pkgutil.iter_modules(package.__path__)]
+    copies = [
+        f"{module}.{name} = {schemas[value]}"
+        for module in ["assets.raw", "assets.entities", *modules]
+        for name, value in vars(importlib.import_module(module)).items()
+        if isinstance(value, pa.Schema) and value in schemas
+    ]
+    assert copies == []

@@ -32,8 +32,8 @@ from deltalake.exceptions import TableNotFoundError
 from assets.privacy.intake import write_request
 from assets.privacy.match import ERASED, Needles
 from assets.privacy.work import WORK_DIR
-from assets.reverse_etl.destinations import SQLiteDestination
 from conftest import Lakehouse, build_whole_graph, materialized
+from resources.destinations import SQLiteDestination
 
 AUDIT = "privacy/erasure_audit"
 # A person's own records (README, "Erasure"): CRM contacts, product logins, consent records,

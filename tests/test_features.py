@@ -288,7 +288,7 @@ def _consented_crm_ids(house: Lakehouse) -> set[str]:
 
 
 def test_the_crm_sync_end_to_end_sends_once_and_only_consented_records(house):
-    from assets.reverse_etl.destinations import SQLiteDestination
+    from resources.destinations import SQLiteDestination
 
     assets = [
         "events/account_lifecycle",

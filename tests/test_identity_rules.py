@@ -218,3 +218,28 @@ def test_ids_persist_and_merges_are_recorded():
     assert [(c["old_id"], c["surviving_id"], c["action"]) for c in second.changes] == [
         (ids["crm/accounts:D"], ids["crm/accounts:A"], "merged")
     ]
+
+
+def test_rule_values_with_quotes_normalize_as_written():
+    """Values of the rules file reach SQL through resources/sql.py, quoted, never stripped: a
+    country name or a domain alias with an apostrophe maps (the old helper dropped the quote,
+    so "cote d'ivoire" never matched), and a role mailbox with one is still a role mailbox."""
+    from dataclasses import replace
+
+    from assets.entities.records import create_macros
+    from resources.duckdb import connect
+
+    n = replace(
+        RULES.normalize,
+        country_names={**RULES.normalize.country_names, "cote d'ivoire": "CI"},
+        domain_aliases={**RULES.normalize.domain_aliases, "o'reilly.example": "oreilly.example"},
+        role_mailboxes=(*RULES.normalize.role_mailboxes, "o'help"),
+    )
+    with connect() as con:
+        create_macros(con, n)
+        got = con.execute(
+            "SELECT norm_country($c), email_domain($e), is_role_mailbox($r), "
+            "norm_country('germany')",
+            {"c": "Cote d'Ivoire", "e": "ann@O'Reilly.example", "r": "o'help@acme.example"},
+        ).fetchone()
+    assert got == ("CI", "oreilly.example", True, "DE")

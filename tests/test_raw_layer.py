@@ -225,6 +225,77 @@ def test_interrupted_commit_is_finished_without_duplicates(lakehouse, monkeypatc
     assert len(lakehouse.lake.read("raw", "ingest_log")) == 1
 
 
+def test_a_log_row_breaking_its_suite_fails_the_step_and_leaves_the_log(lakehouse, monkeypatch):
+    """raw/ingest_log is written by the raw assets, not by an asset of its own: its rows are
+    validated with its suite as they are appended. A bad decision row (here an unknown
+    decision and a negative count, as a bug would write them) fails the step and leaves the
+    log at its version; once fixed, the next run logs the files and publishes no row twice."""
+    import assets.raw.ingest as ingest
+
+    lakehouse.drop(SUBS.format(d="2026-01-05"), good_batch(10))
+    assert lakehouse.materialize("raw/billing_subscriptions").success
+    log_version = lakehouse.lake.version("raw", "ingest_log")
+    log_before = lakehouse.lake.read("raw", "ingest_log")
+
+    real_row = ingest._log_row
+
+    def broken_row(*args, **kwargs):
+        return {**real_row(*args, **kwargs), "decision": "accepted", "rows_read": -1}
+
+    monkeypatch.setattr(ingest, "_log_row", broken_row)
+    lakehouse.drop(SUBS.format(d="2026-01-12"), subs_file([sub_row(i) for i in range(50, 55)]))
+    result = lakehouse.materialize("raw/billing_subscriptions")
+    assert not result.success
+    assert lakehouse.lake.version("raw", "ingest_log") == log_version
+    assert lakehouse.lake.read("raw", "ingest_log").equals(log_before)
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    message = failure.event_specific_data.error.message
+    assert "raw/ingest_log" in message
+    assert "[FAIL] expect_column_values_to_be_in_set(column='decision'" in message
+    assert "[FAIL] expect_column_values_to_be_between(column='rows_read'" in message
+
+    monkeypatch.setattr(ingest, "_log_row", real_row)
+    assert lakehouse.materialize("raw/billing_subscriptions").success
+    log = lakehouse.lake.read("raw", "ingest_log").to_pylist()
+    assert sorted((r["extract_date"].isoformat(), r["decision"], r["seq"]) for r in log) == [
+        ("2026-01-05", "ingested", 1),
+        ("2026-01-12", "ingested", 2),
+    ]
+    rows = lakehouse.lake.read("raw", "billing_subscriptions")
+    assert rows.num_rows == 15 and len(set(rows["subscription_id"].to_pylist())) == 15
+
+
+def test_ingest_log_and_quarantine_keys_hold_where_paths_repeat(lakehouse):
+    """The primary keys of the platform's own raw tables are unique where a path is decided
+    more than once: a corrected file breaking the same rule on the same line is quarantined
+    again (key: content hash and line, not the path), and a file put back to an earlier
+    content is logged again (key: the decision's place in its table's order)."""
+    from checks.gate import validate
+    from checks.raw import INGEST_LOG, QUARANTINE
+
+    rel = SUBS.format(d="2026-01-05")
+    first = subs_file([sub_row(i, mrr="N/A" if i == 3 else "1200") for i in range(40)])
+    second = subs_file([sub_row(i, mrr="N/A" if i == 3 else "1300") for i in range(40)])
+    for content in (first, second, first):
+        lakehouse.drop(rel, content)
+        assert lakehouse.materialize("raw/billing_subscriptions", "raw/quarantine").success
+    log = lakehouse.lake.read("raw", "ingest_log")
+    quarantine = lakehouse.lake.read("raw", "quarantine")
+    assert [(r["decision"], r["seq"]) for r in log.sort_by("seq").to_pylist()] == [
+        ("ingested", 1),
+        ("replaced", 2),
+        ("duplicate", 3),
+    ]
+    paths = {(r["source_file"], r["file_sha256"]) for r in log.to_pylist()}
+    assert len(paths) == 2  # (path, content) repeats: it is no key of the log
+    assert [(r["line"], r["rule"]) for r in quarantine.to_pylist()] == [(5, "type(mrr)")] * 2
+    for contract, table in ((INGEST_LOG, log), (QUARANTINE, quarantine)):
+        gate = validate(contract.name, contract.suite(), table)
+        assert gate.passed, gate.report()
+        keys = {tuple(r[k] for k in contract.primary_key) for r in table.to_pylist()}
+        assert len(keys) == table.num_rows, contract.name
+
+
 @pytest.mark.parametrize("content", ["", "subscription_id,customer_id\n"])
 def test_empty_and_header_only_files_publish_nothing(lakehouse, content):
     lakehouse.drop(SUBS.format(d="2026-01-05"), good_batch(5))
@@ -395,8 +466,8 @@ def test_every_raw_table_holding_a_person_identifier_is_tagged_pii(defs):
     columns = {(t, e) for t, e in named if re.fullmatch(r"\w+", e)}
     assert {(t, e) for t, e in columns if e not in contracts[t].personal_columns} == set()
     assert ("raw/product_usage_events", "user_id") in columns
-    # ... and the tag follows the contract: no personal column, no pii tag (account facts).
-    assert tags == {n: str(bool(c.personal_columns)).lower() for n, c in contracts.items()}
+    # ... and the tag follows the contract: no personal data, no pii tag (account facts).
+    assert tags == {n: str(c.holds_personal_data).lower() for n, c in contracts.items()}
     assert tags["raw/billing_invoices"] == tags["raw/risk_signals"] == "false"
 
 

@@ -10,12 +10,8 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from assets.reverse_etl.destinations import RowResult, SQLiteDestination
 from assets.reverse_etl.sync import (
-    AUDIT_SCHEMA,
     PAYLOAD,
-    REVIEW_SCHEMA,
-    STATE_SCHEMA,
     InjectedCrash,
     SyncResult,
     fingerprint,
@@ -23,7 +19,14 @@ from assets.reverse_etl.sync import (
     sync,
     updates_sql,
 )
-from checks.reverse_etl import CRM_ACCOUNT_UPDATES
+from checks.reverse_etl import (
+    CRM_ACCOUNT_UPDATES,
+    REVIEW_QUEUE,
+    SYNC_AUDIT,
+    SYNC_STATE,
+    SYNC_STATUSES,
+)
+from resources.destinations import RowResult, SQLiteDestination
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -83,7 +86,7 @@ def crm(tmp_path):
 
 
 def test_a_second_sync_sends_nothing_and_a_changed_score_sends_that_row(crm):
-    first = run(updates(), STATE_SCHEMA.empty_table(), crm)
+    first = run(updates(), SYNC_STATE.schema.empty_table(), crm)
     assert first.counts["sent"] == 10 and len(crm.rows()) == 10
     second = run(updates(), first.state, crm)
     assert second.counts["sent"] == 0 and second.counts["unchanged"] == 10
@@ -98,9 +101,9 @@ def test_a_second_sync_sends_nothing_and_a_changed_score_sends_that_row(crm):
 def test_a_crash_between_batches_and_a_rerun_leave_each_record_once(crm):
     table = updates(25)
     with pytest.raises(InjectedCrash):
-        run(table, STATE_SCHEMA.empty_table(), crm, batch_size=10, crash_after_batches=2)
+        run(table, SYNC_STATE.schema.empty_table(), crm, batch_size=10, crash_after_batches=2)
     assert len(crm.rows()) == 20  # two batches landed before the crash; no state was written
-    rerun = run(table, STATE_SCHEMA.empty_table(), crm, batch_size=10)
+    rerun = run(table, SYNC_STATE.schema.empty_table(), crm, batch_size=10)
     again = run(table, rerun.state, crm, batch_size=10)
     # the crashed sync returned no audit (nothing of it was kept); counted in the audit, not
     # by the CRM's primary key, which would hide a record sent twice
@@ -121,7 +124,7 @@ def test_no_consent_and_low_confidence_never_reach_the_crm(crm):
             3: {"next_best_action": "retention_call", "churn_risk": 0.8, "action_confidence": 0.8},
         },
     )
-    result = run(table, STATE_SCHEMA.empty_table(), crm)
+    result = run(table, SYNC_STATE.schema.empty_table(), crm)
     held = crm.rows()
     assert "00100001" not in held and "00100002" not in held
     assert "00100003" in held and held["00100003"]["next_best_action"] == "retention_call"
@@ -138,7 +141,7 @@ def test_no_consent_and_low_confidence_never_reach_the_crm(crm):
 
 
 def test_a_dry_run_writes_nothing(crm):
-    result = run(updates(), STATE_SCHEMA.empty_table(), crm, dry_run=True)
+    result = run(updates(), SYNC_STATE.schema.empty_table(), crm, dry_run=True)
     assert crm.rows() == {} and result.counts["would_send"] == 10
     assert set(result.audit["status"].to_pylist()) == {"dry_run"}
     assert result.state.num_rows == 0
@@ -154,7 +157,7 @@ def test_a_failed_row_is_recorded_and_retried(crm):
             return [res.get(r[key]) or RowResult(r[key], False, "503 from CRM") for r in rows]
 
     flaky = Flaky(crm.path)
-    first = run(updates(), STATE_SCHEMA.empty_table(), flaky)
+    first = run(updates(), SYNC_STATE.schema.empty_table(), flaky)
     assert first.counts["failed"] == 1 and "00100004" not in crm.rows()
     failed = [r for r in first.audit.to_pylist() if r["status"] == "failed"]
     assert failed[0]["error"] == "503 from CRM"
@@ -274,12 +277,12 @@ def http_crm():
 
 
 def test_the_http_destination_upserts_once_retries_rejections_and_sends_the_token(http_crm):
-    from assets.reverse_etl.destinations import HttpBatchDestination
+    from resources.destinations import HttpBatchDestination
 
     url, store, reject, seen_auth = http_crm
     dest = HttpBatchDestination(url, token="t0ken-from-env")
     reject.add("00100002")
-    first = run(updates(), STATE_SCHEMA.empty_table(), dest, batch_size=4)
+    first = run(updates(), SYNC_STATE.schema.empty_table(), dest, batch_size=4)
     assert first.counts["sent"] == 9 and first.counts["failed"] == 1
     assert set(store) == {f"001{i:05d}" for i in range(10)} - {"00100002"}
     assert set(seen_auth) == {"Bearer t0ken-from-env"}
@@ -305,15 +308,15 @@ def test_the_http_destination_upserts_once_retries_rejections_and_sends_the_toke
 
 
 def test_the_http_destination_crash_and_rerun_send_each_record_once(http_crm):
-    from assets.reverse_etl.destinations import HttpBatchDestination
+    from resources.destinations import HttpBatchDestination
 
     url, store, _, _ = http_crm
     dest = HttpBatchDestination(url)
     table, ids = updates(10), [f"001{i:05d}" for i in range(10)]
     with pytest.raises(InjectedCrash):
-        run(table, STATE_SCHEMA.empty_table(), dest, batch_size=4, crash_after_batches=1)
+        run(table, SYNC_STATE.schema.empty_table(), dest, batch_size=4, crash_after_batches=1)
     assert sorted(store) == ids[:4]  # the first batch was acknowledged; no state was written
-    rerun = run(table, STATE_SCHEMA.empty_table(), dest, batch_size=4)
+    rerun = run(table, SYNC_STATE.schema.empty_table(), dest, batch_size=4)
     again = run(table, rerun.state, dest, batch_size=4)
     assert sent_per_record(rerun, again) == dict.fromkeys(ids, 1)  # counted in the audit
     assert sorted(store) == ids
@@ -330,15 +333,15 @@ def postgres_dsn():
 def test_postgres_destination_crash_and_rerun_leave_each_record_once(postgres_dsn):
     import psycopg
 
-    from assets.reverse_etl.destinations import PostgresDestination
+    from resources.destinations import PostgresDestination
 
     dest = PostgresDestination(postgres_dsn)
     assert "postgres@" not in dest.name  # the audit names the destination, never credentials
     table = updates(25)
     with pytest.raises(InjectedCrash):
-        run(table, STATE_SCHEMA.empty_table(), dest, batch_size=10, crash_after_batches=1)
+        run(table, SYNC_STATE.schema.empty_table(), dest, batch_size=10, crash_after_batches=1)
     assert len(dest.rows()) == 10
-    rerun = run(table, STATE_SCHEMA.empty_table(), dest, batch_size=10)
+    rerun = run(table, SYNC_STATE.schema.empty_table(), dest, batch_size=10)
     again = run(table, rerun.state, dest)
     # counted in the audit, not by the table's primary key (which hides a second send)
     assert sent_per_record(rerun, again) == {f"001{i:05d}": 1 for i in range(25)}
@@ -363,7 +366,7 @@ def _erase_and_check(dest) -> None:
             3: {"top_reasons": json.dumps(["mail Someone@Example.com"])},
         },
     )
-    run(table, STATE_SCHEMA.empty_table(), dest)
+    run(table, SYNC_STATE.schema.empty_table(), dest)
     assert dest.erase(["", "  "]).ok and len(dest.rows()) == 4
     answer = dest.erase(["per_abc123", "someone@example.com"])
     assert answer.ok
@@ -376,18 +379,18 @@ def test_sqlite_destination_erases_a_person(crm):
 
 
 def test_postgres_destination_erases_a_person(postgres_dsn):
-    from assets.reverse_etl.destinations import PostgresDestination
+    from resources.destinations import PostgresDestination
 
     dest = PostgresDestination(postgres_dsn, table="crm_erasure_test")
     _erase_and_check(dest)
 
 
 def test_http_destination_is_told_to_erase(http_crm):
-    from assets.reverse_etl.destinations import HttpBatchDestination
+    from resources.destinations import HttpBatchDestination
 
     url, store, _, _ = http_crm
     dest = HttpBatchDestination(url)
-    run(updates(3), STATE_SCHEMA.empty_table(), dest)
+    run(updates(3), SYNC_STATE.schema.empty_table(), dest)
     assert dest.erase(["00100001"]).ok and sorted(store) == ["00100000", "00100002"]
     assert not HttpBatchDestination("http://127.0.0.1:9", timeout=2).erase(["x"]).ok
 
@@ -397,7 +400,7 @@ def test_a_record_held_back_again_for_the_same_reason_is_audited_once(crm):
     and the review queue still lists the pending action."""
 
     table = updates(3, {0: {"consent_crm_sync": False}, 1: {"action_confidence": 0.1}})
-    first = run(table, STATE_SCHEMA.empty_table(), crm)
+    first = run(table, SYNC_STATE.schema.empty_table(), crm)
     assert sorted(first.audit["status"].to_pylist()) == ["queued_review", "sent", "skipped_consent"]
     second = run(table, first.state, crm, decided=last_decisions(first.audit))
     assert second.audit.num_rows == 0
@@ -419,7 +422,7 @@ def test_every_audit_row_says_which_sync_sent_what_where_when_and_by_whom(crm):
     table = updates(3, {1: {"action_confidence": 0.1}, 2: {"consent_crm_sync": False}})
     result = sync(
         table,
-        STATE_SCHEMA.empty_table(),
+        SYNC_STATE.schema.empty_table(),
         crm,
         threshold=0.5,
         now=NOW,
@@ -440,7 +443,7 @@ def test_every_audit_row_says_which_sync_sent_what_where_when_and_by_whom(crm):
 
 def test_a_dry_run_audits_the_payload_it_would_send(crm):
     table = updates(2)
-    result = run(table, STATE_SCHEMA.empty_table(), crm, dry_run=True)
+    result = run(table, SYNC_STATE.schema.empty_table(), crm, dry_run=True)
     for audited, row in zip(result.audit.to_pylist(), table.to_pylist(), strict=True):
         assert audited["payload"] == json.dumps(_payload(row), sort_keys=True, default=str)
         assert audited["inputs_fingerprint"] == fingerprint(_payload(row))
@@ -448,7 +451,7 @@ def test_a_dry_run_audits_the_payload_it_would_send(crm):
 
 def test_every_record_held_back_again_counts_as_unchanged(crm):
     table = updates(4, {0: {"consent_crm_sync": False}, 1: {"consent_crm_sync": False}})
-    first = run(table, STATE_SCHEMA.empty_table(), crm)
+    first = run(table, SYNC_STATE.schema.empty_table(), crm)
     second = run(table, first.state, crm, decided=last_decisions(first.audit))
     assert second.audit.num_rows == 0
     assert second.counts == {
@@ -471,13 +474,48 @@ def test_a_destination_that_answers_for_fewer_records_fails_the_sync(crm):
             return [RowResult(str(r[key]), True, None) for r in rows[:-1]]
 
     with pytest.raises(ValueError, match="zip"):
-        run(updates(3), STATE_SCHEMA.empty_table(), Short())
+        run(updates(3), SYNC_STATE.schema.empty_table(), Short())
 
 
 def test_the_sync_tables_keep_their_declared_schemas_even_when_empty(crm):
-    empty = run(CRM_ACCOUNT_UPDATES.schema.empty_table(), STATE_SCHEMA.empty_table(), crm)
-    full = run(updates(3, {1: {"action_confidence": 0.1}}), STATE_SCHEMA.empty_table(), crm)
+    empty = run(CRM_ACCOUNT_UPDATES.schema.empty_table(), SYNC_STATE.schema.empty_table(), crm)
+    full = run(updates(3, {1: {"action_confidence": 0.1}}), SYNC_STATE.schema.empty_table(), crm)
     for result in (empty, full):
-        assert result.audit.schema == AUDIT_SCHEMA
-        assert result.review.schema == REVIEW_SCHEMA
-        assert result.state.schema == STATE_SCHEMA
+        assert result.audit.schema == SYNC_AUDIT.schema
+        assert result.review.schema == REVIEW_QUEUE.schema
+        assert result.state.schema == SYNC_STATE.schema
+
+
+def test_what_every_kind_of_sync_writes_passes_its_tables_suites(crm):
+    """The contracts' rules hold on every outcome the sync records (sent, failed, held back for
+    consent or review, a dry run, a second sync over the first's state): the gate that runs
+    before the sync's tables are written refuses only a broken batch, never a normal one."""
+    from checks.gate import validate
+
+    class RejectsOne(SQLiteDestination):
+        def upsert(self, rows, key):
+            return [
+                RowResult(r[key], False, "409 conflict") if r[key] == "00100005" else res
+                for r, res in zip(rows, super().upsert(rows, key), strict=True)
+            ]
+
+    table = updates(
+        6, {1: {"consent_crm_sync": False}, 2: {"action_confidence": 0.2, "health_score": None}}
+    )
+
+    def once(updates_, state, dest, sync_id, **kw):
+        return sync(updates_, state, dest, threshold=0.5, now=NOW, sync_id=sync_id, **kw)
+
+    first = once(table, SYNC_STATE.schema.empty_table(), RejectsOne(crm.path), "s1")
+    again = once(updates(6, {4: {"churn_risk": 0.9}}), first.state, crm, "s2")
+    dry = once(table, first.state, crm, "s3", dry_run=True)
+    audit = pa.concat_tables([x.audit for x in (first, again, dry)])
+    assert set(audit["status"].to_pylist()) == set(SYNC_STATUSES)
+    assert first.review.num_rows and first.state.num_rows < again.state.num_rows
+    for contract, rows in (
+        (SYNC_AUDIT, audit),
+        (REVIEW_QUEUE, first.review),
+        (SYNC_STATE, again.state),
+    ):
+        gate = validate(contract.name, contract.suite(), rows)
+        assert gate.passed, gate.report()

@@ -18,20 +18,17 @@ from dagster import (
     AssetCheckResult,
     AssetExecutionContext,
     AssetKey,
-    AssetOut,
     AssetsDefinition,
     MaterializeResult,
     MetadataValue,
-    asset,
-    multi_asset,
 )
 
-from assets.concurrency import writer_pool
 from assets.entities import tables as build
 from assets.entities.identity import IdentityResult, load_decisions, resolve_identities
 from assets.entities.rules import load_rules
-from assets.metadata import OWNER, definition_metadata, published_metadata
-from assets.publish import SUITE_CHECK, gate_and_publish, suite_check
+from assets.gated import KINDS, SUITE_CHECK, gated_asset, gated_multi_asset, gated_out, table_key
+from assets.metadata import published_metadata
+from assets.publish import gate_and_publish
 from assets.publish import publish_if_changed as _publish
 from checks import entities as contracts
 from checks.contract import Expectation, TableContract
@@ -42,24 +39,17 @@ from resources.identity import IdentityResource
 from resources.lake import LakeResource
 from resources.pii import PiiResource
 
-KINDS = {"delta", "duckdb", "great_expectations"}
 GROUP = "entities"
-
-
-def key(contract: TableContract) -> AssetKey:
-    return AssetKey([contract.layer, contract.table])
+RAW_BY_TABLE = {c.table: c for c in RAW_TABLES}
 
 
 def raw(*tables: str) -> list[AssetKey]:
-    return [AssetKey(["raw", t]) for t in tables]
+    """The asset keys of raw tables, by table name (a name no contract declares is an error)."""
+    return [table_key(RAW_BY_TABLE[t]) for t in tables]
 
 
 # The identity step reads every source object (records, references, the audit of gaps).
-IDENTITY_DEPS = raw(*(c.table for c in RAW_TABLES))
-
-
-def _tags(contract: TableContract) -> dict[str, str]:
-    return {"layer": GROUP, "pii": str(bool(contract.pii_columns)).lower()}
+IDENTITY_DEPS = [table_key(c) for c in RAW_TABLES]
 
 
 def _keep_first_seen(new: pa.Table, old: pa.Table, key_cols: list[str], ts_col: str) -> pa.Table:
@@ -81,24 +71,17 @@ def _keep_first_seen(new: pa.Table, old: pa.Table, key_cols: list[str], ts_col: 
 # -- the identity step ------------------------------------------------------------------------
 
 
-@multi_asset(
-    name="resolve_identities",
-    pool=writer_pool("resolve_identities"),
-    group_name=GROUP,
+@gated_multi_asset(
+    "resolve_identities",
     outs={
-        c.table: AssetOut(
-            key=key(c),
-            description=c.description,
-            kinds=KINDS | ({"splink"} if c is contracts.IDENTITY_LINKS else set()),
-            owners=[OWNER],
-            tags=_tags(c),
-            metadata=definition_metadata(c),
+        c.table: gated_out(
+            c, kinds=KINDS | ({"splink"} if c is contracts.IDENTITY_LINKS else set())
         )
         for c in contracts.IDENTITY_TABLES
     },
+    contracts=contracts.IDENTITY_TABLES,
+    group=GROUP,
     deps=IDENTITY_DEPS,
-    check_specs=[suite_check(c) for c in contracts.IDENTITY_TABLES],
-    can_subset=False,
 )
 def resolve_identities_asset(
     context: AssetExecutionContext,
@@ -127,14 +110,14 @@ def resolve_identities_asset(
         c.table: validate(c.name, c.suite(), outputs[c.table]) for c in contracts.IDENTITY_TABLES
     }
     for c in contracts.IDENTITY_TABLES:
-        yield gates[c.table].check_result(key(c), SUITE_CHECK, lake.data_docs)
+        yield gates[c.table].check_result(table_key(c), SUITE_CHECK, lake.data_docs)
     _raise_if_failed(gates, "identity step")
     stats = _identity_stats(result, elapsed, len(decisions))
     for c in PUBLISH_ORDER:
         table = outputs[c.table]
         published, wrote = _publish(lake, c, table, context.run_id)
         yield MaterializeResult(
-            asset_key=key(c),
+            asset_key=table_key(c),
             metadata={
                 **published_metadata(c, published, table.schema, table),
                 "changed": wrote,
@@ -241,24 +224,20 @@ def build_entity_asset(
     deps: list[AssetKey],
     foreign_keys: ForeignKeys | None = None,
 ) -> AssetsDefinition:
-    asset_key = key(contract)
     fks = foreign_keys or {}
-    fk_text = "".join(
-        f"\n\nForeign key: `{col}` -> `{ref.name}.{ref_col}` (checked before commit)."
+    fk_text = "\n\n".join(
+        f"Foreign key: `{col}` -> `{ref.name}.{ref_col}` (checked before commit)."
         for col, (ref, ref_col) in fks.items()
     )
 
-    @asset(
-        key=asset_key,
-        pool=writer_pool(asset_key),
-        group_name=GROUP,
-        deps=[key(contracts.IDENTITY_LINKS), *deps, *(key(ref) for ref, _ in fks.values())],
-        description=contract.description + fk_text,
-        kinds=KINDS,
-        owners=[OWNER],
-        tags=_tags(contract),
-        metadata=definition_metadata(contract),
-        check_specs=[suite_check(contract)],
+    @gated_asset(
+        contract,
+        deps=[
+            table_key(contracts.IDENTITY_LINKS),
+            *deps,
+            *(table_key(ref) for ref, _ in fks.values()),
+        ],
+        notes=fk_text,
     )
     def _entity(
         context: AssetExecutionContext,

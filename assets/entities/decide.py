@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 
 from assets.entities.identity import DECISION_FIELDS
 from resources.identity import DECISIONS_PATH, IdentityResource
-from resources.lake import DEFAULT_LAKE_ROOT, LakeResource
+from resources.query import lake_from_env
 
 
 def append_decision(path: Path, row: dict[str, str]) -> None:
@@ -39,9 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("decision", choices=("same", "different"))
     ap.add_argument("--by", required=True, help="who decided")
     ap.add_argument("--note", default="")
-    ap.add_argument("--lake", default=os.environ.get("LAKEHOUSE_LAKE_ROOT", DEFAULT_LAKE_ROOT))
+    ap.add_argument("--lake", help="lake root (default: $LAKEHOUSE_LAKE_ROOT, else lake/)")
     args = ap.parse_args(argv)
-    lake = LakeResource(root=args.lake)
+    lake = lake_from_env(args.lake)
     if not lake.exists("entities", "identity_review"):
         print("no entities/identity_review yet: materialize the entities first", file=sys.stderr)
         return 2
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pair {args.pair_id} is not in entities/identity_review", file=sys.stderr)
         return 2
     pair = hit[0]
-    path = Path(os.environ.get(DECISIONS_PATH) or IdentityResource().decisions_file(args.lake))
+    path = Path(os.environ.get(DECISIONS_PATH) or IdentityResource().decisions_file(lake.root))
     append_decision(
         path,
         {

@@ -28,6 +28,7 @@ from assets.entities.resolve import (
     previous_links,
 )
 from assets.entities.rules import Rules
+from checks.entities import IDENTITY_MERGES, IDENTITY_REVIEW, UNMAPPED_IDS
 from resources.lake import LakeResource
 
 DECISION_FIELDS = (
@@ -159,46 +160,6 @@ def _resolve(
     return IdentityResult(companies, people, links, review, merges, unmapped, t)
 
 
-REVIEW_SCHEMA = pa.schema(
-    [
-        ("pair_id", pa.string()),
-        ("entity_type", pa.string()),
-        ("left_record", pa.string()),
-        ("right_record", pa.string()),
-        ("left_canonical_id", pa.string()),
-        ("right_canonical_id", pa.string()),
-        ("match_probability", pa.float64()),
-        ("match_weight", pa.float64()),
-        ("evidence", pa.string()),
-        ("left_attributes", pa.string()),
-        ("right_attributes", pa.string()),
-        ("status", pa.string()),
-        ("queued_at", pa.timestamp("us", tz="UTC")),
-    ]
-)
-MERGES_SCHEMA = pa.schema(
-    [
-        ("entity_type", pa.string()),
-        ("old_id", pa.string()),
-        ("surviving_id", pa.string()),
-        ("action", pa.string()),
-        ("recorded_at", pa.timestamp("us", tz="UTC")),
-    ]
-)
-UNMAPPED_SCHEMA = pa.schema(
-    [
-        ("entity_type", pa.string()),
-        ("system", pa.string()),
-        ("object", pa.string()),
-        ("source_id", pa.string()),
-        ("reason", pa.string()),
-        ("referenced_from", pa.string()),
-        ("references", pa.int64()),
-        ("detected_at", pa.timestamp("us", tz="UTC")),
-    ]
-)
-
-
 def _review(
     linkings: Sequence[tuple[Linking, dict[int, str | None]]], links: pa.Table, now: datetime
 ) -> pa.Table:
@@ -220,11 +181,11 @@ def _review(
                 }
             )
     rows.sort(key=lambda r: (r["entity_type"], -r["match_probability"], r["pair_id"]))
-    return pa.Table.from_pylist(rows, schema=REVIEW_SCHEMA)
+    return pa.Table.from_pylist(rows, schema=IDENTITY_REVIEW.schema)
 
 
 def _merges(changes: list[dict]) -> pa.Table:
-    return pa.Table.from_pylist(changes, schema=MERGES_SCHEMA)
+    return pa.Table.from_pylist(changes, schema=IDENTITY_MERGES.schema)
 
 
 def _unmapped(
@@ -279,7 +240,7 @@ def _unmapped(
         tsrc, sid = target.split(":", 1)
         system, obj = tsrc.split("/", 1)
         rows.append(_u(etype, system, obj, sid, "dangling_reference", src, n, now))
-    return pa.Table.from_pylist(rows, schema=UNMAPPED_SCHEMA)
+    return pa.Table.from_pylist(rows, schema=UNMAPPED_IDS.schema)
 
 
 def _u(etype, system, obj, sid, reason, ref_from, n, now) -> dict:

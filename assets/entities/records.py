@@ -14,19 +14,18 @@ import pyarrow.compute as pc
 from assets.entities.rules import EntityRules, Normalize, Ref, Source
 from assets.raw.versions import hidden_versions
 from resources.lake import LakeResource
+from resources.sql import literal
 
 
-def _sql_list(values: tuple[str, ...] | list[str]) -> str:
-    return "[" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + "]::VARCHAR[]"
+def text_list(values: tuple[str, ...] | list[str]) -> str:
+    """A typed DuckDB list of texts for `list_contains`, each quoted by `literal`."""
+    return "[" + ", ".join(literal(v) for v in values) + "]::VARCHAR[]"
 
 
 def _case_map(expr: str, mapping: dict[str, str]) -> str:
     if not mapping:
         return expr
-    whens = " ".join(
-        f"WHEN '{k.replace(chr(39), '')}' THEN '{v.replace(chr(39), '')}'"
-        for k, v in mapping.items()
-    )
+    whens = " ".join(f"WHEN {literal(k)} THEN {literal(v)}" for k, v in mapping.items())
     return f"(CASE {expr} {whens} ELSE {expr} END)"
 
 
@@ -45,13 +44,13 @@ def create_macros(con: duckdb.DuckDBPyConnection, n: Normalize) -> None:
         f"""CREATE OR REPLACE MACRO email_domain(x) AS CASE WHEN valid_email(x) THEN
             {_case_map("split_part(lower(trim(x)), '@', 2)", n.domain_aliases)} END""",
         f"""CREATE OR REPLACE MACRO email_local(x) AS CASE WHEN valid_email(x) THEN
-            CASE WHEN list_contains({_sql_list(n.dot_insensitive_domains)}, email_domain(x))
+            CASE WHEN list_contains({text_list(n.dot_insensitive_domains)}, email_domain(x))
             THEN replace({plus}, '.', '') ELSE {plus} END END""",
         """CREATE OR REPLACE MACRO email_key(x) AS email_local(x) || '@' || email_domain(x)""",
         f"""CREATE OR REPLACE MACRO is_generic_domain(d) AS
-            list_contains({_sql_list(n.generic_email_domains)}, d)""",
+            list_contains({text_list(n.generic_email_domains)}, d)""",
         f"""CREATE OR REPLACE MACRO is_role_mailbox(x) AS
-            list_contains({_sql_list(n.role_mailboxes)}, email_local(x))""",
+            list_contains({text_list(n.role_mailboxes)}, email_local(x))""",
         # Company names compared without case, accents, punctuation and legal suffixes.
         f"""CREATE OR REPLACE MACRO norm_company(x) AS nullif(trim(regexp_replace(
             regexp_replace(regexp_replace(lower(strip_accents(trim(x))), '[^a-z0-9]+', ' ',
@@ -117,7 +116,10 @@ def _ref_key(ref: Ref | None, alias: str) -> str:
     if ref is None:
         return f"NULL::VARCHAR AS {alias}"
     value = f"trim(({ref.expr})::VARCHAR)"
-    return f"CASE WHEN nullif({value}, '') IS NOT NULL THEN '{ref.to}:' || {value} END AS {alias}"
+    return (
+        f"CASE WHEN nullif({value}, '') IS NOT NULL THEN {literal(ref.to + ':')} || {value} "
+        f"END AS {alias}"
+    )
 
 
 def _links(src: Source) -> str:
@@ -125,7 +127,7 @@ def _links(src: Source) -> str:
         return "[]::VARCHAR[] AS link_keys"
     keys = ", ".join(
         f"CASE WHEN nullif(trim(({r.expr})::VARCHAR), '') IS NOT NULL "
-        f"THEN '{r.to}:' || trim(({r.expr})::VARCHAR) END"
+        f"THEN {literal(r.to + ':')} || trim(({r.expr})::VARCHAR) END"
         for r in src.links
     )
     return f"list_filter([{keys}], lambda k: k IS NOT NULL) AS link_keys"
@@ -155,8 +157,9 @@ def company_records(
             return expr if field in has else f"NULL::{typ}"
 
         parts.append(
-            f"""SELECT '{src.source}:' || source_id AS record_key, '{src.system}' AS system,
-                '{src.object}' AS object, source_id, {anchor} AS is_anchor, name,
+            f"""SELECT {literal(src.source + ":")} || source_id AS record_key,
+                {literal(src.system)} AS system, {literal(src.object)} AS object, source_id,
+                {anchor} AS is_anchor, name,
                 {d("name", "norm_company(name)")} AS name_norm,
                 {d("website", "norm_domain(website)")} AS domain, email,
                 {d("email", "email_key(email)")} AS email_key,
@@ -211,8 +214,9 @@ def person_records(
             return expr if e else f"NULL::{typ}"
 
         parts.append(
-            f"""SELECT '{src.source}:' || source_id AS record_key, '{src.system}' AS system,
-                '{src.object}' AS object, source_id, first_raw AS first_name_raw,
+            f"""SELECT {literal(src.source + ":")} || source_id AS record_key,
+                {literal(src.system)} AS system, {literal(src.object)} AS object, source_id,
+                first_raw AS first_name_raw,
                 last_raw AS last_name_raw, norm_person(first_raw) AS first_name,
                 norm_person(last_raw) AS last_name, email,
                 {d("email_key(email)")} AS email_key, {d("email_local(email)")} AS email_local,
@@ -244,7 +248,7 @@ def reference_counts(
             continue
         # Count raw values first: trimming 10M strings costs more than hashing them.
         parts.append(
-            f"""SELECT '{table}' AS referenced_from, '{ref.to}' AS source,
+            f"""SELECT {literal(table)} AS referenced_from, {literal(ref.to)} AS source,
                     trim(v::VARCHAR) AS source_id, sum(n)::BIGINT AS references
                 FROM (SELECT ({ref.expr}) AS v, count(*) AS n FROM {_view(table)} GROUP BY 1)
                 WHERE nullif(trim(v::VARCHAR), '') IS NOT NULL GROUP BY ALL"""

@@ -14,6 +14,7 @@ import pyarrow as pa
 
 from assets.entities.rules import Scoring
 from resources.duckdb import connect
+from resources.sql import literal
 
 PAIR_COLUMNS = ("unique_id_l", "unique_id_r", "match_probability", "match_weight")
 
@@ -54,10 +55,10 @@ def score_pairs(
         ordered = [*nulls, *[lv for lv in levels if not lv.null]]
         # Splink numbers levels from the last (ELSE) down to 0, the null level being -1.
         n = len(ordered) - len(nulls)
-        whens = [f"WHEN gamma_{comp.name} = -1 THEN '{nulls[0].label}'"] if nulls else []
+        whens = [f"WHEN gamma_{comp.name} = -1 THEN {literal(nulls[0].label)}"] if nulls else []
         for i, lv in enumerate(lv for lv in ordered if not lv.null):
-            whens.append(f"WHEN gamma_{comp.name} = {n - 1 - i} THEN '{lv.label}'")
-        labels.append(f"'{comp.name}', CASE {' '.join(whens)} END")
+            whens.append(f"WHEN gamma_{comp.name} = {n - 1 - i} THEN {literal(lv.label)}")
+        labels.append(f"{literal(comp.name)}, CASE {' '.join(whens)} END")
     evidence = f"to_json(json_object({', '.join(labels)}))::VARCHAR" if labels else "'{}'"
     out = con.sql(
         f"""SELECT unique_id_l::VARCHAR AS unique_id_l, unique_id_r::VARCHAR AS unique_id_r,

@@ -16,11 +16,12 @@ import re
 import duckdb
 import pyarrow as pa
 
-from assets.entities.records import create_macros, register_raw
+from assets.entities.records import create_macros, register_raw, text_list
 from assets.entities.rules import Rules
 from checks.contract import TableContract
 from checks.raw import RAW_TABLES as RAW_CONTRACTS
 from resources.lake import LakeResource
+from resources.sql import literal
 
 RAW_TABLES = {
     "raw/crm_accounts",
@@ -49,18 +50,14 @@ def _cast(con: duckdb.DuckDBPyConnection, sql: str, contract: TableContract) -> 
     return con.sql(sql).to_arrow_table().select(contract.schema.names).cast(contract.schema)
 
 
-def _former(rules: Rules) -> str:
-    return "[" + ", ".join("'" + t.replace("'", "''") + "'" for t in rules.former_titles) + "]"
-
-
 # Latest version per source id, and the canonical id of its record.
 def _latest(view: str, id_col: str, order: str, source: str, etype: str = "account") -> str:
     return f"""(SELECT v.*, l.canonical_id FROM (
             SELECT * FROM {view}
             QUALIFY row_number() OVER (PARTITION BY {id_col} ORDER BY {order} DESC,
                 _extract_date DESC, _line DESC) = 1) v
-        LEFT JOIN links l ON l.entity_type = '{etype}'
-            AND l.record_key = '{source}:' || v.{id_col})"""
+        LEFT JOIN links l ON l.entity_type = {literal(etype)}
+            AND l.record_key = {literal(source + ":")} || v.{id_col})"""
 
 
 def _source_ids(entity_type: str) -> str:
@@ -71,7 +68,7 @@ def _source_ids(entity_type: str) -> str:
             sum(n) AS source_count
         FROM (SELECT canonical_id, system, object, list(source_id ORDER BY source_id) AS ids,
                 count(*) AS n
-              FROM links WHERE entity_type = '{entity_type}' AND canonical_id IS NOT NULL
+              FROM links WHERE entity_type = {literal(entity_type)} AND canonical_id IS NOT NULL
               GROUP BY ALL)
         GROUP BY ALL
     """
@@ -212,7 +209,7 @@ def _intervals(versions: str, key: str) -> str:
 
 
 def relationship(con: duckdb.DuckDBPyConnection, rules: Rules, contract: TableContract) -> pa.Table:
-    roles = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in rules.product_roles.items())
+    roles = " ".join(f"WHEN {literal(k)} THEN {literal(v)}" for k, v in rules.product_roles.items())
     user_versions = f"""
         SELECT lp.canonical_id AS person_id, la.canonical_id AS account_id,
             'product/users:' || u.user_id AS source_record,
@@ -227,7 +224,7 @@ def relationship(con: duckdb.DuckDBPyConnection, rules: Rules, contract: TableCo
         WHERE la.canonical_id IS NOT NULL"""
     contact_versions = f"""
         SELECT lp.canonical_id, la.canonical_id, 'crm/contacts:' || c.id,
-            CASE WHEN list_contains({_former(rules)}, lower(trim(c.title))) THEN 'former_user'
+            CASE WHEN list_contains({text_list(rules.former_titles)}, lower(trim(c.title))) THEN 'former_user'
                  ELSE 'contact' END,
             CASE WHEN row_number() OVER (PARTITION BY c.id ORDER BY c.last_modified_date) = 1
                  THEN least(c.created_date, c.last_modified_date) ELSE c.last_modified_date END

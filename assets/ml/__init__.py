@@ -28,6 +28,7 @@ from assets.concurrency import writer_pool
 from assets.events.build import register_current_events
 from assets.features import INPUTS as FEATURE_INPUTS
 from assets.features import _not_upgraded, asof
+from assets.gated import SUITE_CHECK, gated_asset, table_key
 from assets.metadata import OWNER, published_metadata
 from assets.ml import bands, drift
 from assets.ml.models import (
@@ -42,18 +43,18 @@ from assets.ml.models import (
     version_trained_on,
 )
 from assets.ml.reasons import top_reasons
-from assets.publish import SUITE_CHECK, publish_if_changed, suite_check
+from assets.publish import publish_if_changed
 from checks import features as feature_contracts
-from checks.contract import Column, TableContract
-from checks.entities import unique
+from checks.contract import TableContract
 from checks.gate import validate
-from checks.ml import CHURN_SCORES, EXPANSION_SCORES
+from checks.ml import CHURN_SCORES, EXPANSION_SCORES, PREDICTION_OUTCOMES
 from resources.duckdb import DuckDBResource
 from resources.lake import LakeResource
 from resources.mlflow import MlflowResource
+from resources.sql import ident, literal
 
 GROUP = "ml"
-KINDS = {"catboost", "mlflow"}
+MODEL_KINDS = {"catboost", "mlflow"}
 # Shallow, regularized trees: a few hundred positives per training set at the default size.
 PARAMS = {"iterations": 500, "depth": 4, "learning_rate": 0.03, "l2_leaf_reg": 10}
 ROLES = (CHAMPION, CHALLENGER)  # the aliases a score table is written from, champion first
@@ -78,7 +79,7 @@ class ModelSpec:
 
     @property
     def scores_key(self) -> AssetKey:
-        return AssetKey([self.scores.layer, self.scores.table])
+        return table_key(self.scores)
 
 
 SPECS = (
@@ -105,10 +106,6 @@ SPECS = (
         "accounts with a running subscription below the top plan that never upgraded",
     ),
 )
-
-
-def _key(c: TableContract) -> AssetKey:
-    return AssetKey([c.layer, c.table])
 
 
 def _fingerprint(table: pa.Table) -> str:
@@ -138,8 +135,8 @@ def build_model_asset(spec: ModelSpec):
             "trained or registered."
         ),
         group_name=GROUP,
-        deps=[_key(spec.training)],
-        kinds=KINDS,
+        deps=[table_key(spec.training)],
+        kinds=MODEL_KINDS,
         owners=[OWNER],
         tags={"layer": GROUP, "pii": "false"},
     )
@@ -283,16 +280,10 @@ def training_param(model_name: str, uri: str, version: str, name: str) -> str:
 def build_scores_asset(spec: ModelSpec):
     key = spec.scores_key
 
-    @asset(
-        key=key,
-        pool=writer_pool(key),
-        description=spec.scores.description,
-        group_name=GROUP,
-        deps=[_key(spec.mart), spec.model_key],
+    @gated_asset(
+        spec.scores,
+        deps=[table_key(spec.mart), spec.model_key],
         kinds={"delta", "catboost", "great_expectations"},
-        owners=[OWNER],
-        tags={"layer": GROUP, "pii": "false"},
-        check_specs=[suite_check(spec.scores)],
     )
     def _scores(
         context: AssetExecutionContext, lake: LakeResource, mlflow: MlflowResource
@@ -301,7 +292,7 @@ def build_scores_asset(spec: ModelSpec):
         # Under the table's lock, from one read of the aliases: each model is loaded by the
         # version number read here, so the rows, their model_version and the metadata name the
         # same versions even when another run's model step moves an alias meanwhile.
-        with lake.exclusive(f"{spec.scores.layer}/{spec.scores.table}"):
+        with lake.exclusive(spec.scores.name):
             mart = lake.read(spec.mart.layer, spec.mart.table)
             roles = {r: v for r, v in aliases(spec.model_name, uri).items() if r in ROLES}
             if CHAMPION not in roles:
@@ -322,7 +313,7 @@ def build_scores_asset(spec: ModelSpec):
             if not gate.passed:
                 raise gate.failure(f"{spec.scores.name} ({table.num_rows:,} rows)")
             days = sorted({d.isoformat() for d in table["scored_at"].to_pylist()})
-            predicate = " OR ".join(f"scored_at = '{d}'" for d in days) or None
+            predicate = " OR ".join(f"scored_at = {literal(d)}" for d in days) or None
             published = lake.publish(
                 spec.scores.layer,
                 spec.scores.table,
@@ -390,54 +381,24 @@ def _score(
 
 # -- the feedback loop ---------------------------------------------------------------------
 
-OUTCOMES = TableContract(
-    layer="ml",
-    table="prediction_outcomes",
-    description=(
-        "Past scores joined to what happened afterwards: every score (champion and shadow) "
-        "whose 90-day window has passed, with the outcome read from the same labels the "
-        "training sets use. Grain: one row per (model_name, model_version, account_id, "
-        "scored_at). Realized AUC per scoring day and feature drift (PSI) are in the metadata "
-        "and checks."
-    ),
-    columns=(
-        Column("model_name", required=True),
-        Column("model_version", required=True),
-        Column("role", required=True),
-        Column("account_id", required=True),
-        Column("scored_at", "date", required=True),
-        Column("probability", "float", required=True, min=0, max=1),
-        Column("outcome", "bool", "Churned (or upgraded) within 90 days.", required=True),
-    ),
-    extra_expectations=(unique("model_name", "model_version", "account_id", "scored_at"),),
-)
-OUTCOMES_KEY = AssetKey(["ml", "prediction_outcomes"])
+OUTCOMES_KEY = table_key(PREDICTION_OUTCOMES)
 
 
-@asset(
-    key=OUTCOMES_KEY,
-    pool=writer_pool(OUTCOMES_KEY),
-    description=OUTCOMES.description,
-    group_name=GROUP,
+@gated_asset(
+    PREDICTION_OUTCOMES,
     deps=[s.scores_key for s in SPECS]
-    + [_key(s.training) for s in SPECS]
-    + [_key(s.mart) for s in SPECS],
-    kinds={"delta", "duckdb", "great_expectations"},
-    owners=[OWNER],
-    tags={"layer": GROUP, "pii": "false"},
+    + [table_key(s.training) for s in SPECS]
+    + [table_key(s.mart) for s in SPECS],
     check_specs=[
-        suite_check(OUTCOMES),
-        *(
-            AssetCheckSpec(
-                f"{s.kind}_feature_drift",
-                asset=OUTCOMES_KEY,
-                description=f"PSI per {s.kind} feature, today's scoring population vs the "
-                f"same weekday {drift.REFERENCE_WEEKS} weeks earlier (the newest population with "
-                f"known outcomes); warns when a PSI is above {drift.PSI_WARN} and beyond "
-                "sampling noise.",
-            )
-            for s in SPECS
-        ),
+        AssetCheckSpec(
+            f"{s.kind}_feature_drift",
+            asset=OUTCOMES_KEY,
+            description=f"PSI per {s.kind} feature, today's scoring population vs the "
+            f"same weekday {drift.REFERENCE_WEEKS} weeks earlier (the newest population with "
+            f"known outcomes); warns when a PSI is above {drift.PSI_WARN} and beyond "
+            "sampling noise.",
+        )
+        for s in SPECS
     ],
 )
 def prediction_outcomes(
@@ -462,7 +423,7 @@ def prediction_outcomes(
             con.register("scores", lake.dataset(spec.scores.layer, spec.scores.table))
             con.execute(
                 f"""CREATE OR REPLACE TEMP TABLE matured AS SELECT s.*, s.scored_at AS as_of
-                    FROM scores s WHERE s.scored_at + {asof.HORIZON_DAYS} <= DATE '{last}'"""
+                    FROM scores s WHERE s.scored_at + {asof.HORIZON_DAYS} <= DATE {literal(last)}"""
             )
             labels = con.sql(
                 asof.labels_sql("SELECT DISTINCT account_id, as_of FROM matured")
@@ -470,7 +431,7 @@ def prediction_outcomes(
             con.register("labels", labels)
             t = con.sql(
                 f"""SELECT m.model_name, m.model_version, m.role, m.account_id, m.scored_at,
-                        m.probability, l.{spec.label} AS outcome
+                        m.probability, l.{ident(spec.label)} AS outcome
                     FROM matured m JOIN labels l USING (account_id, as_of)"""
             ).to_arrow_table()
             parts.append(t)
@@ -480,20 +441,20 @@ def prediction_outcomes(
                     realized[f"{spec.kind} v{version} {day}"] = round(
                         float(roc_auc_score(y, [r[0] for r in rows])), 4
                     )
-    table = (pa.concat_tables(parts) if parts else OUTCOMES.schema.empty_table()).cast(
-        OUTCOMES.schema
+    table = (pa.concat_tables(parts) if parts else PREDICTION_OUTCOMES.schema.empty_table()).cast(
+        PREDICTION_OUTCOMES.schema
     )
-    gate = validate(OUTCOMES.name, OUTCOMES.suite(), table)
+    gate = validate(PREDICTION_OUTCOMES.name, PREDICTION_OUTCOMES.suite(), table)
     yield gate.check_result(OUTCOMES_KEY, SUITE_CHECK, lake.data_docs)
     if not gate.passed:
-        raise gate.failure(OUTCOMES.name)
+        raise gate.failure(PREDICTION_OUTCOMES.name)
     for spec in SPECS:
         yield drift_check(spec, *references.get(spec.kind, (None, None)))
-    published, wrote = publish_if_changed(lake, OUTCOMES, table, context.run_id)
+    published, wrote = publish_if_changed(lake, PREDICTION_OUTCOMES, table, context.run_id)
     yield MaterializeResult(
         asset_key=OUTCOMES_KEY,
         metadata={
-            **published_metadata(OUTCOMES, published, table.schema),
+            **published_metadata(PREDICTION_OUTCOMES, published, table.schema),
             "changed": wrote,
             "realized_auc": MetadataValue.json(realized),
             "matured_scores": MetadataValue.int(table.num_rows),

@@ -79,20 +79,6 @@ class TrainResult:
     run_name: str
 
 
-def tracking_uri_for(lake_root: str) -> str:
-    """Default local MLflow store under the lake: sqlite:///<lake_root>/mlflow/mlflow.db.
-
-    SQLite cannot live in an object store, so a remote lake needs an explicit tracking URI.
-    """
-    if not is_local(lake_root):
-        raise ValueError(
-            f"lake root {lake_root!r} is not local: configure an MLflow tracking URI explicitly"
-        )
-    folder = Path(lake_root.removeprefix("file://")).resolve() / "mlflow"
-    folder.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{folder / 'mlflow.db'}"
-
-
 # -- data ------------------------------------------------------------------------------------
 def _frame(table: pa.Table, features: Sequence[str], categorical: Sequence[str]) -> pd.DataFrame:
     """The model's input, encoded the one way training and scoring share.

@@ -1,6 +1,6 @@
 """What an erasure looks for: a batch of subjects' identifiers and names, as one pattern that
 runs the same in Python (files) and in DuckDB (tables). A value is matched whole (see
-assets/reverse_etl/mentions.py, shared with the destinations), in any case; a name alone never
+resources/mentions.py, shared with the destinations), in any case; a name alone never
 selects a row (names are not unique), it is only erased from rows an identifier selected."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from assets.reverse_etl.mentions import escape, mention_pattern
+from resources.mentions import escape, mention_pattern
 
 ERASED = "[erased]"
 # Names this short are words too ("Lee", "Bo"): erasing them would erase other text.

@@ -10,26 +10,23 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
-import pyarrow as pa
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
     AssetExecutionContext,
-    AssetKey,
     AssetsDefinition,
     Failure,
     MaterializeResult,
     MetadataValue,
-    asset,
 )
 
-from assets.concurrency import writer_pool
+from assets.gated import SUITE_CHECK, gated_asset, table_key
 from assets.landing import landing_key
-from assets.metadata import OWNER, definition_metadata, published_metadata
-from assets.publish import SUITE_CHECK, suite_check
+from assets.metadata import published_metadata
 from assets.raw.ingest import (
     Batch,
     Found,
+    Refused,
     build_batch,
     commit,
     find_pending,
@@ -41,14 +38,8 @@ from resources.duckdb import DuckDBResource
 from resources.lake import LakeResource, SchemaChangeError
 from resources.landing import LandingResource
 
-KINDS = {"delta", "duckdb", "great_expectations"}
 
-
-def raw_key(contract: RawContract) -> AssetKey:
-    return AssetKey([contract.layer, contract.table])
-
-
-def _description(c: RawContract) -> str:
+def _notes(c: RawContract) -> str:
     # Partition columns are the Delta table's file layout; the asset has no Dagster partitions.
     layout = (
         f" The Delta table's files are partitioned by {', '.join(f'`{p}`' for p in c.partition_by)}"
@@ -57,7 +48,7 @@ def _description(c: RawContract) -> str:
         else ""
     )
     return (
-        f"{c.description}\n\nLanding: `{c.source}/{c.object}/<extract_date>/` ({c.format}, "
+        f"Landing: `{c.source}/{c.object}/<extract_date>/` ({c.format}, "
         f"{c.cadence or 'daily'} extracts). Append-only; a file is ingested once (by content "
         f"hash).{layout} Rows breaking a column rule go to `raw/quarantine`; the batch fails its "
         f"gate when more than {c.quarantine_threshold:.0%} of its rows are quarantined."
@@ -65,19 +56,12 @@ def _description(c: RawContract) -> str:
 
 
 def build_raw_asset(c: RawContract) -> AssetsDefinition:
-    key = raw_key(c)
-
-    @asset(
-        key=key,
-        pool=writer_pool(key),
-        group_name="raw",
+    @gated_asset(
+        c,
         deps=[landing_key(c)],
-        description=_description(c),
-        kinds=KINDS,
-        owners=[OWNER],
-        tags={"layer": "raw", "pii": str(bool(c.personal_columns)).lower(), "source": c.source},
-        metadata={**definition_metadata(c), "quarantine_threshold": c.quarantine_threshold},
-        check_specs=[suite_check(c)],
+        notes=_notes(c),
+        tags={"source": c.source},
+        metadata={"quarantine_threshold": c.quarantine_threshold},
     )
     def _raw(
         context: AssetExecutionContext,
@@ -108,7 +92,7 @@ def _ingest(
     latest: datetime,
 ) -> Iterator[MaterializeResult | AssetCheckResult]:
     """Type and stage, gate the staged rows, then commit: nothing is visible before the gate."""
-    key = raw_key(c)
+    key = table_key(c)
     try:
         with duckdb.connect() as con:
             batch = build_batch(c, found, lake, con, stage, latest)
@@ -131,7 +115,10 @@ def _ingest(
         raise gate.failure(f"{c.name} batch of {len(found.pending)} file(s)", detail=held)
     for path in batch.deferred:
         context.log.warning(f"{c.name}: {path} changed while it was read: left for the next run")
-    published = commit(batch, lake)
+    try:
+        published = commit(batch, lake)
+    except Refused as refused:  # rows for the quarantine or the log broke their table's suite
+        raise refused.gate.failure(refused.what, refused.detail) from refused
     context.log.info(f"{c.name}: {published.rows_written:,} rows in version {published.version}")
     yield MaterializeResult(
         asset_key=key,
@@ -146,7 +133,7 @@ def _batch_metadata(batch: Batch) -> dict:
     meta: dict = {k: v for k, v in batch.summary().items()}
     if batch.extras:
         meta["schema_drift_columns"] = MetadataValue.json(batch.extras)
-    quarantined = pa.concat_tables([batch.quarantine, batch.refused_rows()])
+    quarantined = batch.quarantined()
     if quarantined.num_rows:
         rules = quarantined.group_by("rule").aggregate([([], "count_all")]).to_pylist()
         meta["quarantined_by_rule"] = MetadataValue.json({r["rule"]: r["count_all"] for r in rules})
@@ -162,24 +149,17 @@ def _batch_metadata(batch: Batch) -> dict:
 
 
 RAW_ASSETS = [build_raw_asset(c) for c in RAW_TABLES]
-QUARANTINE_KEY = AssetKey([QUARANTINE.layer, QUARANTINE.table])
+QUARANTINE_KEY = table_key(QUARANTINE)
 
 
-@asset(
-    key=QUARANTINE_KEY,
-    pool=writer_pool(QUARANTINE_KEY),
-    group_name="raw",
-    deps=[raw_key(c) for c in RAW_TABLES],
-    description=(
-        f"{QUARANTINE.description}\n\nMaterializing this asset validates the whole quarantine "
-        "table and reports counts per table and rule; the rows themselves are appended by the "
-        "raw assets, in the same run as the batch they were rejected from."
+@gated_asset(
+    QUARANTINE,
+    deps=[table_key(c) for c in RAW_TABLES],
+    notes=(
+        "Materializing this asset validates the whole quarantine table and reports counts per "
+        "table and rule; the rows themselves are appended by the raw assets, in the same run as "
+        "the batch they were rejected from, each batch's rows validated by this suite first."
     ),
-    kinds=KINDS,
-    owners=[OWNER],
-    tags={"layer": "raw", "pii": "true"},
-    metadata=definition_metadata(QUARANTINE),
-    check_specs=[suite_check(QUARANTINE)],
 )
 def quarantine(lake: LakeResource) -> Iterator[MaterializeResult | AssetCheckResult]:
     if not lake.exists(QUARANTINE.layer, QUARANTINE.table):

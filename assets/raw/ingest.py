@@ -30,7 +30,8 @@ import pyarrow.parquet as pq
 
 from assets.raw.read import FileRows, Reject, read_file
 from assets.raw.versions import LogState, log_columns, log_filter, log_rows
-from checks.contract import SQL_TYPES, Column
+from checks.contract import SQL_TYPES, Column, TableContract
+from checks.gate import GateResult, validate
 from checks.raw import (
     DUPLICATE,
     INGEST_LOG,
@@ -44,6 +45,7 @@ from checks.raw import (
 )
 from resources.lake import Claim, LakeResource, Published, SchemaChangeError, WriteConflict
 from resources.landing import LandingFile, LandingResource, Skipped
+from resources.sql import ident, in_list, literal
 
 # Minimum number of values in one file before "every value fails the cast" counts as a type
 # change of the whole column (an error) rather than a few bad rows (quarantine).
@@ -133,6 +135,10 @@ class Batch:
             ],
             QUARANTINE.schema,
         )
+
+    def quarantined(self) -> pa.Table:
+        """Every quarantine row of the batch: rejected rows and refused entries."""
+        return pa.concat_tables([self.quarantine, self.refused_rows()])
 
     def decision(self, p: Pending) -> str:
         if p.duplicate_of:
@@ -361,14 +367,6 @@ def _existing_schema(lake: LakeResource, contract: RawContract) -> pa.Schema | N
     return pa.schema(lake.table(contract.layer, contract.table).schema().to_arrow())
 
 
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _snake(name: str) -> str:
     out = []
     for i, ch in enumerate(name):
@@ -406,7 +404,7 @@ def _type_and_check(
     all_fields = [c.source_name for c in declared] + extra_fields
 
     # 1. Every field as trimmed text (NULL when absent or empty).
-    json_paths = [_lit('$."' + f.replace('"', '\\"') + '"') for f in all_fields]
+    json_paths = [literal('$."' + f.replace('"', '\\"') + '"') for f in all_fields]
     if is_json:
         paths = ", ".join(json_paths)
         # JSON functions raise on malformed input, so they only ever see valid objects.
@@ -421,7 +419,7 @@ def _type_and_check(
     else:
         present = set(source.column_names)
         cols = ", ".join(
-            (f"NULLIF(trim({_q(f)}), '')" if f in present else "NULL::VARCHAR") + f" AS f{i}"
+            (f"NULLIF(trim({ident(f)}), '')" if f in present else "NULL::VARCHAR") + f" AS f{i}"
             for i, f in enumerate(all_fields)
         )
         con.execute(
@@ -436,16 +434,16 @@ def _type_and_check(
 
     # 3. Cast, check each row's rules; the first rule broken sends the row to quarantine.
     select = []
-    rules = [f"CASE WHEN NOT _ok THEN [{_lit(INVALID_JSON)}, 'line is not a JSON object'] END"]
+    rules = [f"CASE WHEN NOT _ok THEN [{literal(INVALID_JSON)}, 'line is not a JSON object'] END"]
     for i, c in enumerate(declared):
-        select.append(f"{_cast(f'f{i}', SQL_TYPES[c.type])} AS {_q(c.name)}")
+        select.append(f"{_cast(f'f{i}', SQL_TYPES[c.type])} AS {ident(c.name)}")
         if is_json and c.type == "string":  # in a typed column an object fails its cast
             rules.append(_scalar_rule(c, f"f{i}", json_paths[i]))
         rules += _rules(c, f"f{i}", SQL_TYPES[c.type], latest)
     for name, (i, sql_type) in extras.items():
-        select.append(f"{_cast(f'f{i}', sql_type)} AS {_q(name)}")
+        select.append(f"{_cast(f'f{i}', sql_type)} AS {ident(name)}")
         rules += _drift_rules(name, f"f{i}", sql_type)
-    ts = _lit(now.isoformat())
+    ts = literal(now.isoformat())
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE checked AS SELECT {', '.join(select)}, _payload, "
         f"_source_file, _line, _file_sha256, _extract_date, {ts}::TIMESTAMPTZ AS _ingested_at, "
@@ -453,13 +451,14 @@ def _type_and_check(
     )
     names = [c.name for c in declared] + list(extras)
     lineage = [c.name for c in LINEAGE]
-    out_cols = ", ".join(_q(n) for n in names + lineage)
+    out_cols = ", ".join(ident(n) for n in names + lineage)
     typed = con.sql(
         f"SELECT {out_cols} FROM checked WHERE _q IS NULL ORDER BY _source_file, _line"
     ).to_arrow_table()
     quarantined = con.sql(
-        f"SELECT {_lit(contract.table)} AS table_name, _source_file AS source_file, _line AS line, "
-        "_q[1] AS rule, _q[2] AS detail, _payload AS payload, _file_sha256 AS file_sha256, "
+        f"SELECT {literal(contract.table)} AS table_name, _source_file AS source_file, "
+        "_line AS line, _q[1] AS rule, _q[2] AS detail, _payload AS payload, "
+        "_file_sha256 AS file_sha256, "
         f"_extract_date AS extract_date, {ts}::TIMESTAMPTZ AS quarantined_at "
         "FROM checked WHERE _q IS NOT NULL ORDER BY source_file, line"
     ).to_arrow_table()
@@ -492,8 +491,8 @@ def _scalar_rule(c: Column, f: str, path: str) -> str:
     kind = f"json_type(_payload, {path})"
     return (
         f"CASE WHEN ({f} LIKE '{{%' OR {f} LIKE '[%') AND {kind} IN ('OBJECT', 'ARRAY') THEN "
-        f"['type({c.name})', {_lit(c.name + ' is a JSON ')} || lower({kind}) || "
-        f"{_lit(', not a ' + c.type)}] END"
+        f"['type({c.name})', {literal(c.name + ' is a JSON ')} || lower({kind}) || "
+        f"{literal(', not a ' + c.type)}] END"
     )
 
 
@@ -504,12 +503,13 @@ def _rules(c: Column, f: str, sql_type: str, latest: dt.datetime) -> list[str]:
     if sql_type != "VARCHAR":
         out.append(
             f"CASE WHEN {f} IS NOT NULL AND {v} IS NULL THEN ['type({name})', "
-            f"{_lit(name + ' = ')} || left({f}, 80) || {_lit(' is not a valid ' + c.type)}] END"
+            f"{literal(name + ' = ')} || left({f}, 80) || "
+            f"{literal(' is not a valid ' + c.type)}] END"
         )
     if c.type == "float":
         out.append(
             f"CASE WHEN NOT isfinite({v}) THEN ['finite({name})', "
-            f"{_lit(name + ' = ')} || {f} || ' is not a finite number'] END"
+            f"{literal(name + ' = ')} || {f} || ' is not a finite number'] END"
         )
     if c.max_length is not None:
         # The detail reaches the failed gate's text in Dagster's event log: a personal value is
@@ -518,27 +518,28 @@ def _rules(c: Column, f: str, sql_type: str, latest: dt.datetime) -> list[str]:
         out.append(
             f"CASE WHEN strlen({f}) > {c.max_length} AND length({f}) > {c.max_length} THEN "
             f"['max_length({name})', "
-            f"{_lit(name + ' is ')} || length({f}) || "
-            f"{_lit(f' characters long, over {c.max_length}')}{quoted}] END"
+            f"{literal(name + ' is ')} || length({f}) || "
+            f"{literal(f' characters long, over {c.max_length}')}{quoted}] END"
         )
     if c.required:
         out.append(
             f"CASE WHEN {f} IS NULL THEN ['not_null({name})', "
-            f"{_lit(name + ' is missing or empty')}] END"
+            f"{literal(name + ' is missing or empty')}] END"
         )
     if c.accepted is not None:
-        values = ", ".join(_lit(a) for a in c.accepted)
-        allowed = _lit(" is not one of " + ", ".join(c.accepted))
+        values = in_list(c.accepted)
+        allowed = literal(" is not one of " + ", ".join(c.accepted))
         out.append(
-            f"CASE WHEN {v} IS NOT NULL AND {v} NOT IN ({values}) THEN "
-            f"['accepted_values({name})', {_lit(name + ' = ')} || left({f}, 80) || {allowed}] END"
+            f"CASE WHEN {v} IS NOT NULL AND {v} NOT IN {values} THEN "
+            f"['accepted_values({name})', {literal(name + ' = ')} || left({f}, 80) || "
+            f"{allowed}] END"
         )
     if c.min is not None or c.max is not None:
         lo = f"{v} < {c.min}" if c.min is not None else "FALSE"
         hi = f"{v} > {c.max}" if c.max is not None else "FALSE"
         out.append(
-            f"CASE WHEN {lo} OR {hi} THEN ['range({name})', {_lit(name + ' = ')} || {f} || "
-            f"{_lit(f' is outside [{c.min}, {c.max}]')}] END"
+            f"CASE WHEN {lo} OR {hi} THEN ['range({name})', {literal(name + ' = ')} || {f} || "
+            f"{literal(f' is outside [{c.min}, {c.max}]')}] END"
         )
     if c.type in ("timestamp", "date"):
         out.append(_time_rule(name, f, v, c.future, latest))
@@ -549,13 +550,13 @@ def _time_rule(name: str, f: str, v: str, future: bool, latest: dt.datetime) -> 
     """Every date is finite and placed in time before it is written: 'infinity' casts, but no
     Parquet file or Python reader can hold it. Only a column declared `future` may lie past the
     platform's clock (plus the landing tolerance); the folder a file came in does not count."""
-    said = f"{_lit(name + ' = ')} || left({f}, 80)"
+    said = f"{literal(name + ' = ')} || left({f}, 80)"
     cap = (
         f"WHEN {v} >= {LATEST_FUTURE} THEN ['plausible_date({name})', {said} || "
         f"' is after ' || {LATEST_FUTURE}] "
         if future
-        else f"WHEN {v} > {_lit(latest.isoformat())}::TIMESTAMPTZ THEN ['not_future({name})', "
-        f"{said} || {_lit(' is after the platform clock (' + latest.isoformat())} || "
+        else f"WHEN {v} > {literal(latest.isoformat())}::TIMESTAMPTZ THEN ['not_future({name})', "
+        f"{said} || {literal(' is after the platform clock (' + latest.isoformat())} || "
         "' with the tolerance)'] "
     )
     return (
@@ -569,7 +570,7 @@ def _drift_rules(name: str, f: str, sql_type: str) -> list[str]:
     """An undeclared column's values are checked like a declared one's where the write would
     break or lie: non-finite numbers and dates, dates no reader can hold."""
     v = _cast(f, sql_type)
-    said = f"{_lit(name + ' = ')} || left({f}, 80)"
+    said = f"{literal(name + ' = ')} || left({f}, 80)"
     if sql_type == "DOUBLE":
         return [
             f"CASE WHEN NOT isfinite({v}) THEN ['finite({name})', {said} || ' is not finite'] END"
@@ -637,8 +638,9 @@ def _refuse_type_change(
 ) -> None:
     """A file whose every value of a typed column fails the cast changed type: refuse it."""
     checks = [
-        f"SELECT _source_file, {_lit(c.name)}, count(f{i}), min(_line) FILTER (f{i} IS NOT NULL),"
-        f" arg_min(f{i}, _line) FILTER (f{i} IS NOT NULL) FROM fields "
+        f"SELECT _source_file, {literal(c.name)}, count(f{i}), "
+        f"min(_line) FILTER (f{i} IS NOT NULL), "
+        f"arg_min(f{i}, _line) FILTER (f{i} IS NOT NULL) FROM fields "
         f"GROUP BY _source_file HAVING count(f{i}) >= {TYPE_CHANGE_MIN_VALUES} "
         f"AND count({_cast(f'f{i}', SQL_TYPES[c.type])}) = 0"
         for i, c in enumerate(declared)
@@ -698,10 +700,40 @@ def quarantine_summary(quarantine: pa.Table, groups: int = 20, lines: int = 5) -
 
 
 # -- commit --------------------------------------------------------------------------------------
+class Refused(Exception):
+    """Rows the platform wrote for one of its own tables (the quarantine, the ingest log) broke
+    that table's suite: none of them was committed."""
+
+    def __init__(self, gate: GateResult, what: str, detail: str = "") -> None:
+        super().__init__(gate.report())
+        self.gate, self.what, self.detail = gate, what, detail
+
+
+def _gate(
+    contract: TableContract, rows: pa.Table, lake: LakeResource, what: str, detail: str = ""
+) -> None:
+    """Validate rows bound for `contract`'s table with its suite, before they are appended: a
+    platform table is gated like a source's (its Data Docs page shows the latest batch)."""
+    gate = validate(contract.name, contract.suite(), rows)
+    if lake.data_docs:
+        gate.write_docs(lake.data_docs)
+    if not gate.passed:
+        raise Refused(gate, what, detail)
+
+
 def commit(batch: Batch, lake: LakeResource) -> Published:
     """Quarantine, raw, then the log, each an exactly-once append (`Claim`) that skips what an
     interrupted or concurrent run of the same files already wrote. A commit that loses a race
-    re-reads its table and tries again, so no row is ever written twice."""
+    re-reads its table and tries again, so no row is ever written twice.
+
+    The quarantine rows are validated with their suite before anything is committed; the log's
+    rows (which name the raw version and continue the log's order) just before their append.
+    A refused log leaves the log as it was: the files stay undecided, and the next run finds
+    their rows already in the raw table and logs them (as after a run killed between commits).
+    """
+    quarantined = batch.quarantined()
+    if quarantined.num_rows:
+        _gate(QUARANTINE, quarantined, lake, f"The quarantine rows of {batch.contract.name}")
     _until_committed(lambda: _commit_quarantine(batch, lake))
     published = _until_committed(lambda: _commit_rows(batch, lake))
     _until_committed(lambda: _commit_log(batch, lake, published.version))
@@ -732,7 +764,7 @@ def _fresh_shas(batch: Batch) -> pa.Array:
 
 def _commit_quarantine(batch: Batch, lake: LakeResource) -> None:
     c = batch.contract
-    quarantined = pa.concat_tables([batch.quarantine, batch.refused_rows()])
+    quarantined = batch.quarantined()
     if not quarantined.num_rows:
         return
     claim = lake.claim("raw", QUARANTINE.table, _app(c))
@@ -805,6 +837,14 @@ def _commit_log(batch: Batch, lake: LakeResource, raw_version: int) -> None:
         r["seq"] = state.last_seq + i
     if rows:
         log = pa.Table.from_pylist(rows, INGEST_LOG.schema)
+        _gate(
+            INGEST_LOG,
+            log,
+            lake,
+            f"The ingest-log rows of {c.name}",
+            f"The rows of {c.name} are committed (version {raw_version}); their files stay "
+            "undecided in the log, so the next run logs them.",
+        )
         lake.publish("raw", INGEST_LOG.table, log, count_total=False, claim=claim)
 
 

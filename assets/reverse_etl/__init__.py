@@ -11,45 +11,48 @@ privacy layer's (assets/privacy/).
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Literal
 
 import pyarrow as pa
 from dagster import (
     AssetCheckResult,
     AssetExecutionContext,
     AssetKey,
-    AssetOut,
     Config,
     MaterializeResult,
     MetadataValue,
     TableColumnDep,
     TableColumnLineage,
-    asset,
-    multi_asset,
 )
 from pydantic import Field
 
 from assets.concurrency import writer_pool
-from assets.metadata import OWNER, definition_metadata
-from assets.publish import gate_and_publish, suite_check
-from assets.reverse_etl.confidence import STALE_AFTER_DAYS, evidence_table, profile_versions
-from assets.reverse_etl.sync import (
-    COLUMN_SOURCES,
-    STATE_SCHEMA,
-    last_decisions,
-    sync,
-    updates_sql,
+from assets.gated import (
+    SUITE_CHECK,
+    gated_asset,
+    gated_multi_asset,
+    gated_out,
+    table_key,
 )
-from checks.reverse_etl import CRM_ACCOUNT_UPDATES
+from assets.metadata import published_metadata
+from assets.publish import gate_and_publish
+from assets.reverse_etl.confidence import STALE_AFTER_DAYS, evidence_table, profile_versions
+from assets.reverse_etl.sync import COLUMN_SOURCES, last_decisions, sync, updates_sql
+from checks.contract import TableContract
+from checks.gate import GateResult, validate
+from checks.reverse_etl import (
+    CRM_ACCOUNT_UPDATES,
+    REVIEW_QUEUE,
+    SYNC_AUDIT,
+    SYNC_STATE,
+)
 from resources.crm import CrmResource
 from resources.duckdb import DuckDBResource
-from resources.lake import LakeResource
+from resources.lake import LakeResource, Published
 from resources.mlflow import MlflowResource
 
 GROUP = "reverse_etl"
-UPDATES_KEY = AssetKey([CRM_ACCOUNT_UPDATES.layer, CRM_ACCOUNT_UPDATES.table])
-AUDIT_KEY = AssetKey(["reverse_etl", "sync_audit"])
-REVIEW_KEY = AssetKey(["reverse_etl", "review_queue"])
-STATE_KEY = AssetKey(["reverse_etl", "sync_state"])
+# The views the CRM updates are computed from (assets/reverse_etl/sync.py): name -> table.
 INPUTS = {
     "c360": ("c360", "customer_360_accounts"),
     "people": ("c360", "customer_360_people"),
@@ -65,18 +68,7 @@ class UpdatesConfig(Config):
     )
 
 
-@asset(
-    key=UPDATES_KEY,
-    pool=writer_pool(UPDATES_KEY),
-    description=CRM_ACCOUNT_UPDATES.description,
-    group_name=GROUP,
-    deps=[AssetKey(list(t)) for t in INPUTS.values()],
-    kinds={"delta", "duckdb", "great_expectations"},
-    owners=[OWNER],
-    tags={"layer": GROUP, "pii": "false"},
-    metadata=definition_metadata(CRM_ACCOUNT_UPDATES),
-    check_specs=[suite_check(CRM_ACCOUNT_UPDATES)],
-)
+@gated_asset(CRM_ACCOUNT_UPDATES, deps=[AssetKey(list(t)) for t in INPUTS.values()])
 def crm_account_updates(
     context: AssetExecutionContext,
     config: UpdatesConfig,
@@ -131,45 +123,23 @@ class SyncConfig(Config):
 
 
 SYNC_POOL = writer_pool("sync_to_crm")
+# The sync's own tables, in the order they are written; a dry run writes only the audit.
+SYNC_TABLES = (SYNC_AUDIT, REVIEW_QUEUE, SYNC_STATE)
+SYNC_KINDS = {"delta", "great_expectations"}
 
 
-@multi_asset(
-    name="sync_to_crm",
-    pool=SYNC_POOL,
-    group_name=GROUP,
+@gated_multi_asset(
+    "sync_to_crm",
     outs={
-        "sync_audit": AssetOut(
-            key=AUDIT_KEY,
-            description="Append-only: one row per record per sync attempt (status, payload, "
-            "inputs fingerprint, model versions, destination, actor, error, time).",
-            kinds={"delta"},
-            owners=[OWNER],
-            tags={"layer": GROUP, "pii": "false"},
-        ),
-        "review_queue": AssetOut(
-            key=REVIEW_KEY,
-            description="Actions whose confidence is below the threshold, waiting for a person.",
-            kinds={"delta"},
-            owners=[OWNER],
-            tags={"layer": GROUP, "pii": "false"},
-            is_required=False,  # a dry run writes only the audit
-        ),
-        "sync_state": AssetOut(
-            key=STATE_KEY,
-            description="Fingerprint of what the CRM holds per record after the last successful "
-            "sync: what changed is what differs from it.",
-            kinds={"delta"},
-            owners=[OWNER],
-            tags={"layer": GROUP, "pii": "false"},
-            is_required=False,
-        ),
+        c.table: gated_out(c, kinds=SYNC_KINDS, is_required=c is SYNC_AUDIT) for c in SYNC_TABLES
     },
-    deps=[UPDATES_KEY],
-    can_subset=False,
+    contracts=SYNC_TABLES,
+    group=GROUP,
+    deps=[table_key(CRM_ACCOUNT_UPDATES)],
 )
 def sync_to_crm(
     context: AssetExecutionContext, config: SyncConfig, lake: LakeResource, crm: CrmResource
-) -> Iterator[MaterializeResult]:
+) -> Iterator[MaterializeResult | AssetCheckResult]:
     """Send what changed (consented, confident, champion-scored) to the CRM; audit every
     decision once (a record held back again for the same reason and inputs is not re-audited).
 
@@ -182,16 +152,20 @@ def sync_to_crm(
 
 def _sync(
     context: AssetExecutionContext, config: SyncConfig, lake: LakeResource, crm: CrmResource
-) -> Iterator[MaterializeResult]:
+) -> Iterator[MaterializeResult | AssetCheckResult]:
+    """Sync, then gate the three tables together before any is written: a failed suite fails
+    the step with every table at its previous version. What already reached the CRM is then
+    as after a crash before the write: the state did not advance, so the next sync re-sends it
+    (an idempotent upsert) and audits it once."""
     updates = lake.read(CRM_ACCOUNT_UPDATES.layer, CRM_ACCOUNT_UPDATES.table)
     state = (
-        lake.read("reverse_etl", "sync_state")
-        if lake.exists("reverse_etl", "sync_state")
-        else STATE_SCHEMA.empty_table()
+        lake.read(SYNC_STATE.layer, SYNC_STATE.table)
+        if lake.exists(SYNC_STATE.layer, SYNC_STATE.table)
+        else SYNC_STATE.schema.empty_table()
     )
     audited = lake.read(
-        "reverse_etl",
-        "sync_audit",
+        SYNC_AUDIT.layer,
+        SYNC_AUDIT.table,
         columns=["crm_account_id", "status", "inputs_fingerprint", "attempted_at"],
     )
     destination = crm.destination(lake.root)
@@ -208,27 +182,67 @@ def _sync(
         batch_size=config.batch_size,
     )
     context.log.info(f"sync to {destination.name}: {result.counts}")
+    tables = ((SYNC_AUDIT, result.audit), (REVIEW_QUEUE, result.review), (SYNC_STATE, result.state))
+    gates = [(c, t, validate(c.name, c.suite(), t)) for c, t in tables]
+    for c, _, gate in gates:  # a dry run checks what it would write, and writes the audit
+        yield gate.check_result(table_key(c), SUITE_CHECK, lake.data_docs)
+    _raise_on_failure(gates)
     meta = {
         "counts": MetadataValue.json(result.counts),
         "destination": destination.name,
         "dry_run": config.dry_run,
     }
-    audit = lake.publish("reverse_etl", "sync_audit", result.audit, mode="append")
+    audit = _write(context, lake, SYNC_AUDIT, result.audit, "append")
     yield MaterializeResult(
-        asset_key=AUDIT_KEY,
-        metadata={**meta, "rows_written": result.audit.num_rows, "delta_version": audit.version},
+        asset_key=table_key(SYNC_AUDIT),
+        metadata={**published_metadata(SYNC_AUDIT, audit, result.audit.schema), **meta},
     )
     if config.dry_run:
         return
-    review = lake.publish("reverse_etl", "review_queue", result.review, mode="overwrite")
+    review = _write(context, lake, REVIEW_QUEUE, result.review, "overwrite")
     yield MaterializeResult(
-        asset_key=REVIEW_KEY,
-        metadata={"pending": result.review.num_rows, "delta_version": review.version},
+        asset_key=table_key(REVIEW_QUEUE),
+        metadata={
+            **published_metadata(REVIEW_QUEUE, review, result.review.schema, result.review),
+            "pending": result.review.num_rows,
+        },
     )
-    published = lake.publish("reverse_etl", "sync_state", result.state, mode="overwrite")
+    published = _write(context, lake, SYNC_STATE, result.state, "overwrite")
     yield MaterializeResult(
-        asset_key=STATE_KEY,
-        metadata={"records": result.state.num_rows, "delta_version": published.version},
+        asset_key=table_key(SYNC_STATE),
+        metadata={
+            **published_metadata(SYNC_STATE, published, result.state.schema, result.state),
+            "records": result.state.num_rows,
+        },
+    )
+
+
+def _raise_on_failure(gates: list[tuple[TableContract, pa.Table, GateResult]]) -> None:
+    """The first failed suite's report (naming any other that failed): nothing is written."""
+    failed = [(c, t, g) for c, t, g in gates if not g.passed]
+    if failed:
+        c, table, gate = failed[0]
+        others = ", ".join(o.name for o, _, _ in failed[1:])
+        raise gate.failure(
+            f"{c.name} ({table.num_rows:,} rows)", f"also failed: {others}" if others else ""
+        )
+
+
+def _write(
+    context: AssetExecutionContext,
+    lake: LakeResource,
+    contract: TableContract,
+    table: pa.Table,
+    mode: Literal["append", "overwrite"],
+) -> Published:
+    """One of the sync's tables, committed with its description and the run that wrote it."""
+    return lake.publish(
+        contract.layer,
+        contract.table,
+        table,
+        mode=mode,
+        description=contract.description,
+        commit_metadata={"dagster_run_id": context.run_id},
     )
 
 

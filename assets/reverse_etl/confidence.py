@@ -26,6 +26,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from assets.ml import SPECS, bands
+from resources.sql import ident
 
 STALE_AFTER_DAYS = 31
 # What each model's positive outcome is called, for the notes.
@@ -45,7 +46,8 @@ def profile_versions(con) -> dict[str, set[str]]:
     """Model kind -> the versions whose scores the profile (view `c360`) carries."""
     out = {}
     for spec in SPECS:
-        rows = con.sql(f"SELECT DISTINCT {spec.kind}_model_version FROM c360").fetchall()
+        column = ident(f"{spec.kind}_model_version")
+        rows = con.sql(f"SELECT DISTINCT {column} FROM c360").fetchall()
         out[spec.kind] = {v for (v,) in rows if v}
     return out
 

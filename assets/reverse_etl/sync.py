@@ -18,7 +18,8 @@ from datetime import datetime
 import pyarrow as pa
 
 from assets.reverse_etl.confidence import STALE_AFTER_DAYS, confidence_sql
-from assets.reverse_etl.destinations import Destination
+from checks.reverse_etl import REVIEW_QUEUE, SYNC_AUDIT, SYNC_STATE
+from resources.destinations import Destination
 
 KEY = "crm_account_id"
 # The fields the CRM receives; changes to anything else (timestamps) do not resend a row.
@@ -34,42 +35,6 @@ PAYLOAD = (
     "top_reasons",
     "churn_model_version",
     "expansion_model_version",
-)
-
-AUDIT_SCHEMA = pa.schema(
-    [
-        ("sync_id", pa.string()),
-        ("crm_account_id", pa.string()),
-        ("account_id", pa.string()),
-        ("inputs_fingerprint", pa.string()),
-        ("model_version", pa.string()),
-        ("payload", pa.string()),
-        ("destination", pa.string()),
-        ("actor", pa.string()),
-        ("status", pa.string()),
-        ("error", pa.string()),
-        ("attempted_at", pa.timestamp("us", tz="UTC")),
-    ]
-)
-STATE_SCHEMA = pa.schema(
-    [
-        ("crm_account_id", pa.string()),
-        ("fingerprint", pa.string()),
-        ("synced_at", pa.timestamp("us", tz="UTC")),
-    ]
-)
-REVIEW_SCHEMA = pa.schema(
-    [
-        ("crm_account_id", pa.string()),
-        ("account_id", pa.string()),
-        ("next_best_action", pa.string()),
-        ("action_confidence", pa.float64()),
-        ("threshold", pa.float64()),
-        ("reason", pa.string()),
-        ("payload", pa.string()),
-        ("status", pa.string()),
-        ("queued_at", pa.timestamp("us", tz="UTC")),
-    ]
 )
 
 
@@ -206,14 +171,15 @@ def sync(
         counts["would_send"] = len(to_send)
     keys = sorted(state)
     return SyncResult(
-        audit=pa.Table.from_pylist(audit, schema=AUDIT_SCHEMA),
-        review=pa.Table.from_pylist(review, schema=REVIEW_SCHEMA),
+        audit=pa.Table.from_pylist(audit, schema=SYNC_AUDIT.schema),
+        review=pa.Table.from_pylist(review, schema=REVIEW_QUEUE.schema),
         state=pa.table(
             {
-                "crm_account_id": pa.array(keys, pa.string()),
-                "fingerprint": pa.array([state[k] for k in keys], pa.string()),
-                "synced_at": pa.array([synced_at[k] for k in keys], pa.timestamp("us", tz="UTC")),
-            }
+                "crm_account_id": keys,
+                "fingerprint": [state[k] for k in keys],
+                "synced_at": [synced_at[k] for k in keys],
+            },
+            schema=SYNC_STATE.schema,
         ),
         counts=counts,
     )

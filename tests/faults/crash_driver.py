@@ -164,7 +164,7 @@ class _CountingConnection:
 
 
 def _arm_crm(count: _Counter, marker: Path, what: str) -> None:
-    from assets.reverse_etl.destinations import SQLiteDestination
+    from resources.destinations import SQLiteDestination
 
     connect = SQLiteDestination._connect
 

@@ -219,8 +219,9 @@ def test_the_guard_sees_an_outbound_attempt(tmp_path):
 
 def test_the_build_models_and_bad_deliveries_use_no_network(built):
     from assets.ml import SPECS
-    from assets.ml.models import aliases, tracking_uri_for
+    from assets.ml.models import aliases
     from resources.lake import LakeResource
+    from resources.mlflow import tracking_uri_for
 
     attempts = _attempts(built)
     assert attempts == [], "\n\n".join(f"{a['kind']} {a['target']}\n{a['stack']}" for a in attempts)

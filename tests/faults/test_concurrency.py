@@ -348,7 +348,7 @@ def _content(lake: Path) -> dict[str, pa.Table]:
 
 
 def _crm(lake: Path) -> dict[str, dict]:
-    from assets.reverse_etl.destinations import SQLiteDestination
+    from resources.destinations import SQLiteDestination
 
     return SQLiteDestination(lake / "crm" / "crm.db").rows()
 

@@ -130,7 +130,7 @@ def test_values_from_the_data_never_become_sql(tmp_path):
     from assets.privacy.match import Needles
     from assets.privacy.reach import Reach
     from assets.privacy.tables import count_matches, erase_table
-    from assets.reverse_etl.destinations import SQLiteDestination
+    from resources.destinations import SQLiteDestination
     from resources.lake import LakeResource
 
     people = pa.table(

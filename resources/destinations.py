@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from assets.reverse_etl.mentions import mention_pattern
+from resources.mentions import mention_pattern
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,75 @@
+"""Every table the platform writes has one home: a contract in checks/ (checks/catalog.py),
+which the table's asset is built from (assets/gated.py) and which the table matches."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+from dagster import AssetKey
+from deltalake import DeltaTable
+
+from checks.catalog import declared
+from checks.contract import TableContract
+
+# Under the lake root but not the platform's tables: Dagster's storage, MLflow's, secrets.
+NOT_TABLES = {".dagster", "mlflow", ".secrets", "landing", "data_docs", ".locks"}
+
+
+def _delta_tables(root: Path) -> dict[str, Path]:
+    out = {}
+    for log in root.glob("*/*/_delta_log"):
+        layer = log.parent.parent.name
+        if layer not in NOT_TABLES:
+            out[f"{layer}/{log.parent.name}"] = log.parent
+    return out
+
+
+def test_every_table_in_a_built_lake_has_exactly_one_contract(full_lake):
+    tables = _delta_tables(full_lake.lake_root)
+    contracts = declared()
+    assert len(tables) >= 30, sorted(tables)  # the whole graph ran
+    assert sorted(set(tables) - set(contracts)) == []
+
+
+def test_each_table_is_what_its_contract_declares(full_lake):
+    """The table holds the contract's columns, in order. A table that is an asset is compared
+    with the asset's column schema (the contract as the code location configured it) and must
+    carry the blocking suite check; a table another asset's step writes (a log, a side table)
+    is compared with its contract's schema."""
+    graph = full_lake.defs.resolve_asset_graph()
+    checked = {k.asset_key for k in graph.asset_check_keys}
+    contracts = declared()
+    wrong = []
+    for name, path in sorted(_delta_tables(full_lake.lake_root).items()):
+        key = AssetKey(name.split("/"))
+        written = DeltaTable(str(path)).schema().to_arrow()
+        if graph.has(key):
+            declared_cols = [
+                c.name for c in graph.get(key).metadata["dagster/column_schema"].columns
+            ]
+            if key not in checked:
+                wrong.append(f"{name}: no suite check")
+        elif name in contracts:
+            declared_cols = contracts[name].schema.names
+        else:
+            continue  # reported by the test above
+        if declared_cols != pa.schema(written).names:
+            wrong.append(f"{name}: declares {declared_cols}, holds {pa.schema(written).names}")
+    assert wrong == []
+
+
+def test_a_table_declared_twice_is_refused(monkeypatch):
+    """Two contracts for one table name: the catalog names the second place."""
+    import checks.reverse_etl as module
+    from checks.raw import CRM_ACCOUNTS
+
+    twin = TableContract(CRM_ACCOUNTS.layer, CRM_ACCOUNTS.table, "a second home", ())
+    monkeypatch.setattr(module, "TWIN", twin, raising=False)
+    try:
+        declared()
+    except ValueError as exc:
+        assert "raw/crm_accounts is declared twice" in str(exc)
+        assert "checks.reverse_etl.TWIN" in str(exc)
+    else:
+        raise AssertionError("a second contract for raw/crm_accounts was accepted")
