@@ -18,6 +18,8 @@ import stat
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+# The handler under deltalake.fs.DeltaStorageHandler: that public wrapper's output stream hands
+# the handler a pyarrow Buffer where it takes bytes (deltalake 1.6), so writes go to it directly.
 from deltalake._internal import DeltaFileSystemHandler
 from pyarrow.fs import FileType
 
