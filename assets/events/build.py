@@ -16,6 +16,7 @@ import pyarrow as pa
 from assets.entities.records import register_raw
 from assets.events.mapping import Mapping, source_sql
 from resources.lake import LakeResource
+from resources.sql import in_list, literal
 
 EVENTS = ("events", "events")
 UNATTRIBUTED = ("events", "unattributed_events")
@@ -101,7 +102,8 @@ def build_days(
             f"""SELECT count(*) FILTER ({orphan}) AS account_events_without_account,
                 count(*) FILTER (occurred_at > $now::TIMESTAMPTZ + INTERVAL 5 MINUTE)
                     AS events_in_future,
-                count(*) FILTER (event_date NOT BETWEEN DATE '{first}' AND DATE '{last}')
+                count(*) FILTER (event_date NOT BETWEEN DATE {literal(first)}
+                    AND DATE {literal(last)})
                     AS events_outside_partition
             FROM (SELECT * FROM day_events WHERE NOT ({orphan}))""",
             params={"now": now},
@@ -124,7 +126,7 @@ def pending_days(
     built = "SELECT NULL::DATE AS event_date, NULL::TIMESTAMPTZ AS built_at WHERE false"
     stored = "SELECT NULL::DATE AS event_date, NULL::UBIGINT AS fp WHERE false"
     record_sources = [s for s in mapping.sources if not s.is_stream and s.table in present]
-    objects = ", ".join(f"'{s.system}|{s.object}'" for s in record_sources) or "''"
+    objects = in_list(f"{s.system}|{s.object}" for s in record_sources)
     fingerprint = "bit_xor(hash(event_id, occurred_at, properties))"
     held = [t for t in (EVENTS, UNATTRIBUTED) if lake.exists(*t)]
     if held:
@@ -137,13 +139,13 @@ def pending_days(
         )
         built = f"SELECT event_date, max(_built_at) AS built_at FROM ({rows}) GROUP BY 1"
         stored = f"""SELECT event_date, {fingerprint} AS fp FROM ({rows})
-            WHERE source_system || '|' || source_object IN ({objects}) GROUP BY 1"""
+            WHERE source_system || '|' || source_object IN {objects} GROUP BY 1"""
     oldest, built_days = None, set()
     if held:
         days_built = con.sql(built).fetchall()
         built_days = {d for d, _ in days_built}
         oldest = min((t for _, t in days_built), default=None)
-        oldest = oldest.isoformat() if oldest else None
+        oldest = literal(oldest) if oldest else None
     far = (datetime.now().date() + timedelta(days=3650)).isoformat()
     parts = []
     for s in mapping.sources:
@@ -158,8 +160,8 @@ def pending_days(
                     p["_extract_date"] for p in lake.table(*s.table.split("/")).partitions()
                 }
                 fresh = sorted(e for e in extracts if date.fromisoformat(e) not in built_days)
-                listed = ", ".join(f"DATE '{e}'" for e in fresh) or "NULL"
-                only = f"_ingested_at > TIMESTAMPTZ '{oldest}' OR _extract_date IN ({listed})"
+                listed = ", ".join(f"DATE {literal(e)}" for e in fresh) or "NULL"
+                only = f"_ingested_at > TIMESTAMPTZ {oldest} OR _extract_date IN ({listed})"
             sql = source_sql(s, start.isoformat(), far, mapping.late_days, only)
             parts.append(
                 f"""SELECT DISTINCT d.event_date FROM (
@@ -184,7 +186,7 @@ def pending_days(
     days = con.sql(
         f"""WITH built AS ({built}), stored AS ({stored})
             SELECT DISTINCT event_date FROM ({" UNION ALL ".join(parts)})
-            WHERE event_date >= DATE '{start.isoformat()}' ORDER BY 1"""
+            WHERE event_date >= DATE {literal(start)} ORDER BY 1"""
     ).to_arrow_table()
     return [d for d in days["event_date"].to_pylist() if d is not None]
 
