@@ -82,6 +82,6 @@ def contracts() -> dict[TableRef, TableContract]:
         events.lifecycle_contract([], ""),
         c360.people_contract(()),
     ]
-    for module in (c360, entities, features, ml, raw, reverse_etl):
+    for module in (c360, entities, events, features, ml, raw, reverse_etl):
         found += [v for v in vars(module).values() if isinstance(v, TableContract)]
     return {TableRef(c.layer, c.table): c for c in found}

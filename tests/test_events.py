@@ -17,8 +17,9 @@ import pyarrow.compute as pc
 import pytest
 from deltalake import DeltaTable
 
-from assets.events import EVENT_DAYS, MAPPING, MAX_DAYS_PER_RUN
-from assets.events.runs import pending_ranges
+from assets.events import MAX_DAYS_PER_RUN
+from assets.events.mapping import load_mapping
+from assets.events.runs import first_day, pending_ranges
 from conftest import Lakehouse, check_evaluations, load_definitions
 
 ACCOUNTS, DAYS, SEED = 40, 60, 11
@@ -27,7 +28,8 @@ END = date(2026, 10, 31)
 
 
 def _pending(house: Lakehouse) -> list[tuple[date, date]]:
-    return pending_ranges(house.lake, house.resources["pii"], MAPPING, EVENT_DAYS.start.date())
+    mapping, start = load_mapping(), first_day(house.defs)
+    return pending_ranges(house.lake, house.resources["pii"], mapping, start)
 
 
 def _partitions_touched(house: Lakehouse, since: int) -> set[str]:
@@ -103,7 +105,7 @@ def test_first_build_is_complete_and_nothing_is_pending(built):
     # every distinct raw usage event is an event, or kept aside with its reason
     assert usage.num_rows + stream.num_rows == len(set(raw["event_id"].to_pylist()))
     assert ev.num_rows == len(set(ev["event_id"].to_pylist()))
-    assert set(ev["event_name"].to_pylist()) <= set(MAPPING.event_names)
+    assert set(ev["event_name"].to_pylist()) <= set(load_mapping().event_names)
     assert pc.all(pc.equal(pc.cast(ev["occurred_at"], "date32"), ev["event_date"])).as_py()
     assert _pending(house) == []
 

@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from assets.entities.records import register_raw
 from assets.events.mapping import Mapping, source_sql
+from checks.events import UNATTRIBUTED_EVENTS, events_contract
 from resources.lake import LakeResource
 from resources.sql import in_list, literal
 
@@ -24,6 +25,8 @@ UNATTRIBUTED = ("events", "unattributed_events")
 
 @dataclass
 class Built:
+    """Both tables' rows for a range of days, typed by their contracts."""
+
     events: pa.Table
     unattributed: pa.Table  # account-scoped events whose account no identity link reaches
     batch: dict[str, int]
@@ -111,7 +114,12 @@ def build_days(
         .to_arrow_table()
         .to_pylist()[0]
     )
-    return Built(events, unattributed, batch)
+    typed = events_contract(mapping.event_names).schema
+    return Built(
+        events.select(typed.names).cast(typed),
+        unattributed.select(UNATTRIBUTED_EVENTS.schema.names).cast(UNATTRIBUTED_EVENTS.schema),
+        batch,
+    )
 
 
 def pending_days(
