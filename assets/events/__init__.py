@@ -143,11 +143,11 @@ def events_asset(
 
 def _gates(contract: TableContract, built: Built) -> dict[str, GateResult]:
     """Check name -> the suite's result on the rows of each table the step writes."""
-    return {
-        SUITE_CHECK: validate(contract.name, contract.suite(), built.events, built.batch),
+    return {  # the side table first, as it is committed first
         UNATTRIBUTED_CHECK: validate(
             UNATTRIBUTED_EVENTS.name, UNATTRIBUTED_EVENTS.suite(), built.unattributed
         ),
+        SUITE_CHECK: validate(contract.name, contract.suite(), built.events, built.batch),
     }
 
 
