@@ -24,7 +24,7 @@ from dagster import (
     TableColumnLineage,
 )
 
-from assets.c360.identity import NO_REVIEW, identity_sql
+from assets.c360.identity import identity_sql
 from assets.c360.profiles import (
     ACTIVE_SUBSCRIPTION,
     C360Rules,
@@ -42,6 +42,7 @@ from assets.gated import gated_asset
 from assets.ml import SPECS
 from assets.publish import gate_and_publish
 from checks.c360 import CUSTOMER_360_ACCOUNTS, PAYING_STATES, people_contract
+from checks.entities import IDENTITY_REVIEW
 from resources.duckdb import DuckDBResource
 from resources.identity import IdentityResource
 from resources.lake import LakeResource
@@ -95,11 +96,11 @@ def _prepare(
 
 def _identity(con, lake: LakeResource) -> None:
     """`account_identity`: how sure the platform is of each account's identity."""
-    review = NO_REVIEW
-    if lake.exists("entities", "identity_review"):
-        con.register("identity_review", lake.dataset("entities", "identity_review"))
-        review = "SELECT * FROM identity_review"
-    con.execute(f"CREATE TEMP TABLE account_identity AS {identity_sql(review)}")
+    review = IDENTITY_REVIEW.schema.empty_table()  # none yet: no pair waits
+    if lake.exists(IDENTITY_REVIEW.layer, IDENTITY_REVIEW.table):
+        review = lake.dataset(IDENTITY_REVIEW.layer, IDENTITY_REVIEW.table)
+    con.register("identity_review", review)
+    con.execute(f"CREATE TEMP TABLE account_identity AS {identity_sql()}")
 
 
 def _scores(con, lake: LakeResource, as_of) -> None:

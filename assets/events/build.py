@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from assets.entities.records import register_raw
 from assets.events.mapping import Mapping, source_sql
+from checks.entities import IDENTITY_LINKS
 from checks.events import UNATTRIBUTED_EVENTS, events_contract
 from resources.lake import LakeResource
 from resources.sql import in_list, literal
@@ -38,7 +39,7 @@ def _register(con: duckdb.DuckDBPyConnection, lake: LakeResource, mapping: Mappi
     if lake.exists("entities", "identity_links"):
         links = lake.read("entities", "identity_links", columns=cols)
     else:  # no identity map yet: every account-scoped event is unattributed
-        links = pa.schema([(c, pa.string()) for c in cols]).empty_table()
+        links = IDENTITY_LINKS.schema.empty_table().select(cols)
     con.register("links", links)
     # A person with exactly one current account: the account of their account-scoped events
     # that name none of their own (a support ticket filed without an organization).

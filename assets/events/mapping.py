@@ -132,7 +132,7 @@ def view(table: str) -> str:
     return "v_" + table.replace("/", "__")
 
 
-def _key(ref: Ref | None) -> str:
+def _ref_sql(ref: Ref | None) -> str:
     if ref is None:
         return "NULL::VARCHAR"
     value = f"nullif(trim(({ref.expr})::VARCHAR), '')"
@@ -155,7 +155,7 @@ def source_sql(
     since = f"AND ({only})" if only else ""
     cols = f"""{literal(src.system)} AS source_system, {literal(src.object)} AS source_object,
         {literal(src.scope)} AS scope,
-        {_key(src.account)} AS account_ref, {_key(src.person)} AS person_ref"""
+        {_ref_sql(src.account)} AS account_ref, {_ref_sql(src.person)} AS person_ref"""
     lo, hi = literal(first), literal(last)
     in_range = f"CAST(occurred_at AS DATE) BETWEEN DATE {lo} AND DATE {hi}"
     if src.is_stream:
