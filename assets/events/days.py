@@ -150,7 +150,7 @@ def event_days(
     return partitions(span)
 
 
-def _raw_span(lake: LakeResource, mapping: Mapping | None) -> Span | None:
+def _raw_span(lake: LakeResource, mapping: Mapping | None = None) -> Span | None:
     """The raw layer's event days, before the first build (none when it holds no raw table)."""
     from assets.events.mapping import load_mapping
     from resources.duckdb import connect
