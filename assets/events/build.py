@@ -20,8 +20,8 @@ from checks.events import UNATTRIBUTED_EVENTS, events_contract
 from resources.lake import LakeResource
 from resources.sql import in_list, literal
 
-EVENTS = ("events", "events")
-UNATTRIBUTED = ("events", "unattributed_events")
+EVENTS = ("events", "events")  # its contract is built from the mapping: events_contract
+UNATTRIBUTED = (UNATTRIBUTED_EVENTS.layer, UNATTRIBUTED_EVENTS.table)
 
 
 @dataclass
