@@ -27,6 +27,7 @@ from dagster import (
     define_asset_job,
 )
 
+from assets.gated import table_key
 from checks.raw import CADENCE_PERIODS, RAW_TABLES
 
 # New raw data -> rebuild, but never on top of a raw table whose blocking gate failed.
@@ -44,7 +45,7 @@ DAILY = CADENCE_PERIODS["daily"]
 WEEKLY = CADENCE_PERIODS["weekly"]
 # Observed (landing zones) or recorded by a sensor (ops) when something happens: no cadence.
 UNSCHEDULED_GROUPS = ("landing", "ops")
-RAW_PERIODS = {AssetKey([c.layer, c.table]): c.extract_period for c in RAW_TABLES}
+RAW_PERIODS = {table_key(c): c.extract_period for c in RAW_TABLES}
 
 
 def freshness_window(spec: AssetSpec, weekly: frozenset[AssetKey]) -> timedelta | None:

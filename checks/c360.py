@@ -8,7 +8,7 @@ every model either scored an account or says why not.
 
 from __future__ import annotations
 
-from checks.contract import Column, Expectation, TableContract, configured
+from checks.contract import Column, Expectation, TableContract, configured, ts
 from checks.entities import ROLES
 from checks.ml import RISK_BANDS
 from checks.raw import PLANS
@@ -32,10 +32,6 @@ def _windows(prefix: str, what: str) -> tuple[Column, ...]:
     return tuple(
         _count(f"{prefix}_{n}d", f"{what} in the {n} days up to as_of.") for n in (7, 30, 90)
     )
-
-
-def _ts(name: str, description: str) -> Column:
-    return Column(name, "timestamp", description)
 
 
 def _scores(kind: str, what: str) -> tuple[Column, ...]:
@@ -67,8 +63,8 @@ def _scores(kind: str, what: str) -> tuple[Column, ...]:
 
 
 ENGAGEMENT = (
-    _ts("last_seen_at", "Last product usage event."),
-    _ts("last_login_at", "Last session start."),
+    ts("last_seen_at", "Last product usage event."),
+    ts("last_login_at", "Last session start."),
     Column("days_since_last_login", "int", "Days from the last session to as_of.", min=0),
     *_windows("sessions", "Sessions started"),
     *_windows("events", "Product usage events"),
@@ -133,10 +129,10 @@ CUSTOMER_360_ACCOUNTS = TableContract(
         _count("high_priority_open_tickets"),
         Column("resolution_hours_90d", "float", "Mean hours to solve, last 90 days.", min=0),
         Column("marketing_source", description="Lead source of the first CRM touch."),
-        _ts("first_touch_at", "First time any system saw the company."),
-        _ts("signup_at", "First workspace created."),
+        ts("first_touch_at", "First time any system saw the company."),
+        ts("signup_at", "First workspace created."),
         _count("people_consenting_email", "Current people who granted email marketing."),
-        _ts("last_consent_at", "Latest consent answer of any of its people."),
+        ts("last_consent_at", "Latest consent answer of any of its people."),
         Column("lifecycle_state", description="Current state (events/account_lifecycle)."),
         Column("lifecycle_since", "date"),
         *_scores("churn", "churning (no subscription running 90 days later)"),
@@ -165,7 +161,12 @@ def people_contract(consent_scopes: tuple[str, ...]) -> TableContract:
             "person's primary current account (admin > billing owner > champion > user > contact)."
         ),
         columns=(
-            Column("person_id", required=True, description="Persistent canonical id."),
+            Column(
+                "person_id",
+                required=True,
+                description="Persistent canonical id.",
+                identifies_person=True,
+            ),
             Column("source_ids", description="Source ids per system/object (JSON)."),
             Column("source_count", "int", min=1),
             Column("first_name", pii=True),
@@ -181,9 +182,9 @@ def people_contract(consent_scopes: tuple[str, ...]) -> TableContract:
             *ENGAGEMENT,
             _count("open_tickets"),
             *(Column(f"consent_{s}", "bool", f"Latest answer for {s}.") for s in consent_scopes),
-            _ts("last_consent_at", "Latest consent answer."),
+            ts("last_consent_at", "Latest consent answer."),
             Column("marketing_source", description="Lead source of the CRM contact."),
-            _ts("first_seen_at", "First time any system saw the person."),
+            ts("first_seen_at", "First time any system saw the person."),
             Column("account_lifecycle_state", description="Current state of the primary account."),
             Column("as_of", "date", "Last day of events the windows see.", required=True),
         ),

@@ -1,4 +1,4 @@
-"""Events-layer contracts: the event table's grain, key, columns and suite, declared once.
+"""Events-layer contracts: the event tables' grain, key, columns and suite, declared once.
 
 Event names are accepted from the event mapping (assets/events/events.yaml), so a name that is
 not in the mapping cannot be published. Rules that need the batch (an account-scoped event with
@@ -7,7 +7,9 @@ no account, an event in the future) are counted in the batch summary and must be
 
 from __future__ import annotations
 
-from checks.contract import Column, Expectation, TableContract, configured
+from collections.abc import Sequence
+
+from checks.contract import Column, Expectation, TableContract, configured, ts
 
 
 def _zero(name: str) -> Expectation:
@@ -15,6 +17,46 @@ def _zero(name: str) -> Expectation:
         "expect_column_values_to_be_between",
         {"column": name, "min_value": 0, "max_value": 0},
         on="batch",
+    )
+
+
+def _event_columns(
+    event_names: Sequence[str] | None, scopes: tuple[str, ...], account: bool
+) -> tuple[Column, ...]:
+    """The columns every event row carries, attributed to an account or not (the same builder
+    writes both tables). `event_names`: the mapping's names, accepted; None: any name."""
+    return (
+        Column("event_id", required=True, description="<source>:<source id>[:<name>]."),
+        Column(
+            "event_name",
+            required=True,
+            accepted=None if event_names is None else tuple(event_names),
+            description="Canonical snake_case name (assets/events/events.yaml).",
+        ),
+        Column("event_date", "date", "UTC date of occurred_at (partition).", required=True),
+        ts("occurred_at", "When it happened (UTC).", required=True),
+        *(
+            [Column("account_id", description="Canonical account (entities/account).")]
+            if account
+            else []
+        ),
+        Column(
+            "person_id",
+            description="Canonical person (entities/person).",
+            identifies_person=True,
+        ),
+        Column(
+            "scope",
+            required=True,
+            accepted=scopes,
+            description="Whom the event is about first; account-scoped events need an account.",
+        ),
+        Column("source_system", required=True, description="System the event was read from."),
+        Column("source_object", required=True, description="Object (raw table) it was read from."),
+        Column("source_id", required=True, description="Id of the source record or event."),
+        Column("properties", description="Event properties (JSON object)."),
+        ts("_ingested_at", "When the source row was ingested.", required=True),
+        ts("_built_at", "When this day was last rebuilt.", required=True),
     )
 
 
@@ -30,26 +72,7 @@ def events_contract(event_names: list[str]) -> TableContract:
             "a run rewrites only the days it is asked for. account_id / person_id are canonical "
             "ids from entities/identity_links."
         ),
-        columns=(
-            Column("event_id", required=True, description="<source>:<source id>[:<name>]."),
-            Column("event_name", required=True, accepted=tuple(event_names)),
-            Column("event_date", "date", "UTC date of occurred_at (partition).", required=True),
-            Column("occurred_at", "timestamp", "When it happened (UTC).", required=True),
-            Column("account_id", description="Canonical account (entities/account)."),
-            Column("person_id", description="Canonical person (entities/person)."),
-            Column(
-                "scope",
-                required=True,
-                accepted=("account", "person"),
-                description="Whom the event is about first; account-scoped events need an account.",
-            ),
-            Column("source_system", required=True),
-            Column("source_object", required=True),
-            Column("source_id", required=True),
-            Column("properties", description="Event properties (JSON object)."),
-            Column("_ingested_at", "timestamp", "When the source row was ingested.", required=True),
-            Column("_built_at", "timestamp", "When this day was last rebuilt.", required=True),
-        ),
+        columns=_event_columns(event_names, ("account", "person"), account=True),
         primary_key=("event_id",),
         extra_expectations=(
             _zero("account_events_without_account"),
@@ -58,6 +81,32 @@ def events_contract(event_names: list[str]) -> TableContract:
         ),
         partition_by=("event_date",),
     )
+
+
+UNATTRIBUTED_EVENTS = TableContract(
+    layer="events",
+    table="unattributed_events",
+    description=(
+        "Account-scoped events no identity link maps to an account, kept with the reason instead "
+        "of dropped, so a gap in the identity map shows. Grain: one event; key: event_id (an "
+        "event is here or in events/events, never both). Written with events/events, by the same "
+        "runs and in the same daily partitions (event_date, UTC)."
+    ),
+    columns=(
+        *_event_columns(None, ("account",), account=False),
+        Column(
+            "reason",
+            required=True,
+            description="Why no account: no_canonical_account: <the account reference, or "
+            "'no reference'>.",
+        ),
+    ),
+    primary_key=("event_id",),
+    partition_by=("event_date",),
+    # An event nobody's account claims is kept only as evidence of the gap: an erasure deletes a
+    # row naming the person rather than keeping it scrubbed.
+    personal_record=True,
+)
 
 
 @configured
@@ -82,10 +131,7 @@ def lifecycle_contract(states: list[str], definitions: str) -> TableContract:
             Column("rule_set_version", required=True),
             Column("is_current", "bool", "The account's state today.", required=True),
         ),
-        primary_key=(
-            "account_id",
-            "valid_from",
-        ),
+        primary_key=("account_id", "valid_from"),
         extra_expectations=(
             _zero("overlapping_intervals"),
             _zero("gaps_between_intervals"),

@@ -72,16 +72,9 @@ def _contract_description(ref: TableRef) -> str:
 
 @cache
 def contracts() -> dict[TableRef, TableContract]:
-    """Every table contract declared in checks/. The builders of contracts that depend on a
-    mapping (event names, lifecycle states, consent scopes) are called with none: only their
-    descriptions are read here, and those do not depend on it."""
-    from checks import c360, entities, events, features, ml, privacy, raw, reverse_etl
+    """Every table contract declared in checks/ (checks/catalog.py). The builders of contracts
+    that depend on configuration (event names, lifecycle states, consent scopes) are called with
+    none: only their descriptions are read here, and those do not depend on it."""
+    from checks.catalog import declared
 
-    found: list[TableContract] = [
-        events.events_contract([]),
-        events.lifecycle_contract([], ""),
-        c360.people_contract(()),
-    ]
-    for module in (c360, entities, features, ml, privacy, raw, reverse_etl):
-        found += [v for v in vars(module).values() if isinstance(v, TableContract)]
-    return {TableRef(c.layer, c.table): c for c in found}
+    return {TableRef(c.layer, c.table): c for c in declared().values()}

@@ -240,11 +240,13 @@ def build_whole_graph(h: Lakehouse, skip_groups: tuple[str, ...] = ()) -> None:
     (less `skip_groups` of the layers after the events)."""
     from dagster import AssetSelection, DagsterInstance, materialize
 
-    from assets.events import EVENT_DAYS, MAPPING
-    from assets.events.runs import AFTER_EVENTS, pending_ranges
+    from assets.events.mapping import load_mapping
+    from assets.events.runs import AFTER_EVENTS, first_day, pending_ranges
 
     assert h.materialize().success
-    for first, last in pending_ranges(h.lake, h.resources["pii"], MAPPING, EVENT_DAYS.start.date()):
+    for first, last in pending_ranges(
+        h.lake, h.resources["pii"], load_mapping(), first_day(h.defs)
+    ):
         assert h.materialize_days(first, last).success
     result = materialize(
         list(h.defs.assets),

@@ -23,8 +23,8 @@ ACTIVE = ("active", "past_due")  # still billed: the README's "active subscripti
 @pytest.fixture(scope="module")
 def profiled(tmp_path_factory) -> Lakehouse:
     """A small company built up to a published, passing account profile."""
-    from assets.events import EVENT_DAYS, MAPPING
-    from assets.events.runs import pending_ranges
+    from assets.events.mapping import load_mapping
+    from assets.events.runs import first_day, pending_ranges
     from sample_company.generate import generate
 
     root = tmp_path_factory.mktemp("c360_gate")
@@ -32,7 +32,7 @@ def profiled(tmp_path_factory) -> Lakehouse:
     house = Lakehouse(root / "lake", root / "landing", load_definitions())
     assert house.materialize().success
     for first, last in pending_ranges(
-        house.lake, house.resources["pii"], MAPPING, EVENT_DAYS.start.date()
+        house.lake, house.resources["pii"], load_mapping(), first_day(house.defs)
     ):
         assert house.materialize_days(first, last).success
     result = house.materialize("events/account_lifecycle", "/".join(ACCOUNTS_360))

@@ -267,8 +267,8 @@ def crm_ids(lake_root: Path) -> list[str]:
 def synced(tmp_path_factory, defs) -> Lakehouse:
     """The hand-written company through the sync: a first sync that fails after one batch, its
     re-run, and a third sync with nothing changed."""
-    from assets.events import EVENT_DAYS, MAPPING
-    from assets.events.runs import pending_ranges
+    from assets.events.mapping import load_mapping
+    from assets.events.runs import first_day, pending_ranges
     from checks.ml import CHURN_SCORES, EXPANSION_SCORES
     from resources import destinations
 
@@ -276,7 +276,9 @@ def synced(tmp_path_factory, defs) -> Lakehouse:
     h = Lakehouse(root / "lake", root / "landing", defs)
     _land(h)
     assert h.materialize().success
-    for first, last in pending_ranges(h.lake, h.resources["pii"], MAPPING, EVENT_DAYS.start.date()):
+    for first, last in pending_ranges(
+        h.lake, h.resources["pii"], load_mapping(), first_day(h.defs)
+    ):
         assert h.materialize_days(first, last).success
     for c in (CHURN_SCORES, EXPANSION_SCORES):  # no model scored yet (see the module docstring)
         h.lake.publish(c.layer, c.table, c.schema.empty_table())

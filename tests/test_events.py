@@ -17,8 +17,9 @@ import pyarrow.compute as pc
 import pytest
 from deltalake import DeltaTable
 
-from assets.events import EVENT_DAYS, MAPPING, MAX_DAYS_PER_RUN
-from assets.events.runs import pending_ranges
+from assets.events import MAX_DAYS_PER_RUN
+from assets.events.mapping import load_mapping
+from assets.events.runs import first_day, pending_ranges
 from conftest import Lakehouse, check_evaluations, load_definitions
 
 ACCOUNTS, DAYS, SEED = 40, 60, 11
@@ -27,7 +28,8 @@ END = date(2026, 10, 31)
 
 
 def _pending(house: Lakehouse) -> list[tuple[date, date]]:
-    return pending_ranges(house.lake, house.resources["pii"], MAPPING, EVENT_DAYS.start.date())
+    mapping, start = load_mapping(), first_day(house.defs)
+    return pending_ranges(house.lake, house.resources["pii"], mapping, start)
 
 
 def _partitions_touched(house: Lakehouse, since: int) -> set[str]:
@@ -103,7 +105,7 @@ def test_first_build_is_complete_and_nothing_is_pending(built):
     # every distinct raw usage event is an event, or kept aside with its reason
     assert usage.num_rows + stream.num_rows == len(set(raw["event_id"].to_pylist()))
     assert ev.num_rows == len(set(ev["event_id"].to_pylist()))
-    assert set(ev["event_name"].to_pylist()) <= set(MAPPING.event_names)
+    assert set(ev["event_name"].to_pylist()) <= set(load_mapping().event_names)
     assert pc.all(pc.equal(pc.cast(ev["occurred_at"], "date32"), ev["event_date"])).as_py()
     assert _pending(house) == []
 
@@ -585,3 +587,40 @@ def test_a_ticket_without_organization_takes_its_requesters_account(built):
         current.setdefault(r["person_id"], set()).add(r["account_id"])
     for r in attributed:
         assert current[r["person_id"]] == {r["account_id"]}  # the requester's only account
+
+
+def test_a_failed_unattributed_gate_fails_the_step_and_leaves_both_tables(built, monkeypatch):
+    """events/unattributed_events is gated like events/events: rows breaking its contract (an
+    event twice, no reason) fail the step before either table's commit."""
+    import assets.events
+    from assets.events import UNATTRIBUTED_CHECK
+    from checks.events import UNATTRIBUTED_EVENTS
+
+    house = built
+    real = assets.events.build_days
+
+    def broken(*args, **kwargs):
+        out = real(*args, **kwargs)
+        row = out.events.slice(0, 1).drop_columns(["account_id"])
+        row = row.append_column("reason", pa.array([None], pa.string()))
+        bad = pa.concat_tables([row, row]).cast(UNATTRIBUTED_EVENTS.schema)
+        out.unattributed = pa.concat_tables([out.unattributed, bad])
+        return out
+
+    monkeypatch.setattr(assets.events, "build_days", broken)
+    day = max(_events(house)["event_date"].to_pylist())
+    versions = {t: house.lake.version("events", t) for t in ("events", "unattributed_events")}
+    result = house.materialize_days(day, day)
+    assert not result.success
+    checks = {
+        (e.event_specific_data.asset_key.to_user_string(), e.event_specific_data.check_name): (
+            e.event_specific_data.passed
+        )
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    }
+    assert checks == {
+        ("events/events", UNATTRIBUTED_CHECK): False,
+        ("events/events", "gx_suite"): True,
+    }
+    assert {t: house.lake.version("events", t) for t in versions} == versions

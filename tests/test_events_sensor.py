@@ -12,7 +12,7 @@ import pytest
 from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, build_sensor_context, materialize
 
 from assets.automation import STAGE_TAG
-from assets.events import MAPPING
+from assets.events.mapping import load_mapping
 from assets.events.runs import EVENTS_KEY, LAUNCHED_BY, pending_ranges
 from assets.events.sensor import events_days_sensor
 from conftest import Lakehouse
@@ -49,7 +49,7 @@ def _ingest(h: Lakehouse):
 
 
 def _pending(h: Lakehouse) -> list[tuple[date, date]]:
-    return pending_ranges(h.lake, h.resources["pii"], MAPPING, None)
+    return pending_ranges(h.lake, h.resources["pii"], load_mapping(), None)
 
 
 def _tick(h: Lakehouse, cursor: str | None):

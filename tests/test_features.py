@@ -21,15 +21,17 @@ AS_OF = END - timedelta(days=100)
 
 @pytest.fixture(scope="module")
 def house(tmp_path_factory):
-    from assets.events import EVENT_DAYS, MAPPING
-    from assets.events.runs import pending_ranges
+    from assets.events.mapping import load_mapping
+    from assets.events.runs import first_day, pending_ranges
     from sample_company.generate import generate
 
     root = tmp_path_factory.mktemp("features")
     generate(root / "landing", accounts=ACCOUNTS, days=DAYS, seed=SEED, end_date=END)
     h = Lakehouse(root / "lake", root / "landing", load_definitions())
     assert h.materialize().success
-    for first, last in pending_ranges(h.lake, h.resources["pii"], MAPPING, EVENT_DAYS.start.date()):
+    for first, last in pending_ranges(
+        h.lake, h.resources["pii"], load_mapping(), first_day(h.defs)
+    ):
         assert h.materialize_days(first, last).success
     return h
 

@@ -4,6 +4,10 @@ Both are rebuilt whole from the entities, the events (windows pruned to the last
 partitions) and the lifecycle, gated by their suites and the metric logic checks, and published
 only when their content changed. The account profile also carries the champion models' scores
 of its day (assets/c360/scores.py), so it builds after the scores.
+
+The c360 rules (survivorship, consent scopes: `LAKEHOUSE_C360_RULES`) are read when the code
+location is built (`build_assets`: the person profile's columns follow the consent scopes) and
+again when a run starts, never at import.
 """
 
 from collections.abc import Iterator
@@ -13,16 +17,17 @@ from dagster import (
     AssetCheckResult,
     AssetExecutionContext,
     AssetKey,
+    AssetsDefinition,
     MaterializeResult,
     MetadataValue,
     TableColumnDep,
     TableColumnLineage,
-    asset,
 )
 
-from assets.c360.identity import NO_REVIEW, identity_sql
+from assets.c360.identity import identity_sql
 from assets.c360.profiles import (
     ACTIVE_SUBSCRIPTION,
+    C360Rules,
     accounts_sql,
     load_c360,
     open_tickets_sql,
@@ -30,23 +35,20 @@ from assets.c360.profiles import (
     person_consent_sql,
 )
 from assets.c360.scores import SOURCE_COLUMN, scores_sql
-from assets.concurrency import writer_pool
 from assets.entities.records import create_macros, register_raw
 from assets.entities.rules import load_rules
 from assets.events.build import EVENTS, register_current_events
-from assets.metadata import OWNER, definition_metadata
+from assets.gated import gated_asset
 from assets.ml import SPECS
-from assets.publish import gate_and_publish, suite_check
+from assets.publish import gate_and_publish
 from checks.c360 import CUSTOMER_360_ACCOUNTS, PAYING_STATES, people_contract
-from checks.contract import TableContract
+from checks.entities import IDENTITY_REVIEW
 from resources.duckdb import DuckDBResource
 from resources.identity import IdentityResource
 from resources.lake import LakeResource
 from resources.pii import PiiResource
+from resources.sql import in_list
 
-GROUP = "c360"
-C360 = load_c360()
-CUSTOMER_360_PEOPLE = people_contract(C360.consent_scopes)
 INPUTS = {
     "links": ("entities", "identity_links"),
     "account": ("entities", "account"),
@@ -62,26 +64,14 @@ REVIEW = AssetKey(["entities", "identity_review"])
 SCORE_DEPS = [s.scores_key for s in SPECS]
 
 
-def _key(c: TableContract) -> AssetKey:
-    return AssetKey([c.layer, c.table])
+def build_assets() -> list[AssetsDefinition]:
+    """The layer's assets; the person profile's columns follow the c360 rules read now."""
+    return [customer_360_accounts, people_asset(load_c360())]
 
 
-def _spec(c: TableContract, deps: list[AssetKey] = DEPS) -> dict:
-    return {
-        "key": _key(c),
-        "pool": writer_pool(_key(c)),
-        "description": c.description,
-        "group_name": GROUP,
-        "deps": deps,
-        "kinds": {"delta", "duckdb", "great_expectations"},
-        "owners": [OWNER],
-        "tags": {"layer": GROUP, "pii": str(bool(c.pii_columns)).lower()},
-        "metadata": definition_metadata(c),
-        "check_specs": [suite_check(c)],
-    }
-
-
-def _prepare(con, lake: LakeResource, pii: PiiResource, identity: IdentityResource):
+def _prepare(
+    con, lake: LakeResource, pii: PiiResource, identity: IdentityResource, c360: C360Rules
+):
     """Inputs as DuckDB views, the normalization macros and the PII hash; returns rules, as_of."""
     rules = load_rules(identity.rules_path)
     pii.install(con, lake.root)
@@ -99,18 +89,18 @@ def _prepare(con, lake: LakeResource, pii: PiiResource, identity: IdentityResour
     ][0]
     if as_of is None:
         raise ValueError("events/events is empty: build the event days first")
-    con.execute(f"CREATE TEMP TABLE person_consent AS {person_consent_sql(C360, as_of)}")
+    con.execute(f"CREATE TEMP TABLE person_consent AS {person_consent_sql(c360, as_of)}")
     con.execute(f"CREATE TEMP TABLE open_tickets AS {open_tickets_sql(as_of)}")
     return rules, as_of
 
 
 def _identity(con, lake: LakeResource) -> None:
     """`account_identity`: how sure the platform is of each account's identity."""
-    review = NO_REVIEW
-    if lake.exists("entities", "identity_review"):
-        con.register("identity_review", lake.dataset("entities", "identity_review"))
-        review = "SELECT * FROM identity_review"
-    con.execute(f"CREATE TEMP TABLE account_identity AS {identity_sql(review)}")
+    review = IDENTITY_REVIEW.schema.empty_table()  # none yet: no pair waits
+    if lake.exists(IDENTITY_REVIEW.layer, IDENTITY_REVIEW.table):
+        review = lake.dataset(IDENTITY_REVIEW.layer, IDENTITY_REVIEW.table)
+    con.register("identity_review", review)
+    con.execute(f"CREATE TEMP TABLE account_identity AS {identity_sql()}")
 
 
 def _scores(con, lake: LakeResource, as_of) -> None:
@@ -134,7 +124,7 @@ def _lineage() -> TableColumnLineage:
     )
 
 
-@asset(**_spec(CUSTOMER_360_ACCOUNTS, [*DEPS, REVIEW, *SCORE_DEPS]))
+@gated_asset(CUSTOMER_360_ACCOUNTS, deps=[*DEPS, REVIEW, *SCORE_DEPS])
 def customer_360_accounts(
     context: AssetExecutionContext,
     lake: LakeResource,
@@ -144,15 +134,15 @@ def customer_360_accounts(
 ) -> Iterator[MaterializeResult | AssetCheckResult]:
     """One profile per account: firmographics by survivorship, engagement, revenue, support,
     acquisition, consent, lifecycle, scores."""
-    c = CUSTOMER_360_ACCOUNTS
+    c, c360 = CUSTOMER_360_ACCOUNTS, load_c360()
     with duckdb.connect() as con:
-        rules, as_of = _prepare(con, lake, pii, identity)
+        rules, as_of = _prepare(con, lake, pii, identity, c360)
         _scores(con, lake, as_of)
         _identity(con, lake)
-        table = con.sql(accounts_sql(C360, rules, as_of)).to_arrow_table()
+        table = con.sql(accounts_sql(c360, rules, as_of)).to_arrow_table()
         table = table.select(c.schema.names).cast(c.schema)
         con.register("profile", table)
-        paying = ", ".join(f"'{s}'" for s in PAYING_STATES)
+        paying = in_list(PAYING_STATES)
         unexplained = " OR ".join(
             f"(({s.kind}_probability IS NULL) = ({s.kind}_unscored_reason IS NULL))" for s in SPECS
         )
@@ -161,7 +151,7 @@ def customer_360_accounts(
                         - coalesce((SELECT sum(mrr) FROM subscription WHERE {ACTIVE_SUBSCRIPTION}
                             AND account_id IN (SELECT account_id FROM profile)), 0)),
                     'paying_accounts_without_active_subscription': (SELECT count(*) FROM profile
-                        WHERE lifecycle_state IN ({paying}) AND active_subscriptions = 0),
+                        WHERE lifecycle_state IN {paying} AND active_subscriptions = 0),
                     'scores_neither_given_nor_explained': (SELECT count(*) FROM profile
                         WHERE {unexplained})}},
                     (SELECT coalesce(sum(mrr), 0) FROM subscription
@@ -184,24 +174,27 @@ def customer_360_accounts(
     yield from gate_and_publish(context, lake, c, table, batch, extra)
 
 
-@asset(**_spec(CUSTOMER_360_PEOPLE))
-def customer_360_people(
-    context: AssetExecutionContext,
-    lake: LakeResource,
-    duckdb: DuckDBResource,
-    identity: IdentityResource,
-    pii: PiiResource,
-) -> Iterator[MaterializeResult | AssetCheckResult]:
-    """One profile per person: name by survivorship, hashed emails, accounts and roles,
-    engagement, support, consent flags."""
-    c = CUSTOMER_360_PEOPLE
-    with duckdb.connect() as con:
-        rules, as_of = _prepare(con, lake, pii, identity)
-        table = con.sql(people_sql(C360, rules, as_of)).to_arrow_table()
-        table = table.select(c.schema.names).cast(c.schema)
-    yield from gate_and_publish(
-        context, lake, c, table, extra={"as_of": MetadataValue.text(str(as_of))}
-    )
+def people_asset(c360: C360Rules) -> AssetsDefinition:
+    """`c360/customer_360_people`, with one consent flag per scope of `c360`."""
 
+    @gated_asset(people_contract(c360.consent_scopes), deps=DEPS)
+    def customer_360_people(
+        context: AssetExecutionContext,
+        lake: LakeResource,
+        duckdb: DuckDBResource,
+        identity: IdentityResource,
+        pii: PiiResource,
+    ) -> Iterator[MaterializeResult | AssetCheckResult]:
+        """One profile per person: name by survivorship, hashed emails, accounts and roles,
+        engagement, support, consent flags."""
+        current = load_c360()  # the rules as they are when the run starts
+        c = people_contract(current.consent_scopes)
+        with duckdb.connect() as con:
+            rules, as_of = _prepare(con, lake, pii, identity, current)
+            table = con.sql(people_sql(current, rules, as_of)).to_arrow_table()
+            table = table.select(c.schema.names).cast(c.schema)
+        yield from gate_and_publish(
+            context, lake, c, table, extra={"as_of": MetadataValue.text(str(as_of))}
+        )
 
-assets = [customer_360_accounts, customer_360_people]
+    return customer_360_people

@@ -10,18 +10,11 @@ of each pending pair that involves the account; `identity_note` names the record
 
 from __future__ import annotations
 
-NO_REVIEW = (
-    "SELECT NULL::VARCHAR AS pair_id, NULL::VARCHAR AS entity_type, NULL::VARCHAR AS status, "
-    "NULL::VARCHAR AS left_record, NULL::VARCHAR AS right_record, "
-    "NULL::VARCHAR AS left_canonical_id, NULL::VARCHAR AS right_canonical_id, "
-    "NULL::DOUBLE AS match_probability WHERE false"
-)
-
 
 def identity_sql(review: str = "SELECT * FROM identity_review") -> str:
     """account_id, identity_confidence, identity_note for every account that has a link or a
     pending pair. Expects the view `links` (entities/identity_links); `review` is a query of
-    entities/identity_review (NO_REVIEW when the table does not exist yet)."""
+    entities/identity_review (an empty table of its contract when it does not exist yet)."""
     return f"""
     WITH weakest_link AS (
         SELECT canonical_id AS account_id, min(confidence) AS confidence,

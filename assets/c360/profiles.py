@@ -20,6 +20,7 @@ from assets.c360.scores import score_columns
 from assets.entities.rules import EntityRules, Rules
 from assets.events.mapping import view
 from resources.duckdb import EXACT
+from resources.sql import ident, in_list, literal
 
 DEFAULT_C360 = Path(__file__).with_name("c360.yaml")
 C360_PATH = "LAKEHOUSE_C360_RULES"
@@ -41,10 +42,18 @@ class C360Rules:
     consent_scopes: tuple[str, ...]
 
 
+def c360_path() -> Path:
+    """The c360 rules file: `LAKEHOUSE_C360_RULES`, read when asked (never at import)."""
+    return Path(os.environ.get(C360_PATH) or DEFAULT_C360)
+
+
 def load_c360(path: str | Path | None = None) -> C360Rules:
-    spec: dict[str, Any] = yaml.safe_load(
-        Path(path or os.environ.get(C360_PATH) or DEFAULT_C360).read_text()
-    )
+    """The c360 rules at `path` (default: `c360_path()`), read when called: when the code
+    location is built and when a profile's run starts."""
+    path = Path(path) if path else c360_path()
+    if not path.is_file():
+        raise FileNotFoundError(f"c360 rules {path} not found (set {C360_PATH} to a file)")
+    spec: dict[str, Any] = yaml.safe_load(path.read_text())
     for entity in ("accounts", "people"):
         for name, sources in spec[entity].items():
             if not sources or any({"source", "expr"} - set(s) for s in sources):
@@ -62,17 +71,20 @@ def survivorship_sql(
             src = rules.source(s["source"])
             where = f"WHERE ({src.where})" if src.where else ""
             parts.append(
-                f"""SELECT l.canonical_id AS id, '{field}' AS field,
-                    ({s["expr"]})::VARCHAR AS value, {rank} AS rank, '{src.source}' AS source,
+                f"""SELECT l.canonical_id AS id, {literal(field)} AS field,
+                    ({s["expr"]})::VARCHAR AS value, {rank} AS rank,
+                    {literal(src.source)} AS source,
                     ({src.order_by})::TIMESTAMPTZ AS seen
                 FROM (SELECT * FROM {view(src.table)} {where} QUALIFY row_number() OVER (
                         PARTITION BY ({src.id})::VARCHAR
                         ORDER BY {src.order_by} DESC, _extract_date DESC, _line DESC) = 1) r
-                JOIN links l ON l.entity_type = '{etype}'
-                    AND l.record_key = '{src.source}:' || ({src.id})::VARCHAR
+                JOIN links l ON l.entity_type = {literal(etype)}
+                    AND l.record_key = {literal(src.source + ":")} || ({src.id})::VARCHAR
                 WHERE l.canonical_id IS NOT NULL"""
             )
-    picks = ", ".join(f"max(value) FILTER (WHERE field = '{f}') AS {f}" for f in fields)
+    picks = ", ".join(
+        f"max(value) FILTER (WHERE field = {literal(f)}) AS {ident(f)}" for f in fields
+    )
     return f"""
         SELECT id AS canonical_id, {picks},
             to_json(map(list(field ORDER BY field), list(source ORDER BY field)))::VARCHAR
@@ -84,23 +96,23 @@ def survivorship_sql(
         GROUP BY id"""
 
 
+def _day(as_of: date) -> str:
+    return f"DATE {literal(as_of)}"
+
+
 def _windows(prefix: str, cond: str, as_of: date) -> str:
     return ", ".join(
-        f"count(*) FILTER (WHERE {cond} AND event_date > DATE '{as_of}' - {n}) AS {prefix}_{n}d"
+        f"count(*) FILTER (WHERE {cond} AND event_date > {_day(as_of)} - {n}) AS {prefix}_{n}d"
         for n in (7, 30, 90)
     )
-
-
-def _in(values: tuple[str, ...]) -> str:
-    return "(" + ", ".join(f"'{v}'" for v in values) + ")"
 
 
 def accounts_sql(c360: C360Rules, rules: Rules, as_of: date) -> str:
     """Expects views: links, account, subscription, relationship, lifecycle, ev (events),
     person_consent, open_tickets, account_scores and account_identity (from their _sql) and the
     survivorship sources' raw views."""
-    usage = f"event_name IN {_in(USAGE)}"
-    recent = f"event_date > DATE '{as_of}' - 90 AND event_date <= DATE '{as_of}'"
+    usage = f"event_name IN {in_list(USAGE)}"
+    recent = f"event_date > {_day(as_of)} - 90 AND event_date <= {_day(as_of)}"
     return f"""
     WITH surv AS ({survivorship_sql(c360.accounts, rules.accounts, "account")}),
     seen AS (SELECT account_id, max(event_date) AS last_recorded_on,
@@ -109,11 +121,11 @@ def accounts_sql(c360: C360Rules, rules: Rules, as_of: date) -> str:
             min(occurred_at) FILTER (WHERE event_name = 'workspace_created') AS signup_at,
             sum(try_cast(json_extract_string(properties, '$.amount') AS {EXACT}))
                 FILTER (WHERE event_name = 'invoice_paid')::DOUBLE AS paid_to_date
-        FROM ev WHERE account_id IS NOT NULL AND event_date <= DATE '{as_of}' GROUP BY 1),
+        FROM ev WHERE account_id IS NOT NULL AND event_date <= {_day(as_of)} GROUP BY 1),
     eng AS (SELECT account_id, {_windows("sessions", "event_name = 'session_started'", as_of)},
             {_windows("events", usage, as_of)},
             count(DISTINCT person_id) FILTER (WHERE {usage}
-                AND event_date > DATE '{as_of}' - 30) AS active_people_30d
+                AND event_date > {_day(as_of)} - 30) AS active_people_30d
         FROM ev WHERE account_id IS NOT NULL AND {recent} GROUP BY 1),
     tickets AS (SELECT account_id, count(*) AS open_tickets,
             count(*) FILTER (WHERE json_extract_string(properties, '$.priority')
@@ -140,7 +152,7 @@ def accounts_sql(c360: C360Rules, rules: Rules, as_of: date) -> str:
         s.name, s.domain, s.industry, try_cast(s.employees AS BIGINT) AS employees, s.country,
         s.owner_name, s.survivorship, idn.identity_confidence, idn.identity_note,
         seen.last_recorded_on, seen.last_seen_at, seen.last_login_at,
-        date_diff('day', seen.last_login_at::DATE, DATE '{as_of}') AS days_since_last_login,
+        date_diff('day', seen.last_login_at::DATE, {_day(as_of)}) AS days_since_last_login,
         coalesce(eng.sessions_7d, 0) AS sessions_7d, coalesce(eng.sessions_30d, 0) AS sessions_30d,
         coalesce(eng.sessions_90d, 0) AS sessions_90d, coalesce(eng.events_7d, 0) AS events_7d,
         coalesce(eng.events_30d, 0) AS events_30d, coalesce(eng.events_90d, 0) AS events_90d,
@@ -157,7 +169,7 @@ def accounts_sql(c360: C360Rules, rules: Rules, as_of: date) -> str:
         consent.last_consent_at,
         life.lifecycle_state, life.lifecycle_since,
         {", ".join(f"sc.{c}" for c in score_columns())},
-        DATE '{as_of}' AS as_of
+        {_day(as_of)} AS as_of
     FROM account a
     LEFT JOIN surv s ON s.canonical_id = a.account_id
     LEFT JOIN seen USING (account_id) LEFT JOIN eng USING (account_id)
@@ -173,31 +185,32 @@ def open_tickets_sql(as_of: date) -> str:
     """Tickets opened by as_of and not solved by then (events keep what was true when they
     happened, so 'open' is the absence of a solved event, not a status)."""
     return f"""
-        SELECT o.* FROM ev o WHERE o.event_name = 'ticket_opened' AND o.event_date <= DATE '{as_of}'
+        SELECT o.* FROM ev o WHERE o.event_name = 'ticket_opened' AND o.event_date <= {_day(as_of)}
             AND NOT EXISTS (SELECT 1 FROM ev s WHERE s.event_name = 'ticket_solved'
-                AND s.source_id = o.source_id AND s.event_date <= DATE '{as_of}')"""
+                AND s.source_id = o.source_id AND s.event_date <= {_day(as_of)})"""
 
 
 def person_consent_sql(c360: C360Rules, as_of: date) -> str:
     """Per person: one flag per consent scope (the latest answer) and the last consent time."""
     flags = ", ".join(
         f"""arg_max(event_name = 'consent_granted', occurred_at) FILTER (WHERE
-                json_extract_string(properties, '$.scope') = '{s}') AS consent_{s}"""
+                json_extract_string(properties, '$.scope') = {literal(s)})
+                AS {ident("consent_" + s)}"""
         for s in c360.consent_scopes
     )
     return f"""
         SELECT person_id, {flags}, max(occurred_at) AS last_consent_at
         FROM ev WHERE event_name IN ('consent_granted', 'consent_revoked')
-            AND person_id IS NOT NULL AND event_date <= DATE '{as_of}'
+            AND person_id IS NOT NULL AND event_date <= {_day(as_of)}
         GROUP BY 1"""
 
 
 def people_sql(c360: C360Rules, rules: Rules, as_of: date) -> str:
     """Expects the views of accounts_sql."""
-    usage = f"event_name IN {_in(USAGE)}"
-    recent = f"event_date > DATE '{as_of}' - 90 AND event_date <= DATE '{as_of}'"
-    roles = " ".join(f"WHEN '{r}' THEN {i}" for i, r in enumerate(ROLE_ORDER))
-    flags = ", ".join(f"pc.consent_{s}" for s in c360.consent_scopes)
+    usage = f"event_name IN {in_list(USAGE)}"
+    recent = f"event_date > {_day(as_of)} - 90 AND event_date <= {_day(as_of)}"
+    roles = " ".join(f"WHEN {literal(r)} THEN {i}" for i, r in enumerate(ROLE_ORDER))
+    flags = ", ".join(f"pc.{ident('consent_' + s)}" for s in c360.consent_scopes)
     return f"""
     WITH surv AS ({survivorship_sql(c360.people, rules.persons, "person")}),
     rel AS (SELECT person_id,
@@ -208,7 +221,7 @@ def people_sql(c360: C360Rules, rules: Rules, as_of: date) -> str:
         FROM relationship WHERE is_current GROUP BY 1),
     seen AS (SELECT person_id, max(occurred_at) FILTER (WHERE {usage}) AS last_seen_at,
             max(occurred_at) FILTER (WHERE event_name = 'session_started') AS last_login_at
-        FROM ev WHERE person_id IS NOT NULL AND event_date <= DATE '{as_of}' GROUP BY 1),
+        FROM ev WHERE person_id IS NOT NULL AND event_date <= {_day(as_of)} GROUP BY 1),
     eng AS (SELECT person_id, {_windows("sessions", "event_name = 'session_started'", as_of)},
             {_windows("events", usage, as_of)}
         FROM ev WHERE person_id IS NOT NULL AND {recent} GROUP BY 1),
@@ -219,14 +232,14 @@ def people_sql(c360: C360Rules, rules: Rules, as_of: date) -> str:
         p.email_hash, p.email_hashes, s.title, s.survivorship,
         rel.account_id, rel.role, rel.accounts,
         seen.last_seen_at, seen.last_login_at,
-        date_diff('day', seen.last_login_at::DATE, DATE '{as_of}') AS days_since_last_login,
+        date_diff('day', seen.last_login_at::DATE, {_day(as_of)}) AS days_since_last_login,
         coalesce(eng.sessions_7d, 0) AS sessions_7d, coalesce(eng.sessions_30d, 0) AS sessions_30d,
         coalesce(eng.sessions_90d, 0) AS sessions_90d, coalesce(eng.events_7d, 0) AS events_7d,
         coalesce(eng.events_30d, 0) AS events_30d, coalesce(eng.events_90d, 0) AS events_90d,
         coalesce(tickets.open_tickets, 0) AS open_tickets,
         {flags}, pc.last_consent_at,
         s.marketing_source, p.first_seen_at, life.state AS account_lifecycle_state,
-        DATE '{as_of}' AS as_of
+        {_day(as_of)} AS as_of
     FROM person p
     LEFT JOIN surv s ON s.canonical_id = p.person_id
     LEFT JOIN rel USING (person_id) LEFT JOIN seen USING (person_id)

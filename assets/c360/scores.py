@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import date
 
 from assets.ml import SPECS
+from resources.sql import literal
 
 SCORE_FIELDS = ("probability", "band", "model_version", "scored_at", "reasons", "unscored_reason")
 # Profile column -> score table column, per model (`churn_probability` <- churn_scores.probability)
@@ -27,14 +28,14 @@ def score_columns() -> list[str]:
 
 def _one_model(kind: str, who: str, as_of: date, present: bool) -> tuple[str, str]:
     """(CTEs, select list) of one model's columns; `present`: its score table exists."""
-    day = f"DATE '{as_of}'"
+    day = f"DATE {literal(as_of)}"
     if not present:
         cols = ", ".join(
             f"NULL::{'DATE' if f == 'scored_at' else 'DOUBLE' if f == 'probability' else 'VARCHAR'}"
             f" AS {kind}_{f}"
             for f in SCORE_FIELDS[:-1]
         )
-        return "", f"{cols}, 'no {kind} model has scored yet' AS {kind}_unscored_reason"
+        return "", f"{cols}, {literal(f'no {kind} model has scored yet')} AS {kind}_unscored_reason"
     ctes = f"""
     {kind}_champion AS (SELECT * FROM {kind}_scores WHERE role = 'champion' AND NOT shadow),
     {kind}_today AS (SELECT * FROM {kind}_champion WHERE scored_at = {day}
@@ -45,10 +46,11 @@ def _one_model(kind: str, who: str, as_of: date, present: bool) -> tuple[str, st
     cols = ", ".join(f"{kind}_today.{SOURCE_COLUMN[f]} AS {kind}_{f}" for f in SCORE_FIELDS[:-1])
     reason = f"""CASE WHEN {kind}_today.account_id IS NOT NULL THEN NULL
             WHEN (SELECT scored_today FROM {kind}_days) > 0
-                THEN 'not in the {kind} scoring population on {as_of} ({who})'
-            WHEN (SELECT latest FROM {kind}_days) IS NULL THEN 'no {kind} model has scored yet'
-            ELSE 'no {kind} scores of {as_of}: the latest are of '
-                || (SELECT latest FROM {kind}_days) || ' (run ml/{kind}_scores)'
+                THEN {literal(f"not in the {kind} scoring population on {as_of} ({who})")}
+            WHEN (SELECT latest FROM {kind}_days) IS NULL
+                THEN {literal(f"no {kind} model has scored yet")}
+            ELSE {literal(f"no {kind} scores of {as_of}: the latest are of ")}
+                || (SELECT latest FROM {kind}_days) || {literal(f" (run ml/{kind}_scores)")}
         END AS {kind}_unscored_reason"""
     return ctes, f"{cols}, {reason}"
 

@@ -4,7 +4,12 @@
 days in one step (single-run backfill) and replaces exactly those days' Delta partitions, after
 its suite passes; `pending_days` says which days received data since they were built, so a
 sensor or `make demo` asks only for those. Account-scoped events whose account no identity link
-reaches are kept in `events/unattributed_events` with the reason, not dropped.
+reaches are kept in `events/unattributed_events` with the reason, not dropped: the same step
+writes that table, behind its own suite.
+
+Nothing here reads a setting at import: `build_assets()` reads the event mapping and the days
+the data holds when the code location is built (platform/definitions.py), and a run reads the
+mapping again when it starts.
 """
 
 from collections.abc import Iterator
@@ -12,6 +17,7 @@ from datetime import UTC, datetime
 
 from dagster import (
     AssetCheckResult,
+    AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
@@ -19,66 +25,73 @@ from dagster import (
     DailyPartitionsDefinition,
     MaterializeResult,
     MetadataValue,
-    asset,
 )
 from deltalake.exceptions import CommitFailedError
 
-from assets.concurrency import writer_pool
-from assets.events.build import (
-    EVENTS,
-    UNATTRIBUTED,
-    Built,
-    build_days,
-    day_counts,
-    register_current_events,
-)
+from assets.events.build import EVENTS, Built, build_days, day_counts, register_current_events
 from assets.events.days import event_days
-from assets.events.lifecycle import RULE_EVENTS, RULE_SET_VERSION, RULES, describe_rules
+from assets.events.lifecycle import LIFECYCLE, RULE_EVENTS, RULE_SET_VERSION
 from assets.events.lifecycle import account_lifecycle as lifecycle_intervals
-from assets.events.mapping import load_mapping
-from assets.metadata import OWNER, definition_metadata, published_metadata
-from assets.publish import SUITE_CHECK, gate_and_publish, suite_check
-from checks.events import events_contract, lifecycle_contract
-from checks.gate import validate
+from assets.events.mapping import Mapping, load_mapping
+from assets.gated import NO_POOL, SUITE_CHECK, gated_asset
+from assets.metadata import published_metadata
+from assets.publish import gate_and_publish
+from checks.contract import TableContract
+from checks.events import UNATTRIBUTED_EVENTS, events_contract
+from checks.gate import GateResult, validate
 from resources.duckdb import DuckDBResource
 from resources.lake import LakeResource, Published
 from resources.pii import PiiResource
+from resources.sql import in_list, literal
 
-GROUP = "events"
-
-# The days the data holds, read from the lake when the code location loads (assets/events/days.py)
-EVENT_DAYS = event_days()
-MAPPING = load_mapping()
-CONTRACT = events_contract(MAPPING.event_names)
 EVENTS_KEY = AssetKey(list(EVENTS))
 MAX_DAYS_PER_RUN = 92
 COMMIT_ATTEMPTS = 5  # another run replacing the same days wins at most this many times in a row
+# The side table is written by the events step, so its suite is a check of that step's asset.
+UNATTRIBUTED_CHECK = f"{UNATTRIBUTED_EVENTS.table}_{SUITE_CHECK}"
 
 
-def _deps() -> list[AssetKey]:
-    raw = sorted({s.table for s in MAPPING.sources})
+def build_assets(lake: LakeResource | None = None) -> list[AssetsDefinition]:
+    """The layer's assets, with the settings Dagster needs at definition time read now: the
+    event mapping (`LAKEHOUSE_EVENT_MAPPING`: the raw tables the events depend on, the names
+    their contract accepts) and the days the data holds (`LAKEHOUSE_EVENTS_START`/`_END`, the
+    lake: the partitions)."""
+    mapping = load_mapping()
+    return [events_asset(event_days(lake, mapping), mapping), account_lifecycle]
+
+
+def _deps(mapping: Mapping) -> list[AssetKey]:
+    raw = sorted(mapping.tables())
     return [AssetKey(t.split("/")) for t in raw] + [
         AssetKey(["entities", t]) for t in ("identity_links", "relationship")
     ]
 
 
-def events_asset(days: DailyPartitionsDefinition) -> AssetsDefinition:
-    """`events/events` partitioned by `days`: the code location's `EVENT_DAYS`, or the wider
-    span a build found in the data since it loaded (assets/events/runs.py)."""
+def events_asset(
+    days: DailyPartitionsDefinition, mapping: Mapping | None = None
+) -> AssetsDefinition:
+    """`events/events` partitioned by `days`: those the code location was built with, or the
+    wider span a build found in the data since (assets/events/runs.py). `mapping`: the event
+    mapping it was built with (default: read now)."""
+    mapping = mapping or load_mapping()
 
-    @asset(
-        key=EVENTS_KEY,
-        description=CONTRACT.description,
-        group_name=GROUP,
+    @gated_asset(
+        events_contract(mapping.event_names),
+        deps=_deps(mapping),
         partitions_def=days,
         # A quarter of days per run: one atomic commit, bounded memory (10M events/2 years).
         backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=MAX_DAYS_PER_RUN),
-        deps=_deps(),
-        kinds={"delta", "duckdb", "great_expectations"},
-        owners=[OWNER],
-        tags={"layer": GROUP, "pii": "false"},
-        metadata=definition_metadata(CONTRACT),
-        check_specs=[suite_check(CONTRACT)],
+        check_specs=[
+            AssetCheckSpec(
+                UNATTRIBUTED_CHECK,
+                asset=EVENTS_KEY,
+                blocking=True,
+                description=f"Great Expectations suite of {UNATTRIBUTED_EVENTS.name}, the "
+                "account-scoped events no identity link reaches, which this step writes beside "
+                "events/events: run before either table's commit.",
+            )
+        ],
+        pool=NO_POOL,
     )
     def events(
         context: AssetExecutionContext, lake: LakeResource, duckdb: DuckDBResource, pii: PiiResource
@@ -88,21 +101,24 @@ def events_asset(days: DailyPartitionsDefinition) -> AssetsDefinition:
         Another run may replace the same days at the same time (this asset has no pool): delta-rs
         then refuses the later commit, and this step rebuilds the days from what is there now and
         commits again, as if it had started after the other run."""
+        current = load_mapping()  # the mapping as it is when the run starts
+        contract = events_contract(current.event_names)
         days = context.partition_key_range
         first, last = days.start, days.end
-        predicate = f"event_date >= '{first}' AND event_date <= '{last}'"
+        predicate = f"event_date >= {literal(first)} AND event_date <= {literal(last)}"
         meta = {"dagster_run_id": context.run_id, "days": f"{first}..{last}"}
         for attempt in range(1, COMMIT_ATTEMPTS + 1):
             now = datetime.now(UTC)
             with duckdb.connect() as con:
                 pii.install(con, lake.root)
-                built = build_days(con, lake, MAPPING, first, last, now)
-            gate = validate(CONTRACT.name, CONTRACT.suite(), built.events, built.batch)
-            if not gate.passed:
-                yield gate.check_result(EVENTS_KEY, SUITE_CHECK, lake.data_docs)
-                raise gate.failure(f"{CONTRACT.name} {first}..{last}")
+                built = build_days(con, lake, current, first, last, now)
+            gates = _gates(contract, built)
+            if not all(g.passed for g in gates.values()):
+                yield from _check_results(gates, lake)
+                failed = next(g for g in gates.values() if not g.passed)
+                raise failed.failure(f"{failed.suite} {first}..{last}")
             try:
-                published = _replace_days(lake, built, predicate, meta)
+                published = _replace_days(lake, contract, built, predicate, meta)
                 break
             except CommitFailedError as exc:
                 if attempt == COMMIT_ATTEMPTS:
@@ -111,11 +127,11 @@ def events_asset(days: DailyPartitionsDefinition) -> AssetsDefinition:
                     f"events {first}..{last}: another run committed these days first ({exc}); "
                     f"rebuilding them (attempt {attempt + 1} of {COMMIT_ATTEMPTS})"
                 )
-        yield gate.check_result(EVENTS_KEY, SUITE_CHECK, lake.data_docs)
+        yield from _check_results(gates, lake)
         yield MaterializeResult(
             asset_key=EVENTS_KEY,
             metadata={
-                **published_metadata(CONTRACT, published, built.events.schema, built.events),
+                **published_metadata(contract, published, built.events.schema, built.events),
                 "days": MetadataValue.text(f"{first}..{last}"),
                 "events_by_name": MetadataValue.json(day_counts(built.events)),
                 "unattributed_events": MetadataValue.int(built.unattributed.num_rows),
@@ -125,52 +141,53 @@ def events_asset(days: DailyPartitionsDefinition) -> AssetsDefinition:
     return events
 
 
-events = events_asset(EVENT_DAYS)
+def _gates(contract: TableContract, built: Built) -> dict[str, GateResult]:
+    """Check name -> the suite's result on the rows of each table the step writes."""
+    return {  # the side table first, as it is committed first
+        UNATTRIBUTED_CHECK: validate(
+            UNATTRIBUTED_EVENTS.name, UNATTRIBUTED_EVENTS.suite(), built.unattributed
+        ),
+        SUITE_CHECK: validate(contract.name, contract.suite(), built.events, built.batch),
+    }
+
+
+def _check_results(gates: dict[str, GateResult], lake: LakeResource) -> Iterator[AssetCheckResult]:
+    for name, gate in gates.items():
+        yield gate.check_result(EVENTS_KEY, name, lake.data_docs)
 
 
 def _replace_days(
-    lake: LakeResource, built: Built, predicate: str, meta: dict[str, str]
+    lake: LakeResource,
+    contract: TableContract,
+    built: Built,
+    predicate: str,
+    meta: dict[str, str],
 ) -> Published:
     """Both tables' days, the side table first: a crash between the two commits leaves events as
     they were. The tables are created empty before the first write, so two first writes are
     checked against each other instead of both landing (see `LakeResource.ensure`)."""
-    side = "Account-scoped events no identity link maps to an account, with the reason."
-    for (layer, table), data, description in (
-        (UNATTRIBUTED, built.unattributed, side),
-        (EVENTS, built.events, CONTRACT.description),
-    ):
-        lake.ensure(layer, table, data.schema, ["event_date"], description)
+    for c, data in ((UNATTRIBUTED_EVENTS, built.unattributed), (contract, built.events)):
+        lake.ensure(c.layer, c.table, c.schema, list(c.partition_by), c.description)
         published = lake.publish(
-            layer,
-            table,
+            c.layer,
+            c.table,
             data,
             mode="overwrite",
-            partition_by=["event_date"],
+            partition_by=list(c.partition_by),
             predicate=predicate,
-            description=description,
+            description=c.description,
             commit_metadata=meta,
         )
     return published
 
 
-LIFECYCLE = lifecycle_contract([r.state for r in RULES], describe_rules())
-LIFECYCLE_KEY = AssetKey([LIFECYCLE.layer, LIFECYCLE.table])
-
-
-@asset(
-    key=LIFECYCLE_KEY,
-    pool=writer_pool(LIFECYCLE_KEY),
-    description=LIFECYCLE.description,
-    group_name=GROUP,
+@gated_asset(
+    LIFECYCLE,
     deps=[
         EVENTS_KEY,
         *(AssetKey(["entities", t]) for t in ("account", "subscription", "identity_merges")),
     ],
-    kinds={"delta", "duckdb", "great_expectations"},
-    owners=[OWNER],
-    tags={"layer": GROUP, "pii": "false"},
-    metadata={**definition_metadata(LIFECYCLE), "rule_set_version": RULE_SET_VERSION},
-    check_specs=[suite_check(LIFECYCLE)],
+    metadata={"rule_set_version": RULE_SET_VERSION},
 )
 def account_lifecycle(
     context: AssetExecutionContext, lake: LakeResource, duckdb: DuckDBResource
@@ -183,10 +200,9 @@ def account_lifecycle(
         ).fetchall()[0][0]
         if as_of is None:
             raise ValueError("events/events is empty: build the event days first")
-        names = ", ".join(f"'{n}'" for n in RULE_EVENTS)
         events_in = con.sql(  # a relation, not Arrow: DuckDB streams it into the rules
             f"""SELECT account_id, event_name, occurred_at, properties FROM ev
-                WHERE account_id IS NOT NULL AND event_name IN ({names})"""
+                WHERE account_id IS NOT NULL AND event_name IN {in_list(RULE_EVENTS)}"""
         )
         accounts = lake.read("entities", "account", columns=["account_id", "first_seen_at"])
         subs = lake.read(
@@ -243,6 +259,3 @@ def account_lifecycle(
             ),
         },
     )
-
-
-assets = [events, account_lifecycle]

@@ -15,14 +15,19 @@ import pyarrow as pa
 
 from assets.entities.records import register_raw
 from assets.events.mapping import Mapping, source_sql
+from checks.entities import IDENTITY_LINKS
+from checks.events import UNATTRIBUTED_EVENTS, events_contract
 from resources.lake import LakeResource
+from resources.sql import in_list, literal
 
-EVENTS = ("events", "events")
-UNATTRIBUTED = ("events", "unattributed_events")
+EVENTS = ("events", "events")  # its contract is built from the mapping: events_contract
+UNATTRIBUTED = (UNATTRIBUTED_EVENTS.layer, UNATTRIBUTED_EVENTS.table)
 
 
 @dataclass
 class Built:
+    """Both tables' rows for a range of days, typed by their contracts."""
+
     events: pa.Table
     unattributed: pa.Table  # account-scoped events whose account no identity link reaches
     batch: dict[str, int]
@@ -34,7 +39,7 @@ def _register(con: duckdb.DuckDBPyConnection, lake: LakeResource, mapping: Mappi
     if lake.exists("entities", "identity_links"):
         links = lake.read("entities", "identity_links", columns=cols)
     else:  # no identity map yet: every account-scoped event is unattributed
-        links = pa.schema([(c, pa.string()) for c in cols]).empty_table()
+        links = IDENTITY_LINKS.schema.empty_table().select(cols)
     con.register("links", links)
     # A person with exactly one current account: the account of their account-scoped events
     # that name none of their own (a support ticket filed without an organization).
@@ -101,7 +106,8 @@ def build_days(
             f"""SELECT count(*) FILTER ({orphan}) AS account_events_without_account,
                 count(*) FILTER (occurred_at > $now::TIMESTAMPTZ + INTERVAL 5 MINUTE)
                     AS events_in_future,
-                count(*) FILTER (event_date NOT BETWEEN DATE '{first}' AND DATE '{last}')
+                count(*) FILTER (event_date NOT BETWEEN DATE {literal(first)}
+                    AND DATE {literal(last)})
                     AS events_outside_partition
             FROM (SELECT * FROM day_events WHERE NOT ({orphan}))""",
             params={"now": now},
@@ -109,7 +115,12 @@ def build_days(
         .to_arrow_table()
         .to_pylist()[0]
     )
-    return Built(events, unattributed, batch)
+    typed = events_contract(mapping.event_names).schema
+    return Built(
+        events.select(typed.names).cast(typed),
+        unattributed.select(UNATTRIBUTED_EVENTS.schema.names).cast(UNATTRIBUTED_EVENTS.schema),
+        batch,
+    )
 
 
 def pending_days(
@@ -124,7 +135,7 @@ def pending_days(
     built = "SELECT NULL::DATE AS event_date, NULL::TIMESTAMPTZ AS built_at WHERE false"
     stored = "SELECT NULL::DATE AS event_date, NULL::UBIGINT AS fp WHERE false"
     record_sources = [s for s in mapping.sources if not s.is_stream and s.table in present]
-    objects = ", ".join(f"'{s.system}|{s.object}'" for s in record_sources) or "''"
+    objects = in_list(f"{s.system}|{s.object}" for s in record_sources)
     fingerprint = "bit_xor(hash(event_id, occurred_at, properties))"
     held = [t for t in (EVENTS, UNATTRIBUTED) if lake.exists(*t)]
     if held:
@@ -137,13 +148,13 @@ def pending_days(
         )
         built = f"SELECT event_date, max(_built_at) AS built_at FROM ({rows}) GROUP BY 1"
         stored = f"""SELECT event_date, {fingerprint} AS fp FROM ({rows})
-            WHERE source_system || '|' || source_object IN ({objects}) GROUP BY 1"""
+            WHERE source_system || '|' || source_object IN {objects} GROUP BY 1"""
     oldest, built_days = None, set()
     if held:
         days_built = con.sql(built).fetchall()
         built_days = {d for d, _ in days_built}
         oldest = min((t for _, t in days_built), default=None)
-        oldest = oldest.isoformat() if oldest else None
+        oldest = literal(oldest) if oldest else None
     far = (datetime.now().date() + timedelta(days=3650)).isoformat()
     parts = []
     for s in mapping.sources:
@@ -158,8 +169,8 @@ def pending_days(
                     p["_extract_date"] for p in lake.table(*s.table.split("/")).partitions()
                 }
                 fresh = sorted(e for e in extracts if date.fromisoformat(e) not in built_days)
-                listed = ", ".join(f"DATE '{e}'" for e in fresh) or "NULL"
-                only = f"_ingested_at > TIMESTAMPTZ '{oldest}' OR _extract_date IN ({listed})"
+                listed = ", ".join(f"DATE {literal(e)}" for e in fresh) or "NULL"
+                only = f"_ingested_at > TIMESTAMPTZ {oldest} OR _extract_date IN ({listed})"
             sql = source_sql(s, start.isoformat(), far, mapping.late_days, only)
             parts.append(
                 f"""SELECT DISTINCT d.event_date FROM (
@@ -184,7 +195,7 @@ def pending_days(
     days = con.sql(
         f"""WITH built AS ({built}), stored AS ({stored})
             SELECT DISTINCT event_date FROM ({" UNION ALL ".join(parts)})
-            WHERE event_date >= DATE '{start.isoformat()}' ORDER BY 1"""
+            WHERE event_date >= DATE {literal(start)} ORDER BY 1"""
     ).to_arrow_table()
     return [d for d in days["event_date"].to_pylist() if d is not None]
 

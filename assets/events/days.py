@@ -129,8 +129,11 @@ def partitions(span: Span | None, now: date | None = None) -> DailyPartitionsDef
     )
 
 
-def event_days(lake: LakeResource | None = None) -> DailyPartitionsDefinition:
-    """The partitions of `events/events` at code-location load (see the module docstring)."""
+def event_days(
+    lake: LakeResource | None = None, mapping: Mapping | None = None
+) -> DailyPartitionsDefinition:
+    """The partitions of `events/events` when the code location is built (see the module
+    docstring); `mapping` is the event mapping it was built with (default: read now)."""
     if configured_start() and configured_end():
         return partitions(None)  # both configured: nothing to read
     if lake is None:
@@ -140,20 +143,20 @@ def event_days(lake: LakeResource | None = None) -> DailyPartitionsDefinition:
     try:
         span = built_span(lake)
         if span is None and configured_start() is None:
-            span = _raw_span(lake)
+            span = _raw_span(lake, mapping)
     except (OSError, DeltaError) as exc:  # an object store out of reach must not stop the UI
         warnings.warn(f"events/events partitions: the lake could not be read ({exc})", stacklevel=2)
         span = None
     return partitions(span)
 
 
-def _raw_span(lake: LakeResource) -> Span | None:
+def _raw_span(lake: LakeResource, mapping: Mapping | None = None) -> Span | None:
     """The raw layer's event days, before the first build (none when it holds no raw table)."""
     from assets.events.mapping import load_mapping
     from resources.duckdb import connect
     from resources.pii import install
 
-    mapping = load_mapping()
+    mapping = mapping or load_mapping()
     if not any(lake.exists(*t.split("/")) for t in mapping.tables()):
         return None
     con = connect()

@@ -11,13 +11,15 @@ account X on day D" is a lookup and a changed rule is visible in the data.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from checks.events import lifecycle_contract
+from resources.sql import in_list, literal
 
 RULE_SET_VERSION = "2026.11.1"
 
@@ -111,22 +113,6 @@ RULES: tuple[Rule, ...] = (
     ),
 )
 
-SCHEMA = pa.schema(
-    [
-        ("account_id", pa.string()),
-        ("state", pa.string()),
-        ("valid_from", pa.date32()),
-        ("valid_to", pa.date32()),  # exclusive; null for the current, open interval
-        ("rule", pa.string()),
-        ("rule_set_version", pa.string()),
-        ("is_current", pa.bool_()),
-    ]
-)
-
-
-def _in(names: Sequence[str]) -> str:
-    return "(" + ", ".join(f"'{n}'" for n in names) + ")"
-
 
 def _utc_day(col: str) -> str:
     return f"timezone('UTC', {col})::DATE"
@@ -141,7 +127,7 @@ def _facts_sql() -> str:
     day takes the latest change on or before it. Event counts are windows over a dense day grid
     per account, so a frame of N rows is N days.
     """
-    usage, core = _in(USAGE_EVENTS), _in(CORE_WORKFLOW_EVENTS)
+    usage, core = in_list(USAGE_EVENTS), in_list(CORE_WORKFLOW_EVENTS)
     return f"""
     WITH acct AS (
         SELECT account_id, min({_utc_day("first_seen_at")}) AS first_day
@@ -152,7 +138,7 @@ def _facts_sql() -> str:
         FROM _lc_events
         WHERE account_id IN (SELECT account_id FROM acct)
           AND {_utc_day("occurred_at")} <= $as_of
-          AND event_name IN {_in(RULE_EVENTS)}
+          AND event_name IN {in_list(RULE_EVENTS)}
     ),
     cancels AS (
         SELECT account_id, day, json_extract_string(properties, '$.subscription_id') AS sub_id
@@ -231,7 +217,7 @@ def _facts_sql() -> str:
             FROM ev WHERE event_name = 'workspace_created' GROUP BY account_id
         ) w
         LEFT JOIN ev e ON e.account_id = w.account_id AND e.day >= w.first_workspace_day
-            AND e.event_name IN {_in(("user_invited", *CORE_WORKFLOW_EVENTS))}
+            AND e.event_name IN {in_list(("user_invited", *CORE_WORKFLOW_EVENTS))}
         GROUP BY w.account_id, w.first_workspace_day
     ),
     grid AS (  -- from 59 days before the first day: the longest window (prior30) reaches back
@@ -277,7 +263,7 @@ def account_lifecycle(
     One row per run of consecutive days in one state: valid_from inclusive, valid_to exclusive
     (null on the current interval, which runs to as_of and beyond until re-evaluated).
     """
-    case = " ".join(f"WHEN {r.sql} THEN '{r.state}'" for r in RULES)
+    case = " ".join(f"WHEN {r.sql} THEN {literal(r.state)}" for r in RULES)
     query = f"""
     WITH features AS ({_facts_sql()}),
     days AS (
@@ -289,7 +275,8 @@ def account_lifecycle(
     )
     SELECT account_id, state, min(d) AS valid_from,
         CASE WHEN max(d) < $as_of THEN max(d) + 1 END AS valid_to,
-        state AS rule, '{RULE_SET_VERSION}' AS rule_set_version, max(d) = $as_of AS is_current
+        state AS rule, {literal(RULE_SET_VERSION)} AS rule_set_version,
+        max(d) = $as_of AS is_current
     FROM runs GROUP BY account_id, state, grp ORDER BY account_id, valid_from
     """
     views = {"_lc_accounts": accounts, "_lc_events": events, "_lc_subscriptions": subscriptions}
@@ -300,7 +287,7 @@ def account_lifecycle(
     finally:
         for name in views:
             con.unregister(name)
-    return out.cast(SCHEMA)
+    return out.select(LIFECYCLE.schema.names).cast(LIFECYCLE.schema)
 
 
 def state_at(lifecycle: pa.Table, account_id: str, day: date) -> str | None:
@@ -318,3 +305,7 @@ def describe_rules() -> str:
     """Markdown for the asset description: the states in precedence order, with their meaning."""
     head = f"Lifecycle rules {RULE_SET_VERSION}; on each day the first rule that holds wins:\n\n"
     return head + "\n".join(f"- **{r.state}**: {r.definition}" for r in RULES)
+
+
+# The table's contract: its states and their definitions are these rules (code, not settings).
+LIFECYCLE = lifecycle_contract([r.state for r in RULES], describe_rules())

@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from resources.sql import ident, literal
+
 DEFAULT_MAPPING = Path(__file__).with_name("events.yaml")
 MAPPING_PATH = "LAKEHOUSE_EVENT_MAPPING"
 
@@ -108,8 +110,17 @@ def _source(spec: dict[str, Any]) -> EventSource:
     )
 
 
+def mapping_path() -> Path:
+    """The mapping file: `LAKEHOUSE_EVENT_MAPPING`, read when asked (never at import)."""
+    return Path(os.environ.get(MAPPING_PATH) or DEFAULT_MAPPING)
+
+
 def load_mapping(path: str | Path | None = None) -> Mapping:
-    path = Path(path or os.environ.get(MAPPING_PATH) or DEFAULT_MAPPING)
+    """The event mapping at `path` (default: `mapping_path()`), read when called: when the code
+    location is built and when a run or a sensor tick starts."""
+    path = Path(path) if path else mapping_path()
+    if not path.is_file():
+        raise FileNotFoundError(f"event mapping {path} not found (set {MAPPING_PATH} to a file)")
     spec = yaml.safe_load(path.read_text())
     return Mapping(
         sources=tuple(_source(s) for s in spec["sources"]),
@@ -121,15 +132,15 @@ def view(table: str) -> str:
     return "v_" + table.replace("/", "__")
 
 
-def _key(ref: Ref | None) -> str:
+def _ref_sql(ref: Ref | None) -> str:
     if ref is None:
         return "NULL::VARCHAR"
     value = f"nullif(trim(({ref.expr})::VARCHAR), '')"
-    return f"'{ref.to}:' || {value}"
+    return f"{literal(ref.to + ':')} || {value}"
 
 
 def _props(src: EventSource, extra: str = "") -> str:
-    pairs = [f"'{p}', {p}" for p in src.properties]
+    pairs = [f"{literal(p)}, {ident(p)}" for p in src.properties]
     if extra:
         pairs.append(extra)
     return f"to_json(json_object({', '.join(pairs)}))::VARCHAR" if pairs else "'{}'"
@@ -142,24 +153,25 @@ def source_sql(
     event_id, event_name, occurred_at, account_ref, person_ref, properties, _ingested_at.
     `only` (streams): an extra condition on raw rows, pushed down to the scan."""
     since = f"AND ({only})" if only else ""
-    cols = f"""'{src.system}' AS source_system, '{src.object}' AS source_object,
-        '{src.scope}' AS scope,
-        {_key(src.account)} AS account_ref, {_key(src.person)} AS person_ref"""
-    in_range = f"CAST(occurred_at AS DATE) BETWEEN DATE '{first}' AND DATE '{last}'"
+    cols = f"""{literal(src.system)} AS source_system, {literal(src.object)} AS source_object,
+        {literal(src.scope)} AS scope,
+        {_ref_sql(src.account)} AS account_ref, {_ref_sql(src.person)} AS person_ref"""
+    lo, hi = literal(first), literal(last)
+    in_range = f"CAST(occurred_at AS DATE) BETWEEN DATE {lo} AND DATE {hi}"
     if src.is_stream:
-        whens = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in src.names.items())
+        whens = " ".join(f"WHEN {literal(k)} THEN {literal(v)}" for k, v in src.names.items())
         # A stream's row never changes: prune by extract date before anything else.
         return f"""
-            SELECT '{src.source}:' || source_id AS event_id, * EXCLUDE (_rn) FROM (
+            SELECT {literal(src.source + ":")} || source_id AS event_id, * EXCLUDE (_rn) FROM (
                 SELECT ({src.id})::VARCHAR AS source_id,
                     CASE {src.name_from} {whens} END AS event_name,
                     ({src.at})::TIMESTAMPTZ AS occurred_at, {cols}, {_props(src)} AS properties,
                     _ingested_at, row_number() OVER (PARTITION BY ({src.id})::VARCHAR
                         ORDER BY _ingested_at DESC, _line DESC) AS _rn
                 FROM {view(src.table)}
-                WHERE _extract_date >= DATE '{first}' - INTERVAL {late_days} DAY {since}
-                  AND {src.at} >= TIMESTAMPTZ '{first} 00:00:00+00'
-                  AND {src.at} < TIMESTAMPTZ '{last} 00:00:00+00' + INTERVAL 1 DAY)
+                WHERE _extract_date >= DATE {lo} - INTERVAL {int(late_days)} DAY {since}
+                  AND {src.at} >= TIMESTAMPTZ {literal(f"{first} 00:00:00+00")}
+                  AND {src.at} < TIMESTAMPTZ {literal(f"{last} 00:00:00+00")} + INTERVAL 1 DAY)
             WHERE _rn = 1 AND event_name IS NOT NULL AND {in_range}"""
     versions = f"""SELECT *, ({src.id})::VARCHAR AS source_id, row_number() OVER (
             PARTITION BY ({src.id})::VARCHAR ORDER BY {src.order_by} DESC, _extract_date DESC,
@@ -169,10 +181,10 @@ def source_sql(
         cond = f"AND ({ev.when})" if ev.when else ""
         if ev.changed:
             parts.append(
-                f"""SELECT '{src.source}:' || source_id || ':{ev.name}:'
+                f"""SELECT {literal(src.source + ":")} || source_id || {literal(f":{ev.name}:")}
                         || epoch(({ev.at})::TIMESTAMPTZ)::BIGINT AS event_id, source_id,
-                    '{ev.name}' AS event_name, ({ev.at})::TIMESTAMPTZ AS occurred_at, {cols},
-                    {_props(src, f"'previous_{ev.changed}', _previous")} AS properties,
+                    {literal(ev.name)} AS event_name, ({ev.at})::TIMESTAMPTZ AS occurred_at, {cols},
+                    {_props(src, f"{literal('previous_' + ev.changed)}, _previous")} AS properties,
                     _ingested_at
                 FROM (SELECT *, lag({ev.changed}) OVER (PARTITION BY source_id
                         ORDER BY _rn DESC) AS _previous FROM ({versions}))
@@ -185,8 +197,9 @@ def source_sql(
             # its properties are those of the first version that said so: what was true when
             # it happened, so a later status change does not rewrite an old day.
             parts.append(
-                f"""SELECT '{src.source}:' || source_id || ':{ev.name}' AS event_id, source_id,
-                    '{ev.name}' AS event_name, ({ev.at})::TIMESTAMPTZ AS occurred_at, {cols},
+                f"""SELECT {literal(src.source + ":")} || source_id || {literal(":" + ev.name)}
+                    AS event_id, source_id, {literal(ev.name)} AS event_name,
+                    ({ev.at})::TIMESTAMPTZ AS occurred_at, {cols},
                     _first_props AS properties, _ingested_at
                 FROM (SELECT *, last_value(_props) OVER (PARTITION BY source_id ORDER BY _rn
                         ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS _first_props

@@ -32,7 +32,7 @@ from assets import automation
 from assets.dead_runs import execute_in_process
 from assets.events.build import EVENTS, day_ranges, pending_days
 from assets.events.days import EARLIEST, Span, built_span, configured_start, covers, partitions
-from assets.events.mapping import Mapping
+from assets.events.mapping import Mapping, load_mapping
 from resources.duckdb import connect
 from resources.lake import LakeResource
 from resources.pii import PiiResource
@@ -139,6 +139,11 @@ class Progress(Protocol):
     def finished(self, stage: str, what: str, result, seconds: float) -> None: ...
 
 
+def first_day(defs: Definitions) -> date:
+    """The first event day `defs` was built with: where a build of pending days starts."""
+    return defs.get_assets_def(EVENTS_KEY).partitions_def.start.date()
+
+
 def with_event_days(defs: Definitions, days: DailyPartitionsDefinition) -> Definitions:
     """`defs` with `events/events` partitioned by `days`: the runs of a build whose data reaches
     past the partitions the code location loaded with (the first build, a new extract)."""
@@ -174,8 +179,6 @@ def build_graph(
     `after` (by default every layer after the events). Stops at the first failed run; returns
     the runs' results and the day ranges built. Each run first fails the runs whose process
     died, which would hold their pools forever (assets/dead_runs.py)."""
-    from assets.events import MAPPING
-
     lake = defs.resources["lake"].process_config_and_initialize()
     pii = defs.resources["pii"].process_config_and_initialize()
     results: list = []
@@ -206,7 +209,11 @@ def build_graph(
         return result.success
 
     ok = all(run(defs, name, sel) for name, sel in BEFORE_STAGES)
-    plan = plan_days(lake, pii, MAPPING, configured_start()) if ok else DaysPlan([], False, None)
+    plan = (
+        plan_days(lake, pii, load_mapping(), configured_start())
+        if ok
+        else DaysPlan([], False, None)
+    )
     if progress and ok:
         progress.planned(plan)
     days_defs = defs

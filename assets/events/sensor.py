@@ -44,8 +44,8 @@ from dagster._core.storage.asset_check_execution_record import AssetCheckExecuti
 
 from assets.automation import STAGE_TAG, events_days_job
 from assets.concurrency import IN_FLIGHT
-from assets.events import MAPPING
 from assets.events.days import Span, configured_start
+from assets.events.mapping import load_mapping
 from assets.events.runs import EVENTS_KEY, EVENTS_STAGE, LAUNCHED_BY, plan_days, range_tags
 from resources.lake import LakeResource
 from resources.pii import PiiResource
@@ -84,7 +84,7 @@ def events_days_sensor(context: SensorEvaluationContext, lake: LakeResource, pii
     if wait:
         return SkipReason(f"waiting: {wait}")  # cursor kept: the next tick looks again
 
-    plan = plan_days(lake, pii, MAPPING, configured_start())
+    plan = plan_days(lake, pii, load_mapping(), configured_start())
     if not plan.ranges:
         return SensorResult(
             skip_reason=SkipReason(f"no event day pending: {plan.describe()}"),

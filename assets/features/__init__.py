@@ -13,22 +13,20 @@ from dagster import (
     AssetCheckResult,
     AssetExecutionContext,
     AssetKey,
-    AssetOut,
     MaterializeResult,
     MetadataValue,
-    multi_asset,
 )
 
-from assets.concurrency import writer_pool
 from assets.events.build import EVENTS, register_current_events
 from assets.features import asof
-from assets.metadata import OWNER, definition_metadata, published_metadata
-from assets.publish import SUITE_CHECK, publish_if_changed, suite_check
+from assets.gated import SUITE_CHECK, gated_multi_asset, gated_out, table_key
+from assets.metadata import published_metadata
+from assets.publish import publish_if_changed
 from checks import features as contracts
-from checks.contract import TableContract
 from checks.gate import validate
 from resources.duckdb import DuckDBResource
 from resources.lake import LakeResource
+from resources.sql import literal
 
 GROUP = "features"
 TRAINING_STEP_DAYS = 30
@@ -37,10 +35,6 @@ INPUTS = {
     "subscription": ("entities", "subscription"),
     "relationship": ("entities", "relationship"),
 }
-
-
-def _key(c: TableContract) -> AssetKey:
-    return AssetKey([c.layer, c.table])
 
 
 def training_dates(first: date, last: date) -> list[date]:
@@ -53,33 +47,21 @@ def training_dates(first: date, last: date) -> list[date]:
 
 
 def _not_upgraded(rel: str) -> str:
-    tiers = " ".join(f"WHEN '{t}' THEN {i}" for t, i in asof.PLAN_ORDER.items())
+    tiers = asof.tier_rank()
     top = max(asof.PLAN_ORDER, key=asof.PLAN_ORDER.__getitem__)
-    return f"""SELECT * FROM ({rel}) f WHERE f.plan_tier <> '{top}' AND NOT EXISTS (
+    return f"""SELECT * FROM ({rel}) f WHERE f.plan_tier <> {literal(top)} AND NOT EXISTS (
         SELECT 1 FROM ev e WHERE e.account_id = f.account_id AND e.event_name = 'plan_changed'
             AND e.event_date <= f.as_of
             AND CASE json_extract_string(e.properties, '$.plan') {tiers} END
                 > CASE json_extract_string(e.properties, '$.previous_plan') {tiers} END)"""
 
 
-@multi_asset(
-    name="build_features",
-    pool=writer_pool("build_features"),
-    group_name=GROUP,
-    outs={
-        c.table: AssetOut(
-            key=_key(c),
-            description=c.description,
-            kinds={"delta", "duckdb", "great_expectations"},
-            owners=[OWNER],
-            tags={"layer": GROUP, "pii": "false"},
-            metadata=definition_metadata(c),
-        )
-        for c in contracts.FEATURE_TABLES
-    },
+@gated_multi_asset(
+    "build_features",
+    {c.table: gated_out(c) for c in contracts.FEATURE_TABLES},
+    contracts.FEATURE_TABLES,
+    group=GROUP,
     deps=[AssetKey(list(EVENTS)), *(AssetKey(list(t)) for t in INPUTS.values())],
-    check_specs=[suite_check(c) for c in contracts.FEATURE_TABLES],
-    can_subset=False,
 )
 def build_features(
     context: AssetExecutionContext, lake: LakeResource, duckdb: DuckDBResource
@@ -118,7 +100,7 @@ def build_features(
     }
     gates = {n: validate(by_name[n].name, by_name[n].suite(), t) for n, t in tables.items()}
     for n, g in gates.items():
-        yield g.check_result(_key(by_name[n]), SUITE_CHECK, lake.data_docs)
+        yield g.check_result(table_key(by_name[n]), SUITE_CHECK, lake.data_docs)
     failed = [g for g in gates.values() if not g.passed]
     if failed:
         raise failed[0].failure("features")
@@ -131,7 +113,7 @@ def build_features(
                 rate = pa.compute.mean(table[label].cast(pa.float64())).as_py()
                 extra["positive_rate"] = MetadataValue.float(round(rate, 4))
         yield MaterializeResult(
-            asset_key=_key(c),
+            asset_key=table_key(c),
             metadata={
                 **published_metadata(c, published, table.schema, table),
                 "changed": wrote,

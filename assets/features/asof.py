@@ -18,6 +18,7 @@ import duckdb
 import pyarrow as pa
 
 from resources.duckdb import EXACT
+from resources.sql import in_list, literal
 
 PLAN_ORDER = {"starter": 1, "growth": 2, "enterprise": 3}
 # MRR band of each tier (floor, ceiling), for how close an account is to outgrowing its tier.
@@ -77,8 +78,9 @@ EXPANSION_FEATURES = (
 )
 
 
-def _in(values: Sequence[str]) -> str:
-    return "(" + ", ".join(f"'{v}'" for v in values) + ")"
+def tier_rank() -> str:
+    """The WHEN arms of `CASE <plan> ... END`: a plan's rank in PLAN_ORDER (higher is bigger)."""
+    return " ".join(f"WHEN {literal(t)} THEN {i}" for t, i in PLAN_ORDER.items())
 
 
 def prepare(con: duckdb.DuckDBPyConnection) -> None:
@@ -87,15 +89,15 @@ def prepare(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE daily AS
         SELECT account_id, event_date AS day,
-            count(*) FILTER (WHERE event_name IN {_in(USAGE)}) AS usage,
+            count(*) FILTER (WHERE event_name IN {in_list(USAGE)}) AS usage,
             count(*) FILTER (WHERE event_name = 'session_started') AS sessions,
-            count(*) FILTER (WHERE event_name IN {_in(RETENTION)}) AS retention,
+            count(*) FILTER (WHERE event_name IN {in_list(RETENTION)}) AS retention,
             count(*) FILTER (WHERE event_name = 'integration_connected') AS integrations,
             count(*) FILTER (WHERE event_name = 'premium_feature_trial_started') AS premium,
             sum(try_cast(json_extract_string(properties, '$.feature_adoption_score') AS {EXACT}))
-                FILTER (WHERE event_name IN {_in(USAGE)}) AS adoption_sum,
+                FILTER (WHERE event_name IN {in_list(USAGE)}) AS adoption_sum,
             count(json_extract_string(properties, '$.feature_adoption_score'))
-                FILTER (WHERE event_name IN {_in(USAGE)}) AS adoption_n,
+                FILTER (WHERE event_name IN {in_list(USAGE)}) AS adoption_n,
             count(*) FILTER (WHERE event_name = 'ticket_opened') AS tickets,
             count(*) FILTER (WHERE event_name = 'ticket_opened' AND json_extract_string(
                 properties, '$.priority') IN ('high', 'critical')) AS urgent_tickets,
@@ -148,10 +150,10 @@ def _state_at(day: str, alias: str = "st") -> str:
 def features_sql(dates: str) -> str:
     """One row per (account, as_of) for accounts with a subscription running on as_of.
     `dates`: a relation with one column `as_of` (DATE)."""
-    tiers = " ".join(f"WHEN '{t}' THEN {i}" for t, i in PLAN_ORDER.items())
-    floors = " ".join(f"WHEN '{t}' THEN {lo}" for t, (lo, _) in TIER_BANDS.items())
-    ceils = " ".join(f"WHEN '{t}' THEN {hi}" for t, (_, hi) in TIER_BANDS.items())
-    leaders = _in(LEADER_ROLES)
+    tiers = tier_rank()
+    floors = " ".join(f"WHEN {literal(t)} THEN {lo}" for t, (lo, _) in TIER_BANDS.items())
+    ceils = " ".join(f"WHEN {literal(t)} THEN {hi}" for t, (_, hi) in TIER_BANDS.items())
+    leaders = in_list(LEADER_ROLES)
     return f"""
     WITH d AS (SELECT DISTINCT as_of FROM ({dates})),
     running AS (  -- subscriptions running on the date: status active or past due then
@@ -262,7 +264,7 @@ def features_sql(dates: str) -> str:
 def labels_sql(features: str) -> str:
     """Churned / upgraded within the HORIZON_DAYS after each row's as_of (never on or before
     it). `features`: a relation with account_id, as_of, plan_tier."""
-    tiers = " ".join(f"WHEN '{t}' THEN {i}" for t, i in PLAN_ORDER.items())
+    tiers = tier_rank()
     h = HORIZON_DAYS
     return f"""
     SELECT f.account_id, f.as_of,

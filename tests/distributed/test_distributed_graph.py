@@ -362,8 +362,14 @@ def test_distributed_profile_builds_the_local_profiles_tables(
 ):
     from dagster import DagsterInstance
 
-    from assets.events import EVENT_DAYS, MAPPING
-    from assets.events.runs import AFTER_EVENTS, BEFORE_EVENTS, EVENTS_KEY, pending_ranges
+    from assets.events.mapping import load_mapping
+    from assets.events.runs import (
+        AFTER_EVENTS,
+        BEFORE_EVENTS,
+        EVENTS_KEY,
+        first_day,
+        pending_ranges,
+    )
     from resources.profile import active
 
     local_lake, local_wall = local_build
@@ -401,7 +407,7 @@ def test_distributed_profile_builds_the_local_profiles_tables(
         first = ui.launch_run(before, "before-events")
         assert ui.wait_run(first) == "SUCCESS", _tail(logs)
         ranges = [
-            (str(a), str(b)) for a, b in pending_ranges(lake, pii, MAPPING, EVENT_DAYS.start.date())
+            (str(a), str(b)) for a, b in pending_ranges(lake, pii, load_mapping(), first_day(defs))
         ]
         assert ranges, "no event days to backfill"
         backfill = ui.launch_backfill(list(EVENTS_KEY.path), ranges)

@@ -202,11 +202,12 @@ class Graph:
     def phase(self, name: str) -> bool:
         from dagster import AssetSelection
 
-        from assets.events import EVENT_DAYS, MAPPING
+        from assets.events.mapping import load_mapping
         from assets.events.runs import (
             AFTER_EVENTS,
             BEFORE_EVENTS,
             EVENTS_KEY,
+            first_day,
             pending_ranges,
             range_tags,
         )
@@ -216,7 +217,9 @@ class Graph:
         if name == "after":
             return self._run(AFTER_EVENTS, config=self.run_config)
         ok = True
-        for first, last in pending_ranges(self.lake, self.pii, MAPPING, EVENT_DAYS.start.date()):
+        for first, last in pending_ranges(
+            self.lake, self.pii, load_mapping(), first_day(self.defs)
+        ):
             ok = ok and self._run(AssetSelection.assets(EVENTS_KEY), range_tags(first, last))
         return ok
 
