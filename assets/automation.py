@@ -43,8 +43,9 @@ AUTOMATED_GROUPS = ("entities",)
 GRACE = timedelta(hours=6)
 DAILY = CADENCE_PERIODS["daily"]
 WEEKLY = CADENCE_PERIODS["weekly"]
-# Observed (landing zones) or recorded by a sensor (ops) when something happens: no cadence.
-UNSCHEDULED_GROUPS = ("landing", "ops")
+# Observed (landing zones), recorded by a sensor (ops) or run when a request waits (privacy)
+# when something happens: no cadence, so no freshness policy.
+UNSCHEDULED_GROUPS = ("landing", "ops", "privacy")
 RAW_PERIODS = {table_key(c): c.extract_period for c in RAW_TABLES}
 
 

@@ -12,7 +12,7 @@ from dagster import (
     MaterializeResult,
 )
 
-from assets.gated import SUITE_CHECK, suite_check, table_key  # noqa: F401 (until callers move)
+from assets.gated import SUITE_CHECK, table_key
 from assets.metadata import published_metadata
 from checks.contract import Expectation, TableContract
 from checks.gate import validate

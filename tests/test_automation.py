@@ -21,7 +21,7 @@ from dagster import (
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from assets.automation import AUTOMATED_GROUPS
-from assets.publish import SUITE_CHECK
+from assets.gated import SUITE_CHECK
 from checks.raw import RAW_TABLES
 from conftest import Lakehouse
 

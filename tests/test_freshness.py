@@ -29,7 +29,7 @@ LAYER_WINDOWS = {
     "raw": DAY,  # a raw asset without a contract cadence (raw/quarantine)
 }
 WEEKLY_MODELS = {AssetKey(["ml", "churn_model"]), AssetKey(["ml", "expansion_model"])}
-UNSCHEDULED = {"landing", "ops"}
+UNSCHEDULED = {"landing", "ops", "privacy"}  # privacy: when an erasure request waits
 
 
 def _expected(key: AssetKey, group: str) -> timedelta | None:
