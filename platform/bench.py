@@ -247,8 +247,10 @@ def phase(name: str, lake_root: Path, landing: Path) -> dict:
 
     from dagster import DagsterInstance
 
-    os.environ["LAKEHOUSE_LAKE_ROOT"] = str(lake_root)
-    os.environ["LAKEHOUSE_LANDING_ROOT"] = str(landing)
+    from resources.settings import LAKE_ROOT, LANDING_ROOT
+
+    os.environ[LAKE_ROOT] = str(lake_root)
+    os.environ[LANDING_ROOT] = str(landing)
     defs = runpy.run_path(str(HERE / "definitions.py"))["defs"]
     with Sampler() as sampler, DagsterInstance.ephemeral() as instance:
         figures = build(defs, instance, sampler, daily=name == "incremental")

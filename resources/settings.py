@@ -19,6 +19,12 @@ LAKE_ROOT = "LAKEHOUSE_LAKE_ROOT"
 LANDING_ROOT = "LAKEHOUSE_LANDING_ROOT"
 LANDING_IGNORE = "LAKEHOUSE_LANDING_IGNORE"  # comma-separated name patterns of partial files
 FUTURE_TOLERANCE = "LAKEHOUSE_FUTURE_TOLERANCE_HOURS"  # how far past the clock a date may lie
+# Read when the code location is built (its partitions and contracts follow them) and again
+# when a run starts; never at import.
+EVENT_MAPPING = "LAKEHOUSE_EVENT_MAPPING"  # the event mapping file (assets/events/events.yaml)
+EVENTS_START = "LAKEHOUSE_EVENTS_START"  # first event day (a date); else the data decides
+EVENTS_END = "LAKEHOUSE_EVENTS_END"  # last event day (a date or `today`); else the data decides
+C360_RULES = "LAKEHOUSE_C360_RULES"  # the customer 360 rules file (assets/c360/c360.yaml)
 
 
 def from_env(**fields: str) -> dict[str, EnvVar]:
@@ -29,6 +35,12 @@ def from_env(**fields: str) -> dict[str, EnvVar]:
 def int_from_env(**fields: str) -> dict[str, EnvVar]:
     """As `from_env`, for integer fields."""
     return {field: EnvVar.int(var) for field, var in fields.items() if os.environ.get(var)}
+
+
+def read(name: str) -> str:
+    """A plain setting's value now ("" when unset), for the settings the code location is built
+    from; secrets and resource fields go through `from_env` instead."""
+    return os.environ.get(name, "").strip()
 
 
 def lake_root() -> str:

@@ -80,3 +80,20 @@ def test_missing_c360_rules_fail_the_build_not_the_import(tmp_path):
     assert out[0] == "imported"
     assert out[-1].startswith("built: FileNotFoundError: c360 rules")
     assert str(missing) in out[-1] and "LAKEHOUSE_C360_RULES" in out[-1]
+
+
+def test_every_setting_is_named_in_resources():
+    """A user finds what can be set in resources/ (settings.py, or the resource that reads it):
+    no layer, contract or entry point declares a `LAKEHOUSE_` variable of its own."""
+    import ast
+    import re
+
+    name = re.compile(r"LAKEHOUSE_[A-Z0-9_]+")
+    found = []
+    for tree in ("assets", "checks", "platform"):
+        for path in sorted((ROOT / tree).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                text = node.value if isinstance(node, ast.Constant) else None
+                if isinstance(text, str) and name.fullmatch(text):
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno} {text}")
+    assert found == []

@@ -8,7 +8,6 @@ profile describes the data as of its freshest complete day.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -20,10 +19,11 @@ from assets.c360.scores import score_columns
 from assets.entities.rules import EntityRules, Rules
 from assets.events.mapping import view
 from resources.duckdb import EXACT
+from resources.settings import C360_RULES as C360_PATH
+from resources.settings import read
 from resources.sql import ident, in_list, literal
 
 DEFAULT_C360 = Path(__file__).with_name("c360.yaml")
-C360_PATH = "LAKEHOUSE_C360_RULES"
 USAGE = (
     "session_started",
     "report_viewed",
@@ -44,7 +44,7 @@ class C360Rules:
 
 def c360_path() -> Path:
     """The c360 rules file: `LAKEHOUSE_C360_RULES`, read when asked (never at import)."""
-    return Path(os.environ.get(C360_PATH) or DEFAULT_C360)
+    return Path(read(C360_PATH) or DEFAULT_C360)
 
 
 def load_c360(path: str | Path | None = None) -> C360Rules:

@@ -23,7 +23,6 @@ because "nothing happened that day" is a fact about the data, unlike a day outsi
 
 from __future__ import annotations
 
-import os
 import warnings
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -34,9 +33,8 @@ from deltalake.exceptions import DeltaError
 from assets.events.build import EVENTS, UNATTRIBUTED
 from assets.events.mapping import Mapping, source_sql
 from resources.lake import LakeResource
+from resources.settings import EVENTS_END, EVENTS_START, read
 
-EVENTS_START = "LAKEHOUSE_EVENTS_START"
-EVENTS_END = "LAKEHOUSE_EVENTS_END"
 TODAY = "today"
 EARLIEST = date(1900, 1, 1)  # the lower bound of "no configured start" in the builder's SQL
 LIVE_LAG = timedelta(days=1)  # data reaching this close to today is live: partitions grow daily
@@ -71,13 +69,13 @@ def today() -> date:
 
 def configured_start() -> date | None:
     """`LAKEHOUSE_EVENTS_START`, read when asked (not at import)."""
-    text = os.environ.get(EVENTS_START, "").strip()
+    text = read(EVENTS_START)
     return date.fromisoformat(text) if text else None
 
 
 def configured_end() -> date | str | None:
     """`LAKEHOUSE_EVENTS_END`: a date, `today`, or None (the data decides)."""
-    text = os.environ.get(EVENTS_END, "").strip().lower()
+    text = read(EVENTS_END).lower()
     if not text:
         return None
     return TODAY if text == TODAY else date.fromisoformat(text)

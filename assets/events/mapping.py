@@ -6,17 +6,17 @@ data and nothing downstream knows which system an event came from.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from resources.settings import EVENT_MAPPING as MAPPING_PATH
+from resources.settings import read
 from resources.sql import ident, literal
 
 DEFAULT_MAPPING = Path(__file__).with_name("events.yaml")
-MAPPING_PATH = "LAKEHOUSE_EVENT_MAPPING"
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,7 @@ def _source(spec: dict[str, Any]) -> EventSource:
 
 def mapping_path() -> Path:
     """The mapping file: `LAKEHOUSE_EVENT_MAPPING`, read when asked (never at import)."""
-    return Path(os.environ.get(MAPPING_PATH) or DEFAULT_MAPPING)
+    return Path(read(MAPPING_PATH) or DEFAULT_MAPPING)
 
 
 def load_mapping(path: str | Path | None = None) -> Mapping:

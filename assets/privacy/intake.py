@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -219,13 +218,12 @@ def resolve(
 def main(argv: list[str] | None = None) -> int:
     """`python -m assets.privacy --email x@y.com`: file a request, as the consent system
     would; the erasure job (or erasure_sensor) carries it out."""
-    from resources.landing import DEFAULT_LANDING_ROOT
-    from resources.settings import LANDING_ROOT
+    from resources.settings import landing_root
 
     parser = argparse.ArgumentParser(prog="python -m assets.privacy", description=main.__doc__)
     parser.add_argument("--email")
     parser.add_argument("--subject-ref", help="e.g. crm:<contact id> or product:<user id>")
-    parser.add_argument("--landing", default=os.environ.get(LANDING_ROOT, DEFAULT_LANDING_ROOT))
+    parser.add_argument("--landing", default=landing_root())
     args = parser.parse_args(argv)
     if not (args.email or args.subject_ref):
         parser.error("name the person: --email and/or --subject-ref")
