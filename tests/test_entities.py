@@ -270,28 +270,3 @@ def test_every_entities_table_about_people_is_tagged_pii(defs):
         assert tags[c.name] == "true" or c.name not in person_ids, c.name
     # account facts are not about people: no pii tag
     assert tags["entities/workspace"] == tags["entities/subscription"] == "false"
-
-
-def test_raw_and_entities_code_keeps_no_second_schema_of_a_contract():
-    """A table's Arrow schema lives in its contract only: no module of the landing, raw or
-    entities layers holds a hand-written copy (which drifts when the contract changes)."""
-    import importlib
-    import pkgutil
-
-    import pyarrow as pa
-
-    import assets.entities
-    import assets.raw
-    from checks.catalog import declared
-
-    schemas = {c.schema: name for name, c in declared().items()}
-    modules = ["assets.landing", "assets.sensors"]
-    for package in (assets.raw, assets.entities):
-        modules += [f"{package.__name__}.{m.name}" for m in pkgutil.iter_modules(package.__path__)]
-    copies = [
-        f"{module}.{name} = {schemas[value]}"
-        for module in ["assets.raw", "assets.entities", *modules]
-        for name, value in vars(importlib.import_module(module)).items()
-        if isinstance(value, pa.Schema) and value in schemas
-    ]
-    assert copies == []

@@ -77,3 +77,24 @@ def test_a_table_declared_twice_is_refused(monkeypatch):
         assert "checks.reverse_etl.TWIN" in str(exc)
     else:
         raise AssertionError("a second contract for raw/crm_accounts was accepted")
+
+
+def test_no_module_keeps_a_second_schema_of_a_contract():
+    """A table's Arrow schema lives in its contract only: no module of assets/ or resources/
+    holds a schema with a contract's columns (a copy drifts when the contract changes)."""
+    import importlib
+    import pkgutil
+
+    import assets
+    import resources
+
+    columns = {tuple(c.schema.names): name for name, c in declared().items()}
+    copies = []
+    for package in (assets, resources):
+        for info in pkgutil.walk_packages(package.__path__, f"{package.__name__}."):
+            if info.name.endswith("__main__"):
+                continue
+            for attr, value in vars(importlib.import_module(info.name)).items():
+                if isinstance(value, pa.Schema) and tuple(value.names) in columns:
+                    copies.append(f"{info.name}.{attr}: {columns[tuple(value.names)]}")
+    assert copies == []
