@@ -17,7 +17,8 @@ import json
 import logging
 import tempfile
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,9 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "allow_writing_files": False,
 }
 MAX_PARAM_CHARS = 6000  # MLflow's limit on one param value
+
+# The advisory lock key the store's creation holds in a PostgreSQL tracking database.
+STORE_LOCK = int.from_bytes(hashlib.sha256(b"customer-lakehouse/mlflow-store").digest()[:7], "big")
 
 
 @dataclass
@@ -323,18 +327,41 @@ class LoadedModel:
 
 @functools.cache
 def _store_ready(tracking_uri: str) -> None:
-    """Create a SQLite store's tables under an exclusive lock beside the file. MLflow creates
-    them unlocked on first use, so two runs training their first models at once (two pools, one
-    store) failed with "table ... already exists"."""
-    if not tracking_uri.startswith("sqlite:///"):
-        return
-    db = Path(tracking_uri.removeprefix("sqlite:///"))
-    db.parent.mkdir(parents=True, exist_ok=True)
-    with open(db.with_name(f"{db.name}.init-lock"), "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+    """Create the tracking store's tables once, under a lock every process shares. MLflow creates
+    them unlocked on first use, so two steps training their first models at once (two pools on
+    one SQLite file, or two Celery workers on one PostgreSQL database) failed with "table ...
+    already exists" or a duplicate `alembic_version` type."""
+    with _init_lock(tracking_uri):
         client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
         client.search_experiments(max_results=1)  # the tracking store creates every table
         client.search_registered_models(max_results=1)
+
+
+@contextmanager
+def _init_lock(tracking_uri: str) -> Iterator[None]:
+    """An exclusive lock for the store's creation: a file lock beside a SQLite store, an
+    advisory lock in a PostgreSQL one (held on its own connection); none for a server URI."""
+    if tracking_uri.startswith("sqlite:///"):
+        db = Path(tracking_uri.removeprefix("sqlite:///"))
+        db.parent.mkdir(parents=True, exist_ok=True)
+        with open(db.with_name(f"{db.name}.init-lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            yield
+    elif tracking_uri.startswith(("postgresql", "postgres://")):
+        import sqlalchemy
+
+        engine = sqlalchemy.create_engine(tracking_uri, poolclass=sqlalchemy.pool.NullPool)
+        try:
+            with engine.connect() as con:
+                con.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": STORE_LOCK})
+                try:
+                    yield
+                finally:
+                    con.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": STORE_LOCK})
+        finally:
+            engine.dispose()
+    else:
+        yield
 
 
 def _client(tracking_uri: str) -> MlflowClient:

@@ -150,7 +150,15 @@ def celery_workers(env: dict[str, str], log_dir: Path) -> Iterator[None]:
 
 
 def _tail(log_dir: Path) -> str:
-    return "\n".join(p.read_text()[-2000:] for p in sorted(log_dir.glob("*.log")))
+    """The workers' step failures with their errors (first), then the end of each log."""
+    logs = [p.read_text() for p in sorted(log_dir.glob("*.log"))]
+    failures = [
+        line[:400]
+        for text in logs
+        for line in text.splitlines()
+        if "STEP_FAILURE" in line or line.startswith(("dagster.", "sqlalchemy.", "psycopg."))
+    ]
+    return "\n".join([*failures[:30], *(text[-2000:] for text in logs)])
 
 
 class Ui:
