@@ -33,33 +33,34 @@ def test_every_table_in_a_built_lake_has_exactly_one_contract(full_lake):
 
 
 def test_each_table_is_what_its_contract_declares(full_lake):
-    """The table holds the contract's columns, in order. A table that is an asset is compared
-    with the asset's column schema (the contract as the code location configured it) and must
-    carry the blocking suite check; a table another asset's step writes (a log, a side table)
-    is compared with its contract's schema. Raw tables may also hold columns a source added
-    later (schema drift, recorded on the asset), never lose one."""
+    """The table holds its contract's columns and types, in order, as the code location
+    configured it (event names, consent scopes); a table that is an asset carries the blocking
+    suite check. Raw tables may also hold columns a source added later (schema drift, recorded
+    on the asset), never lose one."""
+    from assets.c360.profiles import load_c360
+    from assets.events.mapping import load_mapping
+
+    contracts = declared(
+        {
+            "events_contract": (load_mapping().event_names,),
+            "people_contract": (load_c360().consent_scopes,),
+        }
+    )
     graph = full_lake.defs.resolve_asset_graph()
     checked = {k.asset_key for k in graph.asset_check_keys}
-    contracts = declared()
     wrong = []
     for name, path in sorted(_delta_tables(full_lake.lake_root).items()):
-        key = AssetKey(name.split("/"))
-        written = DeltaTable(str(path)).schema().to_arrow()
-        if graph.has(key):
-            declared_cols = [
-                c.name for c in graph.get(key).metadata["dagster/column_schema"].columns
-            ]
-            if key not in checked:
-                wrong.append(f"{name}: no suite check")
-        elif name in contracts:
-            declared_cols = contracts[name].schema.names
-        else:
+        if name not in contracts:
             continue  # reported by the test above
-        held = pa.schema(written).names
-        if name.startswith("raw/"):  # a source's new columns are kept as schema drift, after
-            held = [c for c in held if c in declared_cols]
-        if declared_cols != held:
-            wrong.append(f"{name}: declares {declared_cols}, holds {held}")
+        key = AssetKey(name.split("/"))
+        if graph.has(key) and key not in checked:
+            wrong.append(f"{name}: no suite check")
+        expected = [(f.name, f.type) for f in contracts[name].schema]
+        held = [(f.name, f.type) for f in pa.schema(DeltaTable(str(path)).schema().to_arrow())]
+        if name.startswith("raw/"):  # a source's new columns are kept as schema drift
+            held = [f for f in held if f[0] in contracts[name].schema.names]
+        if held != expected:
+            wrong.append(f"{name}: declares {expected}, holds {held}")
     assert wrong == []
 
 
