@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import shutil
 import sys
 from pathlib import Path
 
-from sample_company.generate import DEFAULT_END_DATE, generate
+from sample_company.generate import DEFAULT_END_DATE, STACKS, generate
 
 
 def _date(text: str) -> dt.date:
@@ -41,13 +42,34 @@ def parser() -> argparse.ArgumentParser:
         help="write only extract dates up to this day (the simulation is the same); existing "
         "files are never rewritten, so a later run only adds newer files",
     )
+    p.add_argument(
+        "--stack",
+        default=None,
+        help="rendering of the world: default (the sample company's exports) or vendor "
+        "(HubSpot, Stripe, Segment, Zendesk); default: the stack LAKEHOUSE_STACK names, else "
+        "default",
+    )
     p.add_argument("--clean", action="store_true", help="remove the output folder first")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     return p
 
 
+def stack_name(given: str | None) -> str:
+    """The stack to render: `--stack`, else LAKEHOUSE_STACK (a name under stacks/ or a path to
+    a stack folder: its folder name), else `default`. Read here, at run time: the simulator
+    knows nothing of the platform's settings module, only the variable's meaning."""
+    value = given or os.environ.get("LAKEHOUSE_STACK") or "default"
+    name = Path(value).name if ("/" in value or os.sep in value) else value
+    if name not in STACKS:
+        raise SystemExit(
+            f"sample-company renders the stacks {', '.join(STACKS)}; {value!r} names neither"
+        )
+    return name
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    stack = stack_name(args.stack)
     out: Path = args.out
     if args.clean and out.exists():
         resolved = out.resolve()
@@ -63,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         end_date=args.end_date,
         write_through=args.write_through,
         progress=not args.quiet,
+        stack=stack,
     )
     print(summary.line())
     return 0

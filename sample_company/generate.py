@@ -19,6 +19,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -47,6 +48,7 @@ from sample_company.usage import EVENT_TYPES, Events, render_lines, simulate_eve
 from sample_company.world import simulate_world
 
 DEFAULT_END_DATE = dt.date(2026, 10, 31)
+STACKS = ("default", "vendor")  # the renderings of the one simulated world
 TRUTH_DIR = "_truth"
 VERSION = "1"
 
@@ -147,8 +149,14 @@ def generate(
     write_through: dt.date | str | None = None,
     config: Config = DEFAULT,
     progress: bool = False,
+    stack: str = "default",
 ) -> Summary:
-    """Simulate the company over `days` days ending at `end_date` and write its landing zone."""
+    """Simulate the company over `days` days ending at `end_date` and write its landing zone.
+
+    `stack` picks the rendering: `default` (the sample company's own exports) or `vendor`
+    (the same world as HubSpot, Stripe, Segment and Zendesk export it: `vendors/`)."""
+    if stack not in STACKS:
+        raise ValueError(f"unknown stack {stack!r}: the generator renders {', '.join(STACKS)}")
     started = time.perf_counter()
     say = _Progress(progress)
     out = Path(out)
@@ -186,19 +194,36 @@ def generate(
     writer = _Writer(out, through, summary)
     bad: list[dict] = []
     drift = drift_day(start, end)
-    for name, versions in ctx.versions.items():
-        spec = SPECS[name]
-        _write_object(ctx, writer, spec, versions, start, end, drift, bad, summary)
+    if stack == "vendor":
+        from sample_company import vendors
+
+        rendered = vendors.render(ctx)
+        vendors.write_objects(ctx, rendered, writer, start, end, drift, bad, summary)
+    else:
+        for name, versions in ctx.versions.items():
+            spec = SPECS[name]
+            _write_object(ctx, writer, spec, versions, start, end, drift, bad, summary)
     say(f"entity extracts written ({summary.files_written} files)")
 
     events = simulate_events(ctx, member_frame(ctx))
-    summary.rows_simulated["product/usage_events"] = len(events)
     say(f"usage: {len(events)} events simulated")
-    _write_usage(ctx, writer, events, start, end, bad, summary, say)
+    if stack == "vendor":
+        from sample_company.vendors import segment
+
+        tracks = segment.with_unknown_events(ctx, events)
+        summary.rows_simulated[vendors.TRACKS.name] = len(tracks)
+        usage = _Usage(vendors.TRACKS, segment.track_renderer(ctx), vendors.BAD_ROWS, vendors.RULES)
+        _write_usage(ctx, writer, tracks, start, end, bad, summary, say, usage)
+        ctx.truth = rendered.truth
+        drift_of = (vendors.DRIFT_OBJECT, vendors.DRIFT_COLUMN)
+    else:
+        summary.rows_simulated["product/usage_events"] = len(events)
+        _write_usage(ctx, writer, events, start, end, bad, summary, say, _default_usage(ctx))
+        drift_of = (DRIFT_OBJECT, DRIFT_COLUMN)
     say(f"usage files written ({summary.files_written} files in all)")
 
     summary.bad_rows = len(bad)
-    _write_truth(ctx, out, summary, bad, drift, events)
+    _write_truth(ctx, out, summary, bad, drift, events, stack, drift_of)
     summary.seconds = time.perf_counter() - started
     say("truth written")
     return summary
@@ -298,6 +323,27 @@ def _render(spec: ObjectSpec, recs: list[dict], fields: tuple[str, ...], marks) 
     return data
 
 
+@dataclass(frozen=True)
+class _Usage:
+    """How a stack lands the usage stream: its object, line renderer and planted bad rows."""
+
+    spec: Any  # ObjectSpec or vendors.base.VendorSpec: source, object, filename, name
+    render: Callable[[Events, int, int, np.random.Generator], pa.Array]
+    bad_rows: tuple[tuple[str, str, int, int], ...]
+    rules: dict[str, str]
+
+
+def _default_usage(ctx: Ctx) -> _Usage:
+    ws = ctx.refs["workspace_id"]
+    ws_ids = pa.array([ws.get(i, "") for i in range(ctx.world.n)])
+    user_ids = pa.array(ctx.refs["user_id"])
+
+    def render(ev: Events, lo: int, hi: int, rng: np.random.Generator) -> pa.Array:
+        return render_lines(ev, lo, hi, ws_ids, user_ids, rng)
+
+    return _Usage(SPECS["product/usage_events"], render, ctx.cfg.bad_rows, PLANTED_RULES)
+
+
 def _write_usage(
     ctx: Ctx,
     writer: _Writer,
@@ -307,25 +353,26 @@ def _write_usage(
     bad: list[dict],
     summary: Summary,
     say: _Progress,
+    usage: _Usage,
 ) -> None:
     cfg = ctx.cfg
-    spec = SPECS["product/usage_events"]
+    spec = usage.spec
     days = np.arange(start, end + 1)
     bounds = np.searchsorted(ev.arrival, np.append(days, end + 1))
     counts = np.diff(bounds)
     # truncated lines in a handful of big files
     corrupt: dict[int, list[int]] = {}
-    rng = ctx.rng("bad.product/usage_events")
-    for _, kind, n_files, per_file in [b for b in cfg.bad_rows if b[0] == spec.name]:
+    rng = ctx.rng(f"bad.{spec.name}")
+    for _, kind, n_files, per_file in [b for b in usage.bad_rows if b[0] == spec.name]:
         cands = days[counts >= cfg.bad_row_min_file_rows]
         for d in sorted(rng.choice(cands, min(n_files, len(cands)), replace=False).tolist()):
             n = int(counts[d - start])
             lines = sorted(rng.choice(n, min(per_file, n // 100), replace=False).tolist())
             corrupt[int(d)] = lines
-            bad.extend(_planted(_rel(spec, d), i + 1, kind) for i in lines)
-    ws = ctx.refs["workspace_id"]
-    ws_ids = pa.array([ws.get(i, "") for i in range(ctx.world.n)])
-    user_ids = pa.array(ctx.refs["user_id"])
+            bad.extend(
+                {"file": _rel(spec, d), "line": i + 1, "kind": kind, "rule": usage.rules[kind]}
+                for i in lines
+            )
 
     def job(d: int, payload: pa.Buffer | bytes, n: int) -> None:
         data = memoryview(payload)
@@ -356,7 +403,7 @@ def _write_usage(
                 continue
             lo, hi = int(bounds[i]), int(bounds[j])
             rng_ids = ctx.rng(f"usage.ids.{int(days[i])}")
-            lines = render_lines(ev, lo, hi, ws_ids, user_ids, rng_ids)
+            lines = usage.render(ev, lo, hi, rng_ids)
             offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32)[: len(lines) + 1]
             data = lines.buffers()[2]
             for pending_f in pending:
@@ -374,7 +421,14 @@ def _write_usage(
 
 
 def _write_truth(
-    ctx: Ctx, out: Path, summary: Summary, bad: list[dict], drift: int, ev: Events
+    ctx: Ctx,
+    out: Path,
+    summary: Summary,
+    bad: list[dict],
+    drift: int,
+    ev: Events,
+    stack: str = "default",
+    drift_of: tuple[str, str] = (DRIFT_OBJECT, DRIFT_COLUMN),
 ) -> None:
     w, acc, people = ctx.world, ctx.world.acc, ctx.world.people
     cfg = ctx.cfg
@@ -453,6 +507,7 @@ def _write_truth(
     manifest = {
         "generator": "sample_company",
         "version": VERSION,
+        "stack": stack,
         "args": {
             "accounts": summary.accounts,
             "days": summary.days,
@@ -461,8 +516,8 @@ def _write_truth(
         },
         "window": {"start": summary.start_date, "end": summary.end_date},
         "schema_drift": {
-            "object": DRIFT_OBJECT,
-            "column": DRIFT_COLUMN,
+            "object": drift_of[0],
+            "column": drift_of[1],
             "from_extract_date": iso_date(drift),
         },
         "counts": {
