@@ -25,6 +25,13 @@ EVENT_MAPPING = "LAKEHOUSE_EVENT_MAPPING"  # the event mapping file (assets/even
 EVENTS_START = "LAKEHOUSE_EVENTS_START"  # first event day (a date); else the data decides
 EVENTS_END = "LAKEHOUSE_EVENTS_END"  # last event day (a date or `today`); else the data decides
 C360_RULES = "LAKEHOUSE_C360_RULES"  # the customer 360 rules file (assets/c360/c360.yaml)
+# The company's configuration: a stack folder (a name under stacks/, or a path) holding its
+# source catalog and vocabulary; the two file settings override the stack's files.
+STACK = "LAKEHOUSE_STACK"
+SOURCE_CATALOG = "LAKEHOUSE_SOURCE_CATALOG"
+VOCABULARY = "LAKEHOUSE_VOCABULARY"
+STACKS_ROOT = Path(__file__).resolve().parent.parent / "stacks"
+DEFAULT_STACK = "default"
 
 
 def from_env(**fields: str) -> dict[str, EnvVar]:
@@ -52,3 +59,25 @@ def lake_root() -> str:
 def landing_root() -> str:
     """The landing zone's root outside a Dagster run; runs use `LandingResource`."""
     return os.environ.get(LANDING_ROOT) or DEFAULT_LANDING_ROOT
+
+
+def stack_dir() -> Path:
+    """The active stack's folder: `LAKEHOUSE_STACK` as a name under stacks/ (default
+    `default`), or as a path to a folder anywhere."""
+    value = read(STACK) or DEFAULT_STACK
+    named = STACKS_ROOT / value
+    if "/" not in value and "\\" not in value and not value.startswith("."):
+        return named
+    return Path(value).expanduser().resolve()
+
+
+def catalog_path() -> Path:
+    """The source catalog: `LAKEHOUSE_SOURCE_CATALOG`, else the stack's catalog.yaml."""
+    explicit = read(SOURCE_CATALOG)
+    return Path(explicit).expanduser().resolve() if explicit else stack_dir() / "catalog.yaml"
+
+
+def vocabulary_path() -> Path:
+    """The vocabulary: `LAKEHOUSE_VOCABULARY`, else the stack's vocabulary.yaml."""
+    explicit = read(VOCABULARY)
+    return Path(explicit).expanduser().resolve() if explicit else stack_dir() / "vocabulary.yaml"
