@@ -304,9 +304,7 @@ class _Parser:
                 raise self.fail(f"{where}.{key}" if where else key, "missing")
 
     def _names(self, value: Any, field: str) -> tuple[str, ...]:
-        if not isinstance(value, list) or not all(
-            isinstance(v, str) and v.strip() for v in value
-        ):
+        if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
             raise self.fail(field, "must be a list of non-empty names")
         if len(set(value)) < len(value):
             dup = next(v for v in value if value.count(v) > 1)
@@ -377,7 +375,7 @@ class _Parser:
                     and band[0] < band[1]
                 )
                 if not ok:
-                    raise self.fail(f"{where}.mrr_band", "must be [floor, ceiling], floor < ceiling")
+                    raise self.fail(f"{where}.mrr_band", "must be [floor, ceiling], floor below")
                 band = (float(band[0]), float(band[1]))
             out.append(Plan(name, aliases, i + 1, band))
         return tuple(out)
