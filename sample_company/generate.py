@@ -244,20 +244,7 @@ def _write_object(
     days = extract_days(spec, start, end)
     parts = assign_extracts(versions, days)
     summary.rows_simulated[spec.name] = sum(len(p) for p in parts.values())
-    plan = [b for b in cfg.bad_rows if b[0] == spec.name]
-    corrupt: dict[int, list[tuple[int, str]]] = {}
-    if plan:
-        rng = ctx.rng(f"bad.{spec.name}")
-        for _, kind, n_files, per_file in plan:
-            cands = [d for d in sorted(parts) if len(parts[d]) >= cfg.bad_row_min_file_rows]
-            if not cands:  # small worlds: the largest file still keeps the share ~1%
-                biggest = max(parts, key=lambda d: len(parts[d]), default=None)
-                cands = [biggest] if biggest is not None and len(parts[biggest]) >= 20 else []
-            picked = sorted(rng.choice(cands, min(n_files, len(cands)), replace=False).tolist())
-            for d in picked:
-                k = min(per_file, max(1, len(parts[d]) // 100))
-                for idx in sorted(rng.choice(len(parts[d]), k, replace=False).tolist()):
-                    corrupt.setdefault(int(d), []).append((int(idx), kind))
+    corrupt = pick_bad_rows(ctx, spec.name, parts, cfg.bad_rows)
     for d in days if not spec.only_changed_days else sorted(parts):
         d = int(d)
         part = parts.get(d)
@@ -272,6 +259,34 @@ def _write_object(
         if not writer.wanted(d):
             continue
         writer.write(spec, d, lambda r=recs, f=fields, m=marks: _render(spec, r, f, m), len(recs))
+
+
+def pick_bad_rows(
+    ctx: Ctx,
+    name: str,
+    parts: dict[int, pd.DataFrame],
+    bad_rows: tuple[tuple[str, str, int, int], ...],
+) -> dict[int, list[tuple[int, str]]]:
+    """Extract day -> (record index, kind) of the rows to break in object `name`'s files, per
+    the plan `bad_rows` (object, kind, files, rows per file): only files with enough rows, so a
+    file never has more than ~1% of bad rows."""
+    plan = [b for b in bad_rows if b[0] == name]
+    corrupt: dict[int, list[tuple[int, str]]] = {}
+    if not plan:
+        return corrupt
+    cfg = ctx.cfg
+    rng = ctx.rng(f"bad.{name}")
+    for _, kind, n_files, per_file in plan:
+        cands = [d for d in sorted(parts) if len(parts[d]) >= cfg.bad_row_min_file_rows]
+        if not cands:  # small worlds: the largest file still keeps the share ~1%
+            biggest = max(parts, key=lambda d: len(parts[d]), default=None)
+            cands = [biggest] if biggest is not None and len(parts[biggest]) >= 20 else []
+        picked = sorted(rng.choice(cands, min(n_files, len(cands)), replace=False).tolist())
+        for d in picked:
+            k = min(per_file, max(1, len(parts[d]) // 100))
+            for idx in sorted(rng.choice(len(parts[d]), k, replace=False).tolist()):
+                corrupt.setdefault(int(d), []).append((int(idx), kind))
+    return corrupt
 
 
 # The rule a reader of each planted kind must quarantine its row under (the data dictionary's

@@ -13,12 +13,12 @@ import gzip
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
 from sample_company.context import Ctx
 from sample_company.extracts import assign_extracts
-from sample_company.timeutil import iso_date, monthly_days, weekly_days
+from sample_company.generate import Summary, _Writer, extract_days, pick_bad_rows
+from sample_company.timeutil import iso_date
 from sample_company.vendors import consent, hubspot, risk, segment, stripe, zendesk
 from sample_company.vendors.base import Render, VendorSpec, jsonl
 
@@ -143,12 +143,6 @@ def _requester(key: str, orgs: dict[str, str]) -> str:
     return f"{orgs[org] if org else ''}|{addr}"
 
 
-def extract_days(spec: VendorSpec, start: int, end: int) -> np.ndarray:
-    if spec.cadence == "daily":
-        return np.arange(start, end + 1, dtype=np.int64)
-    return weekly_days(start, end) if spec.cadence == "weekly" else monthly_days(start, end)
-
-
 def planted(spec: VendorSpec, day: int, line: int, kind: str) -> dict:
     """One manifest entry: where a bad row was planted, what it is, the rule it breaks."""
     rel = f"{spec.source}/{spec.object}/{iso_date(day)}/{spec.filename}"
@@ -156,7 +150,14 @@ def planted(spec: VendorSpec, day: int, line: int, kind: str) -> dict:
 
 
 def write_objects(
-    ctx: Ctx, rendered: Rendered, writer, start: int, end: int, drift: int, bad: list, summary
+    ctx: Ctx,
+    rendered: Rendered,
+    writer: _Writer,
+    start: int,
+    end: int,
+    drift: int,
+    bad: list[dict],
+    summary: Summary,
 ) -> None:
     """Every entity object's extract files (the tracks are written with the usage events)."""
     for name, versions in rendered.objects.items():
@@ -164,7 +165,7 @@ def write_objects(
         days = extract_days(spec, start, end)
         parts = assign_extracts(versions, days)
         summary.rows_simulated[name] = sum(len(p) for p in parts.values())
-        marks = _pick_bad_rows(ctx, name, parts)
+        marks = pick_bad_rows(ctx, name, parts, BAD_ROWS)
         for d in days if not spec.only_changed_days else sorted(parts):
             d = int(d)
             part = parts.get(d)
@@ -179,24 +180,6 @@ def write_objects(
             todo = marks.get(d, [])
             data = lambda s=spec, r=recs, m=todo: _render(s, r, m)  # noqa: E731
             writer.write(spec, d, data, len(recs))
-
-
-def _pick_bad_rows(ctx: Ctx, name: str, parts: dict[int, pd.DataFrame]) -> dict[int, list]:
-    """The default stack's choice of files and rows, for this stack's objects."""
-    cfg = ctx.cfg
-    out: dict[int, list[tuple[int, str]]] = {}
-    rng = ctx.rng(f"bad.{name}")
-    for _, kind, n_files, per_file in [b for b in BAD_ROWS if b[0] == name]:
-        cands = [d for d in sorted(parts) if len(parts[d]) >= cfg.bad_row_min_file_rows]
-        if not cands:  # small worlds: the largest file still keeps the share ~1%
-            biggest = max(parts, key=lambda d: len(parts[d]), default=None)
-            cands = [biggest] if biggest is not None and len(parts[biggest]) >= 20 else []
-        picked = sorted(rng.choice(cands, min(n_files, len(cands)), replace=False).tolist())
-        for d in picked:
-            k = min(per_file, max(1, len(parts[d]) // 100))
-            for idx in sorted(rng.choice(len(parts[d]), k, replace=False).tolist()):
-                out.setdefault(int(d), []).append((int(idx), kind))
-    return out
 
 
 def _render(spec: VendorSpec, recs: list[dict], marks: list[tuple[int, str]]) -> bytes:

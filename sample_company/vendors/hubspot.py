@@ -165,7 +165,7 @@ def deals(ctx: Ctx, companies_of: dict[str, str], owners: dict[str, str]) -> pd.
             "dealstage": DEAL_STAGE[r.StageName],
             "pipeline": "default",
             "amount": f"{float(r.Amount):.2f}",
-            "closedate": iso_millis(f"{r.CloseDate}T00:00:00Z"),
+            "closedate": f"{r.CloseDate}T00:00:00.000Z",  # a date: midnight UTC
             "dealtype": DEAL_TYPE[r.Type],
             "hubspot_owner_id": owners.get(r.OwnerName),
             "createdate": iso_millis(r.CreatedDate),
