@@ -104,7 +104,9 @@ def test_every_run_is_a_named_stage_and_every_landing_zone_was_observed(demo, mo
     from dagster._core.definitions.data_version import DATA_VERSION_TAG
 
     from assets.landing import content_fingerprint, landing_key
-    from checks.raw import RAW_TABLES
+    from checks.sources import raw_contracts
+
+    RAW_TABLES = raw_contracts()
     from resources.landing import LandingResource
 
     out, root = demo

@@ -335,7 +335,9 @@ def test_two_writers_of_the_same_files_publish_each_row_once(
     failed to keep apart). The first commits everything just after the second read `raced`: the
     second's commit there loses the Delta claim, re-reads, and adds nothing anywhere."""
     from assets.raw.ingest import build_batch, commit, find_pending
-    from checks.raw import RAW_TABLES
+    from checks.sources import raw_contracts
+
+    RAW_TABLES = raw_contracts()
     from resources.duckdb import DuckDBResource
     from resources.lake import LakeResource
 
@@ -455,7 +457,9 @@ def test_every_raw_table_holding_a_person_identifier_is_tagged_pii(defs):
     data: its asset is tagged pii=true, however pseudonymous the id."""
     from dagster import AssetKey
 
-    from checks.raw import RAW_TABLES
+    from checks.sources import raw_contracts
+
+    RAW_TABLES = raw_contracts()
 
     graph = defs.resolve_asset_graph()
     tags = {c.name: graph.get(AssetKey([c.layer, c.table])).tags["pii"] for c in RAW_TABLES}
@@ -476,7 +480,9 @@ def test_raw_descriptions_tell_delta_partitions_from_dagster_partitions(defs):
     are the Delta table's file layout, and names the partition columns."""
     from dagster import AssetKey
 
-    from checks.raw import RAW_TABLES
+    from checks.sources import raw_contracts
+
+    RAW_TABLES = raw_contracts()
 
     graph = defs.resolve_asset_graph()
     for c in RAW_TABLES:

@@ -67,7 +67,9 @@ def test_each_table_is_what_its_contract_declares(full_lake):
 def test_a_table_declared_twice_is_refused(monkeypatch):
     """Two contracts for one table name: the catalog names the second place."""
     import checks.reverse_etl as module
-    from checks.raw import CRM_ACCOUNTS
+    from checks.sources import load_catalog
+
+    CRM_ACCOUNTS = load_catalog().object("crm/accounts").contract
 
     twin = TableContract(CRM_ACCOUNTS.layer, CRM_ACCOUNTS.table, "a second home", ())
     monkeypatch.setattr(module, "TWIN", twin, raising=False)

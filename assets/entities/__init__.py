@@ -33,23 +33,20 @@ from assets.publish import publish_if_changed as _publish
 from checks import entities as contracts
 from checks.contract import Expectation, TableContract
 from checks.gate import GateResult, validate
-from checks.raw import RAW_TABLES
+from checks.sources import raw_contracts
 from resources.duckdb import DuckDBResource
 from resources.identity import IdentityResource
 from resources.lake import LakeResource
 from resources.pii import PiiResource
 
 GROUP = "entities"
-RAW_BY_TABLE = {c.table: c for c in RAW_TABLES}
 
 
 def raw(*tables: str) -> list[AssetKey]:
-    """The asset keys of raw tables, by table name (a name no contract declares is an error)."""
-    return [table_key(RAW_BY_TABLE[t]) for t in tables]
-
-
-# The identity step reads every source object (records, references, the audit of gaps).
-IDENTITY_DEPS = [table_key(c) for c in RAW_TABLES]
+    """The asset keys of raw tables, by table name (a name the catalog does not declare is an
+    error)."""
+    by_table = {c.table: c for c in raw_contracts()}
+    return [table_key(by_table[t]) for t in tables]
 
 
 def _keep_first_seen(new: pa.Table, old: pa.Table, key_cols: list[str], ts_col: str) -> pa.Table:
@@ -71,18 +68,22 @@ def _keep_first_seen(new: pa.Table, old: pa.Table, key_cols: list[str], ts_col: 
 # -- the identity step ------------------------------------------------------------------------
 
 
-@gated_multi_asset(
-    "resolve_identities",
-    outs={
-        c.table: gated_out(
-            c, kinds=KINDS | ({"splink"} if c is contracts.IDENTITY_LINKS else set())
-        )
-        for c in contracts.IDENTITY_TABLES
-    },
-    contracts=contracts.IDENTITY_TABLES,
-    group=GROUP,
-    deps=IDENTITY_DEPS,
-)
+def build_identity_asset() -> AssetsDefinition:
+    """The identity step reads every source object (records, references, the audit of gaps)."""
+    return gated_multi_asset(
+        "resolve_identities",
+        outs={
+            c.table: gated_out(
+                c, kinds=KINDS | ({"splink"} if c is contracts.IDENTITY_LINKS else set())
+            )
+            for c in contracts.IDENTITY_TABLES
+        },
+        contracts=contracts.IDENTITY_TABLES,
+        group=GROUP,
+        deps=[table_key(c) for c in raw_contracts()],
+    )(resolve_identities_asset)
+
+
 def resolve_identities_asset(
     context: AssetExecutionContext,
     lake: LakeResource,
@@ -275,28 +276,31 @@ def _fk_expectations(lake: LakeResource, fks: ForeignKeys) -> list[Expectation]:
 
 C = contracts
 ACCOUNT_FK: ForeignKeys = {"account_id": (C.ACCOUNT, "account_id")}
-entity_assets = [
-    build_entity_asset(C.ACCOUNT, build.account, raw("crm_accounts", "billing_customers")),
-    build_entity_asset(
-        C.PERSON, build.person, raw("crm_contacts", "product_users", "support_tickets")
-    ),
-    build_entity_asset(
-        C.WORKSPACE, build.workspace, raw("product_workspaces", "product_users"), ACCOUNT_FK
-    ),
-    build_entity_asset(
-        C.SUBSCRIPTION, build.subscription, raw("billing_subscriptions"), ACCOUNT_FK
-    ),
-    build_entity_asset(
-        C.RELATIONSHIP,
-        build.relationship,
-        raw("product_users", "crm_contacts", "billing_customers"),
-        {**ACCOUNT_FK, "person_id": (C.PERSON, "person_id")},
-    ),
-    build_entity_asset(
-        C.ATTRIBUTE_HISTORY,
-        build.attribute_history,
-        raw("crm_accounts", "billing_subscriptions", "crm_contacts"),
-    ),
-]
 
-assets = [resolve_identities_asset, *entity_assets]
+
+def build_assets() -> list[AssetsDefinition]:
+    """The identity step and the entity tables, over the active catalog's raw tables."""
+    return [
+        build_identity_asset(),
+        build_entity_asset(C.ACCOUNT, build.account, raw("crm_accounts", "billing_customers")),
+        build_entity_asset(
+            C.PERSON, build.person, raw("crm_contacts", "product_users", "support_tickets")
+        ),
+        build_entity_asset(
+            C.WORKSPACE, build.workspace, raw("product_workspaces", "product_users"), ACCOUNT_FK
+        ),
+        build_entity_asset(
+            C.SUBSCRIPTION, build.subscription, raw("billing_subscriptions"), ACCOUNT_FK
+        ),
+        build_entity_asset(
+            C.RELATIONSHIP,
+            build.relationship,
+            raw("product_users", "crm_contacts", "billing_customers"),
+            {**ACCOUNT_FK, "person_id": (C.PERSON, "person_id")},
+        ),
+        build_entity_asset(
+            C.ATTRIBUTE_HISTORY,
+            build.attribute_history,
+            raw("crm_accounts", "billing_subscriptions", "crm_contacts"),
+        ),
+    ]
