@@ -190,7 +190,10 @@ def load_catalog(path: Path | str | None = None) -> Catalog:
     try:
         mtime = p.stat().st_mtime_ns
     except OSError as exc:
-        raise CatalogError(f"{p}: field objects: cannot read the catalog ({exc})") from None
+        raise CatalogError(
+            f"{p}: field objects: cannot read the source catalog ({exc.strerror}); "
+            f"{settings.STACK} names the stack, {settings.SOURCE_CATALOG} the file"
+        ) from None
     return _load(p, mtime)
 
 

@@ -828,3 +828,38 @@ def test_an_edited_catalog_is_read_again(tmp_path):
 
     os.utime(path, ns=(1, 1))  # another modification time, whatever the clock's resolution
     assert load_catalog(path).object("crm/accounts").cadence == "daily"
+
+
+def test_the_catalog_is_read_when_the_code_location_is_built_not_at_import(tmp_path):
+    """Every module of `assets` imports without a catalog; building the definitions fails
+    naming the missing file and the settings that choose it."""
+    import os
+    import subprocess
+    import sys
+
+    missing = tmp_path / "nowhere" / "catalog.yaml"
+    script = f"""
+import importlib, pkgutil, runpy
+import assets
+for m in pkgutil.walk_packages(assets.__path__, "assets."):
+    if not m.name.endswith("__main__"):  # a command, run only as one
+        importlib.import_module(m.name)
+print("imported")
+try:
+    runpy.run_path({str(ROOT / "platform" / "definitions.py")!r})
+except Exception as exc:
+    print(f"built: {{type(exc).__name__}}: {{exc}}")
+"""
+    env = {
+        **os.environ,
+        settings.SOURCE_CATALOG: str(missing),
+        "LAKEHOUSE_LAKE_ROOT": str(tmp_path / "lake"),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout.splitlines()
+    assert out[0] == "imported"
+    assert out[-1].startswith(f"built: CatalogError: {missing}: field objects: ")
+    assert settings.SOURCE_CATALOG in out[-1] and settings.STACK in out[-1]
