@@ -98,7 +98,8 @@ class RoleRef:
 class RoleMapping:
     role: str  # one of ROLES (checks/roles.py)
     # role field -> column name or SQL expression over the raw table; list fields (event
-    # properties, signal scores) -> a tuple of column names.
+    # properties, signal scores) -> a tuple of column names. Filled in at load: `id` (the
+    # object's id column) and `created_at`/`updated_at` (its timestamps) unless mapped.
     fields: dict[str, str | tuple[str, ...]]
     refs: dict[str, tuple[RoleRef, ...]]  # ref field -> references, tried in order
     options: dict[str, Any]  # role options (anchor, workspace, ...)
@@ -508,6 +509,11 @@ class _Reader:
             if key not in mapped:
                 raise self.fail(f"role.fields.{key}", f"required by role {name}")
         refs = self._refs(value.get("refs"), name, o, by_source, entries)
+        # One place for the defaults: the record's id, and its declared timestamps.
+        mapped.setdefault("id", o.id)
+        for key, column in (("created_at", o.created), ("updated_at", o.updated)):
+            if column and key in spec.fields:
+                mapped.setdefault(key, column)
         return RoleMapping(name, mapped, refs, options)
 
     def _refs(

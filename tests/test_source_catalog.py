@@ -582,6 +582,10 @@ def test_roles_of_the_default_catalog():
     ]
     consent = catalog.object("consent/records").role
     assert [r.to for r in consent.refs["person"]] == ["crm/contacts", "product/users"]
+    # Defaults filled in once: the record's id column and its declared timestamps.
+    accounts = catalog.object("crm/accounts").role.fields
+    assert (accounts["id"], accounts["updated_at"]) == ("id", "last_modified_date")
+    assert "updated_at" not in catalog.object("billing/invoices").role.fields  # none declared
     stream = catalog.object("product/usage_events").role
     assert stream.fields["properties"] == ("workspace_id", "session_id", "feature_adoption_score")
     with pytest.raises(CatalogError, match="no object 'crm/leads'"):
