@@ -636,6 +636,20 @@ def _same_table(doc: dict) -> None:
     _entry(doc, "risk/signals")["table"] = "consent_records"
 
 
+def _same_asset_name(doc: dict) -> None:
+    """crm/accounts_x and crm_accounts/x would both be landing/crm_accounts_x."""
+    twin = copy.deepcopy(_entry(doc, "crm/accounts"))
+    twin.update(system="crm_accounts", object="x", table="other", landing="elsewhere/x")
+    del twin["role"]
+    accounts = _entry(doc, "crm/accounts")
+    accounts.update(object="accounts_x", landing="crm/accounts")
+    for o in doc["objects"]:  # references to the renamed object follow it
+        for refs in (o.get("role") or {}).get("refs", {}).values():
+            for r in refs:
+                r["to"] = "crm/accounts_x" if r["to"] == "crm/accounts" else r["to"]
+    doc["objects"].append(twin)
+
+
 def _same_landing(doc: dict) -> None:
     _entry(doc, "risk/signals")["landing"] = "consent/records"
 
@@ -787,6 +801,13 @@ MISTAKES = {
         "unknown key",
     ),
     "two objects, one table": (_same_table, "risk/signals", "table", "consent_records"),
+    "a table of the raw layer's own": (
+        _set("risk/signals", "table", "quarantine"),
+        "risk/signals",
+        "table",
+        "raw layer's own",
+    ),
+    "two objects, one landing asset name": (_same_asset_name, "crm_accounts/x", "system", "crm"),
     "two objects, one landing folder": (
         _same_landing,
         "risk/signals",
