@@ -1295,14 +1295,16 @@ def _record(contract: RawContract, values: dict[str, object]) -> dict:
             key, *idx = seg.replace("]", "").split("[")
             steps += [key, *(int(i) for i in idx)]
         for step, after in zip(steps, [*steps[1:], None], strict=True):
+            empty = None if after is None else {} if isinstance(after, str) else []
+            if isinstance(here, list):
+                while len(here) <= step:
+                    here.append(copy.deepcopy(empty))
+            elif step not in here:
+                here[step] = empty
             if after is None:
                 here[step] = value
-            elif isinstance(here, list):
-                while len(here) <= step:
-                    here.append({} if isinstance(after, str) else [])
-                here = here[step]
             else:
-                here = here.setdefault(step, {} if isinstance(after, str) else [])
+                here = here[step]
     return out
 
 
