@@ -133,12 +133,6 @@ class RawContract(TableContract):
         return tuple(self.landing_dir.split("/"))
 
     @property
-    def version_order(self) -> tuple[str, ...]:
-        """Columns that order a record's versions: the declared update time, then the extract
-        date and the line (a later extract, then a later line, is the later version)."""
-        return (*([self.updated] if self.updated else []), "_extract_date", "_line")
-
-    @property
     def extract_period(self) -> timedelta:
         """Longest expected time between two extracts: the declared cadence's, else a day."""
         return CADENCE_PERIODS[self.cadence or "daily"]
