@@ -357,13 +357,13 @@ class _Parser:
             self._keys(entry, ("name", "from", "mrr_band", "description"), where, ("name",))
             name = self._canonical(entry["name"], f"{where}.name")
             where = f"plans.{name}"
+            if name in (p.name for p in out):
+                raise self.fail(where, "named twice")
             aliases = self._names(entry.get("from", [name]), f"{where}.from")
             for alias in dict.fromkeys((name, *aliases)):
                 if owner.get(alias, name) != name:
-                    what = "named twice" if alias == name else f"{alias!r} is also a name of"
                     raise self.fail(
-                        where if alias == name else f"{where}.from",
-                        what if alias == name else f"{what} {owner[alias]!r}",
+                        f"{where}.from", f"{alias!r} is also a name of {owner[alias]!r}"
                     )
                 owner[alias] = name
             band = entry.get("mrr_band")
