@@ -207,6 +207,12 @@ class Vocabulary:
         names = self.urgent_priorities
         return f"({expr}) IN {in_list(names)}" if names else "false"
 
+    def meaning_sql(self, section: str, meaning: str, expr: str) -> str:
+        """SQL: `expr` is a value meaning `meaning` in `section` (deal_stages, subscription_statuses
+        or invoice_statuses), e.g. `meaning_sql("deal_stages", "won", "stage")`."""
+        values = getattr(self, section)[meaning]
+        return f"({expr}) IN {in_list(values)}" if values else "false"
+
     @property
     def running_statuses(self) -> tuple[str, ...]:
         """Subscription statuses in force (trialing included)."""

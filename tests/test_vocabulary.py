@@ -259,6 +259,29 @@ def test_an_unknown_event_name_is_kept_counted_listed_and_passes_the_gate(lakeho
     assert meta["unknown_event_names"].value == listed
 
 
+def test_a_name_the_vocabulary_learns_renames_the_days_that_held_it(
+    lakehouse: Lakehouse, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A day holding a name the vocabulary now maps is pending; rebuilt, it carries the new name
+    (an unknown name kept as its canonical form needs no rebuild)."""
+    from assets.events.mapping import load_mapping
+    from assets.events.runs import pending_ranges
+
+    h = lakehouse
+    _write_raw_events(h, ["Page Viewed", "report_view"])
+    assert h.materialize_days(DAY.isoformat(), DAY.isoformat()).success
+    assert pending_ranges(h.lake, h.resources["pii"], load_mapping(), DAY) == []
+    spec = default_spec()
+    events = {**spec["events"], "page_opened": {"from": ["Page Viewed"], "counts_as": ["usage"]}}
+    monkeypatch.setenv("LAKEHOUSE_VOCABULARY", str(write_vocabulary(tmp_path, events=events)))
+    assert pending_ranges(h.lake, h.resources["pii"], load_mapping(), DAY) == [(DAY, DAY)]
+    result = h.materialize_days(DAY.isoformat(), DAY.isoformat())
+    assert result.success and _checks(result)["events_known_names"].passed
+    names = h.lake.read("events", "events")["event_name"].to_pylist()
+    assert sorted(names) == ["page_opened", "report_viewed"]
+    assert pending_ranges(h.lake, h.resources["pii"], load_mapping(), DAY) == []
+
+
 def test_an_unknown_plan_is_kept_with_no_tier_rank_and_listed():
     """A plan the vocabulary does not know: kept as it arrived, ranks nowhere (never an upgrade,
     no MRR band), listed by the warning check of entities/subscription."""
