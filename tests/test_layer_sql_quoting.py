@@ -45,10 +45,9 @@ def test_a_stream_event_type_with_a_quote_becomes_its_canonical_event(tmp_path):
             {
                 "activity_id": ["a1", "a2", "a3", "a4"],
                 "kind": ["owner's report", "login", "owner''s report", "Owner's Export"],
-                "happened_at": pa.array(
-                    ["2026-03-02T10:00:00Z", "2026-03-02T11:00:00Z", "2026-03-02T12:00:00Z"]
-                    + ["2026-03-02T13:00:00Z"]
-                ).cast(pa.timestamp("us", tz="UTC")),
+                "happened_at": pa.array([f"2026-03-02T{h}:00:00Z" for h in (10, 11, 12, 13)]).cast(
+                    pa.timestamp("us", tz="UTC")
+                ),
                 "org_id": ["o'1", "o2", "o3", "o4"],
                 "_ingested_at": pa.array(["2026-03-03T00:00:00Z"] * 4).cast(
                     pa.timestamp("us", tz="UTC")
