@@ -27,8 +27,6 @@ CADENCE_PERIODS: dict[str, timedelta] = {
     "monthly": timedelta(days=31),
 }
 
-# Plan tiers of the layers above (entities, features, c360) until the vocabulary owns them.
-PLANS = ("starter", "growth", "enterprise")
 DEFAULT_QUARANTINE_THRESHOLD = 0.05
 # Longest text a typed column accepts: an id, a name, an email or a URL is far shorter, so a
 # longer value is a broken export (a field that swallowed the rest of its file), not data.

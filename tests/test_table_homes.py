@@ -38,14 +38,8 @@ def test_each_table_is_what_its_contract_declares(full_lake):
     suite check. Raw tables may also hold columns a source added later (schema drift, recorded
     on the asset), never lose one."""
     from assets.c360.profiles import load_c360
-    from assets.events.mapping import load_mapping
 
-    contracts = declared(
-        {
-            "events_contract": (load_mapping().event_names,),
-            "people_contract": (load_c360().consent_scopes,),
-        }
-    )
+    contracts = declared({"people_contract": (load_c360().consent_scopes,)})
     graph = full_lake.defs.resolve_asset_graph()
     checked = {k.asset_key for k in graph.asset_check_keys}
     wrong = []

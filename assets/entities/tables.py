@@ -20,8 +20,9 @@ from assets.entities.records import create_macros, register_raw, text_list
 from assets.entities.rules import Rules
 from checks.contract import TableContract
 from checks.sources import raw_contracts
+from checks.vocabulary import load_vocabulary
 from resources.lake import LakeResource
-from resources.sql import literal
+from resources.sql import in_list, literal
 
 RAW_TABLES = {
     "raw/crm_accounts",
@@ -172,9 +173,12 @@ def workspace(con: duckdb.DuckDBPyConnection, rules: Rules, contract: TableContr
 
 
 def subscription(con: duckdb.DuckDBPyConnection, rules: Rules, contract: TableContract) -> pa.Table:
-    sql = """
+    """Plans are the vocabulary's tiers (a plan it does not know: kept as it arrived, no rank)."""
+    vocab = load_vocabulary()
+    sql = f"""
     WITH v AS (
-        SELECT s.*, CASE plan WHEN 'starter' THEN 1 WHEN 'growth' THEN 2 WHEN 'enterprise' THEN 3 END AS tier_rank
+        SELECT s.* REPLACE ({vocab.plan_sql("s.plan")} AS plan),
+            {vocab.plan_rank_sql("s.plan")} AS tier_rank
         FROM v_raw__billing_subscriptions s
     ), agg AS (
         SELECT subscription_id, arg_min(plan, updated_at) AS first_plan_tier,
@@ -187,7 +191,8 @@ def subscription(con: duckdb.DuckDBPyConnection, rules: Rules, contract: TableCo
     )
     SELECT c.subscription_id, l.canonical_id AS account_id, c.customer_id AS billing_customer_id,
         c.plan AS plan_tier, c.mrr, c.seats, c.status, c.started_at,
-        CASE WHEN c.status = 'canceled' THEN coalesce(c.canceled_at, c.updated_at) END AS ended_at,
+        CASE WHEN c.status IN {in_list(vocab.subscription_statuses["canceled"])}
+            THEN coalesce(c.canceled_at, c.updated_at) END AS ended_at,
         a.first_plan_tier, a.upgraded_at, c.current_period_end, c.updated_at
     FROM cur c JOIN agg a USING (subscription_id)
     LEFT JOIN links l ON l.entity_type = 'account' AND l.record_key = 'billing/customers:' || c.customer_id
@@ -280,7 +285,7 @@ def attribute_history(
         SELECT 'subscription' AS entity_type, s.subscription_id AS entity_id,
             'billing/subscriptions:' || s.subscription_id AS source_record,
             {first("s.updated_at", "s.started_at", "s.subscription_id")} AS ts,
-            s.plan AS plan_tier, s.mrr::VARCHAR AS mrr, s.status
+            {load_vocabulary().plan_sql("s.plan")} AS plan_tier, s.mrr::VARCHAR AS mrr, s.status
         FROM v_raw__billing_subscriptions s"""
     titles = f"""
         SELECT 'person' AS entity_type, l.canonical_id AS entity_id,
