@@ -106,6 +106,24 @@ def _windows(prefix: str, cond: str, as_of: date) -> str:
     )
 
 
+def engagement_sql(key: str, as_of: date, vocab: Vocabulary) -> str:
+    """Per `key` (account_id or person_id) of `ev`: sessions and usage events in the 7/30/90
+    days ending `as_of`, and (accounts) the people active in the last 30, as the vocabulary
+    counts them: the one engagement definition both profiles share."""
+    usage, session = vocab.counting_sql("usage"), vocab.counting_sql("session")
+    people = (
+        f""", count(DISTINCT person_id) FILTER (WHERE {usage}
+            AND event_date > {_day(as_of)} - 30) AS active_people_30d"""
+        if key == "account_id"
+        else ""
+    )
+    return f"""SELECT {key}, {_windows("sessions", session, as_of)},
+            {_windows("events", usage, as_of)}{people}
+        FROM ev WHERE {key} IS NOT NULL
+            AND event_date > {_day(as_of)} - 90 AND event_date <= {_day(as_of)}
+        GROUP BY 1"""
+
+
 def accounts_sql(
     c360: C360Rules, rules: Rules, as_of: date, vocab: Vocabulary | None = None
 ) -> str:
@@ -125,11 +143,7 @@ def accounts_sql(
             sum(try_cast(json_extract_string(properties, '$.amount') AS {EXACT}))
                 FILTER (WHERE event_name = 'invoice_paid')::DOUBLE AS paid_to_date
         FROM ev WHERE account_id IS NOT NULL AND event_date <= {_day(as_of)} GROUP BY 1),
-    eng AS (SELECT account_id, {_windows("sessions", session, as_of)},
-            {_windows("events", usage, as_of)},
-            count(DISTINCT person_id) FILTER (WHERE {usage}
-                AND event_date > {_day(as_of)} - 30) AS active_people_30d
-        FROM ev WHERE account_id IS NOT NULL AND {recent} GROUP BY 1),
+    eng AS ({engagement_sql("account_id", as_of, v)}),
     tickets AS (SELECT account_id, count(*) AS open_tickets,
             count(*) FILTER (WHERE {v.urgent_sql("json_extract_string(properties, '$.priority')")})
                 AS high_priority_open_tickets
@@ -212,7 +226,6 @@ def people_sql(c360: C360Rules, rules: Rules, as_of: date, vocab: Vocabulary | N
     """Expects the views of accounts_sql. `vocab`: default the active vocabulary."""
     v = vocab or load_vocabulary()
     usage, session = v.counting_sql("usage"), v.counting_sql("session")
-    recent = f"event_date > {_day(as_of)} - 90 AND event_date <= {_day(as_of)}"
     roles = " ".join(f"WHEN {literal(r)} THEN {i}" for i, r in enumerate(ROLE_ORDER))
     flags = ", ".join(f"pc.{ident('consent_' + s)}" for s in c360.consent_scopes)
     return f"""
@@ -226,9 +239,7 @@ def people_sql(c360: C360Rules, rules: Rules, as_of: date, vocab: Vocabulary | N
     seen AS (SELECT person_id, max(occurred_at) FILTER (WHERE {usage}) AS last_seen_at,
             max(occurred_at) FILTER (WHERE {session}) AS last_login_at
         FROM ev WHERE person_id IS NOT NULL AND event_date <= {_day(as_of)} GROUP BY 1),
-    eng AS (SELECT person_id, {_windows("sessions", session, as_of)},
-            {_windows("events", usage, as_of)}
-        FROM ev WHERE person_id IS NOT NULL AND {recent} GROUP BY 1),
+    eng AS ({engagement_sql("person_id", as_of, v)}),
     tickets AS (SELECT person_id, count(*) AS open_tickets FROM open_tickets
         WHERE person_id IS NOT NULL GROUP BY 1)
     SELECT p.person_id, p.source_ids, p.source_count, s.first_name, s.last_name,

@@ -25,6 +25,7 @@ from dagster import (
 
 from assets.entities import tables as build
 from assets.entities.identity import IdentityResult, load_decisions, resolve_identities
+from assets.entities.known import KNOWN_PLANS, KnownValues
 from assets.entities.rules import load_rules
 from assets.gated import KINDS, SUITE_CHECK, gated_asset, gated_multi_asset, gated_out, table_key
 from assets.metadata import published_metadata
@@ -33,23 +34,20 @@ from assets.publish import publish_if_changed as _publish
 from checks import entities as contracts
 from checks.contract import Expectation, TableContract
 from checks.gate import GateResult, validate
-from checks.raw import RAW_TABLES
+from checks.sources import raw_contracts
 from resources.duckdb import DuckDBResource
 from resources.identity import IdentityResource
 from resources.lake import LakeResource
 from resources.pii import PiiResource
 
 GROUP = "entities"
-RAW_BY_TABLE = {c.table: c for c in RAW_TABLES}
 
 
 def raw(*tables: str) -> list[AssetKey]:
-    """The asset keys of raw tables, by table name (a name no contract declares is an error)."""
-    return [table_key(RAW_BY_TABLE[t]) for t in tables]
-
-
-# The identity step reads every source object (records, references, the audit of gaps).
-IDENTITY_DEPS = [table_key(c) for c in RAW_TABLES]
+    """The asset keys of raw tables, by table name (a name the catalog does not declare is an
+    error)."""
+    by_table = {c.table: c for c in raw_contracts()}
+    return [table_key(by_table[t]) for t in tables]
 
 
 def _keep_first_seen(new: pa.Table, old: pa.Table, key_cols: list[str], ts_col: str) -> pa.Table:
@@ -71,18 +69,22 @@ def _keep_first_seen(new: pa.Table, old: pa.Table, key_cols: list[str], ts_col: 
 # -- the identity step ------------------------------------------------------------------------
 
 
-@gated_multi_asset(
-    "resolve_identities",
-    outs={
-        c.table: gated_out(
-            c, kinds=KINDS | ({"splink"} if c is contracts.IDENTITY_LINKS else set())
-        )
-        for c in contracts.IDENTITY_TABLES
-    },
-    contracts=contracts.IDENTITY_TABLES,
-    group=GROUP,
-    deps=IDENTITY_DEPS,
-)
+def build_identity_asset() -> AssetsDefinition:
+    """The identity step reads every source object (records, references, the audit of gaps)."""
+    return gated_multi_asset(
+        "resolve_identities",
+        outs={
+            c.table: gated_out(
+                c, kinds=KINDS | ({"splink"} if c is contracts.IDENTITY_LINKS else set())
+            )
+            for c in contracts.IDENTITY_TABLES
+        },
+        contracts=contracts.IDENTITY_TABLES,
+        group=GROUP,
+        deps=[table_key(c) for c in raw_contracts()],
+    )(resolve_identities_asset)
+
+
 def resolve_identities_asset(
     context: AssetExecutionContext,
     lake: LakeResource,
@@ -223,7 +225,9 @@ def build_entity_asset(
     builder: Builder,
     deps: list[AssetKey],
     foreign_keys: ForeignKeys | None = None,
+    known: tuple[KnownValues, ...] = (),
 ) -> AssetsDefinition:
+    """`known`: warning checks listing values the vocabulary does not know (entities/known.py)."""
     fks = foreign_keys or {}
     fk_text = "\n\n".join(
         f"Foreign key: `{col}` -> `{ref.name}.{ref_col}` (checked before commit)."
@@ -238,6 +242,7 @@ def build_entity_asset(
             *(table_key(ref) for ref, _ in fks.values()),
         ],
         notes=fk_text,
+        check_specs=[k.spec(table_key(contract)) for k in known],
     )
     def _entity(
         context: AssetExecutionContext,
@@ -253,7 +258,12 @@ def build_entity_asset(
             build.prepare(con, lake, rules, links)
             table = builder(con, rules, contract)
         suite = [*contract.suite(), *_fk_expectations(lake, fks)]
-        yield from gate_and_publish(context, lake, contract, table, suite=suite)
+        extra = {}
+        for k in known:
+            check, unknown = k.result(table_key(contract), table)
+            extra[f"unknown_{k.section}"] = MetadataValue.json(unknown)
+            yield check
+        yield from gate_and_publish(context, lake, contract, table, extra=extra, suite=suite)
 
     return _entity
 
@@ -275,28 +285,35 @@ def _fk_expectations(lake: LakeResource, fks: ForeignKeys) -> list[Expectation]:
 
 C = contracts
 ACCOUNT_FK: ForeignKeys = {"account_id": (C.ACCOUNT, "account_id")}
-entity_assets = [
-    build_entity_asset(C.ACCOUNT, build.account, raw("crm_accounts", "billing_customers")),
-    build_entity_asset(
-        C.PERSON, build.person, raw("crm_contacts", "product_users", "support_tickets")
-    ),
-    build_entity_asset(
-        C.WORKSPACE, build.workspace, raw("product_workspaces", "product_users"), ACCOUNT_FK
-    ),
-    build_entity_asset(
-        C.SUBSCRIPTION, build.subscription, raw("billing_subscriptions"), ACCOUNT_FK
-    ),
-    build_entity_asset(
-        C.RELATIONSHIP,
-        build.relationship,
-        raw("product_users", "crm_contacts", "billing_customers"),
-        {**ACCOUNT_FK, "person_id": (C.PERSON, "person_id")},
-    ),
-    build_entity_asset(
-        C.ATTRIBUTE_HISTORY,
-        build.attribute_history,
-        raw("crm_accounts", "billing_subscriptions", "crm_contacts"),
-    ),
-]
 
-assets = [resolve_identities_asset, *entity_assets]
+
+def build_assets() -> list[AssetsDefinition]:
+    """The identity step and the entity tables, over the active catalog's raw tables."""
+    return [
+        build_identity_asset(),
+        build_entity_asset(C.ACCOUNT, build.account, raw("crm_accounts", "billing_customers")),
+        build_entity_asset(
+            C.PERSON, build.person, raw("crm_contacts", "product_users", "support_tickets")
+        ),
+        build_entity_asset(
+            C.WORKSPACE, build.workspace, raw("product_workspaces", "product_users"), ACCOUNT_FK
+        ),
+        build_entity_asset(
+            C.SUBSCRIPTION,
+            build.subscription,
+            raw("billing_subscriptions"),
+            ACCOUNT_FK,
+            known=(KNOWN_PLANS,),
+        ),
+        build_entity_asset(
+            C.RELATIONSHIP,
+            build.relationship,
+            raw("product_users", "crm_contacts", "billing_customers"),
+            {**ACCOUNT_FK, "person_id": (C.PERSON, "person_id")},
+        ),
+        build_entity_asset(
+            C.ATTRIBUTE_HISTORY,
+            build.attribute_history,
+            raw("crm_accounts", "billing_subscriptions", "crm_contacts"),
+        ),
+    ]

@@ -19,7 +19,7 @@ import pyarrow as pa
 from assets.entities.records import create_macros, register_raw, text_list
 from assets.entities.rules import Rules
 from checks.contract import TableContract
-from checks.raw import RAW_TABLES as RAW_CONTRACTS
+from checks.sources import raw_contracts
 from checks.vocabulary import load_vocabulary
 from resources.lake import LakeResource
 from resources.sql import in_list, literal
@@ -41,7 +41,7 @@ def prepare(
     create_macros(con, rules.normalize)
     present = register_raw(con, lake, RAW_TABLES)
     con.register("links", links)
-    contracts = {c.name: c for c in RAW_CONTRACTS}
+    contracts = {c.name: c for c in raw_contracts()}
     for t in RAW_TABLES - present:  # a source not landed yet reads as empty
         con.register(f"v_{t.replace('/', '__')}", contracts[t].schema.empty_table())
     return present

@@ -129,8 +129,9 @@ def pending_days(
     con: duckdb.DuckDBPyConnection, lake: LakeResource, mapping: Mapping, start: date
 ) -> list[date]:
     """Days whose events differ from what the events table holds: days never built, days that
-    received stream rows after they were built (late events included), and days where a record
-    event appeared, changed or moved away."""
+    received stream rows after they were built (late events included), days where a record
+    event appeared, changed or moved away, and days holding a stream event the vocabulary now
+    names otherwise. (A canonical name the vocabulary renamed is not seen here: backfill.)"""
     present = _register(con, lake, mapping)
     if not present:
         return []
@@ -144,8 +145,8 @@ def pending_days(
         for i, t in enumerate(held):
             con.register(f"held_{i}", lake.dataset(*t))
         rows = " UNION ALL ".join(
-            f"SELECT event_date, _built_at, event_id, occurred_at, properties, source_system, "
-            f"source_object FROM held_{i}"
+            f"SELECT event_date, _built_at, event_id, event_name, occurred_at, properties, "
+            f"source_system, source_object FROM held_{i}"
             for i in range(len(held))
         )
         built = f"SELECT event_date, max(_built_at) AS built_at FROM ({rows}) GROUP BY 1"
@@ -191,6 +192,17 @@ def pending_days(
                     FROM ({recs}) GROUP BY 1) n
                 FULL OUTER JOIN stored o USING (event_date)
                 WHERE n.fp IS DISTINCT FROM o.fp"""
+        )
+    streams = [s for s in mapping.sources if s.is_stream and s.table in present]
+    if held and streams:
+        # Days holding a stream event the vocabulary now names otherwise (an unknown name it has
+        # since learned): rebuilt, so the new name reaches every day, not only new ones.
+        objects = in_list(f"{s.system}|{s.object}" for s in streams)
+        renamed = mapping.vocabulary.event_name_sql("event_name")
+        parts.append(
+            f"""SELECT DISTINCT event_date FROM ({rows})
+                WHERE source_system || '|' || source_object IN {objects}
+                  AND {renamed} IS DISTINCT FROM event_name"""
         )
     if not parts:
         return []

@@ -242,7 +242,10 @@ def features_sql(dates: str, vocab: Vocabulary | None = None) -> str:
         u.premium_feature_trials_30d, u.feature_request_tickets_90d,
         coalesce(o.open_opps, 0) > 0 AS has_open_expansion_opp,
         coalesce(o.opp_amount, 0.0) AS expansion_opp_amount,
-        least(1, greatest(0, (p.mrr - {floor}) / ({ceiling} - {floor}))) AS mrr_tier_ceiling_pct
+        -- greatest/least skip NULLs: a plan with no band has no position in it
+        CASE WHEN {floor} IS NOT NULL AND {ceiling} IS NOT NULL THEN
+            least(1, greatest(0, (p.mrr - {floor}) / ({ceiling} - {floor}))) END
+            AS mrr_tier_ceiling_pct
     FROM paid p JOIN usage u USING (as_of, account_id) JOIN start s USING (as_of, account_id)
     JOIN integ g USING (as_of, account_id)
     LEFT JOIN leaders l USING (as_of, account_id) LEFT JOIN opp o USING (as_of, account_id)

@@ -31,7 +31,7 @@ from assets.privacy.erase import erase
 from assets.privacy.match import Needles
 from checks.gate import validate
 from checks.privacy import ERASURE_AUDIT
-from checks.raw import CONSENT_RECORDS
+from checks.sources import load_catalog
 from resources.crm import CrmResource
 from resources.duckdb import DuckDBResource
 from resources.identity import IdentityResource
@@ -40,7 +40,11 @@ from resources.landing import LandingResource
 from resources.pii import PiiResource
 
 ERASURE_KEY = table_key(ERASURE_AUDIT)
-ERASURE_RUN = {ERASURE_KEY, table_key(CONSENT_RECORDS)}
+
+
+def consent_keys() -> list:
+    """The raw tables erasure requests arrive in: the catalog's consent objects."""
+    return [table_key(o.contract) for o in load_catalog().by_role("consent")]
 
 
 def _no_rows_gate(lake: LakeResource) -> AssetCheckResult:
@@ -54,7 +58,7 @@ def _no_rows_gate(lake: LakeResource) -> AssetCheckResult:
 def _busy(context: AssetExecutionContext) -> str | None:
     """Why the lake is not ours alone now: erasure vacuums with zero retention, which would
     delete the files of a write in flight."""
-    others = set(context.dagster_run.asset_selection or ()) - ERASURE_RUN
+    others = set(context.dagster_run.asset_selection or ()) - {ERASURE_KEY, *consent_keys()}
     if others:
         return f"this run also writes {len(others)} other asset(s)"
     active = [
@@ -65,7 +69,11 @@ def _busy(context: AssetExecutionContext) -> str | None:
     return f"run(s) {', '.join(active)} in progress" if active else None
 
 
-@gated_asset(ERASURE_AUDIT, deps=[table_key(CONSENT_RECORDS)])
+def build_assets() -> list:
+    """The erasure, following the consent objects of the active catalog."""
+    return [gated_asset(ERASURE_AUDIT, deps=consent_keys())(erasure_audit)]
+
+
 def erasure_audit(
     context: AssetExecutionContext,
     lake: LakeResource,
@@ -159,6 +167,3 @@ def erasure_audit(
             "delta_version": published.version,
         },
     )
-
-
-assets = [erasure_audit]

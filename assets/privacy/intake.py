@@ -21,7 +21,8 @@ import duckdb
 from assets.entities.records import create_macros, person_records, register_raw
 from assets.entities.rules import Rules
 from assets.privacy import audit, work
-from checks.raw import CONSENT_RECORDS
+from checks.raw import RawContract
+from checks.sources import load_catalog
 from resources.lake import LakeResource
 from resources.pii import hash_email
 from resources.sql import literal
@@ -56,6 +57,12 @@ class Subject:
 
 
 # -- requests ------------------------------------------------------------------------------------
+def consent_contract() -> RawContract | None:
+    """The raw table erasure requests land in: the first consent object of the catalog."""
+    found = load_catalog().by_role("consent")
+    return found[0].contract if found else None
+
+
 def write_request(
     landing_root: str | Path,
     email: str | None = None,
@@ -76,8 +83,10 @@ def write_request(
         "channel": "privacy_request",
         "recorded_at": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
-    c = CONSENT_RECORDS
-    folder = Path(landing_root) / c.source / c.object / when.date().isoformat()
+    c = consent_contract()
+    if c is None:
+        raise ValueError("the source catalog declares no consent object to file a request in")
+    folder = Path(landing_root) / c.landing_dir / when.date().isoformat()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"erasure-{request_id}.json"
     path.write_text("[\n" + json.dumps(record) + "\n]\n")
@@ -86,8 +95,8 @@ def write_request(
 
 def pending_requests(lake: LakeResource, done: set[str]) -> list[dict]:
     """Erasure requests in raw/consent_records not yet carried out."""
-    c = CONSENT_RECORDS
-    if not lake.exists(c.layer, c.table):
+    c = consent_contract()
+    if c is None or not lake.exists(c.layer, c.table):
         return []
     con = duckdb.connect()
     con.register("consent", lake.dataset(c.layer, c.table))
@@ -134,15 +143,17 @@ def resolve(
             "NULL::VARCHAR AS canonical_id, NULL::VARCHAR AS entity_type WHERE false"
         )
     email, ref = request.get("email"), request.get("subject_ref")
-    consent = f"{CONSENT_RECORDS.source}/{CONSENT_RECORDS.object}"
+    c = consent_contract()
+    consent = f"{c.source}/{c.object}" if c else ""
+    view = f"v_raw__{c.table}" if c else ""
     ref_keys = []
     if ref:
         system, _, rid = ref.partition(":")
         ref_keys = [f"{s.source}:{rid}" for s in persons.sources if s.system == system]
     by_ref = (
-        f"""SELECT {literal(consent + ":")} || record_id FROM v_raw__consent_records
+        f"""SELECT {literal(consent + ":")} || record_id FROM {view}
             WHERE subject_ref = $ref"""
-        if CONSENT_RECORDS.name in present
+        if c is not None and c.name in present
         else "SELECT NULL::VARCHAR WHERE false"
     )
     con.execute(
@@ -182,12 +193,12 @@ def resolve(
             identifiers.add(mail.strip())
         if first and last:
             names.update((f"{first} {last}", f"{last}, {first}", f"{last} {first}"))
-    if CONSENT_RECORDS.name in present:  # the refs the consent system knows the person by
+    if c is not None and c.name in present:  # the refs the consent system knows them by
         consent_ids = [k.split(":", 1)[1] for k, *_ in rows if k.startswith(consent + ":")]
         identifiers.update(
             r[0]
             for r in con.execute(
-                """SELECT DISTINCT subject_ref FROM v_raw__consent_records
+                f"""SELECT DISTINCT subject_ref FROM {view}
                    WHERE record_id IN (SELECT unnest($ids::VARCHAR[])) AND subject_ref <> ''""",
                 {"ids": consent_ids},
             ).fetchall()
