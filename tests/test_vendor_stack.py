@@ -381,14 +381,28 @@ def test_same_seed_same_vendor_bytes(vendor, tmp_path):
 
 @pytest.fixture(scope="module")
 def vendor_ingested(vendor, tmp_path_factory):
-    """The small vendor world through landing, raw and entities, with the vendor stack active
-    when the definitions load and while they run."""
-    from conftest import Lakehouse, load_definitions
+    """The small vendor world through the landing and raw layers, built from the vendor catalog
+    (active while the assets are built and while they run)."""
+    from types import SimpleNamespace
+
+    from dagster import AssetSelection, DagsterInstance, materialize
+
+    from assets import landing, raw
+    from conftest import Lakehouse
 
     with pytest.MonkeyPatch.context() as env:
         env.setenv("LAKEHOUSE_STACK", "vendor")
-        h = Lakehouse(tmp_path_factory.mktemp("vendor_lake"), vendor, load_definitions())
-        result = h.materialize()
+        assets = [*landing.build_assets(), *raw.build_assets()]
+        h = Lakehouse(
+            tmp_path_factory.mktemp("vendor_lake"), vendor, SimpleNamespace(assets=assets)
+        )
+        result = materialize(
+            assets,
+            selection=AssetSelection.groups("landing", "raw"),
+            resources=h.resources,
+            instance=DagsterInstance.ephemeral(),
+            raise_on_error=False,
+        )
         yield h, result
 
 
