@@ -52,3 +52,28 @@ def lake_root() -> str:
 def landing_root() -> str:
     """The landing zone's root outside a Dagster run; runs use `LandingResource`."""
     return os.environ.get(LANDING_ROOT) or DEFAULT_LANDING_ROOT
+
+
+# A company's configuration: a folder under stacks/ (or a path) holding catalog.yaml and
+# vocabulary.yaml; the explicit file settings override the stack's files. Read when asked.
+STACK = "LAKEHOUSE_STACK"
+SOURCE_CATALOG = "LAKEHOUSE_SOURCE_CATALOG"
+VOCABULARY = "LAKEHOUSE_VOCABULARY"
+STACKS_ROOT = Path(__file__).resolve().parent.parent / "stacks"
+
+
+def stack_dir() -> Path:
+    """The active stack's folder: `LAKEHOUSE_STACK` as a name under stacks/ or a path."""
+    name = read(STACK) or "default"
+    named = STACKS_ROOT / name
+    return named if named.is_dir() or "/" not in name else Path(name)
+
+
+def catalog_path() -> Path:
+    """The source catalog: `LAKEHOUSE_SOURCE_CATALOG`, else the stack's catalog.yaml."""
+    return Path(read(SOURCE_CATALOG) or stack_dir() / "catalog.yaml")
+
+
+def vocabulary_path() -> Path:
+    """The domain vocabulary: `LAKEHOUSE_VOCABULARY`, else the stack's vocabulary.yaml."""
+    return Path(read(VOCABULARY) or stack_dir() / "vocabulary.yaml")
