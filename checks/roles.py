@@ -12,8 +12,12 @@ layer names a source object.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from checks.contract import ColumnType
+
+if TYPE_CHECKING:
+    from checks.vocabulary import Vocabulary
 
 # The timestamps every role may map; unmapped, they default to the object's `timestamps`.
 CREATED_AT, UPDATED_AT = "created_at", "updated_at"
@@ -332,18 +336,29 @@ ROLES: dict[str, Role] = {
     )
 }
 
-# Status values that make a record event exist, used when the vocabulary does not list them
-# (the vocabulary's `invoice_statuses`, `deal_stages` override these; consent is the platform's).
-STATUS_DEFAULTS: dict[str, tuple[str, ...]] = {
-    "invoice.paid": ("paid",),
-    "invoice.failed": ("failed",),
-    "deal.won": ("closed_won",),
-    "deal.lost": ("closed_lost",),
+# Status values the platform itself defines (the spec of the consent and person roles); the
+# others are the company's words, read from the vocabulary (`status_values`).
+PLATFORM_STATUSES: dict[str, tuple[str, ...]] = {
     "consent.granted": ("granted",),
     "consent.revoked": ("revoked",),
-    "subscription.canceled": ("canceled",),
+    "person.active": ("active",),
     "person.deactivated": ("deactivated",),
 }
+
+
+def status_values(key: str, vocab: Vocabulary) -> tuple[str, ...]:
+    """The values of a status class (`<role>.<meaning>`): a record event exists while its
+    field holds one of them (invoice paid, deal won, subscription canceled, ...)."""
+    if key in PLATFORM_STATUSES:
+        return PLATFORM_STATUSES[key]
+    role_name, meaning = key.split(".", 1)
+    by_role = {
+        "invoice": vocab.invoice_statuses,
+        "deal": vocab.deal_stages,
+        "subscription": vocab.subscription_statuses,
+    }
+    return tuple(by_role[role_name].get(meaning, ()))
+
 
 # Every platform event a record role can emit (stream events are named by the vocabulary).
 RECORD_EVENTS: tuple[str, ...] = tuple(e.name for r in ROLES.values() for e in r.events)
