@@ -14,6 +14,10 @@ from typing import Any, Literal
 import pyarrow as pa
 
 ColumnType = Literal["string", "int", "float", "bool", "date", "timestamp"]
+# How a timestamp arrives: ISO 8601 text (or a date), or a number of seconds/milliseconds since
+# the Unix epoch (many vendors' exports).
+TimeUnit = Literal["iso", "unix_seconds", "unix_millis"]
+TIME_UNITS: tuple[str, ...] = ("iso", "unix_seconds", "unix_millis")
 
 ARROW_TYPES: dict[str, pa.DataType] = {
     "string": pa.string(),
@@ -55,7 +59,9 @@ class Column:
     name: str
     type: ColumnType = "string"
     description: str = ""
-    source: str | None = None  # field name in the landing record; defaults to `name`
+    # Field in the landing record; defaults to `name`. JSON: a dotted path into nested objects
+    # (`properties.plan`, `items.data[0].price.id`); CSV and parquet: a header name.
+    source: str | None = None
     required: bool = False
     accepted: tuple[str, ...] | None = None
     min: float | None = None
@@ -68,6 +74,10 @@ class Column:
     # Longest text accepted, in characters: a row rule (quarantine), not a GX expectation, like
     # the type and date rules; no longer value reaches the batch the suite sees.
     max_length: int | None = None
+    unit: TimeUnit | None = None  # timestamp only: how it arrives; None = iso
+    # int/float only: the stored value is the arrived value times this (0.01: cents to units);
+    # the column's rules (range, not_null) apply to the stored value.
+    scale: float | None = None
 
     @property
     def source_name(self) -> str:

@@ -1,6 +1,10 @@
-"""Raw-layer contracts: one per source object, in the landing contract of `sample_company`.
+"""The raw layer's generic parts: the raw table contract, lineage, quarantine and ingest log.
 
-Raw tables are append-only copies of what landed: the typed columns below, plus the record as it
+Which source objects exist, their columns and rules, is configuration: the source catalog
+(checks/sources.py, `stacks/<stack>/catalog.yaml`) builds one `RawContract` per object with
+`raw_contract`. No module names a source object.
+
+Raw tables are append-only copies of what landed: the typed columns, plus the record as it
 arrived (`_payload`) and where it came from. A row that breaks a column rule is quarantined with
 the rule's name; the batch fails the gate only when the quarantined share passes the threshold.
 """
@@ -13,7 +17,8 @@ from typing import Literal
 
 from checks.contract import Column, Expectation, TableContract, ts
 
-FileFormat = Literal["json_array", "jsonl", "csv"]
+FileFormat = Literal["csv", "json_array", "jsonl", "parquet"]
+FORMATS: tuple[str, ...] = ("csv", "json_array", "jsonl", "parquet")
 Cadence = Literal["daily", "weekly", "monthly"]
 # Longest time between two extracts of a cadence (a month: its longest).
 CADENCE_PERIODS: dict[str, timedelta] = {
@@ -22,17 +27,8 @@ CADENCE_PERIODS: dict[str, timedelta] = {
     "monthly": timedelta(days=31),
 }
 
+# Plan tiers of the layers above (entities, features, c360) until the vocabulary owns them.
 PLANS = ("starter", "growth", "enterprise")
-EVENT_TYPES = (
-    "evidence_upload",
-    "monitoring_run",
-    "report_view",
-    "user_invite",
-    "integration_connect",
-    "api_call",
-    "premium_feature_trial",
-    "session_start",
-)
 DEFAULT_QUARANTINE_THRESHOLD = 0.05
 # Longest text a typed column accepts: an id, a name, an email or a URL is far shorter, so a
 # longer value is a broken export (a field that swallowed the rest of its file), not data.
@@ -43,6 +39,15 @@ MAX_TEXT_CHARS = 4096
 ENCODING = "encoding(utf-8)"  # file rule: not UTF-8 (a UTF-8 byte-order mark is fine)
 GZIP = "gzip"  # file rule: a .gz file whose stream is corrupt, cut short or not gzip at all
 JSON_SYNTAX = "json_syntax"  # file rule: a JSON document that does not parse (e.g. cut short)
+PARQUET = "parquet"  # file rule: a parquet file whose footer or pages cannot be read
+
+
+def wrong_format(declared: str) -> str:
+    """File rule: the file is plainly another format than the object declares (a CSV where
+    JSON is expected, a parquet file where CSV is)."""
+    return f"format({declared})"
+
+
 UNREADABLE = "unreadable_file"  # file rule: any other file that cannot be split into records
 FIELD_COUNT = "field_count"  # row rule: a CSV record with more or fewer fields than its header
 NOT_AN_OBJECT = "not_an_object"  # row rule: a JSON array element that is not an object
@@ -88,16 +93,50 @@ QUARANTINE_COLUMNS = (
 
 
 @dataclass(frozen=True)
+class CsvDialect:
+    """How a CSV file is written: its delimiter, quote and escape characters and whether its
+    first record is a header (else the declared columns' sources, in order, name the fields)."""
+
+    delimiter: str = ","
+    quote: str | None = '"'
+    escape: str | None = None
+    header: bool = True
+
+
+@dataclass(frozen=True)
 class RawContract(TableContract):
-    source: str = ""
-    object: str = ""
+    source: str = ""  # the source system, e.g. crm
+    object: str = ""  # the object in that system, e.g. accounts
     format: FileFormat = "csv"
     quarantine_threshold: float = DEFAULT_QUARANTINE_THRESHOLD
     cadence: Cadence | None = None  # how often the source delivers an extract; None: daily
+    landing: str = ""  # folder under the landing root; "" = <source>/<object>
+    csv: CsvDialect = CsvDialect()
+    # json_array: the records' array under this (dotted) key of a top-level object; None: the
+    # document is the array (or `{"records": [...]}`).
+    records_path: str | None = None
+    id_column: str = ""  # the column that identifies a record (its versions share it)
+    created: str | None = None  # column of the record's creation time, if declared
+    updated: str | None = None  # column that orders a record's versions, if declared
 
     @property
     def landing_name(self) -> str:
         return f"{self.source}_{self.object}"
+
+    @property
+    def landing_dir(self) -> str:
+        """The landing folder the object's extracts arrive in, relative to the landing root."""
+        return self.landing or f"{self.source}/{self.object}"
+
+    @property
+    def landing_parts(self) -> tuple[str, ...]:
+        return tuple(self.landing_dir.split("/"))
+
+    @property
+    def version_order(self) -> tuple[str, ...]:
+        """Columns that order a record's versions: the declared update time, then the extract
+        date and the line (a later extract, then a later line, is the later version)."""
+        return (*([self.updated] if self.updated else []), "_extract_date", "_line")
 
     @property
     def extract_period(self) -> timedelta:
@@ -117,7 +156,7 @@ class RawContract(TableContract):
         return [*super().suite(), batch]
 
 
-def _raw(
+def raw_contract(
     source: str,
     obj: str,
     fmt: FileFormat,
@@ -127,8 +166,16 @@ def _raw(
     partition_by: tuple[str, ...] = (),
     cadence: Cadence | None = None,
     subject_key: str | None = None,
+    quarantine_threshold: float = DEFAULT_QUARANTINE_THRESHOLD,
+    landing: str = "",
+    csv: CsvDialect = CsvDialect(),
+    records_path: str | None = None,
+    id_column: str = "",
+    created: str | None = None,
+    updated: str | None = None,
 ) -> RawContract:
-    """A raw table; `subject_key` makes it a personal-record table (see TableContract)."""
+    """A raw table: the declared columns (strings capped at MAX_TEXT_CHARS), then the lineage;
+    `subject_key` makes it a personal-record table (see TableContract)."""
     return RawContract(
         layer="raw",
         table=table or f"{source}_{obj}",
@@ -137,11 +184,18 @@ def _raw(
         source=source,
         object=obj,
         format=fmt,
+        quarantine_threshold=quarantine_threshold,
         partition_by=partition_by,
         cadence=cadence,
         primary_key=("_source_file", "_line"),  # a landing line is published once
         personal_record=subject_key is not None,
         subject_key=subject_key,
+        landing="" if landing == f"{source}/{obj}" else landing,
+        csv=csv,
+        records_path=records_path,
+        id_column=id_column,
+        created=created,
+        updated=updated,
     )
 
 
@@ -151,7 +205,18 @@ def _text_limit(c: Column) -> Column:
     return replace(c, max_length=MAX_TEXT_CHARS)
 
 
-CRM_ACCOUNTS = _raw(
+# Transitional: the per-object contracts move to stacks/default/catalog.yaml (next commit).
+EVENT_TYPES = (
+    "evidence_upload",
+    "monitoring_run",
+    "report_view",
+    "user_invite",
+    "integration_connect",
+    "api_call",
+    "premium_feature_trial",
+    "session_start",
+)
+CRM_ACCOUNTS = raw_contract(
     "crm",
     "accounts",
     "json_array",
@@ -170,7 +235,7 @@ CRM_ACCOUNTS = _raw(
     ts("last_modified_date", source="LastModifiedDate", required=True),
     cadence="weekly",
 )
-CRM_CONTACTS = _raw(
+CRM_CONTACTS = raw_contract(
     "crm",
     "contacts",
     "json_array",
@@ -188,7 +253,7 @@ CRM_CONTACTS = _raw(
     cadence="weekly",
     subject_key="id",  # a contact's own record; other rows may name them
 )
-CRM_OPPORTUNITIES = _raw(
+CRM_OPPORTUNITIES = raw_contract(
     "crm",
     "opportunities",
     "json_array",
@@ -216,7 +281,7 @@ CRM_OPPORTUNITIES = _raw(
     ts("last_modified_date", source="LastModifiedDate", required=True),
     cadence="weekly",
 )
-BILLING_CUSTOMERS = _raw(
+BILLING_CUSTOMERS = raw_contract(
     "billing",
     "customers",
     "csv",
@@ -230,7 +295,7 @@ BILLING_CUSTOMERS = _raw(
     ts("updated_at", required=True),
     cadence="weekly",
 )
-BILLING_SUBSCRIPTIONS = _raw(
+BILLING_SUBSCRIPTIONS = raw_contract(
     "billing",
     "subscriptions",
     "csv",
@@ -247,7 +312,7 @@ BILLING_SUBSCRIPTIONS = _raw(
     ts("updated_at", required=True),
     cadence="weekly",
 )
-BILLING_INVOICES = _raw(
+BILLING_INVOICES = raw_contract(
     "billing",
     "invoices",
     "csv",
@@ -262,7 +327,7 @@ BILLING_INVOICES = _raw(
     ts("paid_at"),
     cadence="weekly",
 )
-PRODUCT_WORKSPACES = _raw(
+PRODUCT_WORKSPACES = raw_contract(
     "product",
     "workspaces",
     "jsonl",
@@ -275,7 +340,7 @@ PRODUCT_WORKSPACES = _raw(
     ts("deleted_at"),
     cadence="daily",
 )
-PRODUCT_USERS = _raw(
+PRODUCT_USERS = raw_contract(
     "product",
     "users",
     "jsonl",
@@ -292,7 +357,7 @@ PRODUCT_USERS = _raw(
     cadence="daily",
     subject_key="user_id",  # a login is its user's record; `invited_by` names another
 )
-PRODUCT_USAGE_EVENTS = _raw(
+PRODUCT_USAGE_EVENTS = raw_contract(
     "product",
     "usage_events",
     "jsonl",
@@ -308,7 +373,7 @@ PRODUCT_USAGE_EVENTS = _raw(
     partition_by=("_extract_date",),
     cadence="daily",
 )
-SUPPORT_ORGANIZATIONS = _raw(
+SUPPORT_ORGANIZATIONS = raw_contract(
     "support",
     "organizations",
     "csv",
@@ -321,7 +386,7 @@ SUPPORT_ORGANIZATIONS = _raw(
     ts("updated_at", required=True),
     cadence="weekly",
 )
-SUPPORT_TICKETS = _raw(
+SUPPORT_TICKETS = raw_contract(
     "support",
     "tickets",
     "csv",
@@ -341,7 +406,7 @@ SUPPORT_TICKETS = _raw(
     ts("updated_at", required=True),
     cadence="weekly",
 )
-CONSENT_RECORDS = _raw(
+CONSENT_RECORDS = raw_contract(
     "consent",
     "records",
     "json_array",
@@ -361,7 +426,7 @@ CONSENT_RECORDS = _raw(
     cadence="weekly",
     subject_key="record_id",  # a consent record is its person's
 )
-RISK_SIGNALS = _raw(
+RISK_SIGNALS = raw_contract(
     "risk",
     "signals",
     "csv",

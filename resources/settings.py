@@ -25,6 +25,13 @@ EVENT_MAPPING = "LAKEHOUSE_EVENT_MAPPING"  # the event mapping file (assets/even
 EVENTS_START = "LAKEHOUSE_EVENTS_START"  # first event day (a date); else the data decides
 EVENTS_END = "LAKEHOUSE_EVENTS_END"  # last event day (a date or `today`); else the data decides
 C360_RULES = "LAKEHOUSE_C360_RULES"  # the customer 360 rules file (assets/c360/c360.yaml)
+# The company's configuration: a stack folder (a name under stacks/, or a path) holding its
+# source catalog and vocabulary; the two file settings override the stack's files.
+STACK = "LAKEHOUSE_STACK"
+SOURCE_CATALOG = "LAKEHOUSE_SOURCE_CATALOG"
+VOCABULARY = "LAKEHOUSE_VOCABULARY"
+STACKS_ROOT = Path(__file__).resolve().parent.parent / "stacks"
+DEFAULT_STACK = "default"
 
 
 def from_env(**fields: str) -> dict[str, EnvVar]:
@@ -54,26 +61,23 @@ def landing_root() -> str:
     return os.environ.get(LANDING_ROOT) or DEFAULT_LANDING_ROOT
 
 
-# A company's configuration: a folder under stacks/ (or a path) holding catalog.yaml and
-# vocabulary.yaml; the explicit file settings override the stack's files. Read when asked.
-STACK = "LAKEHOUSE_STACK"
-SOURCE_CATALOG = "LAKEHOUSE_SOURCE_CATALOG"
-VOCABULARY = "LAKEHOUSE_VOCABULARY"
-STACKS_ROOT = Path(__file__).resolve().parent.parent / "stacks"
-
-
 def stack_dir() -> Path:
-    """The active stack's folder: `LAKEHOUSE_STACK` as a name under stacks/ or a path."""
-    name = read(STACK) or "default"
-    named = STACKS_ROOT / name
-    return named if named.is_dir() or "/" not in name else Path(name)
+    """The active stack's folder: `LAKEHOUSE_STACK` as a name under stacks/ (default
+    `default`), or as a path to a folder anywhere."""
+    value = read(STACK) or DEFAULT_STACK
+    named = STACKS_ROOT / value
+    if "/" not in value and "\\" not in value and not value.startswith("."):
+        return named
+    return Path(value).expanduser().resolve()
 
 
 def catalog_path() -> Path:
     """The source catalog: `LAKEHOUSE_SOURCE_CATALOG`, else the stack's catalog.yaml."""
-    return Path(read(SOURCE_CATALOG) or stack_dir() / "catalog.yaml")
+    explicit = read(SOURCE_CATALOG)
+    return Path(explicit).expanduser().resolve() if explicit else stack_dir() / "catalog.yaml"
 
 
 def vocabulary_path() -> Path:
-    """The domain vocabulary: `LAKEHOUSE_VOCABULARY`, else the stack's vocabulary.yaml."""
-    return Path(read(VOCABULARY) or stack_dir() / "vocabulary.yaml")
+    """The vocabulary: `LAKEHOUSE_VOCABULARY`, else the stack's vocabulary.yaml."""
+    explicit = read(VOCABULARY)
+    return Path(explicit).expanduser().resolve() if explicit else stack_dir() / "vocabulary.yaml"
