@@ -62,6 +62,11 @@ def many(obj: SourceObject, field: str) -> tuple[str, ...]:
     return tuple(value) if isinstance(value, list | tuple) else (str(value),)
 
 
+def record_id(obj: SourceObject) -> str:
+    """The SQL of a record's id: the role's `id` field when mapped, else the object's `id`."""
+    return mapped(obj, "id") or obj.id
+
+
 def option(obj: SourceObject, name: str, default=None):
     return obj.role.options.get(name, default) if obj.role else default
 
@@ -184,7 +189,7 @@ def identity_sources(catalog: Catalog) -> IdentitySources:
         else:  # a signal names the company it is about
             f = fields(o, {"name": "company_name", "website": "company_domain"})
             links = r(refs(o, "company"))
-        accounts.append(Source(o.source, raw_table(o), o.id, order_by(o), f, links))
+        accounts.append(Source(o.source, raw_table(o), record_id(o), order_by(o), f, links))
     anchors = tuple(o.source for o in catalog.by_role("company") if option(o, "anchor"))
     company_sources = {o.source for o in catalog.by_role("company")}
     references = tuple(
@@ -208,7 +213,7 @@ def identity_sources(catalog: Catalog) -> IdentitySources:
                 Source(
                     source,
                     raw_table(o),
-                    o.id,
+                    record_id(o),
                     order_by(o),
                     fields(o, name_fields),
                     r(refs(o, "same_as")),
@@ -233,7 +238,7 @@ def identity_sources(catalog: Catalog) -> IdentitySources:
                 Source(
                     source,
                     raw_table(o),
-                    o.id,
+                    record_id(o),
                     order_by(o),
                     fields(o, {"email": "email"}),
                     r(refs(o, "person")),
@@ -272,14 +277,14 @@ def event_sources(catalog: Catalog, vocab: Vocabulary) -> tuple:
         out = []
         for key, src in spec.properties:
             if src == "id":
-                out.append((key, o.id))
+                out.append((key, record_id(o)))
             elif src.startswith("ref:"):
                 out.append((key, ref_value_sql(refs(o, src[4:]))))
             else:
                 out.append((key, field_sql(o, src) or "NULL"))
-        for f in spec.fields:
-            if f.many:
-                out += [(c, ident(c)) for c in many(o, f.name)]
+        keys = {k for k, _ in out}
+        for f in spec.lists:  # the role's own properties first: a column named again is skipped
+            out += [(c, ident(c)) for c in many(o, f) if c not in keys]
         return tuple(out)
 
     out = []
@@ -287,7 +292,7 @@ def event_sources(catalog: Catalog, vocab: Vocabulary) -> tuple:
         if o.role is None:
             continue
         role = ROLES[o.role.role]
-        own = (Ref(o.id, o.source),)
+        own = (Ref(record_id(o), o.source),)
         account, person = r(refs(o, "company")), ()
         if role.name == "event_stream":
             aliases = {a: e.name for e in vocab.events for a in (*e.aliases, e.name)}
@@ -295,7 +300,7 @@ def event_sources(catalog: Catalog, vocab: Vocabulary) -> tuple:
                 EventSource(
                     source=o.source,
                     table=raw_table(o),
-                    id=o.id,
+                    id=record_id(o),
                     account=account,
                     person=r(refs(o, "person")),
                     properties=props(o),
@@ -342,7 +347,7 @@ def event_sources(catalog: Catalog, vocab: Vocabulary) -> tuple:
             EventSource(
                 source=o.source,
                 table=raw_table(o),
-                id=o.id,
+                id=record_id(o),
                 account=account,
                 person=person,
                 properties=props(o),
@@ -385,6 +390,11 @@ def survivorship(
 # -- role views -------------------------------------------------------------------------------
 
 
+def _view_fields(role) -> tuple[str, ...]:
+    """A role view's field columns: every field but the id and the list fields."""
+    return tuple(f for f in role.fields if f != "id" and f not in role.lists)
+
+
 def role_view_sql(catalog: Catalog, role_name: str) -> str:
     """`role_<name>`: every version of every object of the role, one row each: `_source`,
     `_system`, `_object`, `_pos` (trust order), `_anchor`, `_workspace`, `_login`, `id`,
@@ -404,17 +414,15 @@ def role_view_sql(catalog: Catalog, role_name: str) -> str:
             f"{'true' if option(o, 'anchor') else 'false'} AS _anchor",
             f"{'true' if option(o, 'workspace') else 'false'} AS _workspace",
             f"{'true' if is_login(o) else 'false'} AS _login",
-            f"({o.id})::VARCHAR AS id",
-            f"{literal(o.source + ':')} || ({o.id})::VARCHAR AS _key",
+            f"({record_id(o)})::VARCHAR AS id",
+            f"{literal(o.source + ':')} || ({record_id(o)})::VARCHAR AS _key",
         ]
-        for f in role.fields:
-            if f.many:
-                continue
-            expr = field_sql(o, f.name)
-            cols.append(f"CAST({expr or 'NULL'} AS {SQL_TYPES[f.type]}) AS {ident(f.name)}")
-        for spec in role.refs:
-            cols.append(f"{ref_key_sql(refs(o, spec.name))} AS {ident(spec.name + '_key')}")
-            cols.append(f"{ref_value_sql(refs(o, spec.name))} AS {ident(spec.name + '_id')}")
+        for name in _view_fields(role):
+            expr = field_sql(o, name) or "NULL"
+            cols.append(f"CAST({expr} AS {SQL_TYPES[role.type_of(name)]}) AS {ident(name)}")
+        for ref in role.refs:
+            cols.append(f"{ref_key_sql(refs(o, ref))} AS {ident(ref + '_key')}")
+            cols.append(f"{ref_value_sql(refs(o, ref))} AS {ident(ref + '_id')}")
         cols += [
             f"CAST({order_by(o)} AS TIMESTAMPTZ) AS _ts",
             "_extract_date",

@@ -39,7 +39,7 @@ defs = Definitions(
         [
             *landing.assets,
             *raw.assets,
-            *entities.assets,
+            *entities.build_assets(),  # reads the catalog's roles
             *events.build_assets(),  # reads the event mapping and the lake's event days
             *c360.build_assets(),  # reads the c360 rules
             *features.assets,

@@ -68,7 +68,7 @@ def _entries(path: Path, entity: str, name: str, spec: Any) -> list[dict[str, st
             else {"from": e.get("field", ""), "sql": e.get("sql", spec.get("sql", "{}"))}
         )
         role_name, _, field = item["from"].partition(".")
-        if role_name not in ROLES or field not in ROLES[role_name].field_names:
+        if role_name not in ROLES or field not in ROLES[role_name].fields:
             raise ValueError(f"{where}.from: {item['from']!r} is no role field")
         out.append(item)
     return out

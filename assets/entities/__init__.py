@@ -33,23 +33,23 @@ from assets.publish import publish_if_changed as _publish
 from checks import entities as contracts
 from checks.contract import Expectation, TableContract
 from checks.gate import GateResult, validate
-from checks.raw import RAW_TABLES
+from checks.sources import Catalog, load_catalog
 from resources.duckdb import DuckDBResource
 from resources.identity import IdentityResource
 from resources.lake import LakeResource
 from resources.pii import PiiResource
 
 GROUP = "entities"
-RAW_BY_TABLE = {c.table: c for c in RAW_TABLES}
 
 
-def raw(*tables: str) -> list[AssetKey]:
-    """The asset keys of raw tables, by table name (a name no contract declares is an error)."""
-    return [table_key(RAW_BY_TABLE[t]) for t in tables]
+def raw(catalog: Catalog, *roles: str) -> list[AssetKey]:
+    """The asset keys of the raw tables of the objects playing any of `roles`."""
+    return [table_key(o.contract) for o in catalog.objects if o.role and o.role.role in roles]
 
 
-# The identity step reads every source object (records, references, the audit of gaps).
-IDENTITY_DEPS = [table_key(c) for c in RAW_TABLES]
+def identity_deps(catalog: Catalog) -> list[AssetKey]:
+    """The identity step reads every object with a role (records, references, the gaps)."""
+    return [table_key(o.contract) for o in catalog.objects if o.role]
 
 
 def _keep_first_seen(new: pa.Table, old: pa.Table, key_cols: list[str], ts_col: str) -> pa.Table:
@@ -71,26 +71,41 @@ def _keep_first_seen(new: pa.Table, old: pa.Table, key_cols: list[str], ts_col: 
 # -- the identity step ------------------------------------------------------------------------
 
 
-@gated_multi_asset(
-    "resolve_identities",
-    outs={
-        c.table: gated_out(
-            c, kinds=KINDS | ({"splink"} if c is contracts.IDENTITY_LINKS else set())
-        )
-        for c in contracts.IDENTITY_TABLES
-    },
-    contracts=contracts.IDENTITY_TABLES,
-    group=GROUP,
-    deps=IDENTITY_DEPS,
-)
-def resolve_identities_asset(
+def identity_asset(catalog: Catalog) -> AssetsDefinition:
+    """The identity step, depending on the raw tables of `catalog`'s role objects."""
+
+    @gated_multi_asset(
+        "resolve_identities",
+        outs={
+            c.table: gated_out(
+                c, kinds=KINDS | ({"splink"} if c is contracts.IDENTITY_LINKS else set())
+            )
+            for c in contracts.IDENTITY_TABLES
+        },
+        contracts=contracts.IDENTITY_TABLES,
+        group=GROUP,
+        deps=identity_deps(catalog),
+    )
+    def resolve_identities_asset(
+        context: AssetExecutionContext,
+        lake: LakeResource,
+        duckdb: DuckDBResource,
+        identity: IdentityResource,
+        pii: PiiResource,
+    ) -> Iterator[MaterializeResult | AssetCheckResult]:
+        """Stable ids, then deterministic keys, then Splink scoring; persistent canonical ids."""
+        yield from _resolve(context, lake, duckdb, identity, pii)
+
+    return resolve_identities_asset
+
+
+def _resolve(
     context: AssetExecutionContext,
     lake: LakeResource,
     duckdb: DuckDBResource,
     identity: IdentityResource,
     pii: PiiResource,
 ) -> Iterator[MaterializeResult | AssetCheckResult]:
-    """Stable ids, then deterministic keys, then Splink scoring; persistent canonical ids."""
     started = time.perf_counter()
     rules = load_rules(identity.rules_path)
     decisions_file = identity.decisions_file(lake.root)
@@ -275,28 +290,31 @@ def _fk_expectations(lake: LakeResource, fks: ForeignKeys) -> list[Expectation]:
 
 C = contracts
 ACCOUNT_FK: ForeignKeys = {"account_id": (C.ACCOUNT, "account_id")}
-entity_assets = [
-    build_entity_asset(C.ACCOUNT, build.account, raw("crm_accounts", "billing_customers")),
-    build_entity_asset(
-        C.PERSON, build.person, raw("crm_contacts", "product_users", "support_tickets")
-    ),
-    build_entity_asset(
-        C.WORKSPACE, build.workspace, raw("product_workspaces", "product_users"), ACCOUNT_FK
-    ),
-    build_entity_asset(
-        C.SUBSCRIPTION, build.subscription, raw("billing_subscriptions"), ACCOUNT_FK
-    ),
-    build_entity_asset(
-        C.RELATIONSHIP,
-        build.relationship,
-        raw("product_users", "crm_contacts", "billing_customers"),
-        {**ACCOUNT_FK, "person_id": (C.PERSON, "person_id")},
-    ),
-    build_entity_asset(
-        C.ATTRIBUTE_HISTORY,
-        build.attribute_history,
-        raw("crm_accounts", "billing_subscriptions", "crm_contacts"),
-    ),
-]
 
-assets = [resolve_identities_asset, *entity_assets]
+
+def build_assets(catalog: Catalog | None = None) -> list[AssetsDefinition]:
+    """The layer's assets, their raw dependencies read from the catalog's roles now (when the
+    code location is built), never at import."""
+    catalog = catalog or load_catalog()
+    return [
+        identity_asset(catalog),
+        build_entity_asset(C.ACCOUNT, build.account, raw(catalog, "company")),
+        build_entity_asset(C.PERSON, build.person, raw(catalog, "person", "ticket")),
+        build_entity_asset(
+            C.WORKSPACE, build.workspace, raw(catalog, "company", "person"), ACCOUNT_FK
+        ),
+        build_entity_asset(
+            C.SUBSCRIPTION, build.subscription, raw(catalog, "subscription"), ACCOUNT_FK
+        ),
+        build_entity_asset(
+            C.RELATIONSHIP,
+            build.relationship,
+            raw(catalog, "company", "person"),
+            {**ACCOUNT_FK, "person_id": (C.PERSON, "person_id")},
+        ),
+        build_entity_asset(
+            C.ATTRIBUTE_HISTORY,
+            build.attribute_history,
+            raw(catalog, "company", "subscription", "person"),
+        ),
+    ]
