@@ -291,10 +291,10 @@ def event_sources(catalog: Catalog, vocab: Vocabulary) -> tuple:
     for o in catalog.objects:
         if o.role is None:
             continue
-        role = ROLES[o.role.role]
+        name, role = o.role.role, ROLES[o.role.role]
         own = (Ref(record_id(o), o.source),)
         account, person = r(refs(o, "company")), ()
-        if role.name == "event_stream":
+        if name == "event_stream":
             aliases = {a: e.name for e in vocab.events for a in (*e.aliases, e.name)}
             out.append(
                 EventSource(
@@ -310,19 +310,19 @@ def event_sources(catalog: Catalog, vocab: Vocabulary) -> tuple:
                 )
             )
             continue
-        if role.name == "company" and not option(o, "workspace"):
+        if name == "company" and not option(o, "workspace"):
             continue
-        if role.name == "person" and not is_login(o):
+        if name == "person" and not is_login(o):
             continue
         if not role.events:
             continue
-        if role.name in ("company", "signal"):
+        if name in ("company", "signal"):
             account = own
-        if role.name == "person":
+        if name == "person":
             person = own
-        if role.name == "consent":
+        if name == "consent":
             account, person = (), own
-        if role.name == "ticket" and (rid := requester_id(o)):
+        if name == "ticket" and (rid := requester_id(o)):
             person = (Ref(rid, requester_source(o)),)
         events = []
         for ev in role.events:
@@ -433,9 +433,9 @@ def role_view_sql(catalog: Catalog, role_name: str) -> str:
         cols = ["NULL::VARCHAR AS _source", "NULL::VARCHAR AS _system", "NULL::VARCHAR AS _object"]
         cols += ["0 AS _pos", "false AS _anchor", "false AS _workspace", "false AS _login"]
         cols += ["NULL::VARCHAR AS id", "NULL::VARCHAR AS _key"]
-        cols += [f"NULL::{SQL_TYPES[f.type]} AS {ident(f.name)}" for f in role.fields if not f.many]
-        for spec in role.refs:
-            cols += [f"NULL::VARCHAR AS {ident(spec.name + s)}" for s in ("_key", "_id")]
+        cols += [f"NULL::{SQL_TYPES[role.type_of(n)]} AS {ident(n)}" for n in _view_fields(role)]
+        for ref in role.refs:
+            cols += [f"NULL::VARCHAR AS {ident(ref + s)}" for s in ("_key", "_id")]
         cols += ["NULL::TIMESTAMPTZ AS _ts", "NULL::DATE AS _extract_date", "0 AS _line"]
         return f"SELECT {', '.join(cols)} WHERE false"
     return " UNION ALL ".join(parts)
