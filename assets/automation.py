@@ -102,7 +102,8 @@ INGEST = AssetSelection.groups("landing", include_sources=True) | AssetSelection
     "raw", "entities"
 )
 EVENT_DAYS = AssetSelection.assets(EVENTS_KEY)
-ERASURE = AssetSelection.assets(["raw", "consent_records"]) | AssetSelection.groups("privacy")
+# The privacy group and the raw tables it reads (the consent objects of the catalog).
+ERASURE = AssetSelection.groups("privacy").upstream(depth=1)
 WEEKLY_RETRAIN = AssetSelection.assets(["ml", "churn_model"], ["ml", "expansion_model"])
 DAILY_REFRESH = (
     (

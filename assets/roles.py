@@ -12,6 +12,7 @@ builds the same graph. Catalog order within a role is trust order; an object's
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -488,3 +489,26 @@ def tables_of(catalog: Catalog, roles: Iterable[str]) -> set[str]:
 def role_tables(catalog: Catalog) -> set[str]:
     """Every raw table some role reads."""
     return {raw_table(o) for o in catalog.objects if o.role}
+
+
+# -- privacy: erasure requests arrive as consent records --------------------------------------
+
+
+def consent_object(catalog: Catalog) -> SourceObject:
+    """The consent object erasure requests land in: the first of the consent role."""
+    found = catalog.by_role("consent")
+    if not found:
+        raise ValueError(
+            f"{catalog.path}: no object plays the consent role: erasure requests have nowhere "
+            "to land (map your consent export onto it: catalog.yaml `role: {name: consent}`)"
+        )
+    return found[0]
+
+
+def subject_column(obj: SourceObject) -> str | None:
+    """The column naming the person in another system (`crm:<id>`): the declared column its
+    `person` references read."""
+    exprs = " ".join(r.expr for r in refs(obj, "person"))
+    return next(
+        (c.name for c in obj.columns if re.search(rf"\b{re.escape(c.name)}\b", exprs)), None
+    )

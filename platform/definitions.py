@@ -45,7 +45,7 @@ defs = Definitions(
             *features.assets,
             *ml.assets,
             *reverse_etl.assets,
-            *privacy.assets,
+            *privacy.build_assets(),  # after the catalog's consent objects
             *ops.assets,
         ]
     ),
