@@ -26,7 +26,7 @@ DEFAULT_MAPPING = Path(__file__).with_name("events.yaml")
 @dataclass(frozen=True)
 class Ref:
     expr: str
-    to: str  # the record source the id belongs to, e.g. product/workspaces
+    to: str  # the record source the id belongs to, `<system>/<object>`
 
 
 @dataclass(frozen=True)
