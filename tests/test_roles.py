@@ -287,3 +287,49 @@ def test_no_module_above_raw_names_a_source_object():
             if m := pattern.search(line):
                 found.append(f"{path.relative_to(ROOT)}:{n}: {m[0]}")
     assert found == []
+
+
+def test_a_stack_brings_its_own_identity_rules(tmp_path, monkeypatch):
+    """A stack folder holding identity.yaml is matched by its own thresholds; without one, by
+    the project's."""
+    from resources.settings import STACK
+
+    stack = tmp_path / "acme"
+    stack.mkdir()
+    for name in ("catalog.yaml", "vocabulary.yaml"):
+        (stack / name).write_text((STACKS_ROOT / "default" / name).read_text())
+    monkeypatch.setenv(STACK, str(stack))
+    default = load_rules()
+    rules = yaml.safe_load((ROOT / "assets" / "entities" / "identity.yaml").read_text())
+    rules["accounts"]["scoring"]["merge"] = 0.9991
+    (stack / "identity.yaml").write_text(yaml.safe_dump(rules))
+    own = load_rules()
+    assert default.accounts.scoring.merge == 0.995
+    assert own.accounts.scoring.merge == 0.9991
+    assert [s.source for s in own.accounts.sources] == [s.source for s in default.accounts.sources]
+
+
+@pytest.mark.parametrize(
+    "file, key, load",
+    [
+        ("identity.yaml", ("accounts", "sources"), "assets.entities.rules:load_rules"),
+        ("events.yaml", ("sources",), "assets.events.mapping:load_mapping"),
+        ("c360.yaml", ("accounts", "name"), "assets.c360.profiles:load_c360"),
+    ],
+)
+def test_rule_files_that_name_source_objects_are_refused(tmp_path, file, key, load):
+    """A rules file written the old way (per-object source lists) is an error naming the file
+    and the field, not silently ignored: its sources now come from the catalog's roles."""
+    import importlib
+
+    src = next(p for p in CONFIG if p.name == file)
+    doc = yaml.safe_load(src.read_text())
+    node = doc
+    for k in key[:-1]:
+        node = node[k]
+    node[key[-1]] = [{"source": "crm/accounts", "table": "raw/crm_accounts", "expr": "name"}]
+    path = tmp_path / file
+    path.write_text(yaml.safe_dump(doc))
+    module, fn = load.split(":")
+    with pytest.raises(ValueError, match=re.escape(str(path)) + ".*" + key[-1]):
+        getattr(importlib.import_module(module), fn)(path)
