@@ -309,7 +309,7 @@ def build_assets(catalog: Catalog | None = None) -> list[AssetsDefinition]:
         build_entity_asset(
             C.RELATIONSHIP,
             build.relationship,
-            raw(catalog, "company", "person"),
+            raw(catalog, "company", "person", "membership"),
             {**ACCOUNT_FK, "person_id": (C.PERSON, "person_id")},
         ),
         build_entity_asset(

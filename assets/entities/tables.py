@@ -288,8 +288,19 @@ def relationship(con: duckdb.DuckDBPyConnection, rules: Rules, contract: TableCo
               WHERE email IS NOT NULL AND NOT is_role_mailbox(email) GROUP BY ALL
               HAVING count(DISTINCT l.canonical_id) = 1) p ON p.k = email_key(b.email)
         WHERE la.canonical_id IS NOT NULL AND b.email IS NOT NULL"""
+    # ... and a membership record says it outright (a seat, a team membership).
+    member_versions = f"""
+        SELECT lp.canonical_id, la.canonical_id, m._key,
+            CASE WHEN m.status IN {deactivated} THEN 'former_user'
+                 ELSE CASE m.role {roles} ELSE 'end_user' END END,
+            coalesce(m.at, m._ts)
+        FROM role_membership m
+        JOIN links lp ON lp.entity_type = 'person' AND lp.record_key = m.person_key
+        JOIN links la ON la.entity_type = 'account' AND la.record_key = m.company_key
+        WHERE la.canonical_id IS NOT NULL"""
     versions = f"""SELECT person_id, account_id, source_record, value, ts FROM (
-        {user_versions} UNION ALL {contact_versions} UNION ALL {billing_versions})
+        {user_versions} UNION ALL {contact_versions} UNION ALL {billing_versions}
+        UNION ALL {member_versions})
         WHERE ts IS NOT NULL"""
     sql = f"""
     SELECT person_id, account_id, value AS role, valid_from, valid_to,
