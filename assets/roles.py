@@ -31,10 +31,6 @@ from checks.sources import Catalog, RoleRef, SourceObject
 from checks.vocabulary import Vocabulary
 from resources.sql import ident, literal
 
-# What a record stamps itself with when it maps no `updated_at` and the catalog declares no
-# `timestamps.updated`: the role's own moment (an invoice is issued, a signal observed).
-STAMP = {"invoice": "issued_at", "consent": "recorded_at", "signal": "at", "event_stream": "at"}
-
 
 def view(table: str) -> str:
     """The DuckDB view of a `<layer>/<table>` (assets/entities/records.py registers it)."""
@@ -75,7 +71,7 @@ def option(obj: SourceObject, name: str, default=None):
 def order_by(obj: SourceObject) -> str:
     """What orders an object's record versions (latest wins): its `updated_at`, else the
     catalog's `timestamps.updated`, else the role's own stamp, else the extract date."""
-    stamp = STAMP.get(obj.role.role) if obj.role else None
+    stamp = ROLES[obj.role.role].stamp if obj.role else None
     return (
         mapped(obj, UPDATED_AT)
         or obj.updated
@@ -478,12 +474,6 @@ def requesters_view_sql(catalog: Catalog) -> str:
             "NULL::TIMESTAMPTZ AS _created, NULL::TIMESTAMPTZ AS _ts WHERE false"
         )
     return " UNION ALL ".join(parts)
-
-
-def tables_of(catalog: Catalog, roles: Iterable[str]) -> set[str]:
-    """The raw tables (`raw/<table>`) of the objects playing any of `roles`."""
-    wanted = set(roles)
-    return {raw_table(o) for o in catalog.objects if o.role and o.role.role in wanted}
 
 
 def role_tables(catalog: Catalog) -> set[str]:

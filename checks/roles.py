@@ -57,6 +57,9 @@ class Role:
     types: dict[str, ColumnType] = field(default_factory=dict)  # non-text fields
     events: tuple[RecordEvent, ...] = ()  # platform events its records emit
     scope: str = "account"  # whom its events concern first: account or person
+    # The field that stamps a record when it maps no `updated_at` and the object declares no
+    # `timestamps.updated` (an invoice is issued, a signal observed): orders its versions.
+    stamp: str | None = None
     # Event properties: (key, source) with source a role field, `id` (the record's id) or
     # `ref:<name>` (the value of a reference); a list field adds its columns by name.
     properties: tuple[tuple[str, str], ...] = ()
@@ -80,9 +83,9 @@ class Role:
         return tuple(e.name for e in self.events)
 
 
-# Roles whose records are a company (identity accounts) or a person (identity persons).
+# Roles whose records are a company (identity accounts); person records are person objects,
+# ticket requesters and consent records (assets/roles.py `person_sources`).
 COMPANY_ROLES = ("company", "signal")
-PERSON_ROLES = ("person", "consent")
 
 ROLES: dict[str, Role] = {
     "company": Role(
@@ -172,6 +175,7 @@ ROLES: dict[str, Role] = {
         refs=("company", "subscription"),
         required_refs=("company",),
         types={"amount": "float"},
+        stamp="issued_at",
         events=(
             RecordEvent("invoice_issued", "issued_at"),
             RecordEvent("invoice_paid", "paid_at", when=("status", "invoice.paid")),
@@ -211,6 +215,7 @@ ROLES: dict[str, Role] = {
         lists=("properties",),
         refs=("company", "person"),
         types={"at": "timestamp"},
+        stamp="at",
         properties=(("workspace_id", "ref:company"), ("session_id", "session")),
     ),
     "ticket": Role(
@@ -246,6 +251,7 @@ ROLES: dict[str, Role] = {
             RecordEvent("consent_revoked", "recorded_at", when=("status", "consent.revoked")),
         ),
         scope="person",
+        stamp="recorded_at",
         properties=(("scope", "scope"), ("channel", "channel"), ("status", "status")),
     ),
     "signal": Role(
@@ -254,6 +260,7 @@ ROLES: dict[str, Role] = {
         lists=("scores",),
         refs=("company",),
         types={"at": "timestamp"},
+        stamp="at",
         events=(RecordEvent("risk_assessed", "at"),),
     ),
 }
