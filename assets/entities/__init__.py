@@ -5,7 +5,8 @@ identity_merges, unmapped_ids): they are decided together and published together
 its own suite. The canonical tables (account, person, workspace, subscription, relationship,
 attribute_history) are separate assets over the identity map and the raw record versions, each
 gated by its suite, foreign keys included. A failed gate commits nothing: every Delta table keeps
-its previous version.
+its previous version. Which raw tables each reads follows from the catalog's roles
+(`build_assets`, called when the code location is built).
 """
 
 import time
