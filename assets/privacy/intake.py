@@ -192,20 +192,21 @@ def open_requests(lake: LakeResource) -> list[str]:
 
 
 # -- who a request is about ----------------------------------------------------------------------
-def _ref_keys(con: duckdb.DuckDBPyConnection, o, ref: str) -> list[str]:
+def _ref_keys(o, ref: str) -> list[str]:
     """The record keys a `subject_ref` names: the consent role's `person` references evaluated
     on a record holding it (`crm:<id>` -> `<the CRM's contact object>:<id>`)."""
-    empty = o.contract.schema.empty_table()
-    con.register("_subject", empty)
-    subject = ident(subject_column(o))
     keys = [ref_key_sql((r,)) for r in refs(o, "person")]
-    row = con.execute(
-        f"""SELECT [{", ".join(keys)}] FROM (SELECT * REPLACE ($ref::VARCHAR AS {subject})
-            FROM (SELECT * FROM _subject UNION ALL BY NAME SELECT NULL AS _none))""",
-        {"ref": ref},
-    ).fetchone()
-    con.unregister("_subject")
-    return [k for k in (row[0] if row else []) if k]
+    if not keys:
+        return []
+    subject = ident(subject_column(o))
+    with duckdb.connect() as con:  # its own: the caller's connection has views open
+        con.register("_subject", o.contract.schema.empty_table())
+        rows = con.execute(
+            f"""SELECT [{", ".join(keys)}] FROM (SELECT * REPLACE ($ref::VARCHAR AS {subject})
+                FROM (SELECT * FROM _subject UNION ALL BY NAME SELECT NULL AS _none))""",
+            {"ref": ref},
+        ).fetchall()
+    return [k for k in (rows[0][0] if rows else []) if k]
 
 
 def resolve(
@@ -227,7 +228,7 @@ def resolve(
     email, ref = request.get("email"), request.get("subject_ref")
     o = consent_object(load_catalog())
     consent, consent_view, subject = o.source, view(raw_table(o)), subject_column(o)
-    ref_keys = _ref_keys(con, o, ref) if ref and subject else []
+    ref_keys = _ref_keys(o, ref) if ref and subject else []
     by_ref = (
         f"""SELECT {literal(consent + ":")} || ({record_id(o)})::VARCHAR FROM {consent_view}
             WHERE {ident(subject)} = $ref"""
