@@ -24,9 +24,9 @@ def test_a_stream_event_type_with_a_quote_becomes_its_canonical_event():
         at="happened_at",
         name_from="kind",
         names={"owner's report": "owner's_report_viewed", "login": "session_started"},
-        account=Ref("org_id", "partner/orgs"),
-        person=None,
-        properties=("org_id",),
+        account=(Ref("org_id", "partner/orgs"),),
+        person=(),
+        properties=(("org_id", "org_id"),),
     )
     con = connect()
     con.register(

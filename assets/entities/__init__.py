@@ -34,7 +34,7 @@ from assets.publish import publish_if_changed as _publish
 from checks import entities as contracts
 from checks.contract import Expectation, TableContract
 from checks.gate import GateResult, validate
-from checks.sources import Catalog, load_catalog
+from checks.sources import Catalog, SourceObject, load_catalog
 from resources.duckdb import DuckDBResource
 from resources.identity import IdentityResource
 from resources.lake import LakeResource
@@ -43,9 +43,18 @@ from resources.pii import PiiResource
 GROUP = "entities"
 
 
-def raw(catalog: Catalog, *roles: str) -> list[AssetKey]:
-    """The asset keys of the raw tables of the objects playing any of `roles`."""
-    return [table_key(o.contract) for o in catalog.objects if o.role and o.role.role in roles]
+def raw(catalog: Catalog, *roles: str, only: str | None = None) -> list[AssetKey]:
+    """The asset keys of the raw tables of the objects playing any of `roles` (`only`: of
+    those, the objects with that option set or that role field mapped)."""
+
+    def read(o: SourceObject) -> bool:
+        return only is None or bool(o.role.options.get(only) or o.role.fields.get(only))
+
+    return [
+        table_key(o.contract)
+        for o in catalog.objects
+        if o.role and o.role.role in roles and read(o)
+    ]
 
 
 def identity_deps(catalog: Catalog) -> list[AssetKey]:
@@ -302,7 +311,10 @@ def build_assets(catalog: Catalog | None = None) -> list[AssetsDefinition]:
         build_entity_asset(C.ACCOUNT, build.account, raw(catalog, "company")),
         build_entity_asset(C.PERSON, build.person, raw(catalog, "person", "ticket")),
         build_entity_asset(
-            C.WORKSPACE, build.workspace, raw(catalog, "company", "person"), ACCOUNT_FK
+            C.WORKSPACE,
+            build.workspace,
+            [*raw(catalog, "company", only="workspace"), *raw(catalog, "person")],
+            ACCOUNT_FK,
         ),
         build_entity_asset(
             C.SUBSCRIPTION, build.subscription, raw(catalog, "subscription"), ACCOUNT_FK
@@ -310,12 +322,16 @@ def build_assets(catalog: Catalog | None = None) -> list[AssetsDefinition]:
         build_entity_asset(
             C.RELATIONSHIP,
             build.relationship,
-            raw(catalog, "company", "person", "membership"),
+            [*raw(catalog, "company", only="email"), *raw(catalog, "person", "membership")],
             {**ACCOUNT_FK, "person_id": (C.PERSON, "person_id")},
         ),
         build_entity_asset(
             C.ATTRIBUTE_HISTORY,
             build.attribute_history,
-            raw(catalog, "company", "subscription", "person"),
+            [
+                *raw(catalog, "company", only="anchor"),
+                *raw(catalog, "subscription"),
+                *raw(catalog, "person", only="title"),
+            ],
         ),
     ]
