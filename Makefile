@@ -5,6 +5,12 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/lake/.dagster
+# The company's configuration (stacks/<STACK>/: source catalog, vocabulary): `make demo
+# STACK=vendor`. Unset: LAKEHOUSE_STACK from the environment, else the default stack.
+STACK ?=
+ifneq ($(strip $(STACK)),)
+export LAKEHOUSE_STACK := $(STACK)
+endif
 
 .PHONY: install demo test faults distributed ui dev bench lint lock evaluate-identity evaluate-models clean-lake system-deps mutants
 

@@ -28,7 +28,8 @@ from dagster import (
 )
 
 from assets.gated import table_key
-from checks.raw import CADENCE_PERIODS, RAW_TABLES
+from checks.raw import CADENCE_PERIODS
+from checks.sources import raw_contracts
 
 # New raw data -> rebuild, but never on top of a raw table whose blocking gate failed.
 FOLLOW_GATED = (
@@ -46,17 +47,23 @@ WEEKLY = CADENCE_PERIODS["weekly"]
 # Observed (landing zones), recorded by a sensor (ops) or run when a request waits (privacy)
 # when something happens: no cadence, so no freshness policy.
 UNSCHEDULED_GROUPS = ("landing", "ops", "privacy")
-RAW_PERIODS = {table_key(c): c.extract_period for c in RAW_TABLES}
 
 
-def freshness_window(spec: AssetSpec, weekly: frozenset[AssetKey]) -> timedelta | None:
+def raw_periods() -> dict[AssetKey, timedelta]:
+    """Each raw table's extract period, from the source catalog's cadences."""
+    return {table_key(c): c.extract_period for c in raw_contracts()}
+
+
+def freshness_window(
+    spec: AssetSpec, weekly: frozenset[AssetKey], periods: dict[AssetKey, timedelta] | None = None
+) -> timedelta | None:
     """How long an asset may go without a materialization: a raw table its source's extract
     cadence (a day when the contract declares none), the weekly retrain's models a week, every
     other layer a day (the daily refresh, the event days, entities following daily extracts)."""
     if spec.group_name in UNSCHEDULED_GROUPS:
         return None
     if spec.group_name == "raw":
-        return RAW_PERIODS.get(spec.key, DAILY)
+        return (raw_periods() if periods is None else periods).get(spec.key, DAILY)
     return WEEKLY if spec.key in weekly else DAILY
 
 
@@ -71,11 +78,12 @@ def automate(assets: Iterable) -> list:
     weekly = frozenset(
         WEEKLY_RETRAIN.resolve([a for a in assets if isinstance(a, AssetsDefinition)])
     )
+    periods = raw_periods()
 
     def with_condition(spec: AssetSpec) -> AssetSpec:
         if spec.group_name in AUTOMATED_GROUPS:
             spec = spec.replace_attributes(automation_condition=FOLLOW_GATED)
-        window = freshness_window(spec, weekly)
+        window = freshness_window(spec, weekly, periods)
         if window is not None:
             spec = spec.replace_attributes(freshness_policy=freshness_policy(window))
         return spec
@@ -102,8 +110,10 @@ INGEST = AssetSelection.groups("landing", include_sources=True) | AssetSelection
     "raw", "entities"
 )
 EVENT_DAYS = AssetSelection.assets(EVENTS_KEY)
-# The privacy group and the raw tables it reads (the consent objects of the catalog).
-ERASURE = AssetSelection.groups("privacy").upstream(depth=1)
+# The privacy layer and the raw tables it reads (the consent objects of the catalog).
+ERASURE = AssetSelection.groups("privacy") | (
+    AssetSelection.groups("privacy").upstream(depth=1) & AssetSelection.groups("raw")
+)
 WEEKLY_RETRAIN = AssetSelection.assets(["ml", "churn_model"], ["ml", "expansion_model"])
 DAILY_REFRESH = (
     (

@@ -3,6 +3,11 @@
 Observing a zone records a data version (a fingerprint of its files' content) and what is there,
 so the UI shows when each zone last received files and which raw tables are stale. Zones are
 observed by the `ingest` job (`make demo`, the UI) and by `landing_sensor` on each change it sees.
+One zone per object of the source catalog (checks/sources.py), built with the code location.
+
+A folder of the landing root that no object reads (an export the catalog does not declare) is
+never silently ignored: every observation lists it (`unread_folders`) and the zones' WARN check
+`unread_folders` fails until the catalog declares it or it is moved away.
 """
 
 import hashlib
@@ -10,9 +15,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
     AssetObservation,
+    AssetsDefinition,
     AssetSpec,
     DataVersion,
     MetadataValue,
@@ -22,21 +31,24 @@ from dagster import (
 from dagster._core.definitions.data_version import DATA_VERSION_TAG
 
 from assets.metadata import OWNER
-from checks.raw import RAW_TABLES, RawContract
+from checks.raw import RawContract
+from checks.sources import raw_contracts
 from resources.landing import LandingResource, Scan
 
-FORMAT_KIND = {"csv": "csv", "jsonl": "json", "json_array": "json"}
+FORMAT_KIND = {"csv": "csv", "jsonl": "json", "json_array": "json", "parquet": "parquet"}
+UNREAD_CHECK = "unread_folders"
+UNREAD_SHOWN = 50  # entries listed in the metadata and the check's description
 
 
 def landing_key(contract: RawContract) -> AssetKey:
     return AssetKey(["landing", contract.landing_name])
 
 
-SPECS = [
-    AssetSpec(
+def landing_spec(c: RawContract) -> AssetSpec:
+    return AssetSpec(
         key=landing_key(c),
         description=(
-            f"Landing zone `{c.source}/{c.object}/<extract_date>/`: {c.format} extracts from "
+            f"Landing zone `{c.landing_dir}/<extract_date>/`: {c.format} extracts from "
             f"the {c.source} system, kept as delivered for audit and reprocessing."
         ),
         group_name="landing",
@@ -44,9 +56,6 @@ SPECS = [
         owners=[OWNER],
         tags={"layer": "landing", "source": c.source},
     )
-    for c in RAW_TABLES
-]
-BY_KEY = {landing_key(c): c for c in RAW_TABLES}
 
 
 def zone_fingerprint(scan: Scan) -> str:
@@ -74,9 +83,35 @@ def content_fingerprint(scan: Scan) -> str:
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
 
 
-def observation(contract: RawContract, scan: Scan, landing_root: str) -> AssetObservation:
-    """What a zone holds, as the UI shows it: files, bytes, latest extract date; the data
-    version is the content fingerprint."""
+def unread_folders(landing: LandingResource, contracts: tuple[RawContract, ...]) -> list[str]:
+    """Entries of the landing root no object of the catalog reads."""
+    return landing.unread([c.landing_dir for c in contracts])
+
+
+def unread_check(key: AssetKey, unread: list[str]) -> AssetCheckResult:
+    """WARN while the landing root holds folders nothing reads: files someone delivered that
+    would otherwise never reach the lake, without a word."""
+    listed = ", ".join(unread[:UNREAD_SHOWN]) + (" ..." if len(unread) > UNREAD_SHOWN else "")
+    return AssetCheckResult(
+        asset_key=key,
+        check_name=UNREAD_CHECK,
+        passed=not unread,
+        severity=AssetCheckSeverity.WARN,
+        description=(
+            f"{len(unread)} landing entr{'y' if len(unread) == 1 else 'ies'} no catalog object "
+            f"reads: {listed}; declare them in the source catalog or move them away"
+            if unread
+            else "every landing folder is read by an object of the source catalog"
+        ),
+        metadata={UNREAD_CHECK: MetadataValue.json(unread[:UNREAD_SHOWN])},
+    )
+
+
+def observation(
+    contract: RawContract, scan: Scan, landing_root: str, unread: list[str] | None = None
+) -> AssetObservation:
+    """What a zone holds, as the UI shows it: files, bytes, latest extract date, the landing
+    entries no object reads; the data version is the content fingerprint."""
     files = scan.files
     return AssetObservation(
         asset_key=landing_key(contract),
@@ -93,23 +128,43 @@ def observation(contract: RawContract, scan: Scan, landing_root: str) -> AssetOb
             "latest_extract_date": MetadataValue.text(
                 str(max(f.extract_date for f in files)) if files else "none"
             ),
-            "path": MetadataValue.path(f"{landing_root}/{contract.source}/{contract.object}"),
+            "path": MetadataValue.path(f"{landing_root}/{contract.landing_dir}"),
+            UNREAD_CHECK: MetadataValue.json((unread or [])[:UNREAD_SHOWN]),
         },
     )
 
 
-@multi_observable_source_asset(specs=SPECS, can_subset=True, name="landing_zones")
-def landing_zones(
-    context: AssetExecutionContext, landing: LandingResource
-) -> Iterator[ObserveResult]:
-    for key in sorted(context.selected_asset_keys, key=lambda k: k.to_user_string()):
-        c = BY_KEY[key]
-        seen = observation(c, landing.scan(c.source, c.object), landing.root)
-        yield ObserveResult(
-            asset_key=key,
-            data_version=DataVersion(seen.tags[DATA_VERSION_TAG]),
-            metadata=seen.metadata,
+def build_assets(contracts: tuple[RawContract, ...] | None = None) -> list[AssetsDefinition]:
+    """The landing zones of the catalog's objects (the active catalog unless given)."""
+    contracts = raw_contracts() if contracts is None else contracts
+    by_key = {landing_key(c): c for c in contracts}
+    checks = [
+        AssetCheckSpec(
+            UNREAD_CHECK,
+            asset=key,
+            description="WARN: the landing root holds folders no object of the catalog reads.",
         )
+        for key in by_key
+    ]
 
+    @multi_observable_source_asset(
+        specs=[landing_spec(c) for c in contracts],
+        can_subset=True,
+        name="landing_zones",
+        check_specs=checks,
+    )
+    def landing_zones(
+        context: AssetExecutionContext, landing: LandingResource
+    ) -> Iterator[ObserveResult]:
+        unread = unread_folders(landing, contracts)
+        for key in sorted(context.selected_asset_keys, key=lambda k: k.to_user_string()):
+            c = by_key[key]
+            seen = observation(c, landing.scan(c.landing_dir), landing.root, unread)
+            yield ObserveResult(
+                asset_key=key,
+                data_version=DataVersion(seen.tags[DATA_VERSION_TAG]),
+                metadata=seen.metadata,
+                check_results=[unread_check(key, unread)],
+            )
 
-assets = [landing_zones]
+    return [landing_zones]

@@ -28,9 +28,9 @@ from assets.automation import erasure_job, ingest_job
 from assets.concurrency import IN_FLIGHT
 from assets.events.sensor import events_days_sensor
 from assets.gated import table_key
-from assets.landing import observation, zone_fingerprint
+from assets.landing import observation, unread_folders, zone_fingerprint
 from assets.privacy.intake import open_requests
-from checks.raw import RAW_TABLES
+from checks.sources import raw_contracts
 from resources.lake import LakeResource
 from resources.landing import LandingResource, Scan
 
@@ -44,7 +44,8 @@ from resources.landing import LandingResource, Scan
 )
 def landing_sensor(context: SensorEvaluationContext, landing: LandingResource):
     seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
-    scans = {c.table: (c, landing.scan(c.source, c.object)) for c in RAW_TABLES}
+    contracts = raw_contracts()  # the source catalog, read at each tick
+    scans = {c.table: (c, landing.scan(c.landing_dir)) for c in contracts}
     now = {t: zone_fingerprint(scan) for t, (_, scan) in scans.items()}
     changed = sorted(t for t, fp in now.items() if fp != seen.get(t) and fp != _EMPTY)
     cursor = json.dumps(now, sort_keys=True)
@@ -59,7 +60,10 @@ def landing_sensor(context: SensorEvaluationContext, landing: LandingResource):
                 tags={"lakehouse/trigger": "landing_sensor"},
             )
         ],
-        asset_events=[observation(*scans[t], landing.root) for t in changed],
+        asset_events=[
+            observation(*scans[t], landing.root, unread_folders(landing, contracts))
+            for t in changed
+        ],
         cursor=cursor,
     )
 

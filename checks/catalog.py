@@ -6,7 +6,8 @@ describes tables from here, and a test holds every Delta table the graph writes 
 exactly one contract here. Contracts whose columns follow configuration (the event names of
 the mapping, lifecycle states, consent scopes) are built by a function of that configuration,
 marked `@configured` (checks/contract.py); `declared()` calls each with what it is given (or
-empty values: their other fields do not depend on them).
+empty values: their other fields do not depend on them). The raw tables are the source
+catalog's (checks/sources.py `raw_contracts`, a `@configured` builder of the active catalog).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 import checks
 from checks.contract import TableContract, is_configured
+from checks.sources import raw_contracts
 
 
 def declared(configured: Mapping[str, Any] | None = None) -> dict[str, TableContract]:
@@ -28,6 +30,8 @@ def declared(configured: Mapping[str, Any] | None = None) -> dict[str, TableCont
     its arguments (a tuple); a builder not named is called with an empty value per parameter.
     """
     found: dict[str, TableContract] = {}
+    for contract in raw_contracts():
+        _add(found, contract, "the source catalog")
     for module in _modules():
         for name, value in vars(module).items():
             if isinstance(value, TableContract):

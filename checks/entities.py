@@ -1,15 +1,16 @@
 """Entity-layer contracts: grain, key, columns and suite of each table, declared once.
 
 Suites check what every later join relies on: unique keys, every source record linked exactly
-once, confidences in [0, 1], accepted roles and tiers. Foreign keys (a workspace's account, a
-relationship's person) are checked against the referenced table's current ids at run time: the
-asset adds `expect_column_values_to_be_in_set` with those ids to the suite below.
+once, confidences in [0, 1], accepted roles. Plan tiers are not a closed list (a plan the
+vocabulary does not know is kept as it arrived, listed by a warning). Foreign keys (a
+workspace's account, a relationship's person) are checked against the referenced table's current
+ids at run time: the asset adds `expect_column_values_to_be_in_set` with those ids to the suite
+below.
 """
 
 from __future__ import annotations
 
 from checks.contract import Column, TableContract, ts, unique  # noqa: F401 (unique: re-export)
-from checks.raw import PLANS
 
 ENTITY_TYPES = ("account", "person")
 # Strongest first: a record's link names the strongest rule that joined it.
@@ -24,7 +25,6 @@ LINK_RULES = (
     "own_record",
 )
 ROLES = ("admin", "end_user", "billing_owner", "champion", "contact", "former_user")
-SUBSCRIPTION_STATUSES = ("trialing", "active", "past_due", "canceled")
 
 
 def _entity(
@@ -230,13 +230,22 @@ SUBSCRIPTION = _entity(
     Column("subscription_id", required=True),
     Column("account_id"),
     Column("billing_customer_id", required=True),
-    Column("plan_tier", required=True, accepted=PLANS),
+    Column(
+        "plan_tier",
+        required=True,
+        description="The vocabulary's plan tier, or the plan as it arrived when it knows none.",
+    ),
     Column("mrr", "float", required=True, min=0),
     Column("seats", "int", min=0),
-    Column("status", required=True, accepted=SUBSCRIPTION_STATUSES),
+    Column(
+        "status",
+        required=True,
+        description="As it arrived; what it means (running, trialing, canceled) is the "
+        "vocabulary's subscription_statuses.",
+    ),
     ts("started_at", required=True),
     ts("ended_at"),
-    Column("first_plan_tier", required=True, accepted=PLANS),
+    Column("first_plan_tier", required=True, description="Plan tier of the first version."),
     ts("upgraded_at", "First version on a higher tier than the first plan."),
     ts("current_period_end"),
     ts("updated_at", required=True),

@@ -1,13 +1,12 @@
 """Events-layer contracts: the event tables' grain, key, columns and suite, declared once.
 
-Event names are accepted from the event mapping (assets/events/events.yaml), so a name that is
-not in the mapping cannot be published. Rules that need the batch (an account-scoped event with
-no account, an event in the future) are counted in the batch summary and must be zero.
+Event names are not a closed list: a stream event the vocabulary does not know is kept under
+its snake_cased name and listed by a warning check (events_known_names), never refused. Rules
+that need the batch (an account-scoped event with no account, an event in the future) are
+counted in the batch summary and must be zero.
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 from checks.contract import Column, Expectation, TableContract, configured, ts
 
@@ -20,18 +19,16 @@ def _zero(name: str) -> Expectation:
     )
 
 
-def _event_columns(
-    event_names: Sequence[str] | None, scopes: tuple[str, ...], account: bool
-) -> tuple[Column, ...]:
+def _event_columns(scopes: tuple[str, ...], account: bool) -> tuple[Column, ...]:
     """The columns every event row carries, attributed to an account or not (the same builder
-    writes both tables). `event_names`: the mapping's names, accepted; None: any name."""
+    writes both tables)."""
     return (
         Column("event_id", required=True, description="<source>:<source id>[:<name>]."),
         Column(
             "event_name",
             required=True,
-            accepted=None if event_names is None else tuple(event_names),
-            description="Canonical snake_case name (assets/events/events.yaml).",
+            description="Canonical snake_case name (the vocabulary's, or the snake_cased name "
+            "as it arrived when the vocabulary does not know it).",
         ),
         Column("event_date", "date", "UTC date of occurred_at (partition).", required=True),
         ts("occurred_at", "When it happened (UTC).", required=True),
@@ -60,27 +57,26 @@ def _event_columns(
     )
 
 
-@configured
-def events_contract(event_names: list[str]) -> TableContract:
-    return TableContract(
-        layer="events",
-        table="events",
-        description=(
-            "One row per thing that happened, from every source, under one canonical snake_case "
-            "name (assets/events/events.yaml). Grain: one event; key: event_id "
-            "(<system>/<object>:<source id>[:<name>]). Daily partitions by event_date (UTC); "
-            "a run rewrites only the days it is asked for. account_id / person_id are canonical "
-            "ids from entities/identity_links."
-        ),
-        columns=_event_columns(event_names, ("account", "person"), account=True),
-        primary_key=("event_id",),
-        extra_expectations=(
-            _zero("account_events_without_account"),
-            _zero("events_in_future"),
-            _zero("events_outside_partition"),
-        ),
-        partition_by=("event_date",),
-    )
+EVENTS_TABLE = TableContract(
+    layer="events",
+    table="events",
+    description=(
+        "One row per thing that happened, from every source, under one canonical snake_case "
+        "name (the vocabulary's; a name it does not know is kept snake_cased and listed by the "
+        "events_known_names check). Grain: one event; key: event_id "
+        "(<system>/<object>:<source id>[:<name>]). Daily partitions by event_date (UTC); "
+        "a run rewrites only the days it is asked for. account_id / person_id are canonical "
+        "ids from entities/identity_links."
+    ),
+    columns=_event_columns(("account", "person"), account=True),
+    primary_key=("event_id",),
+    extra_expectations=(
+        _zero("account_events_without_account"),
+        _zero("events_in_future"),
+        _zero("events_outside_partition"),
+    ),
+    partition_by=("event_date",),
+)
 
 
 UNATTRIBUTED_EVENTS = TableContract(
@@ -93,7 +89,7 @@ UNATTRIBUTED_EVENTS = TableContract(
         "runs and in the same daily partitions (event_date, UTC)."
     ),
     columns=(
-        *_event_columns(None, ("account",), account=False),
+        *_event_columns(("account",), account=False),
         Column(
             "reason",
             required=True,

@@ -4,7 +4,6 @@ signals) and the training sets that stack many as-of dates with labels from the 
 from __future__ import annotations
 
 from checks.contract import Column, TableContract
-from checks.raw import PLANS
 
 KEY = (
     Column("account_id", required=True, description="Canonical account."),
@@ -21,7 +20,12 @@ def _n(name: str, description: str) -> Column:
 CHURN_COLUMNS = (
     Column("mrr", "float", "MRR of the subscriptions running on as_of.", required=True, min=0),
     Column("tenure_days", "int", "Days since signup (first workspace or subscription).", min=0),
-    Column("plan_tier", required=True, accepted=PLANS),
+    Column(
+        "plan_tier",
+        required=True,
+        description="Highest plan tier running on as_of (a plan the vocabulary does not know "
+        "is kept as it arrived).",
+    ),
     Column("industry", required=True),
     _n("total_events", "Product usage events up to as_of."),
     _n("events_last_30d", "Usage events in the 30 days up to as_of."),

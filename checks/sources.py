@@ -27,7 +27,9 @@ from checks.raw import (
     CADENCE_PERIODS,
     DEFAULT_QUARANTINE_THRESHOLD,
     FORMATS,
+    INGEST_LOG,
     LINEAGE,
+    QUARANTINE,
     Cadence,
     CsvDialect,
     FileFormat,
@@ -79,6 +81,7 @@ ROLE_KEYS = ("name", "fields", "refs")
 REF_KEYS = ("expr", "to")
 CADENCES = tuple(CADENCE_PERIODS)
 LINEAGE_NAMES = tuple(c.name for c in LINEAGE)
+RESERVED_TABLES = (QUARANTINE.table, INGEST_LOG.table)  # the raw layer's own tables
 
 
 class CatalogError(ValueError):
@@ -98,7 +101,8 @@ class RoleRef:
 class RoleMapping:
     role: str  # one of ROLES (checks/roles.py)
     # role field -> column name or SQL expression over the raw table; list fields (event
-    # properties, signal scores) -> a tuple of column names.
+    # properties, signal scores) -> a tuple of column names. Filled in at load: `id` (the
+    # object's id column) and `created_at`/`updated_at` (its timestamps) unless mapped.
     fields: dict[str, str | tuple[str, ...]]
     refs: dict[str, tuple[RoleRef, ...]]  # ref field -> references, tried in order
     options: dict[str, Any]  # role options (anchor, workspace, ...)
@@ -190,7 +194,10 @@ def load_catalog(path: Path | str | None = None) -> Catalog:
     try:
         mtime = p.stat().st_mtime_ns
     except OSError as exc:
-        raise CatalogError(f"{p}: field objects: cannot read the catalog ({exc})") from None
+        raise CatalogError(
+            f"{p}: field objects: cannot read the source catalog ({exc.strerror}); "
+            f"{settings.STACK} names the stack, {settings.SOURCE_CATALOG} the file"
+        ) from None
     return _load(p, mtime)
 
 
@@ -241,14 +248,19 @@ class _Reader:
         return Catalog(self.path, tuple(out))
 
     def _unique(self, objects: list[SourceObject]) -> None:
-        for attr in ("source", "table", "landing"):
+        keys = (  # what must be one object's alone: (field, value, what it is)
+            ("object", lambda o: o.source, "object"),
+            ("table", lambda o: o.table, "raw table"),
+            ("landing", lambda o: o.landing, "landing folder"),
+            ("system", lambda o: f"landing/{o.system}_{o.object}", "landing asset"),
+        )
+        for name, key, what in keys:
             seen: dict[str, str] = {}
             for o in objects:
-                value = getattr(o, attr)
+                value = key(o)
                 if value in seen:
                     self.where = f"object {o.source}: "
-                    name = "object" if attr == "source" else attr
-                    raise self.fail(name, f"{value!r} is also the {attr} of {seen[value]}")
+                    raise self.fail(name, f"{value!r} is also the {what} of {seen[value]}")
                 seen[value] = o.source
         lands = {o.landing: o.source for o in objects}
         for o in objects:  # one landing folder inside another would read its files twice
@@ -278,6 +290,8 @@ class _Reader:
         table = self._text(e, "table", f"{system}_{obj}")
         if not NAME.match(table):
             raise self.fail("table", f"{table!r} must match {NAME.pattern}")
+        if table in RESERVED_TABLES:
+            raise self.fail("table", f"{table!r} is the raw layer's own table")
         fmt = self._choice(e, "format", FORMATS, None)
         csv = self._csv(e.get("csv"), fmt)
         records_path = e.get("records_path")
@@ -509,6 +523,11 @@ class _Reader:
             if key not in mapped:
                 raise self.fail(f"role.fields.{key}", f"required by role {name}")
         refs = self._refs(value.get("refs"), name, o, by_source, entries)
+        # One place for the defaults: the record's id, and its declared timestamps.
+        mapped.setdefault("id", o.id)
+        for key, column in (("created_at", o.created), ("updated_at", o.updated)):
+            if column and key in spec.fields:
+                mapped.setdefault(key, column)
         return RoleMapping(name, mapped, refs, options)
 
     def _refs(

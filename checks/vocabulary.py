@@ -207,6 +207,12 @@ class Vocabulary:
         names = self.urgent_priorities
         return f"({expr}) IN {in_list(names)}" if names else "false"
 
+    def meaning_sql(self, section: str, meaning: str, expr: str) -> str:
+        """SQL: `expr` is a value meaning `meaning` in `section` (deal_stages, subscription_statuses
+        or invoice_statuses), e.g. `meaning_sql("deal_stages", "won", "stage")`."""
+        values = getattr(self, section)[meaning]
+        return f"({expr}) IN {in_list(values)}" if values else "false"
+
     @property
     def running_statuses(self) -> tuple[str, ...]:
         """Subscription statuses in force (trialing included)."""
@@ -304,9 +310,7 @@ class _Parser:
                 raise self.fail(f"{where}.{key}" if where else key, "missing")
 
     def _names(self, value: Any, field: str) -> tuple[str, ...]:
-        if not isinstance(value, list) or not all(
-            isinstance(v, str) and v.strip() for v in value
-        ):
+        if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
             raise self.fail(field, "must be a list of non-empty names")
         if len(set(value)) < len(value):
             dup = next(v for v in value if value.count(v) > 1)
@@ -359,13 +363,13 @@ class _Parser:
             self._keys(entry, ("name", "from", "mrr_band", "description"), where, ("name",))
             name = self._canonical(entry["name"], f"{where}.name")
             where = f"plans.{name}"
+            if name in (p.name for p in out):
+                raise self.fail(where, "named twice")
             aliases = self._names(entry.get("from", [name]), f"{where}.from")
             for alias in dict.fromkeys((name, *aliases)):
                 if owner.get(alias, name) != name:
-                    what = "named twice" if alias == name else f"{alias!r} is also a name of"
                     raise self.fail(
-                        where if alias == name else f"{where}.from",
-                        what if alias == name else f"{what} {owner[alias]!r}",
+                        f"{where}.from", f"{alias!r} is also a name of {owner[alias]!r}"
                     )
                 owner[alias] = name
             band = entry.get("mrr_band")
@@ -377,7 +381,7 @@ class _Parser:
                     and band[0] < band[1]
                 )
                 if not ok:
-                    raise self.fail(f"{where}.mrr_band", "must be [floor, ceiling], floor < ceiling")
+                    raise self.fail(f"{where}.mrr_band", "must be [floor, ceiling], floor below")
                 band = (float(band[0]), float(band[1]))
             out.append(Plan(name, aliases, i + 1, band))
         return tuple(out)

@@ -5,7 +5,8 @@ PostgreSQL and steps on Celery workers).
 Loaded by path (workspace.yaml, tests); `platform/` is deliberately not a package, because a
 package named `platform` would shadow the standard library module Dagster imports. Importing this
 file does no data work, so `dagster dev` starts fast. It builds the code location: the layers'
-settings (event mapping, event days, c360 rules) are read here, never when `assets` is imported.
+settings (the source catalog, event mapping, event days, c360 rules) are read here, never when
+`assets` is imported.
 """
 
 from __future__ import annotations
@@ -37,15 +38,15 @@ PROFILE = active()  # LAKEHOUSE_PROFILE: local (default) or distributed
 defs = Definitions(
     assets=automation.automate(
         [
-            *landing.assets,
-            *raw.assets,
-            *entities.build_assets(),  # reads the catalog's roles
+            *landing.build_assets(),  # reads the source catalog (as raw, entities, privacy)
+            *raw.build_assets(),
+            *entities.build_assets(),
             *events.build_assets(),  # reads the event mapping and the lake's event days
             *c360.build_assets(),  # reads the c360 rules
             *features.assets,
             *ml.assets,
             *reverse_etl.assets,
-            *privacy.build_assets(),  # after the catalog's consent objects
+            *privacy.build_assets(),
             *ops.assets,
         ]
     ),

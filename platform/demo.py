@@ -101,7 +101,8 @@ def main() -> int:
 def _print_summary(lake, results, elapsed: float, plan) -> None:
     import duckdb
 
-    from checks.raw import QUARANTINE, RAW_TABLES
+    from checks.raw import QUARANTINE
+    from checks.sources import raw_contracts
 
     quarantined: dict[str, int] = {}
     if lake.exists("raw", QUARANTINE.table):
@@ -113,7 +114,7 @@ def _print_summary(lake, results, elapsed: float, plan) -> None:
         f"\n{len(results)} run(s): {'success' if ok else 'FAILED'} in {elapsed:.1f}s; {checks[0]}"
     )
     print(f"{'table':<28}{'rows':>12}{'quarantined':>13}{'delta version':>15}")
-    for c in RAW_TABLES:
+    for c in raw_contracts():
         if lake.exists(c.layer, c.table):
             d = lake.describe(c.layer, c.table)
             print(

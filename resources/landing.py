@@ -1,4 +1,6 @@
-"""The landing zone: extracts dropped at `<source>/<object>/<extract_date>/<file>`.
+"""The landing zone: extracts dropped at `<landing folder>/<extract_date>/<file>`.
+
+Each object of the source catalog reads one landing folder (by default `<system>/<object>`).
 
 Nothing in the landing zone is trusted. A scan sorts every entry under an object's folder into
 files to ingest and entries it will not read, each with the rule that decided it:
@@ -137,18 +139,21 @@ class LandingResource(ConfigurableResource):
         now = now or dt.datetime.now(dt.UTC).replace(microsecond=0)
         return now + dt.timedelta(hours=self.future_tolerance_hours)
 
-    def files(self, source: str, obj: str) -> list[LandingFile]:
+    def files(self, folder: str, obj: str | None = None) -> list[LandingFile]:
         """Every file of one source object to read, oldest extract first."""
-        return self.scan(source, obj).files
+        return self.scan(folder, obj).files
 
-    def scan(self, source: str, obj: str, now: dt.datetime | None = None) -> Scan:
-        """Every entry under `<root>/<source>/<object>/`, sorted into files and skipped entries.
-        No link is followed and nothing is opened: only `lstat`."""
+    def scan(self, folder: str, obj: str | None = None, now: dt.datetime | None = None) -> Scan:
+        """Every entry under `<root>/<folder>/` (`folder` an object's landing folder, or its
+        system with `obj`), sorted into files and skipped entries. No link is followed and
+        nothing is opened: only `lstat`."""
         out = Scan()
         root = Path(self.root)
-        base = root / source / obj
-        for rel_dir in (Path(source), Path(source) / obj):
-            here = root / rel_dir
+        parts = [*folder.split("/"), *([obj] if obj else [])]
+        rel = "/".join(parts)
+        base = root.joinpath(*parts)
+        for depth in range(1, len(parts) + 1):
+            here = root.joinpath(*parts[:depth])
             if here.is_symlink():
                 out.skipped.append(self._skip(root, here, "refused", SYMLINK, _link_reason(here)))
                 return out
@@ -165,8 +170,8 @@ class LandingResource(ConfigurableResource):
                 continue
             if not day.is_dir():
                 reason = (
-                    f"{day.name} lies in {source}/{obj}/ itself: a file must sit in an "
-                    "extract-date folder <source>/<object>/YYYY-MM-DD/"
+                    f"{day.name} lies in {rel}/ itself: a file must sit in an "
+                    f"extract-date folder {rel}/YYYY-MM-DD/"
                 )
                 out.skipped.append(self._skip(root, day, "refused", EXTRACT_FOLDER, reason))
                 continue
@@ -202,6 +207,29 @@ class LandingResource(ConfigurableResource):
                             ctime_ns=st.st_ctime_ns,
                         )
                     )
+        return out
+
+    def unread(self, folders: list[str] | tuple[str, ...]) -> list[str]:
+        """Entries of the landing root that no object reads: a folder (or file) beside the
+        declared landing folders, e.g. an export of an object the catalog does not declare.
+        Names the ignore patterns match (`_truth`, hidden, partial) are left out by rule."""
+        root = Path(self.root)
+        patterns = self.patterns()
+        read = {tuple(f.split("/")) for f in folders}
+        ancestors = {p[:i] for p in read for i in range(1, len(p))}
+        out: list[str] = []
+
+        def walk(parts: tuple[str, ...]) -> None:
+            for entry in _entries(root.joinpath(*parts)):
+                here = (*parts, entry.name)
+                if _matches(entry.name, patterns) or here in read:
+                    continue
+                if here in ancestors and entry.is_dir() and not entry.is_symlink():
+                    walk(here)
+                else:
+                    out.append("/".join(here) + ("/" if entry.is_dir() else ""))
+
+        walk(())
         return out
 
     @staticmethod

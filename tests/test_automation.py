@@ -22,8 +22,10 @@ from dagster._core.storage.asset_check_execution_record import AssetCheckExecuti
 
 from assets.automation import AUTOMATED_GROUPS
 from assets.gated import SUITE_CHECK
-from checks.raw import RAW_TABLES
+from checks.sources import raw_contracts
 from conftest import Lakehouse
+
+RAW_TABLES = raw_contracts()  # the active source catalog's raw tables
 
 ENTITIES = AssetSelection.groups(*AUTOMATED_GROUPS)
 RAW = AssetSelection.assets(*(AssetKey(["raw", c.table]) for c in RAW_TABLES))

@@ -15,8 +15,10 @@ import pyarrow as pa
 from dagster import AssetKey
 
 from checks.gate import validate
-from checks.raw import RAW_TABLES
+from checks.sources import raw_contracts
 from resources.data_docs import DATA_DOCS_URL, DEFAULT_DATA_DOCS_URL
+
+RAW_TABLES = raw_contracts()  # the active source catalog's raw tables
 
 CSS_URL = re.compile(r"url\(\s*['\"]?([^'\")]+)['\"]?\s*\)")
 

@@ -9,8 +9,10 @@ from pathlib import Path
 
 from dagster import AssetKey
 
-from checks.raw import RAW_TABLES
+from checks.sources import raw_contracts
 from conftest import ROOT
+
+RAW_TABLES = raw_contracts()  # the active source catalog's raw tables
 
 CONTRACT_RAW = {
     "crm_accounts",

@@ -104,8 +104,10 @@ def test_every_run_is_a_named_stage_and_every_landing_zone_was_observed(demo, mo
     from dagster._core.definitions.data_version import DATA_VERSION_TAG
 
     from assets.landing import content_fingerprint, landing_key
-    from checks.raw import RAW_TABLES
+    from checks.sources import raw_contracts
     from resources.landing import LandingResource
+
+    RAW_TABLES = raw_contracts()
 
     out, root = demo
     monkeypatch.setenv("DAGSTER_HOME", str(root / "dagster_home"))

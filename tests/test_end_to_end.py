@@ -11,11 +11,14 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pytest
 
-from checks.raw import RAW_TABLES, RawContract
+from checks.raw import RawContract
+from checks.sources import raw_contracts
 from conftest import check_evaluations, materialized
 from resources.data_docs import base_url
 
 ACCOUNTS, DAYS = 60, 75
+
+RAW_TABLES = raw_contracts()  # the active source catalog's raw tables
 
 
 @pytest.fixture(scope="module")

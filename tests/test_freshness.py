@@ -12,9 +12,11 @@ from datetime import timedelta
 from dagster import AssetKey, DagsterInstance
 from dagster._core.definitions.freshness import TimeWindowFreshnessPolicy
 
-from checks.raw import RAW_TABLES
+from checks.sources import raw_contracts
 from conftest import ROOT
 from sample_company.extracts import SPECS as LANDING_SPECS
+
+RAW_TABLES = raw_contracts()  # the active source catalog's raw tables
 
 DAY, WEEK = timedelta(days=1), timedelta(days=7)
 GRACE = timedelta(hours=6)

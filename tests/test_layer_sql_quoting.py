@@ -8,22 +8,32 @@ import json
 from datetime import date
 
 import pyarrow as pa
+from vocabularies import write_vocabulary
 
 from assets.c360.profiles import C360Rules, person_consent_sql
 from assets.events.mapping import EventSource, Ref, source_sql, view
+from checks.vocabulary import load_vocabulary
 from resources.duckdb import connect
 
 DAY = date(2026, 3, 2)
 
 
-def test_a_stream_event_type_with_a_quote_becomes_its_canonical_event():
+def test_a_stream_event_type_with_a_quote_becomes_its_canonical_event(tmp_path):
+    vocab = load_vocabulary(
+        write_vocabulary(
+            tmp_path,
+            events={
+                "owners_report_viewed": {"from": ["owner's report"], "counts_as": ["usage"]},
+                "session_started": {"from": ["login"], "counts_as": ["usage", "session"]},
+            },
+        )
+    )
     src = EventSource(
         source="partner/activity",
         table="raw/partner_activity",
         id="activity_id",
         at="happened_at",
         name_from="kind",
-        names={"owner's report": "owner's_report_viewed", "login": "session_started"},
         account=(Ref("org_id", "partner/orgs"),),
         person=(),
         properties=(("org_id", "org_id"),),
@@ -33,26 +43,27 @@ def test_a_stream_event_type_with_a_quote_becomes_its_canonical_event():
         view(src.table),
         pa.table(
             {
-                "activity_id": ["a1", "a2", "a3"],
-                "kind": ["owner's report", "login", "owner''s report"],
-                "happened_at": pa.array(
-                    ["2026-03-02T10:00:00Z", "2026-03-02T11:00:00Z", "2026-03-02T12:00:00Z"]
-                ).cast(pa.timestamp("us", tz="UTC")),
-                "org_id": ["o'1", "o2", "o3"],
-                "_ingested_at": pa.array(["2026-03-03T00:00:00Z"] * 3).cast(
+                "activity_id": ["a1", "a2", "a3", "a4"],
+                "kind": ["owner's report", "login", "owner''s report", "Owner's Export"],
+                "happened_at": pa.array([f"2026-03-02T{h}:00:00Z" for h in (10, 11, 12, 13)]).cast(
                     pa.timestamp("us", tz="UTC")
                 ),
-                "_line": [1, 2, 3],
-                "_extract_date": pa.array([DAY] * 3, pa.date32()),
+                "org_id": ["o'1", "o2", "o3", "o4"],
+                "_ingested_at": pa.array(["2026-03-03T00:00:00Z"] * 4).cast(
+                    pa.timestamp("us", tz="UTC")
+                ),
+                "_line": [1, 2, 3, 4],
+                "_extract_date": pa.array([DAY] * 4, pa.date32()),
             }
         ),
     )
-    rows = con.sql(source_sql(src, str(DAY), str(DAY), 2)).to_arrow_table().sort_by("event_id")
+    sql = source_sql(src, str(DAY), str(DAY), 2, vocabulary=vocab)
+    rows = con.sql(sql).to_arrow_table().sort_by("event_id")
     got = rows.select(["event_id", "event_name", "account_ref", "source_system"]).to_pylist()
     assert got == [
         {
             "event_id": "partner/activity:a1",
-            "event_name": "owner's_report_viewed",
+            "event_name": "owners_report_viewed",
             "account_ref": "partner/orgs:o'1",
             "source_system": "partner",
         },
@@ -62,7 +73,18 @@ def test_a_stream_event_type_with_a_quote_becomes_its_canonical_event():
             "account_ref": "partner/orgs:o2",
             "source_system": "partner",
         },
-        # a doubled quote is a different raw value, not in the mapping: no event
+        {  # a doubled quote is another raw value, the same name once snake_cased
+            "event_id": "partner/activity:a3",
+            "event_name": "owners_report_viewed",
+            "account_ref": "partner/orgs:o3",
+            "source_system": "partner",
+        },
+        {  # a name the vocabulary does not know: kept under its snake_cased name
+            "event_id": "partner/activity:a4",
+            "event_name": "owner_s_export",
+            "account_ref": "partner/orgs:o4",
+            "source_system": "partner",
+        },
     ]
     assert json.loads(rows["properties"][0].as_py()) == {"org_id": "o'1"}
 

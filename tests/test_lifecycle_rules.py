@@ -11,12 +11,14 @@ import pyarrow as pa
 import pytest
 
 from assets.events.lifecycle import (
-    RULE_SET_VERSION,
-    RULES,
+    STATES,
     account_lifecycle,
     describe_rules,
+    rule_set_version,
+    rules,
     state_at,
 )
+from checks.vocabulary import load_vocabulary
 
 D0 = date(2025, 1, 1)
 AS_OF_N = 399
@@ -229,7 +231,7 @@ def test_state_at_past_days(lc: pa.Table, account: str, n: int, state: str) -> N
 
 
 def test_every_state_is_reached(lc: pa.Table) -> None:
-    assert set(lc["state"].to_pylist()) == {r.state for r in RULES}
+    assert set(lc["state"].to_pylist()) == set(STATES)
 
 
 def test_intervals_cover_first_day_to_as_of_without_gaps_or_overlaps(lc: pa.Table) -> None:
@@ -280,13 +282,13 @@ def test_rule_and_version_stamped(lc: pa.Table) -> None:
         "is_current",
     ]
     assert lc["rule"].to_pylist() == lc["state"].to_pylist()  # one rule per state
-    assert set(lc["rule_set_version"].to_pylist()) == {RULE_SET_VERSION}
+    assert set(lc["rule_set_version"].to_pylist()) == {rule_set_version(load_vocabulary())}
 
 
 def test_describe_rules_one_bullet_per_state_in_precedence_order() -> None:
     bullets = [line for line in describe_rules().splitlines() if line.startswith("- ")]
-    assert [b.split("**")[1] for b in bullets] == [r.state for r in RULES]
-    assert [r.state for r in RULES] == [
+    assert [b.split("**")[1] for b in bullets] == [r.state for r in rules(load_vocabulary())]
+    assert list(STATES) == [
         "churned",
         "reactivated",
         "at_risk",

@@ -38,14 +38,8 @@ def test_each_table_is_what_its_contract_declares(full_lake):
     suite check. Raw tables may also hold columns a source added later (schema drift, recorded
     on the asset), never lose one."""
     from assets.c360.profiles import load_c360
-    from assets.events.mapping import load_mapping
 
-    contracts = declared(
-        {
-            "events_contract": (load_mapping().event_names,),
-            "people_contract": (load_c360().consent_scopes,),
-        }
-    )
+    contracts = declared({"people_contract": (load_c360().consent_scopes,)})
     graph = full_lake.defs.resolve_asset_graph()
     checked = {k.asset_key for k in graph.asset_check_keys}
     wrong = []
@@ -67,7 +61,9 @@ def test_each_table_is_what_its_contract_declares(full_lake):
 def test_a_table_declared_twice_is_refused(monkeypatch):
     """Two contracts for one table name: the catalog names the second place."""
     import checks.reverse_etl as module
-    from checks.raw import CRM_ACCOUNTS
+    from checks.sources import load_catalog
+
+    CRM_ACCOUNTS = load_catalog().object("crm/accounts").contract
 
     twin = TableContract(CRM_ACCOUNTS.layer, CRM_ACCOUNTS.table, "a second home", ())
     monkeypatch.setattr(module, "TWIN", twin, raising=False)

@@ -26,9 +26,9 @@ from dagster import (
 
 from assets.c360.identity import identity_sql
 from assets.c360.profiles import (
-    ACTIVE_SUBSCRIPTION,
     C360Rules,
     accounts_sql,
+    billed_subscription,
     load_c360,
     open_tickets_sql,
     people_sql,
@@ -43,6 +43,7 @@ from assets.ml import SPECS
 from assets.publish import gate_and_publish
 from checks.c360 import CUSTOMER_360_ACCOUNTS, PAYING_STATES, people_contract
 from checks.entities import IDENTITY_REVIEW
+from checks.vocabulary import load_vocabulary
 from resources.duckdb import DuckDBResource
 from resources.identity import IdentityResource
 from resources.lake import LakeResource
@@ -139,23 +140,24 @@ def customer_360_accounts(
         rules, as_of = _prepare(con, lake, pii, identity, c360)
         _scores(con, lake, as_of)
         _identity(con, lake)
-        table = con.sql(accounts_sql(c360, rules, as_of)).to_arrow_table()
+        vocab = load_vocabulary()  # as it is when the run starts
+        table = con.sql(accounts_sql(c360, rules, as_of, vocab)).to_arrow_table()
         table = table.select(c.schema.names).cast(c.schema)
         con.register("profile", table)
-        paying = in_list(PAYING_STATES)
+        paying, billed = in_list(PAYING_STATES), billed_subscription(vocab)
         unexplained = " OR ".join(
             f"(({s.kind}_probability IS NULL) = ({s.kind}_unscored_reason IS NULL))" for s in SPECS
         )
         batch, unmapped_mrr = con.sql(
             f"""SELECT {{'mrr_total_difference': abs(coalesce((SELECT sum(mrr) FROM profile), 0)
-                        - coalesce((SELECT sum(mrr) FROM subscription WHERE {ACTIVE_SUBSCRIPTION}
+                        - coalesce((SELECT sum(mrr) FROM subscription WHERE {billed}
                             AND account_id IN (SELECT account_id FROM profile)), 0)),
                     'paying_accounts_without_active_subscription': (SELECT count(*) FROM profile
                         WHERE lifecycle_state IN {paying} AND active_subscriptions = 0),
                     'scores_neither_given_nor_explained': (SELECT count(*) FROM profile
                         WHERE {unexplained})}},
                     (SELECT coalesce(sum(mrr), 0) FROM subscription
-                        WHERE {ACTIVE_SUBSCRIPTION} AND account_id IS NULL)"""
+                        WHERE {billed} AND account_id IS NULL)"""
         ).fetchall()[0]
     states = table.group_by("lifecycle_state").aggregate([("account_id", "count")])
     scored = {s.kind: len(table) - table[f"{s.kind}_probability"].null_count for s in SPECS}

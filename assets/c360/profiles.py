@@ -2,9 +2,10 @@
 
 Survivorship is generated from c360.yaml over the catalog's roles: one candidate row per
 (profile, field, source record), the winner picked by source trust (catalog order) then recency,
-the winning source recorded per field. Windows
-(7/30/90 days) end at `as_of`, the last day the event table holds (not the wall clock), so a
-profile describes the data as of its freshest complete day.
+the winning source recorded per field. Windows (7/30/90 days) end at `as_of`, the last day the
+event table holds (not the wall clock), so a profile describes the data as of its freshest
+complete day. What counts as usage, a session, an
+urgent ticket and a billed subscription is the vocabulary's (checks/vocabulary.py).
 """
 
 from __future__ import annotations
@@ -21,20 +22,13 @@ from assets.entities.rules import EntityRules, Rules
 from assets.events.mapping import view
 from checks.roles import ROLES
 from checks.sources import Catalog, load_catalog
+from checks.vocabulary import Vocabulary, load_vocabulary
 from resources.duckdb import EXACT
 from resources.settings import C360_RULES as C360_PATH
 from resources.settings import read
 from resources.sql import ident, in_list, literal
 
 DEFAULT_C360 = Path(__file__).with_name("c360.yaml")
-USAGE = (
-    "session_started",
-    "report_viewed",
-    "evidence_uploaded",
-    "monitoring_run_completed",
-    "api_called",
-)
-ACTIVE_SUBSCRIPTION = "status IN ('active', 'past_due')"  # still billed: MRR counts
 ROLE_ORDER = ("admin", "billing_owner", "champion", "end_user", "contact", "former_user")
 
 
@@ -130,6 +124,11 @@ def survivorship_sql(
         GROUP BY id"""
 
 
+def billed_subscription(vocab: Vocabulary) -> str:
+    """SQL over entities/subscription: in force and billed, so its MRR counts."""
+    return f"status IN {in_list(vocab.billed_statuses)}"
+
+
 def _day(as_of: date) -> str:
     return f"DATE {literal(as_of)}"
 
@@ -141,38 +140,56 @@ def _windows(prefix: str, cond: str, as_of: date) -> str:
     )
 
 
-def accounts_sql(c360: C360Rules, rules: Rules, as_of: date) -> str:
+def engagement_sql(key: str, as_of: date, vocab: Vocabulary) -> str:
+    """Per `key` (account_id or person_id) of `ev`: sessions and usage events in the 7/30/90
+    days ending `as_of`, and (accounts) the people active in the last 30, as the vocabulary
+    counts them: the one engagement definition both profiles share."""
+    usage, session = vocab.counting_sql("usage"), vocab.counting_sql("session")
+    people = (
+        f""", count(DISTINCT person_id) FILTER (WHERE {usage}
+            AND event_date > {_day(as_of)} - 30) AS active_people_30d"""
+        if key == "account_id"
+        else ""
+    )
+    return f"""SELECT {key}, {_windows("sessions", session, as_of)},
+            {_windows("events", usage, as_of)}{people}
+        FROM ev WHERE {key} IS NOT NULL
+            AND event_date > {_day(as_of)} - 90 AND event_date <= {_day(as_of)}
+        GROUP BY 1"""
+
+
+def accounts_sql(
+    c360: C360Rules, rules: Rules, as_of: date, vocab: Vocabulary | None = None
+) -> str:
     """Expects views: links, account, subscription, relationship, lifecycle, ev (events),
     person_consent, open_tickets, account_scores and account_identity (from their _sql) and the
-    survivorship sources' raw views."""
-    usage = f"event_name IN {in_list(USAGE)}"
+    survivorship sources' raw views. `vocab`: default the active vocabulary."""
+    v = vocab or load_vocabulary()
+    usage, session = v.counting_sql("usage"), v.counting_sql("session")
+    billed = billed_subscription(v)
     recent = f"event_date > {_day(as_of)} - 90 AND event_date <= {_day(as_of)}"
     return f"""
     WITH surv AS ({survivorship_sql(c360.accounts, rules.accounts, "account")}),
     seen AS (SELECT account_id, max(event_date) AS last_recorded_on,
             max(occurred_at) FILTER (WHERE {usage}) AS last_seen_at,
-            max(occurred_at) FILTER (WHERE event_name = 'session_started') AS last_login_at,
+            max(occurred_at) FILTER (WHERE {session}) AS last_login_at,
             min(occurred_at) FILTER (WHERE event_name = 'workspace_created') AS signup_at,
             sum(try_cast(json_extract_string(properties, '$.amount') AS {EXACT}))
                 FILTER (WHERE event_name = 'invoice_paid')::DOUBLE AS paid_to_date
         FROM ev WHERE account_id IS NOT NULL AND event_date <= {_day(as_of)} GROUP BY 1),
-    eng AS (SELECT account_id, {_windows("sessions", "event_name = 'session_started'", as_of)},
-            {_windows("events", usage, as_of)},
-            count(DISTINCT person_id) FILTER (WHERE {usage}
-                AND event_date > {_day(as_of)} - 30) AS active_people_30d
-        FROM ev WHERE account_id IS NOT NULL AND {recent} GROUP BY 1),
+    eng AS ({engagement_sql("account_id", as_of, v)}),
     tickets AS (SELECT account_id, count(*) AS open_tickets,
-            count(*) FILTER (WHERE json_extract_string(properties, '$.priority')
-                IN ('high', 'critical')) AS high_priority_open_tickets
+            count(*) FILTER (WHERE {v.urgent_sql("json_extract_string(properties, '$.priority')")})
+                AS high_priority_open_tickets
         FROM open_tickets WHERE account_id IS NOT NULL GROUP BY 1),
     solved AS (SELECT account_id, avg(try_cast(json_extract_string(properties,
                 '$.resolution_hours') AS {EXACT})) AS resolution_hours_90d
         FROM ev WHERE event_name = 'ticket_solved' AND account_id IS NOT NULL AND {recent}
         GROUP BY 1),
     rev AS (SELECT account_id,
-            sum(mrr::{EXACT}) FILTER (WHERE {ACTIVE_SUBSCRIPTION})::DOUBLE AS mrr,
-            arg_max(plan_tier, mrr) FILTER (WHERE {ACTIVE_SUBSCRIPTION}) AS plan,
-            count(*) FILTER (WHERE {ACTIVE_SUBSCRIPTION}) AS active_subscriptions
+            sum(mrr::{EXACT}) FILTER (WHERE {billed})::DOUBLE AS mrr,
+            arg_max(plan_tier, mrr) FILTER (WHERE {billed}) AS plan,
+            count(*) FILTER (WHERE {billed}) AS active_subscriptions
         FROM subscription WHERE account_id IS NOT NULL GROUP BY 1),
     consent AS (SELECT r.account_id,
             count(DISTINCT r.person_id) FILTER (WHERE pc.consent_email_marketing)
@@ -239,10 +256,10 @@ def person_consent_sql(c360: C360Rules, as_of: date) -> str:
         GROUP BY 1"""
 
 
-def people_sql(c360: C360Rules, rules: Rules, as_of: date) -> str:
-    """Expects the views of accounts_sql."""
-    usage = f"event_name IN {in_list(USAGE)}"
-    recent = f"event_date > {_day(as_of)} - 90 AND event_date <= {_day(as_of)}"
+def people_sql(c360: C360Rules, rules: Rules, as_of: date, vocab: Vocabulary | None = None) -> str:
+    """Expects the views of accounts_sql. `vocab`: default the active vocabulary."""
+    v = vocab or load_vocabulary()
+    usage, session = v.counting_sql("usage"), v.counting_sql("session")
     roles = " ".join(f"WHEN {literal(r)} THEN {i}" for i, r in enumerate(ROLE_ORDER))
     flags = ", ".join(f"pc.{ident('consent_' + s)}" for s in c360.consent_scopes)
     return f"""
@@ -254,11 +271,9 @@ def people_sql(c360: C360Rules, rules: Rules, as_of: date) -> str:
                 ORDER BY account_id, role))::VARCHAR AS accounts
         FROM relationship WHERE is_current GROUP BY 1),
     seen AS (SELECT person_id, max(occurred_at) FILTER (WHERE {usage}) AS last_seen_at,
-            max(occurred_at) FILTER (WHERE event_name = 'session_started') AS last_login_at
+            max(occurred_at) FILTER (WHERE {session}) AS last_login_at
         FROM ev WHERE person_id IS NOT NULL AND event_date <= {_day(as_of)} GROUP BY 1),
-    eng AS (SELECT person_id, {_windows("sessions", "event_name = 'session_started'", as_of)},
-            {_windows("events", usage, as_of)}
-        FROM ev WHERE person_id IS NOT NULL AND {recent} GROUP BY 1),
+    eng AS ({engagement_sql("person_id", as_of, v)}),
     tickets AS (SELECT person_id, count(*) AS open_tickets FROM open_tickets
         WHERE person_id IS NOT NULL GROUP BY 1)
     SELECT p.person_id, p.source_ids, p.source_count, s.first_name, s.last_name,

@@ -26,6 +26,7 @@ from dagster import (
 
 from assets.entities import tables as build
 from assets.entities.identity import IdentityResult, load_decisions, resolve_identities
+from assets.entities.known import KNOWN_PLANS, KnownValues
 from assets.entities.rules import load_rules
 from assets.gated import KINDS, SUITE_CHECK, gated_asset, gated_multi_asset, gated_out, table_key
 from assets.metadata import published_metadata
@@ -248,7 +249,9 @@ def build_entity_asset(
     builder: Builder,
     deps: list[AssetKey],
     foreign_keys: ForeignKeys | None = None,
+    known: tuple[KnownValues, ...] = (),
 ) -> AssetsDefinition:
+    """`known`: warning checks listing values the vocabulary does not know (entities/known.py)."""
     fks = foreign_keys or {}
     fk_text = "\n\n".join(
         f"Foreign key: `{col}` -> `{ref.name}.{ref_col}` (checked before commit)."
@@ -263,6 +266,7 @@ def build_entity_asset(
             *(table_key(ref) for ref, _ in fks.values()),
         ],
         notes=fk_text,
+        check_specs=[k.spec(table_key(contract)) for k in known],
     )
     def _entity(
         context: AssetExecutionContext,
@@ -278,7 +282,12 @@ def build_entity_asset(
             build.prepare(con, lake, rules, links)
             table = builder(con, rules, contract)
         suite = [*contract.suite(), *_fk_expectations(lake, fks)]
-        yield from gate_and_publish(context, lake, contract, table, suite=suite)
+        extra = {}
+        for k in known:
+            check, unknown = k.result(table_key(contract), table)
+            extra[f"unknown_{k.section}"] = MetadataValue.json(unknown)
+            yield check
+        yield from gate_and_publish(context, lake, contract, table, extra=extra, suite=suite)
 
     return _entity
 
@@ -317,7 +326,11 @@ def build_assets(catalog: Catalog | None = None) -> list[AssetsDefinition]:
             ACCOUNT_FK,
         ),
         build_entity_asset(
-            C.SUBSCRIPTION, build.subscription, raw(catalog, "subscription"), ACCOUNT_FK
+            C.SUBSCRIPTION,
+            build.subscription,
+            raw(catalog, "subscription"),
+            ACCOUNT_FK,
+            known=(KNOWN_PLANS,),
         ),
         build_entity_asset(
             C.RELATIONSHIP,

@@ -205,11 +205,14 @@ def workspace(con: duckdb.DuckDBPyConnection, rules: Rules, contract: TableContr
 
 
 def subscription(con: duckdb.DuckDBPyConnection, rules: Rules, contract: TableContract) -> pa.Table:
+    """Plans are the vocabulary's tiers (a plan it does not know: kept as it arrived, no rank)."""
     vocab = load_vocabulary()
     canceled = in_list(status_values("subscription.canceled", vocab))
     sql = f"""
     WITH v AS (
-        SELECT s.*, {vocab.plan_rank_sql("plan")} AS tier_rank FROM role_subscription s
+        SELECT s.* REPLACE ({vocab.plan_sql("s.plan")} AS plan),
+            {vocab.plan_rank_sql("s.plan")} AS tier_rank
+        FROM role_subscription s
     ), agg AS (
         SELECT _source, id, arg_min(plan, updated_at) AS first_plan_tier,
             min(updated_at) FILTER (WHERE tier_rank > first_rank) AS upgraded_at
@@ -326,7 +329,7 @@ def attribute_history(
     subs = f"""
         SELECT 'subscription' AS entity_type, s.id AS entity_id, s._key AS source_record,
             {_first("s.updated_at", "s.started_at", "s._source, s.id")} AS ts,
-            s.plan AS plan_tier, s.mrr::VARCHAR AS mrr, s.status
+            {load_vocabulary().plan_sql("s.plan")} AS plan_tier, s.mrr::VARCHAR AS mrr, s.status
         FROM role_subscription s"""
     titles = f"""
         SELECT 'person' AS entity_type, l.canonical_id AS entity_id, c._key AS source_record,

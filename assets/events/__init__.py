@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 
 from dagster import (
     AssetCheckResult,
+    AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
@@ -28,17 +29,25 @@ from dagster import (
 )
 from deltalake.exceptions import CommitFailedError
 
-from assets.events.build import EVENTS, Built, build_days, day_counts, register_current_events
+from assets.events.build import (
+    EVENTS,
+    Built,
+    build_days,
+    day_counts,
+    register_current_events,
+    unknown_names,
+)
 from assets.events.days import event_days
-from assets.events.lifecycle import LIFECYCLE, RULE_EVENTS, RULE_SET_VERSION
 from assets.events.lifecycle import account_lifecycle as lifecycle_intervals
+from assets.events.lifecycle import lifecycle_table, rule_events, rule_set_version
 from assets.events.mapping import Mapping, load_mapping
 from assets.gated import NO_POOL, SUITE_CHECK, gated_asset
 from assets.metadata import published_metadata
 from assets.publish import gate_and_publish
 from checks.contract import TableContract
-from checks.events import UNATTRIBUTED_EVENTS, events_contract
+from checks.events import EVENTS_TABLE, UNATTRIBUTED_EVENTS
 from checks.gate import GateResult, validate
+from checks.vocabulary import Vocabulary, load_vocabulary
 from resources.duckdb import DuckDBResource
 from resources.lake import LakeResource, Published
 from resources.pii import PiiResource
@@ -49,6 +58,8 @@ MAX_DAYS_PER_RUN = 92
 COMMIT_ATTEMPTS = 5  # another run replacing the same days wins at most this many times in a row
 # The side table is written by the events step, so its suite is a check of that step's asset.
 UNATTRIBUTED_CHECK = f"{UNATTRIBUTED_EVENTS.table}_{SUITE_CHECK}"
+# A warning, never a gate: event names the vocabulary does not know, kept and counted.
+KNOWN_NAMES_CHECK = "events_known_names"
 
 
 def build_assets(lake: LakeResource | None = None) -> list[AssetsDefinition]:
@@ -57,7 +68,10 @@ def build_assets(lake: LakeResource | None = None) -> list[AssetsDefinition]:
     their contract accepts) and the days the data holds (`LAKEHOUSE_EVENTS_START`/`_END`, the
     lake: the partitions)."""
     mapping = load_mapping()
-    return [events_asset(event_days(lake, mapping), mapping), account_lifecycle]
+    return [
+        events_asset(event_days(lake, mapping), mapping),
+        lifecycle_asset(mapping.vocabulary),
+    ]
 
 
 def _deps(mapping: Mapping) -> list[AssetKey]:
@@ -76,7 +90,7 @@ def events_asset(
     mapping = mapping or load_mapping()
 
     @gated_asset(
-        events_contract(mapping.event_names),
+        EVENTS_TABLE,
         deps=_deps(mapping),
         partitions_def=days,
         # A quarter of days per run: one atomic commit, bounded memory (10M events/2 years).
@@ -89,7 +103,15 @@ def events_asset(
                 description=f"Great Expectations suite of {UNATTRIBUTED_EVENTS.name}, the "
                 "account-scoped events no identity link reaches, which this step writes beside "
                 "events/events: run before either table's commit.",
-            )
+            ),
+            AssetCheckSpec(
+                KNOWN_NAMES_CHECK,
+                asset=EVENTS_KEY,
+                blocking=False,
+                description="Warns when the built days hold stream event names the vocabulary "
+                "does not know: kept under their snake_cased names and counted as nothing "
+                "(not usage, not sessions) until the vocabulary names them (events.<name>.from).",
+            ),
         ],
         pool=NO_POOL,
     )
@@ -101,8 +123,8 @@ def events_asset(
         Another run may replace the same days at the same time (this asset has no pool): delta-rs
         then refuses the later commit, and this step rebuilds the days from what is there now and
         commits again, as if it had started after the other run."""
-        current = load_mapping()  # the mapping as it is when the run starts
-        contract = events_contract(current.event_names)
+        current = load_mapping()  # the mapping and vocabulary as they are when the run starts
+        contract = EVENTS_TABLE
         days = context.partition_key_range
         first, last = days.start, days.end
         predicate = f"event_date >= {literal(first)} AND event_date <= {literal(last)}"
@@ -128,6 +150,8 @@ def events_asset(
                     f"rebuilding them (attempt {attempt + 1} of {COMMIT_ATTEMPTS})"
                 )
         yield from _check_results(gates, lake)
+        unknown = unknown_names(current, built.events, built.unattributed)
+        yield _known_names_result(unknown, current.vocabulary, f"{first}..{last}")
         yield MaterializeResult(
             asset_key=EVENTS_KEY,
             metadata={
@@ -135,10 +159,33 @@ def events_asset(
                 "days": MetadataValue.text(f"{first}..{last}"),
                 "events_by_name": MetadataValue.json(day_counts(built.events)),
                 "unattributed_events": MetadataValue.int(built.unattributed.num_rows),
+                "unknown_event_names": MetadataValue.json(unknown),
             },
         )
 
     return events
+
+
+def _known_names_result(unknown: dict[str, int], vocab: Vocabulary, days: str) -> AssetCheckResult:
+    """The warning listing the event names of `days` the vocabulary does not know."""
+    listed = ", ".join(f"{n} ({c})" for n, c in unknown.items())
+    return AssetCheckResult(
+        asset_key=EVENTS_KEY,
+        check_name=KNOWN_NAMES_CHECK,
+        passed=not unknown,
+        severity=AssetCheckSeverity.WARN,
+        description=(
+            f"{sum(unknown.values())} event(s) under {len(unknown)} name(s) the vocabulary "
+            f"({vocab.path}) does not know, kept and counted as nothing: {listed}"
+            if unknown
+            else "every event name is the vocabulary's"
+        ),
+        metadata={
+            "unknown_event_names": MetadataValue.json(unknown),
+            "days": MetadataValue.text(days),
+            "vocabulary": MetadataValue.path(str(vocab.path)),
+        },
+    )
 
 
 def _gates(contract: TableContract, built: Built) -> dict[str, GateResult]:
@@ -181,18 +228,31 @@ def _replace_days(
     return published
 
 
-@gated_asset(
-    LIFECYCLE,
-    deps=[
-        EVENTS_KEY,
-        *(AssetKey(["entities", t]) for t in ("account", "subscription", "identity_merges")),
-    ],
-    metadata={"rule_set_version": RULE_SET_VERSION},
-)
-def account_lifecycle(
-    context: AssetExecutionContext, lake: LakeResource, duckdb: DuckDBResource
+def lifecycle_asset(vocab: Vocabulary | None = None) -> AssetsDefinition:
+    """`events/account_lifecycle`, described by the rules as the vocabulary `vocab` (default:
+    read now) sets them; a run reads the vocabulary again when it starts."""
+    built_with = vocab or load_vocabulary()
+
+    @gated_asset(
+        lifecycle_table(built_with),
+        deps=[
+            EVENTS_KEY,
+            *(AssetKey(["entities", t]) for t in ("account", "subscription", "identity_merges")),
+        ],
+        metadata={"rule_set_version": rule_set_version(built_with)},
+    )
+    def account_lifecycle(
+        context: AssetExecutionContext, lake: LakeResource, duckdb: DuckDBResource
+    ) -> Iterator[MaterializeResult | AssetCheckResult]:
+        """Every account's state on every day of its life, collapsed into intervals."""
+        yield from _lifecycle(context, lake, duckdb, load_vocabulary())
+
+    return account_lifecycle
+
+
+def _lifecycle(
+    context: AssetExecutionContext, lake: LakeResource, duckdb: DuckDBResource, vocab: Vocabulary
 ) -> Iterator[MaterializeResult | AssetCheckResult]:
-    """Every account's state on every day of its life, collapsed into intervals."""
     with duckdb.connect() as con:
         register_current_events(con, lake)
         as_of = con.sql(
@@ -202,7 +262,7 @@ def account_lifecycle(
             raise ValueError("events/events is empty: build the event days first")
         events_in = con.sql(  # a relation, not Arrow: DuckDB streams it into the rules
             f"""SELECT account_id, event_name, occurred_at, properties FROM ev
-                WHERE account_id IS NOT NULL AND event_name IN {in_list(RULE_EVENTS)}"""
+                WHERE account_id IS NOT NULL AND event_name IN {in_list(rule_events(vocab))}"""
         )
         accounts = lake.read("entities", "account", columns=["account_id", "first_seen_at"])
         subs = lake.read(
@@ -218,7 +278,7 @@ def account_lifecycle(
                 "ended_at",
             ],
         )
-        table = lifecycle_intervals(con, accounts, events_in, subs, as_of)
+        table = lifecycle_intervals(con, accounts, events_in, subs, as_of, vocab)
         con.register("lc", table)
         batch = (
             con.sql(
@@ -240,12 +300,12 @@ def account_lifecycle(
     yield from gate_and_publish(
         context,
         lake,
-        LIFECYCLE,
+        lifecycle_table(vocab),
         table,
         batch,
         extra={
             "as_of": MetadataValue.text(str(as_of)),
-            "rule_set_version": MetadataValue.text(RULE_SET_VERSION),
+            "rule_set_version": MetadataValue.text(rule_set_version(vocab)),
             "current_states": MetadataValue.json(
                 dict(
                     sorted(

@@ -16,11 +16,11 @@ import pyarrow as pa
 from assets.entities.records import register_raw
 from assets.events.mapping import Mapping, source_sql
 from checks.entities import IDENTITY_LINKS
-from checks.events import UNATTRIBUTED_EVENTS, events_contract
+from checks.events import EVENTS_TABLE, UNATTRIBUTED_EVENTS
 from resources.lake import LakeResource
 from resources.sql import in_list, literal
 
-EVENTS = ("events", "events")  # its contract is built from the mapping: events_contract
+EVENTS = (EVENTS_TABLE.layer, EVENTS_TABLE.table)
 UNATTRIBUTED = (UNATTRIBUTED_EVENTS.layer, UNATTRIBUTED_EVENTS.table)
 
 
@@ -54,7 +54,9 @@ def _register(con: duckdb.DuckDBPyConnection, lake: LakeResource, mapping: Mappi
 
 def _events_sql(mapping: Mapping, present: set[str], first: str, last: str) -> str | None:
     parts = [
-        source_sql(s, first, last, mapping.late_days) for s in mapping.sources if s.table in present
+        source_sql(s, first, last, mapping.late_days, vocabulary=mapping.vocabulary)
+        for s in mapping.sources
+        if s.table in present
     ]
     return " UNION ALL BY NAME ".join(f"({p})" for p in parts) if parts else None
 
@@ -115,7 +117,7 @@ def build_days(
         .to_arrow_table()
         .to_pylist()[0]
     )
-    typed = events_contract(mapping.event_names).schema
+    typed = EVENTS_TABLE.schema
     return Built(
         events.select(typed.names).cast(typed),
         unattributed.select(UNATTRIBUTED_EVENTS.schema.names).cast(UNATTRIBUTED_EVENTS.schema),
@@ -127,8 +129,9 @@ def pending_days(
     con: duckdb.DuckDBPyConnection, lake: LakeResource, mapping: Mapping, start: date
 ) -> list[date]:
     """Days whose events differ from what the events table holds: days never built, days that
-    received stream rows after they were built (late events included), and days where a record
-    event appeared, changed or moved away."""
+    received stream rows after they were built (late events included), days where a record
+    event appeared, changed or moved away, and days holding a stream event the vocabulary now
+    names otherwise. (A canonical name the vocabulary renamed is not seen here: backfill.)"""
     present = _register(con, lake, mapping)
     if not present:
         return []
@@ -142,8 +145,8 @@ def pending_days(
         for i, t in enumerate(held):
             con.register(f"held_{i}", lake.dataset(*t))
         rows = " UNION ALL ".join(
-            f"SELECT event_date, _built_at, event_id, occurred_at, properties, source_system, "
-            f"source_object FROM held_{i}"
+            f"SELECT event_date, _built_at, event_id, event_name, occurred_at, properties, "
+            f"source_system, source_object FROM held_{i}"
             for i in range(len(held))
         )
         built = f"SELECT event_date, max(_built_at) AS built_at FROM ({rows}) GROUP BY 1"
@@ -171,7 +174,7 @@ def pending_days(
                 fresh = sorted(e for e in extracts if date.fromisoformat(e) not in built_days)
                 listed = ", ".join(f"DATE {literal(e)}" for e in fresh) or "NULL"
                 only = f"_ingested_at > TIMESTAMPTZ {oldest} OR _extract_date IN ({listed})"
-            sql = source_sql(s, start.isoformat(), far, mapping.late_days, only)
+            sql = source_sql(s, start.isoformat(), far, mapping.late_days, only, mapping.vocabulary)
             parts.append(
                 f"""SELECT DISTINCT d.event_date FROM (
                         SELECT CAST(occurred_at AS DATE) AS event_date, max(_ingested_at) AS ing
@@ -189,6 +192,17 @@ def pending_days(
                     FROM ({recs}) GROUP BY 1) n
                 FULL OUTER JOIN stored o USING (event_date)
                 WHERE n.fp IS DISTINCT FROM o.fp"""
+        )
+    streams = [s for s in mapping.sources if s.is_stream and s.table in present]
+    if held and streams:
+        # Days holding a stream event the vocabulary now names otherwise (an unknown name it has
+        # since learned): rebuilt, so the new name reaches every day, not only new ones.
+        objects = in_list(f"{s.system}|{s.object}" for s in streams)
+        renamed = mapping.vocabulary.event_name_sql("event_name")
+        parts.append(
+            f"""SELECT DISTINCT event_date FROM ({rows})
+                WHERE source_system || '|' || source_object IN {objects}
+                  AND {renamed} IS DISTINCT FROM event_name"""
         )
     if not parts:
         return []
@@ -228,6 +242,18 @@ def day_ranges(days: list[date]) -> list[tuple[date, date]]:
         else:
             out.append((d, d))
     return out
+
+
+def unknown_names(mapping: Mapping, *tables: pa.Table) -> dict[str, int]:
+    """Event name -> rows, for the names in `tables` the vocabulary and the mapping do not know
+    (kept under their snake_cased names, counted as nothing)."""
+    known = set(mapping.event_names)
+    out: dict[str, int] = {}
+    for table in tables:
+        for name, n in day_counts(table).items():
+            if name not in known:
+                out[name] = out.get(name, 0) + n
+    return dict(sorted(out.items()))
 
 
 def day_counts(table: pa.Table) -> dict[str, int]:

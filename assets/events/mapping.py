@@ -48,8 +48,7 @@ class EventSource:
     properties: tuple[tuple[str, str], ...]  # (key, SQL over the raw table)
     scope: str = "account"
     at: str | None = None  # streams
-    name_from: str | None = None
-    names: dict[str, str] = field(default_factory=dict)
+    name_from: str | None = None  # its names are the vocabulary's (checks/vocabulary.py)
     order_by: str | None = None  # records
     events: tuple[RecordEvent, ...] = ()
 
@@ -65,23 +64,28 @@ class EventSource:
     def object(self) -> str:
         return self.source.split("/", 1)[1]
 
-    @property
-    def event_names(self) -> list[str]:
-        return list(self.names.values()) if self.is_stream else [e.name for e in self.events]
+    def event_names(self, vocabulary: Vocabulary) -> list[str]:
+        """The names it writes: a stream's are the vocabulary's (plus any it does not know)."""
+        return list(vocabulary.event_names) if self.is_stream else [e.name for e in self.events]
 
 
 @dataclass(frozen=True)
 class Mapping:
     sources: tuple[EventSource, ...]
     late_days: int = 2
+    # The vocabulary read with the mapping: one run names its stream events by one version.
+    vocabulary: Vocabulary = field(default_factory=load_vocabulary)
 
     @property
     def event_names(self) -> list[str]:
-        return sorted({n for s in self.sources for n in s.event_names})
+        """Every name the platform knows: a stream event named otherwise is an unknown name."""
+        return sorted({n for s in self.sources for n in s.event_names(self.vocabulary)})
 
     @property
     def person_scoped(self) -> list[str]:
-        return sorted({n for s in self.sources if s.scope == "person" for n in s.event_names})
+        return sorted(
+            {n for s in self.sources if s.scope == "person" for n in s.event_names(self.vocabulary)}
+        )
 
     def tables(self) -> set[str]:
         return {s.table for s in self.sources}
@@ -111,9 +115,11 @@ def load_mapping(
             f"{path}: field sources: event sources come from the catalog's roles now "
             "(catalog.yaml `role:`); remove it"
         )
+    vocabulary = vocabulary or load_vocabulary()
     return Mapping(
-        sources=event_sources(catalog or load_catalog(), vocabulary or load_vocabulary()),
+        sources=event_sources(catalog or load_catalog(), vocabulary),
         late_days=int(spec.get("late_days", 2)),
+        vocabulary=vocabulary,
     )
 
 
@@ -135,11 +141,18 @@ def _props(src: EventSource, extra: str = "") -> str:
 
 
 def source_sql(
-    src: EventSource, first: str, last: str, late_days: int, only: str | None = None
+    src: EventSource,
+    first: str,
+    last: str,
+    late_days: int,
+    only: str | None = None,
+    vocabulary: Vocabulary | None = None,
 ) -> str:
     """Events of `src` whose UTC date lies in [first, last] (ISO dates), one row per event id:
     event_id, event_name, occurred_at, account_ref, person_ref, properties, _ingested_at.
-    `only` (streams): an extra condition on raw rows, pushed down to the scan."""
+    `only` (streams): an extra condition on raw rows, pushed down to the scan. A stream's names
+    are resolved by `vocabulary` (default: the active one); a name it does not know is kept,
+    snake_cased."""
     since = f"AND ({only})" if only else ""
     cols = f"""{literal(src.system)} AS source_system, {literal(src.object)} AS source_object,
         {literal(src.scope)} AS scope,
@@ -147,12 +160,12 @@ def source_sql(
     lo, hi = literal(first), literal(last)
     in_range = f"CAST(occurred_at AS DATE) BETWEEN DATE {lo} AND DATE {hi}"
     if src.is_stream:
-        whens = " ".join(f"WHEN {literal(k)} THEN {literal(v)}" for k, v in src.names.items())
+        name = (vocabulary or load_vocabulary()).event_name_sql(src.name_from or "NULL")
         # A stream's row never changes: prune by extract date before anything else.
         return f"""
             SELECT {literal(src.source + ":")} || source_id AS event_id, * EXCLUDE (_rn) FROM (
                 SELECT ({src.id})::VARCHAR AS source_id,
-                    CASE {src.name_from} {whens} END AS event_name,
+                    {name} AS event_name,
                     ({src.at})::TIMESTAMPTZ AS occurred_at, {cols}, {_props(src)} AS properties,
                     _ingested_at, row_number() OVER (PARTITION BY ({src.id})::VARCHAR
                         ORDER BY _ingested_at DESC, _line DESC) AS _rn

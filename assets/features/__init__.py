@@ -24,6 +24,7 @@ from assets.metadata import published_metadata
 from assets.publish import publish_if_changed
 from checks import features as contracts
 from checks.gate import validate
+from checks.vocabulary import load_vocabulary
 from resources.duckdb import DuckDBResource
 from resources.lake import LakeResource
 from resources.sql import literal
@@ -47,13 +48,12 @@ def training_dates(first: date, last: date) -> list[date]:
 
 
 def _not_upgraded(rel: str) -> str:
-    tiers = asof.tier_rank()
-    top = max(asof.PLAN_ORDER, key=asof.PLAN_ORDER.__getitem__)
-    return f"""SELECT * FROM ({rel}) f WHERE f.plan_tier <> {literal(top)} AND NOT EXISTS (
-        SELECT 1 FROM ev e WHERE e.account_id = f.account_id AND e.event_name = 'plan_changed'
-            AND e.event_date <= f.as_of
-            AND CASE json_extract_string(e.properties, '$.plan') {tiers} END
-                > CASE json_extract_string(e.properties, '$.previous_plan') {tiers} END)"""
+    """Rows of `rel` not on the vocabulary's top tier that never moved up a tier by as_of."""
+    vocab = load_vocabulary()
+    return f"""SELECT * FROM ({rel}) f WHERE f.plan_tier <> {literal(vocab.top_plan)}
+        AND NOT EXISTS (SELECT 1 FROM ev e WHERE e.account_id = f.account_id
+            AND e.event_name = 'plan_changed' AND e.event_date <= f.as_of
+            AND {asof.upgrade_sql("e", vocab)})"""
 
 
 @gated_multi_asset(

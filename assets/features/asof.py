@@ -7,6 +7,11 @@ row is a sum over windows of it, so many as-of dates (a training set) cost one j
 
 Labels look only at the window after the date: churned = no subscription running 90 days later
 although one ran on the date; upgraded = a plan change to a higher tier within the 90 days.
+
+What counts as usage, a session, a retention signal, an urgent ticket or a running subscription,
+and the plan tiers with their order and MRR bands, are the vocabulary's (checks/vocabulary.py),
+read when a function here is called. A plan the vocabulary does not know keeps its name and has
+no tier rank: it is never an upgrade and has no MRR band.
 """
 
 from __future__ import annotations
@@ -17,23 +22,10 @@ from datetime import date
 import duckdb
 import pyarrow as pa
 
+from checks.vocabulary import Vocabulary, load_vocabulary
 from resources.duckdb import EXACT
-from resources.sql import in_list, literal
+from resources.sql import in_list
 
-PLAN_ORDER = {"starter": 1, "growth": 2, "enterprise": 3}
-# MRR band of each tier (floor, ceiling), for how close an account is to outgrowing its tier.
-TIER_BANDS = {"starter": (0.0, 1000.0), "growth": (1000.0, 5000.0), "enterprise": (5000.0, 25000.0)}
-USAGE = (
-    "session_started",
-    "report_viewed",
-    "evidence_uploaded",
-    "monitoring_run_completed",
-    "api_called",
-    "integration_connected",
-    "user_invited",
-    "premium_feature_trial_started",
-)
-RETENTION = ("evidence_uploaded", "monitoring_run_completed", "report_viewed")
 LEADER_ROLES = ("admin", "champion", "billing_owner")
 HORIZON_DAYS = 90
 
@@ -78,29 +70,27 @@ EXPANSION_FEATURES = (
 )
 
 
-def tier_rank() -> str:
-    """The WHEN arms of `CASE <plan> ... END`: a plan's rank in PLAN_ORDER (higher is bigger)."""
-    return " ".join(f"WHEN {literal(t)} THEN {i}" for t, i in PLAN_ORDER.items())
-
-
-def prepare(con: duckdb.DuckDBPyConnection) -> None:
+def prepare(con: duckdb.DuckDBPyConnection, vocab: Vocabulary | None = None) -> None:
     """Daily facts per account from views `ev` (events), `history` (attribute_history),
-    `subscription` (subscription -> account) and `relationship`."""
+    `subscription` (subscription -> account) and `relationship`, counted by the categories of
+    `vocab` (default: the active vocabulary)."""
+    v = vocab or load_vocabulary()
+    usage = v.counting_sql("usage")
+    urgent = v.urgent_sql("json_extract_string(properties, '$.priority')")
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE daily AS
         SELECT account_id, event_date AS day,
-            count(*) FILTER (WHERE event_name IN {in_list(USAGE)}) AS usage,
-            count(*) FILTER (WHERE event_name = 'session_started') AS sessions,
-            count(*) FILTER (WHERE event_name IN {in_list(RETENTION)}) AS retention,
-            count(*) FILTER (WHERE event_name = 'integration_connected') AS integrations,
-            count(*) FILTER (WHERE event_name = 'premium_feature_trial_started') AS premium,
+            count(*) FILTER (WHERE {usage}) AS usage,
+            count(*) FILTER (WHERE {v.counting_sql("session")}) AS sessions,
+            count(*) FILTER (WHERE {v.counting_sql("retention_signal")}) AS retention,
+            count(*) FILTER (WHERE {v.counting_sql("integration")}) AS integrations,
+            count(*) FILTER (WHERE {v.counting_sql("premium_trial")}) AS premium,
             sum(try_cast(json_extract_string(properties, '$.feature_adoption_score') AS {EXACT}))
-                FILTER (WHERE event_name IN {in_list(USAGE)}) AS adoption_sum,
+                FILTER (WHERE {usage}) AS adoption_sum,
             count(json_extract_string(properties, '$.feature_adoption_score'))
-                FILTER (WHERE event_name IN {in_list(USAGE)}) AS adoption_n,
+                FILTER (WHERE {usage}) AS adoption_n,
             count(*) FILTER (WHERE event_name = 'ticket_opened') AS tickets,
-            count(*) FILTER (WHERE event_name = 'ticket_opened' AND json_extract_string(
-                properties, '$.priority') IN ('high', 'critical')) AS urgent_tickets,
+            count(*) FILTER (WHERE event_name = 'ticket_opened' AND {urgent}) AS urgent_tickets,
             count(*) FILTER (WHERE event_name = 'ticket_opened' AND json_extract_string(
                 properties, '$.topic') = 'feature_request') AS feature_requests,
             sum(try_cast(json_extract_string(properties, '$.resolution_hours') AS {EXACT}))
@@ -147,25 +137,26 @@ def _state_at(day: str, alias: str = "st") -> str:
     return f"{alias}.valid_from <= {day} AND ({alias}.valid_to IS NULL OR {alias}.valid_to > {day})"
 
 
-def features_sql(dates: str) -> str:
-    """One row per (account, as_of) for accounts with a subscription running on as_of.
-    `dates`: a relation with one column `as_of` (DATE)."""
-    tiers = tier_rank()
-    floors = " ".join(f"WHEN {literal(t)} THEN {lo}" for t, (lo, _) in TIER_BANDS.items())
-    ceils = " ".join(f"WHEN {literal(t)} THEN {hi}" for t, (_, hi) in TIER_BANDS.items())
+def features_sql(dates: str, vocab: Vocabulary | None = None) -> str:
+    """One row per (account, as_of) for accounts with a subscription running on as_of (billed:
+    in force and not a trial). `dates`: a relation with one column `as_of` (DATE)."""
+    v = vocab or load_vocabulary()
+    billed, past_due = in_list(v.billed_statuses), in_list(v.subscription_statuses["past_due"])
+    floor, ceiling = v.plan_band_sql("p.plan_tier", 0), v.plan_band_sql("p.plan_tier", 1)
     leaders = in_list(LEADER_ROLES)
     return f"""
     WITH d AS (SELECT DISTINCT as_of FROM ({dates})),
-    running AS (  -- subscriptions running on the date: status active or past due then
+    running AS (  -- subscriptions running and billed on the date
         SELECT d.as_of, st.account_id, st.subscription_id, st.value AS status
         FROM d JOIN sub_state st
-            ON st.attribute = 'status' AND st.value IN ('active', 'past_due')
+            ON st.attribute = 'status' AND st.value IN {billed}
             AND {_state_at("d.as_of")}),
     paid AS (
         SELECT r.as_of, r.account_id,
-            bool_or(r.status = 'past_due') AS is_past_due,
+            bool_or(r.status IN {past_due}) AS is_past_due,
             sum(try_cast(m.value AS {EXACT}))::DOUBLE AS mrr,
-            arg_max(p.value, CASE p.value {tiers} END) AS plan_tier
+            -- the highest tier; a plan the vocabulary does not know ranks below every tier
+            arg_max(p.value, coalesce({v.plan_rank_sql("p.value")}, 0)) AS plan_tier
         FROM running r
         LEFT JOIN sub_state m ON m.subscription_id = r.subscription_id AND m.attribute = 'mrr'
             AND {_state_at("r.as_of", "m")}
@@ -251,8 +242,9 @@ def features_sql(dates: str) -> str:
         u.premium_feature_trials_30d, u.feature_request_tickets_90d,
         coalesce(o.open_opps, 0) > 0 AS has_open_expansion_opp,
         coalesce(o.opp_amount, 0.0) AS expansion_opp_amount,
-        least(1, greatest(0, (p.mrr - CASE p.plan_tier {floors} END)
-            / (CASE p.plan_tier {ceils} END - CASE p.plan_tier {floors} END)))
+        -- greatest/least skip NULLs: a plan with no band has no position in it
+        CASE WHEN {floor} IS NOT NULL AND {ceiling} IS NOT NULL THEN
+            least(1, greatest(0, (p.mrr - {floor}) / ({ceiling} - {floor}))) END
             AS mrr_tier_ceiling_pct
     FROM paid p JOIN usage u USING (as_of, account_id) JOIN start s USING (as_of, account_id)
     JOIN integ g USING (as_of, account_id)
@@ -261,27 +253,35 @@ def features_sql(dates: str) -> str:
     ORDER BY p.as_of, p.account_id"""
 
 
-def labels_sql(features: str) -> str:
+def labels_sql(features: str, vocab: Vocabulary | None = None) -> str:
     """Churned / upgraded within the HORIZON_DAYS after each row's as_of (never on or before
     it). `features`: a relation with account_id, as_of, plan_tier."""
-    tiers = tier_rank()
+    v = vocab or load_vocabulary()
     h = HORIZON_DAYS
     return f"""
     SELECT f.account_id, f.as_of,
         NOT EXISTS (SELECT 1 FROM sub_state st WHERE st.account_id = f.account_id
-            AND st.attribute = 'status' AND st.value IN ('active', 'past_due')
+            AND st.attribute = 'status' AND st.value IN {in_list(v.billed_statuses)}
             AND st.valid_from <= f.as_of + {h}
             AND (st.valid_to IS NULL OR st.valid_to > f.as_of + {h})) AS churned_90d,
         EXISTS (SELECT 1 FROM ev e WHERE e.account_id = f.account_id
             AND e.event_name = 'plan_changed' AND e.event_date > f.as_of
             AND e.event_date <= f.as_of + {h}
-            AND CASE json_extract_string(e.properties, '$.plan') {tiers} END
-                > CASE json_extract_string(e.properties, '$.previous_plan') {tiers} END)
-            AS upgraded_90d
+            AND {upgrade_sql("e", v)}) AS upgraded_90d
     FROM ({features}) f"""
 
 
-def features_as_of(con: duckdb.DuckDBPyConnection, days: Sequence[date]) -> pa.Table:
+def upgrade_sql(event: str, vocab: Vocabulary) -> str:
+    """SQL: the plan_changed event `event` (an alias of `ev`) moved to a higher tier (false when
+    either plan is one the vocabulary does not know)."""
+    plan = vocab.plan_rank_sql(f"json_extract_string({event}.properties, '$.plan')")
+    before = vocab.plan_rank_sql(f"json_extract_string({event}.properties, '$.previous_plan')")
+    return f"coalesce({plan} > {before}, false)"
+
+
+def features_as_of(
+    con: duckdb.DuckDBPyConnection, days: Sequence[date], vocab: Vocabulary | None = None
+) -> pa.Table:
     """Feature rows for every account paying on each of `days` (call `prepare` first)."""
     con.register("_asof_days", pa.table({"as_of": pa.array(list(days), pa.date32())}))
-    return con.sql(features_sql("SELECT as_of FROM _asof_days")).to_arrow_table()
+    return con.sql(features_sql("SELECT as_of FROM _asof_days", vocab)).to_arrow_table()

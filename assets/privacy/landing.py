@@ -31,7 +31,8 @@ import pyarrow as pa
 from assets.privacy.match import Needles
 from assets.privacy.reach import NOT_SCANNED
 from assets.privacy.tables import ERASURE_COMMIT
-from checks.raw import RAW_TABLES, RawContract
+from checks.raw import RawContract
+from checks.sources import raw_contracts
 from resources.lake import LakeResource
 from resources.lake_files import LakeFiles
 from resources.sql import ident, literal
@@ -171,9 +172,11 @@ def is_text_file(name: str) -> bool:
 
 
 def landing_contract(relative: str) -> RawContract | None:
-    """The raw table a landing file feeds (`<source>/<object>/<date>/<file>`)."""
-    parts = relative.split("/")
-    return next((c for c in RAW_TABLES if parts[:2] == [c.source, c.object]), None)
+    """The raw table a landing file feeds (`<landing folder>/<date>/<file>`)."""
+    parts = tuple(relative.split("/"))
+    return next(
+        (c for c in raw_contracts() if parts[: len(c.landing_parts)] == c.landing_parts), None
+    )
 
 
 def _rule(contract: RawContract | None) -> tuple[bool, str | None]:

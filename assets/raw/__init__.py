@@ -3,6 +3,7 @@
 Each run ingests only landing files it has not seen, types them by the table's contract, sends
 rule-breaking rows to `raw/quarantine` and validates the batch with the table's GX suite before
 the commit. A failed gate leaves every table at its previous version and fails the run.
+One raw asset per object of the source catalog (checks/sources.py), built with the code location.
 """
 
 import tempfile
@@ -33,7 +34,8 @@ from assets.raw.ingest import (
     quarantine_summary,
 )
 from checks.gate import validate
-from checks.raw import QUARANTINE, RAW_TABLES, RawContract
+from checks.raw import QUARANTINE, RawContract
+from checks.sources import raw_contracts
 from resources.duckdb import DuckDBResource
 from resources.lake import LakeResource, SchemaChangeError
 from resources.landing import LandingResource
@@ -48,7 +50,7 @@ def _notes(c: RawContract) -> str:
         else ""
     )
     return (
-        f"Landing: `{c.source}/{c.object}/<extract_date>/` ({c.format}, "
+        f"Landing: `{c.landing_dir}/<extract_date>/` ({c.format}, "
         f"{c.cadence or 'daily'} extracts). Append-only; a file is ingested once (by content "
         f"hash).{layout} Rows breaking a column rule go to `raw/quarantine`; the batch fails its "
         f"gate when more than {c.quarantine_threshold:.0%} of its rows are quarantined."
@@ -148,19 +150,26 @@ def _batch_metadata(batch: Batch) -> dict:
     return meta
 
 
-RAW_ASSETS = [build_raw_asset(c) for c in RAW_TABLES]
 QUARANTINE_KEY = table_key(QUARANTINE)
 
 
-@gated_asset(
-    QUARANTINE,
-    deps=[table_key(c) for c in RAW_TABLES],
-    notes=(
-        "Materializing this asset validates the whole quarantine table and reports counts per "
-        "table and rule; the rows themselves are appended by the raw assets, in the same run as "
-        "the batch they were rejected from, each batch's rows validated by this suite first."
-    ),
-)
+def build_assets(contracts: tuple[RawContract, ...] | None = None) -> list[AssetsDefinition]:
+    """One raw asset per object of the catalog (the active one unless given), and the
+    quarantine asset that follows them all."""
+    contracts = raw_contracts() if contracts is None else contracts
+    quarantine_asset = gated_asset(
+        QUARANTINE,
+        deps=[table_key(c) for c in contracts],
+        notes=(
+            "Materializing this asset validates the whole quarantine table and reports counts "
+            "per table and rule; the rows themselves are appended by the raw assets, in the "
+            "same run as the batch they were rejected from, each batch's rows validated by this "
+            "suite first."
+        ),
+    )(quarantine)
+    return [*(build_raw_asset(c) for c in contracts), quarantine_asset]
+
+
 def quarantine(lake: LakeResource) -> Iterator[MaterializeResult | AssetCheckResult]:
     if not lake.exists(QUARANTINE.layer, QUARANTINE.table):
         lake.publish(QUARANTINE.layer, QUARANTINE.table, QUARANTINE.schema.empty_table())
@@ -178,6 +187,3 @@ def quarantine(lake: LakeResource) -> Iterator[MaterializeResult | AssetCheckRes
             "by_table_and_rule": MetadataValue.md("\n".join(md)),
         },
     )
-
-
-assets = [*RAW_ASSETS, quarantine]

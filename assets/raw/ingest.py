@@ -59,7 +59,6 @@ LATEST_FUTURE = "DATE '2200-01-01'"
 # Undeclared (drift) date columns: any date Python and Arrow can hold, and no infinity.
 DRIFT_RANGE = ("DATE '0001-01-01'", "DATE '9999-12-31'")
 COMMIT_ATTEMPTS = 5  # a lost race re-reads and finds the winner's rows; more would be a bug
-INFERRED_TYPES = ("BIGINT", "DOUBLE", "BOOLEAN", "TIMESTAMPTZ", "VARCHAR")
 ARROW_OF_SQL = {
     "BIGINT": pa.int64(),
     "DOUBLE": pa.float64(),
@@ -294,7 +293,7 @@ def build_batch(
         if not p.file.unchanged():
             deferred.add(p.file.relative)
             continue
-        got: FileRows = read_file(p.file.path, contract.format)
+        got: FileRows = read_file(p.file.path, contract)
         if not p.file.unchanged():  # written to while being read: its rows are not its hash's
             deferred.add(p.file.relative)
             continue
@@ -386,9 +385,10 @@ def _type_and_check(
     con: duckdb.DuckDBPyConnection,
 ) -> tuple[pa.Table, pa.Table, dict[str, str]]:
     con.register("src", source)
-    is_json = contract.format != "csv"
+    is_json = contract.format != "csv"  # JSON records, and parquet rows as JSON objects
     declared = [c for c in contract.columns if not c.name.startswith("_")]
-    known = {c.source_name for c in declared}
+    # Top-level fields the declared columns read (a nested path reads inside its first key).
+    known = {_top_key(c, contract.format) for c in declared}
     if is_json:
         fields = [
             r[0]
@@ -404,7 +404,11 @@ def _type_and_check(
     all_fields = [c.source_name for c in declared] + extra_fields
 
     # 1. Every field as trimmed text (NULL when absent or empty).
-    json_paths = [literal('$."' + f.replace('"', '\\"') + '"') for f in all_fields]
+    nested = contract.format in ("json_array", "jsonl")
+    json_paths = [literal(json_path(c.source_name, nested)) for c in declared] + [
+        literal(json_path(f, False))
+        for f in extra_fields  # drift: top-level keys
+    ]
     if is_json:
         paths = ", ".join(json_paths)
         # JSON functions raise on malformed input, so they only ever see valid objects.
@@ -436,10 +440,10 @@ def _type_and_check(
     select = []
     rules = [f"CASE WHEN NOT _ok THEN [{literal(INVALID_JSON)}, 'line is not a JSON object'] END"]
     for i, c in enumerate(declared):
-        select.append(f"{_cast(f'f{i}', SQL_TYPES[c.type])} AS {ident(c.name)}")
+        select.append(f"{_value(c, f'f{i}')} AS {ident(c.name)}")
         if is_json and c.type == "string":  # in a typed column an object fails its cast
             rules.append(_scalar_rule(c, f"f{i}", json_paths[i]))
-        rules += _rules(c, f"f{i}", SQL_TYPES[c.type], latest)
+        rules += _rules(c, f"f{i}", latest)
     for name, (i, sql_type) in extras.items():
         select.append(f"{_cast(f'f{i}', sql_type)} AS {ident(name)}")
         rules += _drift_rules(name, f"f{i}", sql_type)
@@ -475,6 +479,46 @@ def _type_and_check(
     )
 
 
+def _top_key(c: Column, fmt: str) -> str:
+    """The top-level field a column reads: a JSON path's first key, else the field itself."""
+    if fmt not in ("json_array", "jsonl"):
+        return c.source_name
+    return c.source_name.split(".", 1)[0].split("[", 1)[0]
+
+
+def json_path(source: str, nested: bool) -> str:
+    """The JSONPath of a column's source: `a.b[0].c` -> `$."a"."b"[0]."c"` (nested: JSON
+    objects); a plain field name (CSV headers, parquet columns, drift keys) is one key."""
+    segments = source.split(".") if nested else [source]
+    out = "$"
+    for seg in segments:
+        key, _, rest = seg.partition("[") if nested else (seg, "", "")
+        out += '."' + key.replace('"', '\\"') + '"' + (f"[{rest}" if rest else "")
+    return out
+
+
+def _value(c: Column, f: str) -> str:
+    """The stored value of column `c` from its text `f`: cast strictly, then converted by
+    the declared unit (epoch seconds or milliseconds) or scale (cents -> units)."""
+    if c.type == "timestamp" and c.unit in ("unix_seconds", "unix_millis"):
+        per_second = 1 if c.unit == "unix_seconds" else 1000
+        number = _cast(f, "DOUBLE")
+        # Past year 9999 no table can hold it: NULL, so its type rule names the value.
+        return (
+            f"CASE WHEN abs({number}) < {253402300800 * per_second} "
+            f"THEN to_timestamp({number} / {per_second}) END"
+        )
+    v = _cast(f, SQL_TYPES[c.type])
+    if c.scale is None or c.type not in ("int", "float"):
+        return v
+    if c.type == "int":
+        return f"({v} * {int(c.scale)})"
+    inverse = 1 / c.scale
+    if abs(inverse - round(inverse)) < 1e-9:  # 0.01: divide by 100, exact for cents
+        return f"({v} / {round(inverse)})"
+    return f"({v} * {c.scale!r})"
+
+
 def _cast(expr: str, sql_type: str) -> str:
     """Strict cast: NULL unless the text is a value of the type ('0.15' is no BIGINT)."""
     if sql_type == "VARCHAR":
@@ -496,9 +540,11 @@ def _scalar_rule(c: Column, f: str, path: str) -> str:
     )
 
 
-def _rules(c: Column, f: str, sql_type: str, latest: dt.datetime) -> list[str]:
-    """SQL for each rule of column `c`, as [rule, detail] when broken; order = precedence."""
-    name, v = c.name, _cast(f, sql_type)
+def _rules(c: Column, f: str, latest: dt.datetime) -> list[str]:
+    """SQL for each rule of column `c`, as [rule, detail] when broken; order = precedence.
+    The rules hold the stored value (after a unit or scale), the type rule the text."""
+    sql_type = SQL_TYPES[c.type]
+    name, v = c.name, _value(c, f)
     out = []
     if sql_type != "VARCHAR":
         out.append(
@@ -591,7 +637,9 @@ def _extra_types(
     existing: pa.Schema | None,
     con: duckdb.DuckDBPyConnection,
 ) -> dict[str, tuple[int, str]]:
-    """Columns that are not in the contract (schema drift): keep them, typed as they arrive."""
+    """Columns that are not in the contract (schema drift): kept as text, never guessed (an id
+    or postcode keeps its leading zeros, and a later non-numeric value is no type change). A
+    table that already holds the column with another type (a lake from before) keeps it."""
     known = {c.name for c in contract.columns}
     extras: dict[str, tuple[int, str]] = {}
     for j, f in enumerate(extra_fields):
@@ -613,13 +661,9 @@ def _extra_types(
                     f"(rule: type_change({name}); e.g. {[b[2] for b in bad]})"
                 )
         elif nn == 0:
-            continue  # all empty so far: kept in _payload, typed once values arrive
+            continue  # all empty so far: kept in _payload, a column once values arrive
         else:
-            sql_type = next(
-                t
-                for t in INFERRED_TYPES
-                if con.execute(f"SELECT count({_cast(col, t)}) FROM fields").fetchone()[0] == nn
-            )
+            sql_type = "VARCHAR"
         extras[name] = (i, sql_type)
     return extras
 
@@ -642,7 +686,7 @@ def _refuse_type_change(
         f"min(_line) FILTER (f{i} IS NOT NULL), "
         f"arg_min(f{i}, _line) FILTER (f{i} IS NOT NULL) FROM fields "
         f"GROUP BY _source_file HAVING count(f{i}) >= {TYPE_CHANGE_MIN_VALUES} "
-        f"AND count({_cast(f'f{i}', SQL_TYPES[c.type])}) = 0"
+        f"AND count({_value(c, f'f{i}')}) = 0"
         for i, c in enumerate(declared)
         if c.type != "string"
     ]

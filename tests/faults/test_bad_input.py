@@ -31,35 +31,41 @@ from pathlib import Path
 import pyarrow.dataset as pads
 import pytest
 
-from assets.raw.ingest import find_pending
+from assets.raw.ingest import build_batch, find_pending
+from checks.contract import Column
 from checks.raw import (
-    BILLING_CUSTOMERS,
-    BILLING_INVOICES,
-    BILLING_SUBSCRIPTIONS,
-    CONSENT_RECORDS,
-    CRM_ACCOUNTS,
-    CRM_CONTACTS,
-    CRM_OPPORTUNITIES,
     ENCODING,
     FIELD_COUNT,
     GZIP,
     INVALID_JSON,
     JSON_SYNTAX,
     NOT_AN_OBJECT,
-    PRODUCT_USAGE_EVENTS,
-    PRODUCT_USERS,
-    PRODUCT_WORKSPACES,
-    RAW_TABLES,
-    RISK_SIGNALS,
-    SUPPORT_ORGANIZATIONS,
-    SUPPORT_TICKETS,
     UNREADABLE,
     RawContract,
 )
+from checks.sources import load_catalog, raw_contracts
 from conftest import Lakehouse, check_evaluations
 from faultkit import record
 
 pytestmark = pytest.mark.faults
+
+# The corpus is built from the sample company, which the default stack's catalog describes.
+STACKS = Path(__file__).resolve().parents[2] / "stacks"
+DEFAULT = load_catalog(STACKS / "default" / "catalog.yaml")
+RAW_TABLES = raw_contracts(DEFAULT)
+CRM_ACCOUNTS = DEFAULT.object("crm/accounts").contract
+CRM_CONTACTS = DEFAULT.object("crm/contacts").contract
+CRM_OPPORTUNITIES = DEFAULT.object("crm/opportunities").contract
+BILLING_CUSTOMERS = DEFAULT.object("billing/customers").contract
+BILLING_SUBSCRIPTIONS = DEFAULT.object("billing/subscriptions").contract
+BILLING_INVOICES = DEFAULT.object("billing/invoices").contract
+PRODUCT_WORKSPACES = DEFAULT.object("product/workspaces").contract
+PRODUCT_USERS = DEFAULT.object("product/users").contract
+PRODUCT_USAGE_EVENTS = DEFAULT.object("product/usage_events").contract
+SUPPORT_ORGANIZATIONS = DEFAULT.object("support/organizations").contract
+SUPPORT_TICKETS = DEFAULT.object("support/tickets").contract
+CONSENT_RECORDS = DEFAULT.object("consent/records").contract
+RISK_SIGNALS = DEFAULT.object("risk/signals").contract
 
 ACCOUNTS, DAYS, SEED = 20, 30, 5
 ROWS = 80  # clean records around the broken ones: each table's batch stays under its 5% gate
@@ -89,11 +95,11 @@ class Clean:
     taken: Counter = field(default_factory=Counter)
 
     def records(self, c: RawContract) -> list[dict]:
-        prefix = f"{c.source}/{c.object}/"
+        prefix = f"{c.landing_dir}/"
         return [r for f, recs in sorted(self.by_file.items()) if f.startswith(prefix) for r in recs]
 
     def files(self, c: RawContract) -> list[str]:
-        return sorted(f for f in self.by_file if f.startswith(f"{c.source}/{c.object}/"))
+        return sorted(f for f in self.by_file if f.startswith(f"{c.landing_dir}/"))
 
     def sample(self, c: RawContract, n: int = ROWS) -> list[dict]:
         """n copies of clean records, cycling; each call starts where the last one stopped, so
@@ -128,7 +134,7 @@ def load_clean(landing: Path, end: dt.date) -> Clean:
     by_file: dict[str, list[dict]] = {}
     headers: dict[str, list[str]] = {}
     for c in RAW_TABLES:
-        for path in sorted((landing / c.source / c.object).glob("*/*")):
+        for path in sorted((landing / c.landing_dir).glob("*/*")):
             rel = str(path.relative_to(landing))
             opener = gzip.open if path.suffix == ".gz" else open
             with opener(path, "rt", encoding="utf-8-sig", newline="") as fh:
@@ -245,13 +251,13 @@ class Delivery:
     @property
     def rel(self) -> str:
         c = self.contract
-        return f"{c.source}/{c.object}/{self.extract}/{self.name}"
+        return f"{c.landing_dir}/{self.extract}/{self.name}"
 
 
 def _pack(doc: Doc, plain=None, packed=None) -> tuple[bytes, dict, dict]:
     data, keys, bad = doc.render()
     data = plain(data) if plain else data
-    if doc.contract is PRODUCT_USAGE_EVENTS:
+    if doc.contract.table == PRODUCT_USAGE_EVENTS.table:
         data = gzip.compress(data, mtime=0)
     return (packed(data) if packed else data), keys, bad
 
@@ -598,10 +604,15 @@ def product_usage_events_out_of_range(c: Clean) -> Delivery:
     return delivered(around(c, PRODUCT_USAGE_EVENTS, (bad, "range(feature_adoption_score)")))
 
 
+def _unknown_type_kept(rows: list[dict]) -> None:
+    assert [r["event_type"] for r in rows].count("page_view") == 1
+
+
 @kind()
 def product_usage_events_unknown_type(c: Clean) -> Delivery:
-    bad = c.one(PRODUCT_USAGE_EVENTS, event_type="page_view")
-    return delivered(around(c, PRODUCT_USAGE_EVENTS, (bad, "accepted_values(event_type)")))
+    """An event name the vocabulary does not know is kept as it arrived, never quarantined."""
+    doc = around(c, PRODUCT_USAGE_EVENTS).add(c.one(PRODUCT_USAGE_EVENTS, event_type="page_view"))
+    return delivered(doc, then=_unknown_type_kept)
 
 
 # -- support: CSV -------------------------------------------------------------------------------
@@ -804,7 +815,7 @@ def consent_records_epoch_timestamps(c: Clean) -> Delivery:
 
 
 # -- building and running the corpus -------------------------------------------------------------
-EXT = {"csv": ".csv", "jsonl": ".jsonl", "json_array": ".json"}
+EXT = {"csv": ".csv", "jsonl": ".jsonl", "json_array": ".json", "parquet": ".parquet"}
 
 
 def build_corpus(clean: Clean) -> list[Delivery]:
@@ -813,7 +824,7 @@ def build_corpus(clean: Clean) -> list[Delivery]:
         d = make(clean)
         d.kind, d.phase = name, phase
         d.extract = clean.end + dt.timedelta(days=PHASES[phase])
-        gz = ".gz" if d.contract is PRODUCT_USAGE_EVENTS else ""
+        gz = ".gz" if d.contract.table == PRODUCT_USAGE_EVENTS.table else ""
         d.name = d.name or f"{name}{EXT[d.contract.format]}{gz}"
         out.append(d)
     return out
@@ -1206,3 +1217,188 @@ def test_figures(corpus):
     assert tried == accounted
     assert wrongly + breaking + downstream == 0
     assert named == len(corpus.deliveries)
+
+
+# -- every catalog: each declared rule quarantines its row -------------------------------------
+# Apart from the corpus (the sample company, the default stack), every stack's catalog is held
+# to its own rules: for each object, a file in its declared shape with one clean record and one
+# record per rule broken, and a file of another format.
+STACK_CATALOGS = sorted(STACKS.glob("*/catalog.yaml"))
+STACK_OBJECTS = [
+    (path.parent.name, o.source) for path in STACK_CATALOGS for o in load_catalog(path).objects
+]
+GOOD_TIME = dt.datetime(2024, 1, 4, 8, tzinfo=dt.UTC)
+NESTED = ("json_array", "jsonl")
+
+
+def _stored_target(col: Column) -> float:
+    """A stored value the column's range accepts."""
+    lo, hi = col.min, col.max
+    if lo is not None:
+        return lo
+    if hi is not None:
+        return min(hi, 1)
+    return 1
+
+
+def _arrived(col: Column, stored: float) -> object:
+    """The value as it arrives so that, after the column's scale, it is `stored`."""
+    value = stored / col.scale if col.scale else stored
+    return round(value) if col.type == "int" else value
+
+
+def _good(col: Column) -> object:
+    if col.type == "string":
+        return col.accepted[0] if col.accepted else f"v-{col.name}"
+    if col.type in ("int", "float"):
+        return _arrived(col, _stored_target(col))
+    if col.type == "bool":
+        return "true"
+    if col.type == "date":
+        return GOOD_TIME.date().isoformat()
+    if col.unit == "unix_seconds":
+        return int(GOOD_TIME.timestamp())
+    if col.unit == "unix_millis":
+        return int(GOOD_TIME.timestamp() * 1000)
+    return GOOD_TIME.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _breaks(col: Column) -> list[tuple[object, str]]:
+    """(arrived value, rule) for each rule of the column; DROP: the field is missing."""
+    out: list[tuple[object, str]] = []
+    if col.required:
+        out.append((DROP, f"not_null({col.name})"))
+    if col.type != "string":
+        out.append(("not-a-value", f"type({col.name})"))
+    if col.accepted is not None:
+        out.append(("zz-not-accepted", f"accepted_values({col.name})"))
+    if col.min is not None:
+        out.append((_arrived(col, col.min - 1), f"range({col.name})"))
+    if col.max is not None:
+        out.append((_arrived(col, col.max + 1), f"range({col.name})"))
+    return out
+
+
+def _record(contract: RawContract, values: dict[str, object]) -> dict:
+    """A record of the object's shape: nested where a JSON source is a path."""
+    out: dict = {}
+    for col in contract.columns:
+        if col.name.startswith("_") or values.get(col.name) is DROP:
+            continue
+        value = values[col.name]
+        if contract.format not in NESTED:
+            out[col.source_name] = value
+            continue
+        here: dict | list = out
+        steps = []
+        for seg in col.source_name.split("."):
+            key, *idx = seg.replace("]", "").split("[")
+            steps += [key, *(int(i) for i in idx)]
+        for step, after in zip(steps, [*steps[1:], None], strict=True):
+            empty = None if after is None else {} if isinstance(after, str) else []
+            if isinstance(here, list):
+                while len(here) <= step:
+                    here.append(copy.deepcopy(empty))
+            elif step not in here:
+                here[step] = empty
+            if after is None:
+                here[step] = value
+            else:
+                here = here[step]
+    return out
+
+
+def _render(contract: RawContract, records: list[dict]) -> tuple[bytes, int]:
+    """The file, and the line of its first record."""
+    fmt = contract.format
+    if fmt == "csv":
+        d = contract.csv
+        names = [c.source_name for c in contract.columns if not c.name.startswith("_")]
+        out = io.StringIO()
+        writer = csv.writer(
+            out,
+            delimiter=d.delimiter,
+            quotechar=d.quote or '"',
+            escapechar=d.escape,
+            quoting=csv.QUOTE_MINIMAL if d.quote else csv.QUOTE_NONE,
+            doublequote=d.escape is None,
+            lineterminator="\n",
+        )
+        if d.header:
+            writer.writerow(names)
+        writer.writerows([["" if r.get(n) is None else r[n] for n in names] for r in records])
+        return out.getvalue().encode(), 2 if d.header else 1
+    if fmt == "jsonl":
+        return "".join(json.dumps(r) + "\n" for r in records).encode(), 1
+    if fmt == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        names = [c.source_name for c in contract.columns if not c.name.startswith("_")]
+        table = pa.table(
+            {n: pa.array([None if n not in r else str(r[n]) for r in records]) for n in names}
+        )
+        sink = io.BytesIO()
+        pq.write_table(table, sink)
+        return sink.getvalue(), 1
+    doc: object = records
+    for key in reversed((contract.records_path or "").split(".") if contract.records_path else []):
+        doc = {key: doc}
+    return json.dumps(doc).encode(), 1
+
+
+def _ingest_one(tmp_path: Path, contract: RawContract, name: str, data: bytes):
+    from resources.duckdb import DuckDBResource
+    from resources.lake import LakeResource
+    from resources.landing import LandingResource
+
+    folder = tmp_path / "landing" / contract.landing_dir / "2024-01-05"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_bytes(data)
+    lake = LakeResource(root=str(tmp_path / "lake"))
+    landing = LandingResource(root=str(tmp_path / "landing"))
+    stage = tmp_path / f"stage-{name}"
+    stage.mkdir()
+    with DuckDBResource(threads=1).connect() as con:
+        return build_batch(contract, find_pending(contract, landing, lake), lake, con, stage)
+
+
+@pytest.mark.parametrize(("stack", "source"), STACK_OBJECTS)
+def test_every_declared_rule_of_every_catalog_quarantines_its_row(stack, source, tmp_path):
+    contract = load_catalog(STACKS / stack / "catalog.yaml").object(source).contract
+    columns = [c for c in contract.columns if not c.name.startswith("_")]
+    good = {c.name: _good(c) for c in columns}
+    records, rules = [_record(contract, good)], []
+    for col in columns:
+        for value, rule in _breaks(col):
+            records.append(_record(contract, {**good, col.name: value}))
+            rules.append(rule)
+    data, first = _render(contract, records)
+    batch = _ingest_one(tmp_path, contract, f"all_rules{EXT[contract.format]}", data)
+    published = pa_rows(batch)
+    assert len(published) == 1, (published, batch.quarantine.to_pylist())
+    for col in columns:  # the clean record is typed as declared
+        assert published[0][col.name] is not None, col.name
+    got = sorted((r["line"], r["rule"]) for r in batch.quarantine.to_pylist())
+    assert got == [(first + 1 + i, rule) for i, rule in enumerate(rules)]
+
+
+@pytest.mark.parametrize(("stack", "source"), STACK_OBJECTS)
+def test_a_file_of_another_format_is_refused_whole_in_every_catalog(stack, source, tmp_path):
+    contract = load_catalog(STACKS / stack / "catalog.yaml").object(source).contract
+    other = {
+        "csv": b'[{"a": 1}]\n',
+        "json_array": b"a,b,c\n1,2,3\n",
+        "jsonl": b"a,b,c\n1,2,3\n",
+        "parquet": b'{"a": 1}\n',
+    }[contract.format]
+    batch = _ingest_one(tmp_path, contract, f"misplaced{EXT[contract.format]}", other)
+    assert pa_rows(batch) == []
+    q = batch.quarantine.to_pylist()
+    assert [(r["line"], r["rule"]) for r in q] == [(0, f"format({contract.format})")]
+
+
+def pa_rows(batch) -> list[dict]:
+    import pyarrow as pa
+
+    return pa.concat_tables(list(batch.chunks())).to_pylist()

@@ -18,7 +18,7 @@ import pytest
 from dagster import DagsterEventType, DagsterInstance
 from deltalake import DeltaTable
 
-from checks.raw import RAW_TABLES
+from checks.sources import raw_contracts
 from faultkit import (
     DRIVE,
     ROOT,
@@ -29,6 +29,8 @@ from faultkit import (
     lake_env,
     record,
 )
+
+RAW_TABLES = raw_contracts()  # the active source catalog's raw tables
 
 pytestmark = pytest.mark.faults
 

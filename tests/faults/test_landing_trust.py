@@ -24,9 +24,11 @@ import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
 
-from checks.raw import RAW_TABLES
+from checks.sources import raw_contracts
 from conftest import Lakehouse
 from faultkit import delta_tables, record
+
+RAW_TABLES = raw_contracts()  # the active source catalog's raw tables
 
 pytestmark = pytest.mark.faults
 
