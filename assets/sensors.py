@@ -76,7 +76,7 @@ _EMPTY = zone_fingerprint(Scan())
     job=erasure_job,
     minimum_interval_seconds=300,
     default_status=DefaultSensorStatus.RUNNING,  # a person's erasure must not wait for a click
-    description="Erasure requests waiting in raw/consent_records (or interrupted) -> the "
+    description="Erasure requests waiting in the consent source (or interrupted) -> the "
     "erasure job, once no other run is in flight (it vacuums with zero retention).",
 )
 def erasure_sensor(context: SensorEvaluationContext, lake: LakeResource):

@@ -493,7 +493,11 @@ class _Reader:
         self._keys(value, (*ROLE_KEYS, *spec.options), "role.")
         options = {k: value[k] for k in spec.options if k in value}
         for k, v in options.items():
-            if not isinstance(v, bool):
+            if k in spec.list_options:  # e.g. trusted_for: a list of field names
+                if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+                    raise self.fail(f"role.{k}", f"{v!r} must be a list of field names")
+                options[k] = tuple(v)
+            elif not isinstance(v, bool):
                 raise self.fail(f"role.{k}", f"{v!r} must be true or false")
         fields_in = value.get("fields", {}) or {}
         if not isinstance(fields_in, dict):

@@ -17,10 +17,22 @@ DECISIONS_FILE = "decisions/identity_decisions.csv"
 DEFAULT_RULES = Path(__file__).resolve().parent.parent / "assets" / "entities" / "identity.yaml"
 
 
+def rules_path(configured: str | None = None) -> Path:
+    """The identity rules in force: `configured` (the resource's, `LAKEHOUSE_IDENTITY_RULES`),
+    else the active stack's identity.yaml when it holds one, else the project's."""
+    from resources.settings import stack_dir
+
+    if configured:
+        return Path(configured)
+    own = stack_dir() / "identity.yaml"
+    return own if own.is_file() else DEFAULT_RULES
+
+
 class IdentityResource(ConfigurableResource):
-    rules_path: str = Field(
-        default=str(DEFAULT_RULES),
-        description="The identity rules file (sources, comparisons, thresholds).",
+    rules_path: str | None = Field(
+        default=None,
+        description="The identity rules file (normalization, comparisons, thresholds); "
+        "default: the stack's identity.yaml, else assets/entities/identity.yaml.",
     )
     decisions_path: str | None = Field(
         default=None,

@@ -34,9 +34,9 @@ def test_a_stream_event_type_with_a_quote_becomes_its_canonical_event(tmp_path):
         id="activity_id",
         at="happened_at",
         name_from="kind",
-        account=Ref("org_id", "partner/orgs"),
-        person=None,
-        properties=("org_id",),
+        account=(Ref("org_id", "partner/orgs"),),
+        person=(),
+        properties=(("org_id", "org_id"),),
     )
     con = connect()
     con.register(

@@ -8,7 +8,6 @@ import re
 
 import pyarrow.compute as pc
 import pytest
-import yaml
 
 from conftest import check_evaluations, materialized
 
@@ -438,16 +437,15 @@ def test_a_rewritten_file_keeps_naming_its_rows_through_erasure_and_a_later_vers
 
 def _persons_named_by_the_rules() -> set[tuple[str, str]]:
     """(raw table, expression) pairs the identity rules and the event mapping read a person
-    from: a person record's id and fields, an event's person reference."""
-    from assets.entities.rules import DEFAULT_RULES
-    from assets.events.mapping import DEFAULT_MAPPING
+    from (both derived from the catalog's roles): a person record's id and fields, an event's
+    person reference."""
+    from assets.entities.rules import load_rules
+    from assets.events.mapping import load_mapping
 
-    identity = yaml.safe_load(DEFAULT_RULES.read_text())
-    events = yaml.safe_load(DEFAULT_MAPPING.read_text())
     named = set()
-    for s in identity["persons"]["sources"]:
-        named |= {(s["table"], e) for e in [s["id"], *s.get("fields", {}).values()]}
-    named |= {(s["table"], s["person"]["expr"]) for s in events["sources"] if "person" in s}
+    for s in load_rules().persons.sources:
+        named |= {(s.table, e) for e in [s.id, *s.fields.values()]}
+    named |= {(s.table, r.expr) for s in load_mapping().sources for r in s.person}
     return named
 
 

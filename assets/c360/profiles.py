@@ -1,9 +1,10 @@
 """The customer 360 profiles, built in DuckDB from the entities, the events and the lifecycle.
 
-Survivorship is generated from c360.yaml: one candidate row per (profile, field, source record),
-the winner picked by source trust then recency, the winning source recorded per field. Windows
-(7/30/90 days) end at `as_of`, the last day the event table holds (not the wall clock), so a
-profile describes the data as of its freshest complete day. What counts as usage, a session, an
+Survivorship is generated from c360.yaml over the catalog's roles: one candidate row per
+(profile, field, source record), the winner picked by source trust (catalog order) then recency,
+the winning source recorded per field. Windows (7/30/90 days) end at `as_of`, the last day the
+event table holds (not the wall clock), so a profile describes the data as of its freshest
+complete day. What counts as usage, a session, an
 urgent ticket and a billed subscription is the vocabulary's (checks/vocabulary.py).
 """
 
@@ -19,6 +20,8 @@ import yaml
 from assets.c360.scores import score_columns
 from assets.entities.rules import EntityRules, Rules
 from assets.events.mapping import view
+from checks.roles import ROLES
+from checks.sources import Catalog, load_catalog
 from checks.vocabulary import Vocabulary, load_vocabulary
 from resources.duckdb import EXACT
 from resources.settings import C360_RULES as C360_PATH
@@ -31,6 +34,9 @@ ROLE_ORDER = ("admin", "billing_owner", "champion", "end_user", "contact", "form
 
 @dataclass(frozen=True)
 class C360Rules:
+    """Survivorship candidates per profile field (`{source, expr}`, trust order), derived from
+    c360.yaml's role fields over the catalog (assets/roles.py `survivorship`)."""
+
     accounts: dict[str, list[dict[str, str]]]
     people: dict[str, list[dict[str, str]]]
     consent_scopes: tuple[str, ...]
@@ -41,18 +47,46 @@ def c360_path() -> Path:
     return Path(read(C360_PATH) or DEFAULT_C360)
 
 
-def load_c360(path: str | Path | None = None) -> C360Rules:
-    """The c360 rules at `path` (default: `c360_path()`), read when called: when the code
-    location is built and when a profile's run starts."""
+def _entries(path: Path, entity: str, name: str, spec: Any) -> list[dict[str, str]]:
+    """A profile field's role fields as `[{from: <role>.<field>, sql}]`."""
+    where = f"{path}: field {entity}.{name}"
+    if not isinstance(spec, dict) or not spec.get("from"):
+        raise ValueError(f"{where}: needs `from: [<role>.<field>, ...]`")
+    if "source" in spec or any(isinstance(e, dict) and "source" in e for e in spec["from"]):
+        raise ValueError(f"{where}: names a source object; name role fields (`from`) instead")
+    out = []
+    for e in spec["from"]:
+        item = (
+            {"from": e, "sql": spec.get("sql", "{}")}
+            if isinstance(e, str)
+            else {"from": e.get("field", ""), "sql": e.get("sql", spec.get("sql", "{}"))}
+        )
+        role_name, _, field = item["from"].partition(".")
+        if role_name not in ROLES or field not in ROLES[role_name].fields:
+            raise ValueError(f"{where}.from: {item['from']!r} is no role field")
+        out.append(item)
+    return out
+
+
+def load_c360(path: str | Path | None = None, catalog: Catalog | None = None) -> C360Rules:
+    """The c360 rules at `path` (default: `c360_path()`) over `catalog` (default: the active
+    one), read when called: when the code location is built and when a profile's run starts."""
+    from assets.roles import survivorship
+
     path = Path(path) if path else c360_path()
     if not path.is_file():
         raise FileNotFoundError(f"c360 rules {path} not found (set {C360_PATH} to a file)")
     spec: dict[str, Any] = yaml.safe_load(path.read_text())
-    for entity in ("accounts", "people"):
-        for name, sources in spec[entity].items():
-            if not sources or any({"source", "expr"} - set(s) for s in sources):
-                raise ValueError(f"c360 rules: {entity}.{name} needs a list of {{source, expr}}")
-    return C360Rules(spec["accounts"], spec["people"], tuple(spec.get("consent_scopes", ())))
+    catalog = catalog or load_catalog()
+    fields = {
+        entity: {n: _entries(path, entity, n, f) for n, f in spec[entity].items()}
+        for entity in ("accounts", "people")
+    }
+    return C360Rules(
+        survivorship(catalog, fields["accounts"]),
+        survivorship(catalog, fields["people"]),
+        tuple(spec.get("consent_scopes", ())),
+    )
 
 
 def survivorship_sql(

@@ -5,7 +5,8 @@ identity_merges, unmapped_ids): they are decided together and published together
 its own suite. The canonical tables (account, person, workspace, subscription, relationship,
 attribute_history) are separate assets over the identity map and the raw record versions, each
 gated by its suite, foreign keys included. A failed gate commits nothing: every Delta table keeps
-its previous version.
+its previous version. Which raw tables each reads follows from the catalog's roles
+(`build_assets`, called when the code location is built).
 """
 
 import time
@@ -34,7 +35,7 @@ from assets.publish import publish_if_changed as _publish
 from checks import entities as contracts
 from checks.contract import Expectation, TableContract
 from checks.gate import GateResult, validate
-from checks.sources import raw_contracts
+from checks.sources import Catalog, SourceObject, load_catalog
 from resources.duckdb import DuckDBResource
 from resources.identity import IdentityResource
 from resources.lake import LakeResource
@@ -43,11 +44,23 @@ from resources.pii import PiiResource
 GROUP = "entities"
 
 
-def raw(*tables: str) -> list[AssetKey]:
-    """The asset keys of raw tables, by table name (a name the catalog does not declare is an
-    error)."""
-    by_table = {c.table: c for c in raw_contracts()}
-    return [table_key(by_table[t]) for t in tables]
+def raw(catalog: Catalog, *roles: str, only: str | None = None) -> list[AssetKey]:
+    """The asset keys of the raw tables of the objects playing any of `roles` (`only`: of
+    those, the objects with that option set or that role field mapped)."""
+
+    def read(o: SourceObject) -> bool:
+        return only is None or bool(o.role.options.get(only) or o.role.fields.get(only))
+
+    return [
+        table_key(o.contract)
+        for o in catalog.objects
+        if o.role and o.role.role in roles and read(o)
+    ]
+
+
+def identity_deps(catalog: Catalog) -> list[AssetKey]:
+    """The identity step reads every object with a role (records, references, the gaps)."""
+    return [table_key(o.contract) for o in catalog.objects if o.role]
 
 
 def _keep_first_seen(new: pa.Table, old: pa.Table, key_cols: list[str], ts_col: str) -> pa.Table:
@@ -69,9 +82,10 @@ def _keep_first_seen(new: pa.Table, old: pa.Table, key_cols: list[str], ts_col: 
 # -- the identity step ------------------------------------------------------------------------
 
 
-def build_identity_asset() -> AssetsDefinition:
-    """The identity step reads every source object (records, references, the audit of gaps)."""
-    return gated_multi_asset(
+def identity_asset(catalog: Catalog) -> AssetsDefinition:
+    """The identity step, depending on the raw tables of `catalog`'s role objects."""
+
+    @gated_multi_asset(
         "resolve_identities",
         outs={
             c.table: gated_out(
@@ -81,18 +95,28 @@ def build_identity_asset() -> AssetsDefinition:
         },
         contracts=contracts.IDENTITY_TABLES,
         group=GROUP,
-        deps=[table_key(c) for c in raw_contracts()],
-    )(resolve_identities_asset)
+        deps=identity_deps(catalog),
+    )
+    def resolve_identities_asset(
+        context: AssetExecutionContext,
+        lake: LakeResource,
+        duckdb: DuckDBResource,
+        identity: IdentityResource,
+        pii: PiiResource,
+    ) -> Iterator[MaterializeResult | AssetCheckResult]:
+        """Stable ids, then deterministic keys, then Splink scoring; persistent canonical ids."""
+        yield from _resolve(context, lake, duckdb, identity, pii)
+
+    return resolve_identities_asset
 
 
-def resolve_identities_asset(
+def _resolve(
     context: AssetExecutionContext,
     lake: LakeResource,
     duckdb: DuckDBResource,
     identity: IdentityResource,
     pii: PiiResource,
 ) -> Iterator[MaterializeResult | AssetCheckResult]:
-    """Stable ids, then deterministic keys, then Splink scoring; persistent canonical ids."""
     started = time.perf_counter()
     rules = load_rules(identity.rules_path)
     decisions_file = identity.decisions_file(lake.root)
@@ -287,33 +311,40 @@ C = contracts
 ACCOUNT_FK: ForeignKeys = {"account_id": (C.ACCOUNT, "account_id")}
 
 
-def build_assets() -> list[AssetsDefinition]:
-    """The identity step and the entity tables, over the active catalog's raw tables."""
+def build_assets(catalog: Catalog | None = None) -> list[AssetsDefinition]:
+    """The layer's assets, their raw dependencies read from the catalog's roles now (when the
+    code location is built), never at import."""
+    catalog = catalog or load_catalog()
     return [
-        build_identity_asset(),
-        build_entity_asset(C.ACCOUNT, build.account, raw("crm_accounts", "billing_customers")),
+        identity_asset(catalog),
+        build_entity_asset(C.ACCOUNT, build.account, raw(catalog, "company")),
+        build_entity_asset(C.PERSON, build.person, raw(catalog, "person", "ticket")),
         build_entity_asset(
-            C.PERSON, build.person, raw("crm_contacts", "product_users", "support_tickets")
-        ),
-        build_entity_asset(
-            C.WORKSPACE, build.workspace, raw("product_workspaces", "product_users"), ACCOUNT_FK
+            C.WORKSPACE,
+            build.workspace,
+            [*raw(catalog, "company", only="workspace"), *raw(catalog, "person")],
+            ACCOUNT_FK,
         ),
         build_entity_asset(
             C.SUBSCRIPTION,
             build.subscription,
-            raw("billing_subscriptions"),
+            raw(catalog, "subscription"),
             ACCOUNT_FK,
             known=(KNOWN_PLANS,),
         ),
         build_entity_asset(
             C.RELATIONSHIP,
             build.relationship,
-            raw("product_users", "crm_contacts", "billing_customers"),
+            [*raw(catalog, "company", only="email"), *raw(catalog, "person", "membership")],
             {**ACCOUNT_FK, "person_id": (C.PERSON, "person_id")},
         ),
         build_entity_asset(
             C.ATTRIBUTE_HISTORY,
             build.attribute_history,
-            raw("crm_accounts", "billing_subscriptions", "crm_contacts"),
+            [
+                *raw(catalog, "company", only="anchor"),
+                *raw(catalog, "subscription"),
+                *raw(catalog, "person", only="title"),
+            ],
         ),
     ]

@@ -4,9 +4,11 @@
 
 Pairwise precision, recall and F1: every two source records the truth says are one entity is a
 true pair; every two the platform gave the same canonical id is a predicted pair. Accounts are
-judged on records that denote a company, persons on records that denote a person. Records the
-platform left without a canonical id count as singletons; records the truth lists but the lake
-never received (their only version lies after the last extract) are not counted.
+judged on records that denote a company, persons on records that denote a person: which those
+are follows from the active catalog's roles (company and signal objects; person objects, ticket
+requesters and consent records), so the same command measures any stack with a truth file.
+Records the platform left without a canonical id count as singletons; records the truth lists
+but the lake never received (their only version lies after the last extract) are not counted.
 """
 
 from __future__ import annotations
@@ -21,17 +23,11 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from assets.roles import account_objects as account_sources
+from assets.roles import hashed_email_sources
+from assets.roles import person_objects as person_sources
+from checks.sources import Catalog, load_catalog
 from resources.pii import hash_email
-
-ACCOUNT_OBJECTS = {
-    "crm/accounts",
-    "billing/customers",
-    "product/workspaces",
-    "support/organizations",
-    "risk/signals",
-}
-HASHED_EMAIL_IDS = {"support/ticket_requesters"}
-PERSON_OBJECTS = {"crm/contacts", "product/users", "support/ticket_requesters", "consent/records"}
 
 
 @dataclass(frozen=True)
@@ -76,26 +72,35 @@ def pairwise(entity_type: str, truth: dict[str, str], predicted: dict[str, str |
     )
 
 
-def load_truth(truth_dir: Path, salt: str) -> tuple[dict[str, str], dict[str, str]]:
+def load_truth(
+    truth_dir: Path, salt: str, catalog: Catalog | None = None
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The truth's account and person keys of the records the catalog's roles make company
+    and person records (assets/roles.py)."""
+    catalog = catalog or load_catalog()
+    account_objects, person_objects = account_sources(catalog), person_sources(catalog)
+    hashed = hashed_email_sources(catalog)
     accounts, persons = {}, {}
     with open(truth_dir / "source_records.csv", newline="") as f:
         for row in csv.DictReader(f):
             src = f"{row['system']}/{row['object']}"
             sid = row["source_id"]
-            if src in HASHED_EMAIL_IDS:  # "<org>|<email>" is keyed by the email's salted hash
+            if src in hashed:  # "<org>|<email>" is keyed by the email's salted hash
                 org, _, email = sid.partition("|")
                 sid = f"{org}|{hash_email(salt, email)}"
             key = f"{src}:{sid}"
-            if src in ACCOUNT_OBJECTS and row["account_key"]:
+            if src in account_objects and row["account_key"]:
                 accounts[key] = row["account_key"]
-            if src in PERSON_OBJECTS and row["person_key"]:
+            if src in person_objects and row["person_key"]:
                 persons[key] = row["person_key"]
     return accounts, persons
 
 
-def evaluate(links: pa.Table, truth_dir: Path, salt: str) -> list[Score]:
+def evaluate(
+    links: pa.Table, truth_dir: Path, salt: str, catalog: Catalog | None = None
+) -> list[Score]:
     """`salt`: the lake's PII salt (resources/pii.py), to key the truth as the lake keys it."""
-    accounts, persons = load_truth(truth_dir, salt)
+    accounts, persons = load_truth(truth_dir, salt, catalog)
     out = []
     for etype, truth in (("account", accounts), ("person", persons)):
         rows = links.filter(pa.compute.equal(links["entity_type"], etype))

@@ -1,4 +1,5 @@
-"""Source records in one standard shape, built in DuckDB from the raw tables the rules name.
+"""Source records in one standard shape, built in DuckDB from the raw tables the catalog's
+roles name (assets/roles.py).
 
 A source record is one id of one source object (`<system>/<object>:<id>`) at its latest version:
 record versions collapse here, so identity is decided once per id, not once per extract. Names,
@@ -13,6 +14,7 @@ import pyarrow.compute as pc
 
 from assets.entities.rules import EntityRules, Normalize, Ref, Source
 from assets.raw.versions import hidden_versions
+from assets.roles import ref_key_sql
 from resources.lake import LakeResource
 from resources.sql import literal
 
@@ -112,24 +114,15 @@ def _latest(src: Source, cols: str) -> str:
     """
 
 
-def _ref_key(ref: Ref | None, alias: str) -> str:
-    if ref is None:
-        return f"NULL::VARCHAR AS {alias}"
-    value = f"trim(({ref.expr})::VARCHAR)"
-    return (
-        f"CASE WHEN nullif({value}, '') IS NOT NULL THEN {literal(ref.to + ':')} || {value} "
-        f"END AS {alias}"
-    )
+def _ref_key(refs: tuple[Ref, ...], alias: str) -> str:
+    """The record key of the first reference that holds a value."""
+    return f"{ref_key_sql(refs)} AS {alias}"
 
 
 def _links(src: Source) -> str:
     if not src.links:
         return "[]::VARCHAR[] AS link_keys"
-    keys = ", ".join(
-        f"CASE WHEN nullif(trim(({r.expr})::VARCHAR), '') IS NOT NULL "
-        f"THEN {literal(r.to + ':')} || trim(({r.expr})::VARCHAR) END"
-        for r in src.links
-    )
+    keys = ", ".join(ref_key_sql((r,)) for r in src.links)
     return f"list_filter([{keys}], lambda k: k IS NOT NULL) AS link_keys"
 
 

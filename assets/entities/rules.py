@@ -1,8 +1,11 @@
-"""The identity rules file (`identity.yaml`), loaded into typed objects.
+"""The identity rules: `identity.yaml` (how to match) and the catalog's roles (what to match).
 
-The file is the one place where matching is decided: sources and their columns, normalization
-lists, comparisons, blocking and thresholds. Code here only reads it and turns it into SQL and a
-Splink settings dictionary.
+The rules file is the one place where matching is decided: normalization lists, comparisons,
+blocking and thresholds. Which records denote a company or a person, in which columns, with
+which stable references, comes from the source catalog (assets/roles.py `identity_sources`):
+no rules file names a source object. A stack may hold its own identity.yaml; else the one beside
+this module is used. Code here only reads them and turns them into SQL and a Splink settings
+dictionary.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ from typing import Any
 
 import yaml
 
-from resources.identity import DEFAULT_RULES
+from checks.sources import Catalog, load_catalog
+from resources.identity import rules_path
 
 
 @dataclass(frozen=True)
@@ -32,7 +36,7 @@ class Source:
     order_by: str  # latest version wins
     fields: dict[str, str]  # standard field -> column or SQL expression
     links: tuple[Ref, ...] = ()
-    account: Ref | None = None
+    account: tuple[Ref, ...] = ()  # the company record they belong to: first that holds a value
     where: str | None = None
 
     @property
@@ -166,24 +170,7 @@ def _levels(spec: dict[str, Any]) -> tuple[Level, ...]:
     )
 
 
-def _ref(spec: dict[str, str] | None) -> Ref | None:
-    return Ref(spec["expr"], spec["to"]) if spec else None
-
-
-def _entity(spec: dict[str, Any]) -> EntityRules:
-    sources = tuple(
-        Source(
-            source=s["source"],
-            table=s["table"],
-            id=s["id"],
-            order_by=s["order_by"],
-            fields=dict(s.get("fields", {})),
-            links=tuple(Ref(r["expr"], r["to"]) for r in s.get("links", [])),
-            account=_ref(s.get("account")),
-            where=s.get("where"),
-        )
-        for s in spec["sources"]
-    )
+def _entity(spec: dict[str, Any], sources, anchors=(), references=()) -> EntityRules:
     sc = spec["scoring"]
     scoring = Scoring(
         merge=float(sc["merge"]),
@@ -194,21 +181,35 @@ def _entity(spec: dict[str, Any]) -> EntityRules:
     )
     if not 0 < scoring.review <= scoring.merge <= 1:
         raise ValueError("scoring thresholds must satisfy 0 < review <= merge <= 1")
-    refs = tuple((r["table"], Ref(r["expr"], r["to"])) for r in spec.get("references", []))
     return EntityRules(
         prefix=spec["entity_id_prefix"],
-        sources=sources,
+        sources=tuple(sources),
         scoring=scoring,
-        anchor_sources=tuple(spec.get("anchor_sources", [])),
-        references=refs,
+        anchor_sources=tuple(anchors),
+        references=tuple(references),
         member_domain_min_share=float(spec.get("member_domain_min_share", 0.6)),
         member_domain_min_people=int(spec.get("member_domain_min_people", 1)),
     )
 
 
-def load_rules(path: str | Path | None = None) -> Rules:
-    path = Path(path or DEFAULT_RULES)
+RETIRED = ("sources", "anchor_sources", "references")
+
+
+def load_rules(path: str | Path | None = None, catalog: Catalog | None = None) -> Rules:
+    """The rules at `path` (default: `resources.identity.rules_path()`) over the sources of
+    `catalog` (default: the active catalog), read when called."""
+    from assets.roles import identity_sources
+
+    path = rules_path(str(path) if path else None)
     spec = yaml.safe_load(path.read_text())
+    for entity in ("accounts", "persons"):
+        stale = [k for k in RETIRED if k in spec.get(entity, {})]
+        if stale:
+            raise ValueError(
+                f"{path}: field {entity}.{stale[0]}: sources come from the catalog's roles "
+                "now (catalog.yaml `role:`); remove it"
+            )
+    found = identity_sources(catalog or load_catalog())
     n = spec["normalize"]
     normalize = Normalize(
         generic_email_domains=tuple(n["generic_email_domains"]),
@@ -223,8 +224,8 @@ def load_rules(path: str | Path | None = None) -> Rules:
     return Rules(
         path=str(path),
         normalize=normalize,
-        accounts=_entity(spec["accounts"]),
-        persons=_entity(spec["persons"]),
+        accounts=_entity(spec["accounts"], found.accounts, found.anchors, found.references),
+        persons=_entity(spec["persons"], found.persons),
         product_roles=dict(roles.get("product_roles", {})),
         former_titles=tuple(t.lower() for t in roles.get("former_titles", [])),
     )

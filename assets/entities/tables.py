@@ -1,49 +1,53 @@
-"""The entity tables, built in DuckDB from raw record versions and the identity map.
+"""The entity tables, built in DuckDB from the catalog's role views and the identity map.
 
-Each builder returns one Arrow table in its contract's column order. The SQL reads raw views
-(`v_raw__<table>`) and the registered `links` (record_key -> canonical_id) and `accounts_now`
-(account ids) relations; `prepare` sets them up once per connection.
+Each builder returns one Arrow table in its contract's column order. The SQL reads role views
+(`role_company`, `role_person`, `role_subscription`, ...: every version of every object playing
+the role, its fields under the role's names; assets/roles.py), `role_requester` (ticket
+requesters as person records) and the registered `links` (record_key -> canonical_id); `prepare`
+sets them up once per connection. No builder names a source object: an account's primary record
+comes from `anchor: true` company objects, workspaces from `workspace: true` ones, product
+logins are the person objects that map `product_role`, and where several objects give one
+value, catalog order is trust order.
 
-Survivorship (which system wins which field) is written in the SQL below and recorded per row.
-Validity intervals come from the raw tables' record versions: a value holds from the version
-that introduced it until the next version that changed it.
+Survivorship (which record wins which field) is written in the SQL below and recorded per row.
+Validity intervals come from the record versions: a value holds from the version that
+introduced it until the next version that changed it.
 """
 
 from __future__ import annotations
-
-import re
 
 import duckdb
 import pyarrow as pa
 
 from assets.entities.records import create_macros, register_raw, text_list
 from assets.entities.rules import Rules
+from assets.roles import mapped, register_roles, requesters_view_sql, role_tables, view
 from checks.contract import TableContract
-from checks.sources import raw_contracts
+from checks.roles import status_values
+from checks.sources import Catalog, load_catalog
 from checks.vocabulary import load_vocabulary
 from resources.lake import LakeResource
 from resources.sql import in_list, literal
 
-RAW_TABLES = {
-    "raw/crm_accounts",
-    "raw/crm_contacts",
-    "raw/billing_customers",
-    "raw/billing_subscriptions",
-    "raw/product_workspaces",
-    "raw/product_users",
-    "raw/support_tickets",
-}
-
 
 def prepare(
-    con: duckdb.DuckDBPyConnection, lake: LakeResource, rules: Rules, links: pa.Table
+    con: duckdb.DuckDBPyConnection,
+    lake: LakeResource,
+    rules: Rules,
+    links: pa.Table,
+    catalog: Catalog | None = None,
 ) -> set[str]:
+    catalog = catalog or load_catalog()
     create_macros(con, rules.normalize)
-    present = register_raw(con, lake, RAW_TABLES)
+    tables = role_tables(catalog)
+    present = register_raw(con, lake, tables)
     con.register("links", links)
-    contracts = {c.name: c for c in raw_contracts()}
-    for t in RAW_TABLES - present:  # a source not landed yet reads as empty
-        con.register(f"v_{t.replace('/', '__')}", contracts[t].schema.empty_table())
+    for o in catalog.objects:  # a source not landed yet reads as empty
+        t = f"raw/{o.table}"
+        if t in tables and t not in present:
+            con.register(view(t), o.contract.schema.empty_table())
+    register_roles(con, catalog)
+    con.execute(f"CREATE OR REPLACE TEMP VIEW role_requester AS {requesters_view_sql(catalog)}")
     return present
 
 
@@ -51,14 +55,19 @@ def _cast(con: duckdb.DuckDBPyConnection, sql: str, contract: TableContract) -> 
     return con.sql(sql).to_arrow_table().select(contract.schema.names).cast(contract.schema)
 
 
-# Latest version per source id, and the canonical id of its record.
-def _latest(view: str, id_col: str, order: str, source: str, etype: str = "account") -> str:
+def _latest(role_view: str, etype: str = "account", where: str = "true") -> str:
+    """Latest version per record of a role view, and the canonical id of its record."""
     return f"""(SELECT v.*, l.canonical_id FROM (
-            SELECT * FROM {view}
-            QUALIFY row_number() OVER (PARTITION BY {id_col} ORDER BY {order} DESC,
+            SELECT * FROM {role_view} WHERE {where}
+            QUALIFY row_number() OVER (PARTITION BY _source, id ORDER BY _ts DESC,
                 _extract_date DESC, _line DESC) = 1) v
-        LEFT JOIN links l ON l.entity_type = {literal(etype)}
-            AND l.record_key = {literal(source + ":")} || v.{id_col})"""
+        LEFT JOIN links l ON l.entity_type = {literal(etype)} AND l.record_key = v._key)"""
+
+
+def _mapping(catalog: Catalog, role: str, field: str) -> str:
+    """SQL: the rows of objects of `role` that map `field` (an unmapped field is no value)."""
+    sources = [o.source for o in catalog.by_role(role) if mapped(o, field)]
+    return f"_source IN {in_list(sources)}" if sources else "false"
 
 
 def _source_ids(entity_type: str) -> str:
@@ -76,57 +85,81 @@ def _source_ids(entity_type: str) -> str:
 
 
 def account(con: duckdb.DuckDBPyConnection, rules: Rules, contract: TableContract) -> pa.Table:
-    crm = _latest("v_raw__crm_accounts", "id", "last_modified_date", "crm/accounts")
-    bill = _latest("v_raw__billing_customers", "customer_id", "updated_at", "billing/customers")
+    catalog = load_catalog()
+    trusted = [
+        o.source
+        for o in catalog.by_role("company")
+        if "country" in (o.role.options.get("trusted_for") or ())
+    ]
     sql = f"""
-    WITH crm AS (
-        -- the primary CRM record of an account: a customer over a prospect, one with a
-        -- website, then the oldest
-        SELECT *, row_number() OVER (PARTITION BY canonical_id ORDER BY
-            (type = 'Prospect'), (website IS NULL), created_date, id) AS pick
-        FROM {crm} WHERE canonical_id IS NOT NULL
-    ), bill AS (
-        SELECT canonical_id, arg_max(name, updated_at) AS name, arg_max(country, updated_at) AS country,
-            min(created_at) AS created_at
-        FROM {bill} WHERE canonical_id IS NOT NULL GROUP BY ALL
+    WITH rec AS ({_latest("role_company")}), pri AS (
+        -- the primary record of an account, from the system of record (`anchor`): a customer
+        -- over another stage, one with a domain, then the oldest
+        SELECT *, row_number() OVER (PARTITION BY canonical_id ORDER BY _pos,
+            CASE WHEN lifecycle_stage IS NULL THEN 2
+                 WHEN lower(lifecycle_stage) LIKE '%customer%' THEN 0 ELSE 1 END,
+            (domain IS NULL), created_at, id) AS pick
+        FROM rec WHERE _anchor AND canonical_id IS NOT NULL
+    ), country AS (
+        -- the country by trust: objects `trusted_for` it first, then catalog order; within an
+        -- object its latest record; from the system of record, the primary record's
+        SELECT canonical_id, arg_min(country, (NOT list_contains({text_list(trusted)}, _source),
+                _pos)) AS country,
+            arg_min(_system, (NOT list_contains({text_list(trusted)}, _source), _pos)) AS system
+        FROM (SELECT canonical_id, _source, _pos, _system,
+                arg_max(norm_country(country), _ts) AS country
+              FROM rec WHERE canonical_id IS NOT NULL AND NOT _anchor GROUP BY ALL
+              UNION ALL
+              SELECT canonical_id, _source, _pos, _system, norm_country(country)
+              FROM pri WHERE pick = 1)
+        WHERE country IS NOT NULL GROUP BY ALL
+    ), seen AS (
+        SELECT l.canonical_id, min(c.created_at) AS first_seen_at
+        FROM role_company c JOIN links l ON l.entity_type = 'account' AND l.record_key = c._key
+        WHERE l.canonical_id IS NOT NULL GROUP BY ALL
     ), src AS ({_source_ids("account")})
-    SELECT c.canonical_id AS account_id, c.name, norm_domain(c.website) AS domain,
-        lower(c.industry) AS industry, c.number_of_employees AS employees,
-        coalesce(b.country, norm_country(c.billing_country)) AS country,
-        c.type AS crm_type, c.owner_name, c.id AS primary_crm_account_id, s.source_ids,
-        s.source_count, least(c.created_date, b.created_at) AS first_seen_at,
-        c.last_modified_date AS updated_at,
-        to_json({{'name': 'crm', 'domain': 'crm', 'industry': 'crm', 'employees': 'crm',
-                  'country': CASE WHEN b.country IS NOT NULL THEN 'billing' ELSE 'crm' END,
-                  'owner_name': 'crm'}})::VARCHAR AS survivorship
-    FROM crm c LEFT JOIN bill b USING (canonical_id) LEFT JOIN src s USING (canonical_id)
+    SELECT c.canonical_id AS account_id, c.name, norm_domain(c.domain) AS domain,
+        lower(c.industry) AS industry, c.employees, k.country,
+        c.lifecycle_stage AS crm_type, c.owner AS owner_name, c.id AS primary_crm_account_id,
+        s.source_ids, s.source_count, f.first_seen_at, c.updated_at,
+        to_json({{'name': c._system, 'domain': c._system, 'industry': c._system,
+                  'employees': c._system, 'country': coalesce(k.system, c._system),
+                  'owner_name': c._system}})::VARCHAR AS survivorship
+    FROM pri c LEFT JOIN country k USING (canonical_id) LEFT JOIN src s USING (canonical_id)
+    LEFT JOIN seen f USING (canonical_id)
     WHERE c.pick = 1
     ORDER BY account_id
     """
     return _cast(con, sql, contract)
 
 
+def _first_words(x: str) -> str:
+    return f"nullif(trim(regexp_replace(trim({x}), '\\s*\\S+$', '')), '')"
+
+
+def _last_word(x: str) -> str:
+    return f"regexp_extract(trim({x}), '(\\S+)$', 1)"
+
+
 def person(con: duckdb.DuckDBPyConnection, rules: Rules, contract: TableContract) -> pa.Table:
-    # The requester key as the identity rules build it (over support_tickets aliased t).
-    req = rules.persons.source("support/ticket_requesters")
-    requester = re.sub(r"\b(org_id|requester_email)\b", r"t.\1", req.id)
-    contacts = _latest("v_raw__crm_contacts", "id", "last_modified_date", "crm/contacts", "person")
-    users = _latest("v_raw__product_users", "user_id", "updated_at", "product/users", "person")
+    people = _latest("role_person", "person")
+    # Trust: catalog order of person objects, then ticket requesters; within one, a personal
+    # address over a mail provider's.
+    generic = "CASE WHEN is_generic_domain(email_domain(email)) THEN 1 ELSE 0 END"
     sql = f"""
-    WITH named AS (
-        SELECT canonical_id, 1 AS rank, first_name, last_name, email, created_date AS seen,
-            last_modified_date AS last_seen, 'crm' AS system FROM {contacts}
+    WITH ranks AS (SELECT _source, dense_rank() OVER (ORDER BY _pos) - 1 AS r
+                   FROM (SELECT DISTINCT _source, _pos FROM role_person)),
+    named AS (
+        SELECT canonical_id, 2 * k.r + {generic} AS rank,
+            coalesce(first_name, {_first_words("full_name")}) AS first_name,
+            coalesce(last_name, {_last_word("full_name")}) AS last_name, email,
+            created_at AS seen, updated_at AS last_seen, _system AS system
+        FROM {people} p JOIN ranks k USING (_source)
         UNION ALL
-        SELECT canonical_id, CASE WHEN is_generic_domain(email_domain(email)) THEN 3 ELSE 2 END,
-            nullif(trim(regexp_replace(trim(name), '\\s*\\S+$', '')), ''),
-            regexp_extract(trim(name), '(\\S+)$', 1), email, created_at, updated_at, 'product'
-        FROM {users}
-        UNION ALL
-        SELECT l.canonical_id, 4, nullif(trim(regexp_replace(trim(t.requester_name), '\\s*\\S+$', '')), ''),
-            regexp_extract(trim(t.requester_name), '(\\S+)$', 1), t.requester_email, t.created_at,
-            t.updated_at, 'support'
-        FROM v_raw__support_tickets t JOIN links l ON l.entity_type = 'person' AND l.record_key =
-            'support/ticket_requesters:' || {requester}
+        SELECT l.canonical_id, 2 * (SELECT count(DISTINCT _source) FROM role_person) + {generic},
+            {_first_words("t.full_name")}, {_last_word("t.full_name")}, t.email, t._created,
+            t._ts, t._system
+        FROM role_requester t JOIN links l ON l.entity_type = 'person' AND l.record_key = t._key
     ), best AS (
         SELECT canonical_id, arg_min(first_name, rank) AS first_name,
             arg_min(last_name, rank) AS last_name,
@@ -137,13 +170,10 @@ def person(con: duckdb.DuckDBPyConnection, rules: Rules, contract: TableContract
     ), src AS ({_source_ids("person")}), mails AS (
         SELECT canonical_id, to_json(list(DISTINCT h ORDER BY h)) AS email_hashes FROM (
             SELECT canonical_id, pii_hash(e) AS h FROM (
-            SELECT l.canonical_id, lower(trim(c.email)) AS e FROM v_raw__crm_contacts c
-                JOIN links l ON l.entity_type = 'person' AND l.record_key = 'crm/contacts:' || c.id
-            UNION SELECT l.canonical_id, lower(trim(u.email)) FROM v_raw__product_users u
-                JOIN links l ON l.entity_type = 'person' AND l.record_key = 'product/users:' || u.user_id
-            UNION SELECT l.canonical_id, lower(trim(t.requester_email)) FROM v_raw__support_tickets t
-                JOIN links l ON l.entity_type = 'person' AND l.record_key =
-                    'support/ticket_requesters:' || {requester}
+            SELECT l.canonical_id, lower(trim(p.email)) AS e FROM role_person p
+                JOIN links l ON l.entity_type = 'person' AND l.record_key = p._key
+            UNION SELECT l.canonical_id, lower(trim(t.email)) FROM role_requester t
+                JOIN links l ON l.entity_type = 'person' AND l.record_key = t._key
         )) WHERE h IS NOT NULL GROUP BY ALL
     )
     SELECT s.canonical_id AS person_id, b.first_name, b.last_name,
@@ -158,15 +188,17 @@ def person(con: duckdb.DuckDBPyConnection, rules: Rules, contract: TableContract
 
 
 def workspace(con: duckdb.DuckDBPyConnection, rules: Rules, contract: TableContract) -> pa.Table:
-    ws = _latest("v_raw__product_workspaces", "workspace_id", "updated_at", "product/workspaces")
-    users = _latest("v_raw__product_users", "user_id", "updated_at", "product/users", "person")
+    ws = _latest("role_company", where="_workspace")
+    people = _latest("role_person", "person")
+    active = in_list(status_values("person.active", load_vocabulary()))
     sql = f"""
-    SELECT w.workspace_id, w.canonical_id AS account_id, w.workspace_name AS name,
-        w.billing_customer_id, w.created_at, w.deleted_at, w.deleted_at IS NOT NULL AS is_deleted,
-        coalesce(u.active_users, 0) AS active_users, w.updated_at
+    SELECT w.id AS workspace_id, w.canonical_id AS account_id, w.name,
+        w.same_as_id AS billing_customer_id, w.created_at, w.deleted_at,
+        w.deleted_at IS NOT NULL AS is_deleted, coalesce(u.active_users, 0) AS active_users,
+        w.updated_at
     FROM {ws} w LEFT JOIN (
-        SELECT workspace_id, count(*) FILTER (WHERE status = 'active') AS active_users
-        FROM {users} GROUP BY ALL) u USING (workspace_id)
+        SELECT company_key, count(*) FILTER (WHERE status IN {active}) AS active_users
+        FROM {people} WHERE company_key IS NOT NULL GROUP BY ALL) u ON u.company_key = w._key
     ORDER BY workspace_id
     """
     return _cast(con, sql, contract)
@@ -175,27 +207,28 @@ def workspace(con: duckdb.DuckDBPyConnection, rules: Rules, contract: TableContr
 def subscription(con: duckdb.DuckDBPyConnection, rules: Rules, contract: TableContract) -> pa.Table:
     """Plans are the vocabulary's tiers (a plan it does not know: kept as it arrived, no rank)."""
     vocab = load_vocabulary()
+    canceled = in_list(status_values("subscription.canceled", vocab))
     sql = f"""
     WITH v AS (
         SELECT s.* REPLACE ({vocab.plan_sql("s.plan")} AS plan),
             {vocab.plan_rank_sql("s.plan")} AS tier_rank
-        FROM v_raw__billing_subscriptions s
+        FROM role_subscription s
     ), agg AS (
-        SELECT subscription_id, arg_min(plan, updated_at) AS first_plan_tier,
+        SELECT _source, id, arg_min(plan, updated_at) AS first_plan_tier,
             min(updated_at) FILTER (WHERE tier_rank > first_rank) AS upgraded_at
-        FROM (SELECT *, first_value(tier_rank) OVER (PARTITION BY subscription_id ORDER BY updated_at)
+        FROM (SELECT *, first_value(tier_rank) OVER (PARTITION BY _source, id ORDER BY updated_at)
                 AS first_rank FROM v) GROUP BY ALL
     ), cur AS (
-        SELECT * FROM v QUALIFY row_number() OVER (PARTITION BY subscription_id
-            ORDER BY updated_at DESC, _extract_date DESC, _line DESC) = 1
+        SELECT * FROM v QUALIFY row_number() OVER (PARTITION BY _source, id
+            ORDER BY _ts DESC, _extract_date DESC, _line DESC) = 1
     )
-    SELECT c.subscription_id, l.canonical_id AS account_id, c.customer_id AS billing_customer_id,
-        c.plan AS plan_tier, c.mrr, c.seats, c.status, c.started_at,
-        CASE WHEN c.status IN {in_list(vocab.subscription_statuses["canceled"])}
-            THEN coalesce(c.canceled_at, c.updated_at) END AS ended_at,
+    SELECT c.id AS subscription_id, l.canonical_id AS account_id,
+        c.company_id AS billing_customer_id, c.plan AS plan_tier, c.mrr, c.seats, c.status,
+        c.started_at,
+        CASE WHEN c.status IN {canceled} THEN coalesce(c.canceled_at, c.updated_at) END AS ended_at,
         a.first_plan_tier, a.upgraded_at, c.current_period_end, c.updated_at
-    FROM cur c JOIN agg a USING (subscription_id)
-    LEFT JOIN links l ON l.entity_type = 'account' AND l.record_key = 'billing/customers:' || c.customer_id
+    FROM cur c JOIN agg a USING (_source, id)
+    LEFT JOIN links l ON l.entity_type = 'account' AND l.record_key = c.company_key
     ORDER BY subscription_id
     """
     return _cast(con, sql, contract)
@@ -213,47 +246,64 @@ def _intervals(versions: str, key: str) -> str:
     """
 
 
+def _first(ts: str, created: str, part: str) -> str:
+    """A version's time; the first version's is the record's creation when that is earlier."""
+    return (
+        f"CASE WHEN row_number() OVER (PARTITION BY {part} ORDER BY {ts}) = 1 "
+        f"THEN least({created}, {ts}) ELSE {ts} END"
+    )
+
+
 def relationship(con: duckdb.DuckDBPyConnection, rules: Rules, contract: TableContract) -> pa.Table:
     roles = " ".join(f"WHEN {literal(k)} THEN {literal(v)}" for k, v in rules.product_roles.items())
+    deactivated = in_list(status_values("person.deactivated", load_vocabulary()))
+    part = "u._source, u.id"
+    # A product login holds its product role (a deactivated one: former user) ...
     user_versions = f"""
         SELECT lp.canonical_id AS person_id, la.canonical_id AS account_id,
-            'product/users:' || u.user_id AS source_record,
-            CASE WHEN u.status = 'deactivated' THEN 'former_user'
-                 ELSE CASE u.role {roles} ELSE 'end_user' END END AS value,
-            CASE WHEN row_number() OVER (PARTITION BY u.user_id ORDER BY u.updated_at) = 1
-                 THEN least(u.created_at, u.updated_at) ELSE u.updated_at END AS ts
-        FROM v_raw__product_users u
-        JOIN links lp ON lp.entity_type = 'person' AND lp.record_key = 'product/users:' || u.user_id
-        JOIN links la ON la.entity_type = 'account'
-            AND la.record_key = 'product/workspaces:' || u.workspace_id
-        WHERE la.canonical_id IS NOT NULL"""
+            u._key AS source_record,
+            CASE WHEN u.status IN {deactivated} THEN 'former_user'
+                 ELSE CASE u.product_role {roles} ELSE 'end_user' END END AS value,
+            {_first("u.updated_at", "u.created_at", part)} AS ts
+        FROM role_person u
+        JOIN links lp ON lp.entity_type = 'person' AND lp.record_key = u._key
+        JOIN links la ON la.entity_type = 'account' AND la.record_key = u.company_key
+        WHERE u._login AND la.canonical_id IS NOT NULL"""
+    # ... another person record is a contact of its company (or a former user by title) ...
     contact_versions = f"""
-        SELECT lp.canonical_id, la.canonical_id, 'crm/contacts:' || c.id,
-            CASE WHEN list_contains({text_list(rules.former_titles)}, lower(trim(c.title))) THEN 'former_user'
-                 ELSE 'contact' END,
-            CASE WHEN row_number() OVER (PARTITION BY c.id ORDER BY c.last_modified_date) = 1
-                 THEN least(c.created_date, c.last_modified_date) ELSE c.last_modified_date END
-        FROM v_raw__crm_contacts c
-        JOIN links lp ON lp.entity_type = 'person' AND lp.record_key = 'crm/contacts:' || c.id
-        JOIN links la ON la.entity_type = 'account' AND la.record_key = 'crm/accounts:' || c.account_id
-        WHERE la.canonical_id IS NOT NULL"""
-    # The billing email names the billing owner when it is one person's address.
-    billing_versions = """
-        SELECT p.person_id, la.canonical_id, 'billing/customers:' || b.customer_id,
-            'billing_owner',
-            CASE WHEN row_number() OVER (PARTITION BY b.customer_id ORDER BY b.updated_at) = 1
-                 THEN least(b.created_at, b.updated_at) ELSE b.updated_at END
-        FROM v_raw__billing_customers b
-        JOIN links la ON la.entity_type = 'account' AND la.record_key = 'billing/customers:' || b.customer_id
+        SELECT lp.canonical_id, la.canonical_id, u._key,
+            CASE WHEN list_contains({text_list(rules.former_titles)}, lower(trim(u.title)))
+                 THEN 'former_user' ELSE 'contact' END,
+            {_first("u.updated_at", "u.created_at", part)}
+        FROM role_person u
+        JOIN links lp ON lp.entity_type = 'person' AND lp.record_key = u._key
+        JOIN links la ON la.entity_type = 'account' AND la.record_key = u.company_key
+        WHERE NOT u._login AND la.canonical_id IS NOT NULL"""
+    # ... and a company record's email names its billing owner when it is one person's address.
+    billing_versions = f"""
+        SELECT p.person_id, la.canonical_id, b._key, 'billing_owner',
+            {_first("b.updated_at", "b.created_at", "b._source, b.id")}
+        FROM role_company b
+        JOIN links la ON la.entity_type = 'account' AND la.record_key = b._key
         JOIN (SELECT email_key(email) AS k, min(l.canonical_id) AS person_id
-              FROM (SELECT email, 'crm/contacts:' || id AS rk FROM v_raw__crm_contacts
-                    UNION ALL SELECT email, 'product/users:' || user_id FROM v_raw__product_users) r
-              JOIN links l ON l.entity_type = 'person' AND l.record_key = r.rk
+              FROM role_person r
+              JOIN links l ON l.entity_type = 'person' AND l.record_key = r._key
               WHERE email IS NOT NULL AND NOT is_role_mailbox(email) GROUP BY ALL
               HAVING count(DISTINCT l.canonical_id) = 1) p ON p.k = email_key(b.email)
+        WHERE la.canonical_id IS NOT NULL AND b.email IS NOT NULL"""
+    # ... and a membership record says it outright (a seat, a team membership).
+    member_versions = f"""
+        SELECT lp.canonical_id, la.canonical_id, m._key,
+            CASE WHEN m.status IN {deactivated} THEN 'former_user'
+                 ELSE CASE m.role {roles} ELSE 'end_user' END END,
+            coalesce(m.at, m._ts)
+        FROM role_membership m
+        JOIN links lp ON lp.entity_type = 'person' AND lp.record_key = m.person_key
+        JOIN links la ON la.entity_type = 'account' AND la.record_key = m.company_key
         WHERE la.canonical_id IS NOT NULL"""
     versions = f"""SELECT person_id, account_id, source_record, value, ts FROM (
-        {user_versions} UNION ALL {contact_versions} UNION ALL {billing_versions})
+        {user_versions} UNION ALL {contact_versions} UNION ALL {billing_versions}
+        UNION ALL {member_versions})
         WHERE ts IS NOT NULL"""
     sql = f"""
     SELECT person_id, account_id, value AS role, valid_from, valid_to,
@@ -267,35 +317,28 @@ def relationship(con: duckdb.DuckDBPyConnection, rules: Rules, contract: TableCo
 def attribute_history(
     con: duckdb.DuckDBPyConnection, rules: Rules, contract: TableContract
 ) -> pa.Table:
-    def first(ts: str, created: str, part: str) -> str:
-        return (
-            f"CASE WHEN row_number() OVER (PARTITION BY {part} ORDER BY {ts}) = 1 "
-            f"THEN least({created}, {ts}) ELSE {ts} END"
-        )
-
-    crm = f"""
-        SELECT 'account' AS entity_type, l.canonical_id AS entity_id,
-            'crm/accounts:' || a.id AS source_record,
-            {first("a.last_modified_date", "a.created_date", "a.id")} AS ts,
-            lower(a.industry) AS industry, a.owner_name AS owner, a.type AS crm_type,
-            a.number_of_employees::VARCHAR AS employees
-        FROM v_raw__crm_accounts a JOIN links l ON l.entity_type = 'account'
-            AND l.record_key = 'crm/accounts:' || a.id WHERE l.canonical_id IS NOT NULL"""
+    catalog = load_catalog()
+    # Firmographics from the system of record, plan/MRR/status per subscription, titles.
+    firms = f"""
+        SELECT 'account' AS entity_type, l.canonical_id AS entity_id, a._key AS source_record,
+            {_first("a.updated_at", "a.created_at", "a._source, a.id")} AS ts,
+            lower(a.industry) AS industry, a.owner AS owner, a.lifecycle_stage AS crm_type,
+            a.employees::VARCHAR AS employees
+        FROM role_company a JOIN links l ON l.entity_type = 'account'
+            AND l.record_key = a._key WHERE a._anchor AND l.canonical_id IS NOT NULL"""
     subs = f"""
-        SELECT 'subscription' AS entity_type, s.subscription_id AS entity_id,
-            'billing/subscriptions:' || s.subscription_id AS source_record,
-            {first("s.updated_at", "s.started_at", "s.subscription_id")} AS ts,
+        SELECT 'subscription' AS entity_type, s.id AS entity_id, s._key AS source_record,
+            {_first("s.updated_at", "s.started_at", "s._source, s.id")} AS ts,
             {load_vocabulary().plan_sql("s.plan")} AS plan_tier, s.mrr::VARCHAR AS mrr, s.status
-        FROM v_raw__billing_subscriptions s"""
+        FROM role_subscription s"""
     titles = f"""
-        SELECT 'person' AS entity_type, l.canonical_id AS entity_id,
-            'crm/contacts:' || c.id AS source_record,
-            {first("c.last_modified_date", "c.created_date", "c.id")} AS ts, c.title
-        FROM v_raw__crm_contacts c JOIN links l ON l.entity_type = 'person'
-            AND l.record_key = 'crm/contacts:' || c.id"""
+        SELECT 'person' AS entity_type, l.canonical_id AS entity_id, c._key AS source_record,
+            {_first("c.updated_at", "c.created_at", "c._source, c.id")} AS ts, c.title
+        FROM role_person c JOIN links l ON l.entity_type = 'person'
+            AND l.record_key = c._key WHERE {_mapping(catalog, "person", "title")}"""
     versions = f"""
         SELECT entity_type, entity_id, source_record, ts, attribute, value FROM (
-            SELECT * FROM ({crm}) UNPIVOT INCLUDE NULLS (value FOR attribute IN
+            SELECT * FROM ({firms}) UNPIVOT INCLUDE NULLS (value FOR attribute IN
                 (industry, owner, crm_type, employees))
             UNION ALL BY NAME
             SELECT * FROM ({subs}) UNPIVOT INCLUDE NULLS (value FOR attribute IN

@@ -1,21 +1,24 @@
-"""The event mapping (events.yaml) and the SQL that turns raw rows into canonical events.
+"""The event mapping and the SQL that turns raw rows into canonical events.
 
-One query per source, all with the same output columns, so every event source is declared in
-data and nothing downstream knows which system an event came from.
+Which raw rows are events is derived from the source catalog's roles (assets/roles.py
+`event_sources`): each record role emits its platform events (checks/roles.py), an event stream
+emits its rows under the vocabulary's names. events.yaml keeps what is not a source: how late an
+event may arrive. One query per source, all with the same output columns, so nothing downstream
+knows which system an event came from.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import yaml
 
+from checks.sources import Catalog, load_catalog
 from checks.vocabulary import Vocabulary, load_vocabulary
 from resources.settings import EVENT_MAPPING as MAPPING_PATH
 from resources.settings import read
-from resources.sql import ident, literal
+from resources.sql import literal
 
 DEFAULT_MAPPING = Path(__file__).with_name("events.yaml")
 
@@ -23,15 +26,16 @@ DEFAULT_MAPPING = Path(__file__).with_name("events.yaml")
 @dataclass(frozen=True)
 class Ref:
     expr: str
-    to: str  # the record source the id belongs to, e.g. product/workspaces
+    to: str  # the record source the id belongs to, `<system>/<object>`
 
 
 @dataclass(frozen=True)
 class RecordEvent:
     name: str
-    at: str
+    at: str  # SQL over the raw table
     when: str | None = None
-    changed: str | None = None
+    changed: str | None = None  # SQL of the value whose change fires the event
+    changed_key: str | None = None  # its name: the property `previous_<changed_key>`
 
 
 @dataclass(frozen=True)
@@ -39,9 +43,9 @@ class EventSource:
     source: str
     table: str
     id: str
-    account: Ref | None
-    person: Ref | None
-    properties: tuple[str, ...]
+    account: tuple[Ref, ...]  # first reference that holds a value
+    person: tuple[Ref, ...]
+    properties: tuple[tuple[str, str], ...]  # (key, SQL over the raw table)
     scope: str = "account"
     at: str | None = None  # streams
     name_from: str | None = None  # its names are the vocabulary's (checks/vocabulary.py)
@@ -87,53 +91,35 @@ class Mapping:
         return {s.table for s in self.sources}
 
 
-def _ref(spec: dict[str, str] | None) -> Ref | None:
-    return Ref(spec["expr"], spec["to"]) if spec else None
-
-
-def _source(spec: dict[str, Any]) -> EventSource:
-    where = f"event source {spec.get('source')!r}"
-    if ("name_from" in spec) == ("events" in spec):
-        raise ValueError(f"{where}: give either name_from (a stream) or events")
-    if "names" in spec:
-        raise ValueError(
-            f"{where}: `names` moved to the vocabulary (events.<name>.from in vocabulary.yaml)"
-        )
-    if spec.get("scope", "account") not in ("account", "person"):
-        raise ValueError(f"{where}: scope must be 'account' or 'person'")
-    if "events" in spec and not spec.get("order_by"):
-        raise ValueError(f"{where}: record events need order_by (which version is latest)")
-    return EventSource(
-        source=spec["source"],
-        table=spec["table"],
-        id=spec["id"],
-        account=_ref(spec.get("account")),
-        person=_ref(spec.get("person")),
-        properties=tuple(spec.get("properties", ())),
-        scope=spec.get("scope", "account"),
-        at=spec.get("at"),
-        name_from=spec.get("name_from"),
-        order_by=spec.get("order_by"),
-        events=tuple(RecordEvent(**e) for e in spec.get("events", ())),
-    )
-
-
 def mapping_path() -> Path:
     """The mapping file: `LAKEHOUSE_EVENT_MAPPING`, read when asked (never at import)."""
     return Path(read(MAPPING_PATH) or DEFAULT_MAPPING)
 
 
-def load_mapping(path: str | Path | None = None) -> Mapping:
-    """The event mapping at `path` (default: `mapping_path()`) with the active vocabulary, read
-    when called: when the code location is built and when a run or a sensor tick starts."""
+def load_mapping(
+    path: str | Path | None = None,
+    catalog: Catalog | None = None,
+    vocabulary: Vocabulary | None = None,
+) -> Mapping:
+    """The event mapping: its settings at `path` (default: `mapping_path()`), its sources from
+    `catalog` and `vocabulary` (default: the active ones), read when called: when the code
+    location is built and when a run or a sensor tick starts."""
+    from assets.roles import event_sources
+
     path = Path(path) if path else mapping_path()
     if not path.is_file():
         raise FileNotFoundError(f"event mapping {path} not found (set {MAPPING_PATH} to a file)")
-    spec = yaml.safe_load(path.read_text())
+    spec = yaml.safe_load(path.read_text()) or {}
+    if "sources" in spec:
+        raise ValueError(
+            f"{path}: field sources: event sources come from the catalog's roles now "
+            "(catalog.yaml `role:`); remove it"
+        )
+    vocabulary = vocabulary or load_vocabulary()
     return Mapping(
-        sources=tuple(_source(s) for s in spec["sources"]),
+        sources=event_sources(catalog or load_catalog(), vocabulary),
         late_days=int(spec.get("late_days", 2)),
-        vocabulary=load_vocabulary(),
+        vocabulary=vocabulary,
     )
 
 
@@ -141,15 +127,14 @@ def view(table: str) -> str:
     return "v_" + table.replace("/", "__")
 
 
-def _ref_sql(ref: Ref | None) -> str:
-    if ref is None:
-        return "NULL::VARCHAR"
-    value = f"nullif(trim(({ref.expr})::VARCHAR), '')"
-    return f"{literal(ref.to + ':')} || {value}"
+def _ref_sql(refs: tuple[Ref, ...]) -> str:
+    from assets.roles import ref_key_sql
+
+    return ref_key_sql(refs)
 
 
 def _props(src: EventSource, extra: str = "") -> str:
-    pairs = [f"{literal(p)}, {ident(p)}" for p in src.properties]
+    pairs = [f"{literal(k)}, ({expr})" for k, expr in src.properties]
     if extra:
         pairs.append(extra)
     return f"to_json(json_object({', '.join(pairs)}))::VARCHAR" if pairs else "'{}'"
@@ -196,15 +181,16 @@ def source_sql(
     for ev in src.events:
         cond = f"AND ({ev.when})" if ev.when else ""
         if ev.changed:
+            previous = f"{literal('previous_' + (ev.changed_key or 'value'))}, _previous"
             parts.append(
                 f"""SELECT {literal(src.source + ":")} || source_id || {literal(f":{ev.name}:")}
                         || epoch(({ev.at})::TIMESTAMPTZ)::BIGINT AS event_id, source_id,
                     {literal(ev.name)} AS event_name, ({ev.at})::TIMESTAMPTZ AS occurred_at, {cols},
-                    {_props(src, f"{literal('previous_' + ev.changed)}, _previous")} AS properties,
+                    {_props(src, previous)} AS properties,
                     _ingested_at
                 FROM (SELECT *, lag({ev.changed}) OVER (PARTITION BY source_id
                         ORDER BY _rn DESC) AS _previous FROM ({versions}))
-                WHERE _previous IS DISTINCT FROM {ev.changed} AND _previous IS NOT NULL
+                WHERE _previous IS DISTINCT FROM ({ev.changed}) AND _previous IS NOT NULL
                   AND ({ev.at}) IS NOT NULL {cond}
                 QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY _rn) = 1"""
             )

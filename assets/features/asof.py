@@ -116,7 +116,7 @@ def prepare(con: duckdb.DuckDBPyConnection, vocab: Vocabulary | None = None) -> 
         FROM ev o LEFT JOIN ev c ON c.source_id = o.source_id
             AND c.event_name IN ('opportunity_won', 'opportunity_lost')
         WHERE o.event_name = 'opportunity_created' AND o.account_id IS NOT NULL
-            AND json_extract_string(o.properties, '$.type') = 'expansion'
+            AND json_extract_string(o.properties, '$.kind') = 'expansion'
         GROUP BY ALL"""
     )
 

@@ -22,12 +22,17 @@ HAZARD = {"churn": "churn_hazard", "expansion": "upgrade_hazard"}
 
 
 def truth_accounts(lake, truth_dir: Path) -> dict[str, str]:
-    """Canonical account id -> the generator's account key (majority of its CRM records)."""
+    """Canonical account id -> the generator's account key (majority of the account's records
+    in the system of record: the catalog's `anchor` company objects)."""
+    from checks.sources import load_catalog
+
+    anchors = {o.source for o in load_catalog().by_role("company") if o.role.options.get("anchor")}
     key_of = {}
     with open(truth_dir / "source_records.csv", newline="") as f:
         for row in csv.DictReader(f):
-            if row["system"] == "crm" and row["object"] == "accounts" and row["account_key"]:
-                key_of[f"crm/accounts:{row['source_id']}"] = row["account_key"]
+            src = f"{row['system']}/{row['object']}"
+            if src in anchors and row["account_key"]:
+                key_of[f"{src}:{row['source_id']}"] = row["account_key"]
     links = lake.read("entities", "identity_links", columns=["record_key", "canonical_id"])
     votes: dict[str, Counter] = {}
     for k, c in zip(

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from dagster import (
     AssetCheckResult,
     AssetExecutionContext,
+    AssetsDefinition,
     Failure,
     MaterializeResult,
     MetadataValue,
@@ -42,9 +43,9 @@ from resources.pii import PiiResource
 ERASURE_KEY = table_key(ERASURE_AUDIT)
 
 
-def consent_keys() -> list:
-    """The raw tables erasure requests arrive in: the catalog's consent objects."""
-    return [table_key(o.contract) for o in load_catalog().by_role("consent")]
+def consent_keys() -> set:
+    """The raw tables erasure requests land in (the catalog's consent objects), read now."""
+    return {table_key(o.contract) for o in load_catalog().by_role("consent")}
 
 
 def _no_rows_gate(lake: LakeResource) -> AssetCheckResult:
@@ -69,101 +70,107 @@ def _busy(context: AssetExecutionContext) -> str | None:
     return f"run(s) {', '.join(active)} in progress" if active else None
 
 
-def build_assets() -> list:
-    """The erasure, following the consent objects of the active catalog."""
-    return [gated_asset(ERASURE_AUDIT, deps=consent_keys())(erasure_audit)]
+def erasure_asset(deps: list) -> AssetsDefinition:
+    """The erasure audit, after the raw tables erasure requests land in (`deps`)."""
 
+    @gated_asset(ERASURE_AUDIT, deps=deps)
+    def erasure_audit(
+        context: AssetExecutionContext,
+        lake: LakeResource,
+        landing: LandingResource,
+        duckdb: DuckDBResource,
+        pii: PiiResource,
+        identity: IdentityResource,
+        crm: CrmResource,
+    ) -> Iterator[MaterializeResult | AssetCheckResult]:
+        """Carry out the erasure requests that landed in the consent source (and resume any an
+        interrupted run left): delete or scrub the person in every table and file, purge the
+        tables' history, tell the CRM to forget them, verify, then audit."""
+        started = time.monotonic()
+        c = ERASURE_AUDIT
+        subjects, requests = intake.waiting(lake)
+        resumed = len(subjects)
+        busy = _busy(context) if subjects or requests else None
+        if busy:
+            context.log.warning(f"erasure deferred: {busy}; the erasure job runs it on its own")
+            yield _no_rows_gate(lake)
+            yield MaterializeResult(asset_key=ERASURE_KEY, metadata={"deferred": busy})
+            return
+        moved = audit.adopt_legacy(lake)
+        if moved:
+            context.log.info(f"{moved} audit row(s) moved from reverse_etl/erasure_audit")
+        if requests:
+            rules, salt = load_rules(identity.rules_path), pii.resolve_salt(lake.root)
+            for request in requests:
+                with duckdb.connect() as con:
+                    pii.install(con, lake.root)
+                    subject = intake.resolve(con, lake, rules, salt, request)
+                work.save(lake, subject)  # from here on a crash resumes, never forgets
+                subjects.append(subject)
+        context.log.info(f"{len(requests)} new erasure request(s), {resumed} resumed")
+        if not subjects:
+            yield _no_rows_gate(lake)
+            if not lake.exists(c.layer, c.table):
+                lake.publish(c.layer, c.table, c.schema.empty_table(), description=c.description)
+            yield MaterializeResult(asset_key=ERASURE_KEY, metadata={"requests": 0})
+            return
 
-def erasure_audit(
-    context: AssetExecutionContext,
-    lake: LakeResource,
-    landing: LandingResource,
-    duckdb: DuckDBResource,
-    pii: PiiResource,
-    identity: IdentityResource,
-    crm: CrmResource,
-) -> Iterator[MaterializeResult | AssetCheckResult]:
-    """Carry out the erasure requests that landed in the consent source (and resume any an
-    interrupted run left): delete or scrub the person in every table and file, purge the
-    tables' history, tell the CRM to forget them, verify, then audit."""
-    started = time.monotonic()
-    c = ERASURE_AUDIT
-    subjects, requests = intake.waiting(lake)
-    resumed = len(subjects)
-    busy = _busy(context) if subjects or requests else None
-    if busy:
-        context.log.warning(f"erasure deferred: {busy}; the erasure job runs it on its own")
-        yield _no_rows_gate(lake)
-        yield MaterializeResult(asset_key=ERASURE_KEY, metadata={"deferred": busy})
-        return
-    moved = audit.adopt_legacy(lake)
-    if moved:
-        context.log.info(f"{moved} audit row(s) moved from reverse_etl/erasure_audit")
-    if requests:
-        rules, salt = load_rules(identity.rules_path), pii.resolve_salt(lake.root)
-        for request in requests:
-            with duckdb.connect() as con:
-                pii.install(con, lake.root)
-                subject = intake.resolve(con, lake, rules, salt, request)
-            work.save(lake, subject)  # from here on a crash resumes, never forgets
-            subjects.append(subject)
-    context.log.info(f"{len(requests)} new erasure request(s), {resumed} resumed")
-    if not subjects:
-        yield _no_rows_gate(lake)
-        if not lake.exists(c.layer, c.table):
-            lake.publish(c.layer, c.table, c.schema.empty_table(), description=c.description)
-        yield MaterializeResult(asset_key=ERASURE_KEY, metadata={"requests": 0})
-        return
-
-    needles = Needles(
-        [i for s in subjects for i in s.identifiers], [n for s in subjects for n in s.names]
-    )
-    outcome = erase(lake, landing.root, needles, context.log.info)
-    for subject in subjects:  # counts kept with the work: a retry audits the whole erasure
-        subject.record(outcome)
-        work.save(lake, subject)
-    if outcome.remaining:
-        raise Failure(
-            f"erasure incomplete: values remain in {sorted(outcome.remaining)}; the request "
-            "stays pending and the next run retries it"
+        needles = Needles(
+            [i for s in subjects for i in s.identifiers], [n for s in subjects for n in s.names]
         )
-    destination = crm.destination(lake.root)
-    answer = destination.erase(needles.identifiers)
-    if not answer.ok:
-        raise Failure(
-            f"the lake is erased, but {destination.name} did not confirm the erasure "
-            f"({answer.error}); the request stays pending and the next run retries it"
+        outcome = erase(lake, landing.root, needles, context.log.info)
+        for subject in subjects:  # counts kept with the work: a retry audits the whole erasure
+            subject.record(outcome)
+            work.save(lake, subject)
+        if outcome.remaining:
+            raise Failure(
+                f"erasure incomplete: values remain in {sorted(outcome.remaining)}; the request "
+                "stays pending and the next run retries it"
+            )
+        destination = crm.destination(lake.root)
+        answer = destination.erase(needles.identifiers)
+        if not answer.ok:
+            raise Failure(
+                f"the lake is erased, but {destination.name} did not confirm the erasure "
+                f"({answer.error}); the request stays pending and the next run retries it"
+            )
+        batch_id = str(uuid.uuid4())
+        table = audit.audit_rows(
+            subjects,
+            outcome,
+            {destination.name: answer.error or "ok"},
+            batch_id,
+            f"dagster:{context.run_id}",
+            datetime.now(UTC),
         )
-    batch_id = str(uuid.uuid4())
-    table = audit.audit_rows(
-        subjects,
-        outcome,
-        {destination.name: answer.error or "ok"},
-        batch_id,
-        f"dagster:{context.run_id}",
-        datetime.now(UTC),
-    )
-    gate = validate(c.name, c.suite(), table)
-    yield gate.check_result(ERASURE_KEY, SUITE_CHECK, lake.data_docs)
-    if not gate.passed:
-        raise gate.failure(f"{c.name} ({table.num_rows} rows)")
-    published = lake.publish(c.layer, c.table, table, description=c.description)
-    work.finish(lake, [s.request_id for s in subjects])
-    yield MaterializeResult(
-        asset_key=ERASURE_KEY,
-        metadata={
-            "requests": len(subjects),
-            "persons": sum(len(s.person_ids) for s in subjects),
-            "rows_deleted": outcome.deleted,
-            "rows_redacted": outcome.redacted,
-            "tables": MetadataValue.json(outcome.table_counts()),
-            "files_rewritten": len(outcome.files),
-            "ingest_log_rows_updated": outcome.ingest_log_rows,
-            "histories_purged": outcome.purged_tables,
-            "old_files_removed": outcome.purged_files,
-            "destination": destination.name,
-            "batch_id": batch_id,
-            "seconds": round(time.monotonic() - started, 1),
-            "delta_version": published.version,
-        },
-    )
+        gate = validate(c.name, c.suite(), table)
+        yield gate.check_result(ERASURE_KEY, SUITE_CHECK, lake.data_docs)
+        if not gate.passed:
+            raise gate.failure(f"{c.name} ({table.num_rows} rows)")
+        published = lake.publish(c.layer, c.table, table, description=c.description)
+        work.finish(lake, [s.request_id for s in subjects])
+        yield MaterializeResult(
+            asset_key=ERASURE_KEY,
+            metadata={
+                "requests": len(subjects),
+                "persons": sum(len(s.person_ids) for s in subjects),
+                "rows_deleted": outcome.deleted,
+                "rows_redacted": outcome.redacted,
+                "tables": MetadataValue.json(outcome.table_counts()),
+                "files_rewritten": len(outcome.files),
+                "ingest_log_rows_updated": outcome.ingest_log_rows,
+                "histories_purged": outcome.purged_tables,
+                "old_files_removed": outcome.purged_files,
+                "destination": destination.name,
+                "batch_id": batch_id,
+                "seconds": round(time.monotonic() - started, 1),
+                "delta_version": published.version,
+            },
+        )
+
+    return erasure_audit
+
+
+def build_assets() -> list[AssetsDefinition]:
+    """The layer's assets, after the catalog's consent objects (read now, not at import)."""
+    return [erasure_asset(sorted(consent_keys(), key=lambda k: k.to_user_string()))]

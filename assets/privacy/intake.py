@@ -1,31 +1,44 @@
 """Erasure requests: how one is filed, which are waiting, and who each one is about.
 
-A request lands in the consent source: a consent record with scope `erasure` and status
-`requested`, carrying the person's email and/or subject_ref. It is resolved to the person's
-source records through the identity links, and to every value that identifies them (ids,
-emails and their salted hashes) and the names erased beside them.
+A request lands in the consent source (the catalog's first object of the consent role): a
+consent record with scope `erasure` and status `requested`, carrying the person's email and/or
+the reference by which another system knows them (`subject_ref`: the column its `person`
+references read, e.g. `crm:<contact id>`). It is resolved to the person's source records through
+the identity links, and to every value that identifies them (ids, emails and their salted
+hashes) and the names erased beside them. No object is named here: the columns come from the
+consent role's mapping.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
 from assets.entities.records import create_macros, person_records, register_raw
 from assets.entities.rules import Rules
 from assets.privacy import audit, work
-from checks.raw import RawContract
-from checks.sources import load_catalog
+from assets.roles import (
+    consent_object,
+    mapped,
+    raw_table,
+    record_id,
+    ref_key_sql,
+    refs,
+    subject_column,
+    view,
+)
+from checks.sources import Catalog, load_catalog
 from resources.lake import LakeResource
 from resources.pii import hash_email
-from resources.sql import literal
+from resources.sql import ident, literal
 
 if TYPE_CHECKING:
     from assets.privacy.audit import Outcome
@@ -57,55 +70,108 @@ class Subject:
 
 
 # -- requests ------------------------------------------------------------------------------------
-def consent_contract() -> RawContract | None:
-    """The raw table erasure requests land in: the first consent object of the catalog."""
-    found = load_catalog().by_role("consent")
-    return found[0].contract if found else None
-
-
 def write_request(
     landing_root: str | Path,
     email: str | None = None,
     subject_ref: str | None = None,
     when: datetime | None = None,
+    catalog: Catalog | None = None,
 ) -> Path:
-    """Drop an erasure request into the consent landing zone, as the consent system would."""
+    """Drop an erasure request into the consent landing zone, as the consent system would: one
+    record in the consent object's own format and field names."""
     if not (email or subject_ref):
         raise ValueError("an erasure request names the person: an email or a subject_ref")
+    o = consent_object(catalog or load_catalog())
     when = when or datetime.now(UTC)
     request_id = "cns_erase_" + secrets.token_hex(6)
-    record = {
-        "record_id": request_id,
+    values = {
+        "id": request_id,
         "email": email,
-        "subject_ref": subject_ref,
         "scope": SCOPE,
         "status": REQUESTED,
         "channel": "privacy_request",
-        "recorded_at": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "recorded_at": when,
     }
-    c = consent_contract()
-    if c is None:
-        raise ValueError("the source catalog declares no consent object to file a request in")
-    folder = Path(landing_root) / c.landing_dir / when.date().isoformat()
+    columns = {c.name: c for c in o.columns}
+    record: dict[str, Any] = {}
+    for name, value in values.items():
+        col = columns.get(record_id(o) if name == "id" else (mapped(o, name) or ""))
+        if col is not None:
+            _put(record, col.source_name, _landed(col, value))
+    subject = subject_column(o)
+    if subject_ref and subject:
+        _put(record, columns[subject].source_name, subject_ref)
+    folder = Path(landing_root) / o.landing / when.date().isoformat()
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"erasure-{request_id}.json"
-    path.write_text("[\n" + json.dumps(record) + "\n]\n")
+    path = folder / f"erasure-{request_id}.{EXTENSIONS[o.format]}"
+    _write(path, o, record)
     return path
 
 
-def pending_requests(lake: LakeResource, done: set[str]) -> list[dict]:
-    """Erasure requests in raw/consent_records not yet carried out."""
-    c = consent_contract()
-    if c is None or not lake.exists(c.layer, c.table):
+EXTENSIONS = {"json_array": "json", "jsonl": "jsonl", "csv": "csv", "parquet": "parquet"}
+
+
+def _landed(col, value: Any) -> Any:
+    """A value as the source would deliver it (a timestamp in the column's unit)."""
+    if not isinstance(value, datetime):
+        return value
+    if col.unit == "unix_seconds":
+        return int(value.timestamp())
+    if col.unit == "unix_millis":
+        return int(value.timestamp() * 1000)
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _put(record: dict[str, Any], path: str, value: Any) -> None:
+    """Set a dotted source path (`properties.email`) in a nested record."""
+    *parents, leaf = path.split(".")
+    for p in parents:
+        record = record.setdefault(p, {})
+    record[leaf] = value
+
+
+def _write(path: Path, o, record: dict[str, Any]) -> None:
+    if o.format == "jsonl":
+        path.write_text(json.dumps(record) + "\n")
+    elif o.format == "json_array":
+        doc: Any = [record]
+        for key in reversed(o.records_path.split(".") if o.records_path else []):
+            doc = {key: doc}
+        path.write_text(json.dumps(doc, indent=1) + "\n")
+    elif o.format == "csv":
+        names = [c.source_name for c in o.columns]
+        with open(path, "w", newline="") as f:
+            w = csv.writer(f, delimiter=o.csv.delimiter, quotechar=o.csv.quote or '"')
+            if o.csv.header:
+                w.writerow(names)
+            w.writerow(["" if record.get(n) is None else record.get(n) for n in names])
+    else:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.Table.from_pylist([record]), path)
+
+
+def pending_requests(
+    lake: LakeResource, done: set[str], catalog: Catalog | None = None
+) -> list[dict]:
+    """Erasure requests in the consent object's raw table not yet carried out."""
+    o = consent_object(catalog or load_catalog())
+    c = o.contract
+    if not lake.exists(c.layer, c.table):
         return []
+    subject = subject_column(o)
+    email = mapped(o, "email")
     con = duckdb.connect()
     con.register("consent", lake.dataset(c.layer, c.table))
     rows = con.execute(
-        f"""SELECT record_id, any_value(email) AS email, any_value(subject_ref) AS subject_ref,
-                min(recorded_at) AS recorded_at
-            FROM consent WHERE lower(scope) = {literal(SCOPE)}
-              AND lower(status) = {literal(REQUESTED)}
-            GROUP BY record_id ORDER BY recorded_at, record_id"""
+        f"""SELECT ({record_id(o)})::VARCHAR AS record_id,
+                any_value({email or "NULL"})::VARCHAR AS email,
+                any_value({ident(subject) if subject else "NULL"})::VARCHAR AS subject_ref,
+                min(({mapped(o, "recorded_at")})::TIMESTAMPTZ) AS recorded_at
+            FROM consent WHERE lower(({mapped(o, "scope")})::VARCHAR) = {literal(SCOPE)}
+              AND lower(({mapped(o, "status")})::VARCHAR) = {literal(REQUESTED)}
+            GROUP BY 1 ORDER BY recorded_at, record_id"""
     ).fetchall()
     keys = ("record_id", "email", "subject_ref", "recorded_at")
     return [dict(zip(keys, r, strict=True)) for r in rows if r[0] not in done]
@@ -113,7 +179,7 @@ def pending_requests(lake: LakeResource, done: set[str]) -> list[dict]:
 
 def waiting(lake: LakeResource) -> tuple[list[Subject], list[dict]]:
     """What is to do: requests an interrupted run left (resumed from their work files), and
-    requests landed in raw/consent_records that the audit does not hold yet."""
+    requests landed in the consent object's raw table that the audit does not hold yet."""
     resumed = [Subject(**w) for w in work.load(lake)]
     done = audit.recorded(lake) | {s.request_id for s in resumed}
     return resumed, pending_requests(lake, done)
@@ -126,6 +192,23 @@ def open_requests(lake: LakeResource) -> list[str]:
 
 
 # -- who a request is about ----------------------------------------------------------------------
+def _ref_keys(o, ref: str) -> list[str]:
+    """The record keys a `subject_ref` names: the consent role's `person` references evaluated
+    on a record holding it (`crm:<id>` -> `<the CRM's contact object>:<id>`)."""
+    keys = [ref_key_sql((r,)) for r in refs(o, "person")]
+    if not keys:
+        return []
+    subject = ident(subject_column(o))
+    with duckdb.connect() as con:  # its own: the caller's connection has views open
+        con.register("_subject", o.contract.schema.empty_table())
+        rows = con.execute(
+            f"""SELECT [{", ".join(keys)}] FROM (SELECT * REPLACE ($ref::VARCHAR AS {subject})
+                FROM (SELECT * FROM _subject UNION ALL BY NAME SELECT NULL AS _none))""",
+            {"ref": ref},
+        ).fetchall()
+    return [k for k in (rows[0][0] if rows else []) if k]
+
+
 def resolve(
     con: duckdb.DuckDBPyConnection, lake: LakeResource, rules: Rules, salt: str, request: dict
 ) -> Subject:
@@ -143,17 +226,13 @@ def resolve(
             "NULL::VARCHAR AS canonical_id, NULL::VARCHAR AS entity_type WHERE false"
         )
     email, ref = request.get("email"), request.get("subject_ref")
-    c = consent_contract()
-    consent = f"{c.source}/{c.object}" if c else ""
-    view = f"v_raw__{c.table}" if c else ""
-    ref_keys = []
-    if ref:
-        system, _, rid = ref.partition(":")
-        ref_keys = [f"{s.source}:{rid}" for s in persons.sources if s.system == system]
+    o = consent_object(load_catalog())
+    consent, consent_view, subject = o.source, view(raw_table(o)), subject_column(o)
+    ref_keys = _ref_keys(o, ref) if ref and subject else []
     by_ref = (
-        f"""SELECT {literal(consent + ":")} || record_id FROM {view}
-            WHERE subject_ref = $ref"""
-        if c is not None and c.name in present
+        f"""SELECT {literal(consent + ":")} || ({record_id(o)})::VARCHAR FROM {consent_view}
+            WHERE {ident(subject)} = $ref"""
+        if raw_table(o) in present and subject
         else "SELECT NULL::VARCHAR WHERE false"
     )
     con.execute(
@@ -193,13 +272,14 @@ def resolve(
             identifiers.add(mail.strip())
         if first and last:
             names.update((f"{first} {last}", f"{last}, {first}", f"{last} {first}"))
-    if c is not None and c.name in present:  # the refs the consent system knows them by
+    if raw_table(o) in present and subject:  # the refs the consent system knows them by
         consent_ids = [k.split(":", 1)[1] for k, *_ in rows if k.startswith(consent + ":")]
         identifiers.update(
             r[0]
             for r in con.execute(
-                f"""SELECT DISTINCT subject_ref FROM {view}
-                   WHERE record_id IN (SELECT unnest($ids::VARCHAR[])) AND subject_ref <> ''""",
+                f"""SELECT DISTINCT {ident(subject)}::VARCHAR FROM {consent_view}
+                   WHERE ({record_id(o)})::VARCHAR IN (SELECT unnest($ids::VARCHAR[]))
+                     AND {ident(subject)} <> ''""",
                 {"ids": consent_ids},
             ).fetchall()
         )

@@ -243,7 +243,7 @@ def _rename_content(
     the log, the rows and the file in landing keep naming one content (a later version of the
     file supersedes exactly these rows). Written as `erase_table` writes, not by delta-rs's
     UPDATE: that writes string_view Parquet columns, which pyarrow then cannot compare with a
-    string in a filter (a later request by subject_ref failed on raw/consent_records)."""
+    string in a filter (a later request by subject_ref failed on the consent table)."""
     if not (_SHA.fullmatch(old) and _SHA.fullmatch(new)):
         raise ValueError(f"not content hashes: {old!r}, {new!r}")
     for name, column, scope in (
