@@ -107,7 +107,7 @@ evaluate-identity: install
 
 ## evaluate-models: the champions' holdout AUC beside the oracle AUC of the planted hazards
 evaluate-models: install
-	$(BIN)/python -m assets.ml.evaluate
+	$(BIN)/python -m assets.ml.evaluate --lake $(LAKE) --truth $(LANDING)/_truth
 
 clean-lake:
 	rm -rf lake/landing lake/raw lake/entities lake/decisions lake/events lake/c360 lake/features lake/ml lake/mlflow lake/reverse_etl lake/crm lake/ops lake/gx_docs lake/.dagster lake/stacks
