@@ -4,13 +4,24 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 STAMP := $(VENV)/.installed
-export DAGSTER_HOME ?= $(CURDIR)/lake/.dagster
 # The company's configuration (stacks/<STACK>/: source catalog, vocabulary): `make demo
 # STACK=vendor`. Unset: LAKEHOUSE_STACK from the environment, else the default stack.
 STACK ?=
 ifneq ($(strip $(STACK)),)
 export LAKEHOUSE_STACK := $(STACK)
 endif
+# A stack other than the default gets a lake of its own (lake/stacks/<name>: its landing zone,
+# tables, MLflow store, stand-in CRM and Dagster instance), so two companies never share a table.
+# LAKEHOUSE_LAKE_ROOT / LAKEHOUSE_LANDING_ROOT / DAGSTER_HOME, when set, win.
+ifneq ($(filter-out default,$(strip $(STACK))),)
+STACK_LAKE := $(CURDIR)/lake/stacks/$(notdir $(STACK))
+export LAKEHOUSE_LAKE_ROOT ?= $(STACK_LAKE)
+export LAKEHOUSE_LANDING_ROOT ?= $(STACK_LAKE)/landing
+export DAGSTER_HOME ?= $(STACK_LAKE)/.dagster
+endif
+export DAGSTER_HOME ?= $(CURDIR)/lake/.dagster
+LAKE := $(or $(LAKEHOUSE_LAKE_ROOT),lake)
+LANDING := $(or $(LAKEHOUSE_LANDING_ROOT),$(LAKE)/landing)
 
 .PHONY: install demo test faults distributed ui dev bench lint lock evaluate-identity evaluate-models clean-lake system-deps mutants
 
@@ -25,7 +36,7 @@ $(STAMP): pyproject.toml requirements.lock
 
 ## demo: generate the sample company and materialize the whole graph on the embedded default
 demo: install
-	$(BIN)/python -m sample_company.cli --out lake/landing
+	$(BIN)/python -m sample_company.cli --out $(LANDING)
 	$(BIN)/python platform/demo.py
 
 ## test: the test suite (fast by default; slow/bench markers are opt-in), one test module per
@@ -92,11 +103,11 @@ lock: install
 
 ## evaluate-identity: identity_links vs the sample company's ground truth (precision, recall, F1)
 evaluate-identity: install
-	$(BIN)/python -m assets.entities.evaluate
+	$(BIN)/python -m assets.entities.evaluate --lake $(LAKE) --truth $(LANDING)/_truth
 
 ## evaluate-models: the champions' holdout AUC beside the oracle AUC of the planted hazards
 evaluate-models: install
-	$(BIN)/python -m assets.ml.evaluate
+	$(BIN)/python -m assets.ml.evaluate --lake $(LAKE) --truth $(LANDING)/_truth
 
 clean-lake:
-	rm -rf lake/landing lake/raw lake/entities lake/decisions lake/events lake/c360 lake/features lake/ml lake/mlflow lake/reverse_etl lake/crm lake/ops lake/gx_docs lake/.dagster
+	rm -rf lake/landing lake/raw lake/entities lake/decisions lake/events lake/c360 lake/features lake/ml lake/mlflow lake/reverse_etl lake/crm lake/ops lake/gx_docs lake/.dagster lake/stacks

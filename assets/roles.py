@@ -291,8 +291,7 @@ def event_sources(catalog: Catalog, vocab: Vocabulary) -> tuple:
         name, role = o.role.role, ROLES[o.role.role]
         own = (Ref(record_id(o), o.source),)
         account, person = r(refs(o, "company")), ()
-        if name == "event_stream":
-            aliases = {a: e.name for e in vocab.events for a in (*e.aliases, e.name)}
+        if name == "event_stream":  # named through the vocabulary (mapping.source_sql)
             out.append(
                 EventSource(
                     source=o.source,
@@ -303,7 +302,6 @@ def event_sources(catalog: Catalog, vocab: Vocabulary) -> tuple:
                     properties=props(o),
                     at=mapped(o, "at"),
                     name_from=mapped(o, "name"),
-                    names=aliases,
                 )
             )
             continue

@@ -6,6 +6,8 @@
     lakehouse account <id | source id | domain | name>   one account on one screen
     lakehouse person <id | source id | email | name>     one person
     lakehouse shell                        an interactive SQL prompt with the same views
+    lakehouse stack                        check the active stack's catalog, vocabulary and
+                                           identity rules; list landing folders no object reads
 
 The lake is the platform's (`LAKEHOUSE_LAKE_ROOT`, else the embedded `lake/`; an object store
 with the distributed profile's settings), or `--lake`. Nothing is downloaded: DuckDB's extensions
@@ -24,7 +26,7 @@ from typing import TextIO
 
 from deltalake.exceptions import DeltaError
 
-from resources import catalog, dossier, lookup, shell
+from resources import catalog, dossier, lookup, shell, stack
 from resources.query import LakeError, LakeQuery, TableRef, lake_from_env
 from resources.render import FORMATS, cell, render, result
 
@@ -35,6 +37,8 @@ CELL_WIDTH = 80
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.run is _stack:  # configuration only: no lake is opened
+        return _stack(None, args, sys.stdout)
     try:
         with LakeQuery(lake_from_env(getattr(args, "lake", None))) as q:
             return args.run(q, args, sys.stdout)
@@ -109,7 +113,24 @@ def _parser() -> argparse.ArgumentParser:
         cmd.set_defaults(subject=name)
 
     command("shell", _shell, "interactive SQL over the same views (end statements with ';')")
+    check = command(
+        "stack",
+        _stack,
+        "check the active stack (LAKEHOUSE_STACK): catalog, vocabulary, identity rules, and "
+        "the landing folders no object reads",
+    )
+    check.add_argument(
+        "--landing", metavar="ROOT", help="landing root (default: $LAKEHOUSE_LANDING_ROOT)"
+    )
     return p
+
+
+def _stack(q: LakeQuery | None, args: argparse.Namespace, out: TextIO) -> int:
+    try:
+        return stack.check_stack(out, args.landing)
+    except stack.StackError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 2
 
 
 def _tables(q: LakeQuery, args: argparse.Namespace, out: TextIO) -> int:

@@ -6,21 +6,6 @@ import runpy
 from conftest import ROOT
 
 DEMO = runpy.run_path(str(ROOT / "platform" / "demo.py"))
-SUBS = "billing/subscriptions/{d}/subscriptions.csv"
-
-
-def _subs(rows: list[str]) -> str:
-    """A subscriptions extract with a `discount_pct` column; rows are 'i,discount'."""
-    head = (
-        "subscription_id,customer_id,plan,status,mrr,seats,started_at,current_period_end,"
-        "canceled_at,updated_at,discount_pct"
-    )
-    body = [
-        f"sub_{i},cus_{i},growth,active,1200,5,2026-01-01T00:00:00Z,2026-03-01T00:00:00Z,,"
-        f"2026-01-02T08:00:00Z,{discount}"
-        for i, discount in (r.split(",") for r in rows)
-    ]
-    return "\n".join([head, *body]) + "\n"
 
 
 def test_a_model_line_for_a_trained_a_kept_and_a_bare_model_step():
@@ -51,20 +36,19 @@ def test_a_model_line_for_a_trained_a_kept_and_a_bare_model_step():
 
 def test_the_summary_names_a_check_that_did_not_pass(lakehouse):
     """Issue 22: the summary said "success" while checks failed. A raw gate refusing a type
-    change is named with its severity and the first line of its reason."""
-    from test_raw_layer import HEADER, SUBS, sub_row, subs_file
+    change of a declared column is named with its severity and the first line of its reason."""
+    from test_raw_layer import SUBS, good_batch, sub_row, subs_file
 
-    header = HEADER + ",discount_pct"
-    lakehouse.drop(
-        SUBS.format(d="2026-01-05"),
-        subs_file([sub_row(i, extra=",0.15") for i in range(10)], header),
-    )
+    lakehouse.drop(SUBS.format(d="2026-01-05"), good_batch(10))
     passed = lakehouse.materialize("raw/billing_subscriptions")
     assert passed.success
     assert DEMO["check_lines"]([passed]) == ["checks: all 1 passed"]
-    lakehouse.drop(SUBS.format(d="2026-01-12"), _subs([f"{i},ten" for i in range(10, 20)]))
+    # Every mrr of the next extract is text: the declared float column changed type.
+    lakehouse.drop(
+        SUBS.format(d="2026-01-12"), subs_file([sub_row(i, mrr="ten") for i in range(10, 20)])
+    )
     failed = lakehouse.materialize("raw/billing_subscriptions")
     lines = DEMO["check_lines"]([passed, failed])  # the latest evaluation of a check counts
     assert lines[0] == "checks: 1 of 1 did not pass"
     assert lines[1].startswith("  FAILED raw/billing_subscriptions gx_suite: ")
-    assert "discount_pct" in lines[1] and "\n" not in lines[1] and len(lines[1]) <= 120
+    assert "mrr" in lines[1] and "\n" not in lines[1] and len(lines[1]) <= 120
