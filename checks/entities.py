@@ -167,7 +167,11 @@ ACCOUNT = _entity(
     Column("industry"),
     Column("employees", "int", min=0),
     Column("country", description="ISO-3166 alpha-2."),
-    Column("crm_type", accepted=("Prospect", "Customer", "Former Customer")),
+    Column(
+        "crm_type",
+        description="The system of record's lifecycle stage, as that CRM names it (the anchor "
+        "object's role field lifecycle_stage); its values are the company's, not the platform's.",
+    ),
     Column("owner_name", pii=True),
     Column("primary_crm_account_id", required=True),
     Column("source_ids", description="Source ids per system/object (JSON)."),
