@@ -62,7 +62,8 @@ def stack_name(given: str | None) -> str:
     name = Path(value).name if ("/" in value or os.sep in value) else value
     if name not in STACKS:
         raise SystemExit(
-            f"sample-company renders the stacks {', '.join(STACKS)}; {value!r} names neither"
+            f"sample-company renders the stacks {', '.join(STACKS)}; {value!r} names neither "
+            "(a stack of your own reads your own exports: land them, then materialize)"
         )
     return name
 
