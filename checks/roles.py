@@ -256,12 +256,25 @@ ROLES: dict[str, Role] = {
     ),
     "signal": Role(
         required=("at",),
-        optional=("company_name", "company_domain", "scores"),
+        # The two scores the feature marts read, by these names on every stack (a feed's own
+        # scale is translated in the mapping, e.g. a percentage / 100); `scores` carries any
+        # other numeric columns along as event properties under their own names.
+        optional=(
+            "company_name",
+            "company_domain",
+            "compliance_gap_score",  # 0..1: share of required controls missing
+            "vendor_risk_flags",  # count of open third-party risk flags
+            "scores",
+        ),
         lists=("scores",),
         refs=("company",),
-        types={"at": "timestamp"},
+        types={"at": "timestamp", "compliance_gap_score": "float", "vendor_risk_flags": "int"},
         stamp="at",
         events=(RecordEvent("risk_assessed", "at"),),
+        properties=(
+            ("compliance_gap_score", "compliance_gap_score"),
+            ("vendor_risk_flags", "vendor_risk_flags"),
+        ),
     ),
 }
 

@@ -481,6 +481,17 @@ def test_vendor_stack_builds_to_reverse_etl_with_the_default_stacks_identity_f1(
         scores = evaluate(links, lake.landing_root / "_truth", salt)
         return {s.entity_type: (s.records, s.f1) for s in scores}
 
+    def risk_scores(lake: Lakehouse) -> dict[str, tuple[int, float]]:
+        """Per risk feature of the churn mart: accounts with a value, and their sum."""
+        from checks.features import CHURN_FEATURES as C
+
+        t = lake.lake.read(C.layer, C.table)
+        out = {}
+        for col in ("compliance_gap_score", "vendor_risk_flags"):
+            values = [v for v in t[col].to_pylist() if v is not None]
+            out[col] = (len(values), sum(values))
+        return out
+
     default = f1(full_lake)
     landing = tmp_path / "lake" / "landing"
     gen(landing, accounts=200, days=300, seed=3, stack="vendor")  # full_lake's world
@@ -490,6 +501,13 @@ def test_vendor_stack_builds_to_reverse_etl_with_the_default_stacks_identity_f1(
         build_as_demo(h, tmp_path / "dagster_home")
         assert h.lake.read("reverse_etl", "crm_account_updates").num_rows > 0
         vendor_f1 = f1(h)
+        vendor_risk = risk_scores(h)
+    # The feature marts read the signal role's named scores on every stack: the vendor feed's
+    # percentages and flag counts arrive as the same values the default feed gives.
+    default_risk = risk_scores(full_lake)
+    for col, (n, total) in default_risk.items():
+        assert n > 0 and vendor_risk[col][0] == n, (col, default_risk, vendor_risk)
+        assert vendor_risk[col][1] == pytest.approx(total, abs=1e-6 * n), col
     for entity in ("account", "person"):
         assert vendor_f1[entity][0] > 0.9 * default[entity][0], entity  # records compared
         assert abs(vendor_f1[entity][1] - default[entity][1]) <= 0.005, (default, vendor_f1)
