@@ -19,6 +19,7 @@ from pathlib import Path
 import pyarrow.compute as pc
 
 from assets.entities.identity import DECISION_FIELDS
+from resources.exit import leave
 from resources.identity import DECISIONS_PATH, IdentityResource
 from resources.query import lake_from_env
 
@@ -69,4 +70,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    leave(main())

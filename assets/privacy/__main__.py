@@ -1,5 +1,6 @@
 """`python -m assets.privacy --email x@y.com`: file an erasure request (see intake.main)."""
 
 from assets.privacy.intake import main
+from resources.exit import leave
 
-raise SystemExit(main())
+leave(main())
