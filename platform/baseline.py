@@ -38,23 +38,10 @@ if TYPE_CHECKING:
 
 IMPLS = ("pandas", "platform")
 
-# The definitions of assets/features/asof.py, restated: the baseline is an independent
-# implementation, so it shares the contract (checks/features.py) but none of the platform's code.
-USAGE = {
-    "session_started",
-    "report_viewed",
-    "evidence_uploaded",
-    "monitoring_run_completed",
-    "api_called",
-    "integration_connected",
-    "user_invited",
-    "premium_feature_trial_started",
-}
-RETENTION = {"evidence_uploaded", "monitoring_run_completed", "report_viewed"}
-LEADER_ROLES = {"admin", "champion", "billing_owner"}
-PLAN_RANK = {"starter": 1, "growth": 2, "enterprise": 3}
-RUNNING = {"active", "past_due"}
-URGENT = {"high", "critical"}
+# The baseline is an independent implementation of assets/features/asof.py: it shares the
+# contract (checks/features.py) and the company's words (the active stack's vocabulary: what
+# counts as usage, plan order, urgent priorities, statuses) but none of the platform's code.
+LEADER_ROLES = {"admin", "champion", "billing_owner"}  # the platform's relationship roles
 EVENT_COLUMNS = ["event_name", "event_date", "occurred_at", "account_id", "properties"]
 
 
@@ -107,6 +94,14 @@ def churn_mart_pandas(lake_root: str | Path) -> pd.DataFrame:
     from deltalake import DeltaTable
 
     from checks.features import CHURN_FEATURES
+    from checks.vocabulary import load_vocabulary
+
+    vocab = load_vocabulary()
+    usage_names, retention = (
+        set(vocab.events_counting("usage")),
+        set(vocab.events_counting("retention_signal")),
+    )
+    sessions = set(vocab.events_counting("session"))
 
     # Events, with ids merged since their day was built read as the surviving ids.
     ev = _read(lake_root, "events", "events", EVENT_COLUMNS)
@@ -128,7 +123,7 @@ def churn_mart_pandas(lake_root: str | Path) -> pd.DataFrame:
 
     # Only the events some feature reads have their JSON properties parsed.
     name = ev["event_name"]
-    usage = name.isin(USAGE)
+    usage = name.isin(usage_names)
     needs_props = usage | name.isin({"ticket_opened", "ticket_solved", "risk_assessed"})
     props = ev.loc[needs_props, "properties"].map(
         lambda p: json.loads(p) if isinstance(p, str) else None
@@ -151,11 +146,11 @@ def churn_mart_pandas(lake_root: str | Path) -> pd.DataFrame:
         "events_last_90d": usage & (age < 90),
         "events_prev_30d": usage & (age >= 30) & (age < 60),
         "baseline_90d": usage & (age >= 30) & (age < 120),
-        "sessions_last_30d": (name == "session_started") & (age < 30),
-        "retention_signal_count": name.isin(RETENTION),
+        "sessions_last_30d": name.isin(sessions) & (age < 30),
+        "retention_signal_count": name.isin(retention),
         "tickets_last_30d": opened & (age < 30),
         "high_priority_tickets": opened
-        & _prop(props, "priority", ev.index).isin(URGENT)
+        & _prop(props, "priority", ev.index).isin(set(vocab.urgent_priorities))
         & (age < 90),
         "payment_failures_90d": (name == "invoice_payment_failed") & (age < 90),
     }
@@ -192,7 +187,7 @@ def churn_mart_pandas(lake_root: str | Path) -> pd.DataFrame:
         subs[subs["account_id"].notna()], left_on="entity_id", right_on="subscription_id"
     )
     now = sub_state[_in_force(sub_state, as_of)]
-    running = now[(now["attribute"] == "status") & now["value"].isin(RUNNING)]
+    running = now[(now["attribute"] == "status") & now["value"].isin(set(vocab.billed_statuses))]
     mrr = now.loc[now["attribute"] == "mrr", ["subscription_id", "value"]]
     plan = now.loc[now["attribute"] == "plan_tier", ["subscription_id", "value"]]
     paid = (
@@ -202,8 +197,8 @@ def churn_mart_pandas(lake_root: str | Path) -> pd.DataFrame:
         .merge(plan.rename(columns={"value": "plan_tier"}), on="subscription_id", how="left")
     )
     paid["mrr"] = pd.to_numeric(paid["mrr"], errors="coerce")
-    paid["past_due"] = paid["status"] == "past_due"
-    paid["rank"] = paid["plan_tier"].map(PLAN_RANK)
+    paid["past_due"] = paid["status"].isin(set(vocab.subscription_statuses["past_due"]))
+    paid["rank"] = paid["plan_tier"].map(vocab.plan_order)
     top_plan = (
         paid[paid["rank"].notna()]
         .sort_values("rank", kind="stable")
@@ -227,7 +222,9 @@ def churn_mart_pandas(lake_root: str | Path) -> pd.DataFrame:
     for col in counts:
         mart[col] = mart[col].fillna(0).astype("int64")
 
-    integrations = ev[ev["event_name"] == "integration_connected"][["account_id", "day"]]
+    integrations = ev[ev["event_name"].isin(set(vocab.events_counting("integration")))][
+        ["account_id", "day"]
+    ]
     integrations = integrations.merge(mart["signup_day"].reset_index(), on="account_id")
     first_30d = (integrations["day"] >= integrations["signup_day"]) & (
         integrations["day"] < integrations["signup_day"] + pd.Timedelta(days=30)
