@@ -54,21 +54,18 @@ class Claim:
 
     The writer decides what is new from `snapshot`; the commit carries `app_id` at the version
     after the snapshot's, and delta-rs refuses it when any commit since the snapshot carried the
-    same `app_id` (or, for a table that did not exist, when another writer created it). Dagster's
-    pools already keep two runs of one asset apart; this holds even when they do not.
+    same `app_id`. Dagster's pools already keep two runs of one asset apart; this holds even
+    when they do not (tests/test_lake_publish.py).
     """
 
     app_id: str
-    snapshot: DeltaTable | None  # None: the table did not exist when read
+    snapshot: DeltaTable
 
     def transaction(self) -> Transaction:
-        seen = None if self.snapshot is None else self.snapshot.transaction_version(self.app_id)
-        return Transaction(self.app_id, (seen or 0) + 1)
+        return Transaction(self.app_id, (self.snapshot.transaction_version(self.app_id) or 0) + 1)
 
-    def read(self, columns: Sequence[str], filter: pads.Expression) -> pa.Table | None:
-        """Rows of the snapshot (None when the table did not exist)."""
-        if self.snapshot is None:
-            return None
+    def read(self, columns: Sequence[str], filter: pads.Expression) -> pa.Table:
+        """Rows of the snapshot."""
         return self.snapshot.to_pyarrow_dataset().to_table(columns=columns, filter=filter)
 
 
@@ -202,9 +199,21 @@ class LakeResource(ConfigurableResource):
             finally:
                 held.discard(path)
 
-    def claim(self, layer: str, table: str, app_id: str) -> Claim:
-        """The table as it is now, for an exactly-once append by `app_id` (see `Claim`)."""
-        return Claim(app_id, self.table(layer, table) if self.exists(layer, table) else None)
+    def claim(
+        self,
+        layer: str,
+        table: str,
+        app_id: str,
+        schema: pa.Schema,
+        partition_by: Sequence[str] | None = None,
+        description: str | None = None,
+    ) -> Claim:
+        """The table as it is now, for an exactly-once append by `app_id` (see `Claim`). A table
+        that does not exist yet is created empty first (`ensure`): two writers whose first
+        commit creates it both land, even with the same `txn` (delta-rs 1.x), so a claim is only
+        ever taken on an existing table."""
+        self.ensure(layer, table, schema, partition_by, description)
+        return Claim(app_id, self.table(layer, table))
 
     # -- writing ---------------------------------------------------------------------------
     def publish(
@@ -259,10 +268,9 @@ class LakeResource(ConfigurableResource):
                 )
             else:
                 write_deltalake(
-                    # Under a claim: commit against the snapshot, or create and never append.
-                    current if claim is not None and current is not None else uri,
+                    current if claim is not None else uri,  # a claim commits on its snapshot
                     data,
-                    mode="error" if claim is not None and current is None else mode,
+                    mode=mode,
                     partition_by=list(partition_by) if partition_by and current is None else None,
                     predicate=predicate,
                     schema_mode="merge" if current is not None else None,

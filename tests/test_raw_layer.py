@@ -55,7 +55,7 @@ def test_ingests_typed_rows_with_lineage(lakehouse):
     meta = result.asset_materializations_for_node("raw__billing_subscriptions")[0].metadata
     assert meta["dagster/row_count"].value == 40
     assert meta["rows_written"].value == 40  # streamed commit: counted from its own metrics
-    assert meta["delta_version"].value == 0
+    assert meta["delta_version"].value == 1  # version 0: the table created empty (the claim)
     assert meta["dagster/uri"].value.endswith("raw/billing_subscriptions")
     assert "mrr" in {c.name for c in meta["dagster/column_schema"].schema.columns}
     assert "| subscription_id |" in meta["preview"].value
@@ -87,7 +87,7 @@ def test_new_file_appends_only_its_rows(lakehouse):
     assert lakehouse.materialize("raw/billing_subscriptions").success
     table = lakehouse.lake.read("raw", "billing_subscriptions")
     assert table.num_rows == 15
-    assert lakehouse.lake.version("raw", "billing_subscriptions") == 1
+    assert lakehouse.lake.version("raw", "billing_subscriptions") == 2  # created, then two
 
 
 def test_quarantine_rows_carry_file_line_and_rule(lakehouse):
@@ -357,8 +357,8 @@ def test_two_writers_of_the_same_files_publish_each_row_once(
 
     real_claim, claims = LakeResource.claim, []
 
-    def claim_then_lose(self, layer, table, app_id):
-        taken = real_claim(self, layer, table, app_id)
+    def claim_then_lose(self, layer, table, app_id, *args):
+        taken = real_claim(self, layer, table, app_id, *args)
         claims.append(table)
         if table == raced and claims.count(table) == 1:
             monkeypatch.setattr(LakeResource, "claim", real_claim)
@@ -375,9 +375,10 @@ def test_two_writers_of_the_same_files_publish_each_row_once(
     line = pc.cast(table["_line"], "string")
     keys = pc.binary_join_element_wise(table["_source_file"], line, ":")
     assert pc.count_distinct(keys).as_py() == 89
-    assert lake.version("raw", "billing_subscriptions") == 0  # the second added no version
-    # Its rows went in before it lost the log's race: it says so, once.
-    assert published.version == 0
+    # Version 0 is the empty table the first claim created, 1 the first run's rows: the second
+    # added no version. Its rows went in before it lost the log's race: it says so, once.
+    assert lake.version("raw", "billing_subscriptions") == 1
+    assert published.version == 1
     assert published.rows_written == (89 if raced == "ingest_log" else 0)
     assert [r["line"] for r in lake.read("raw", "quarantine").to_pylist()] == [6]
     log = lake.read("raw", "ingest_log").to_pylist()

@@ -802,6 +802,13 @@ def _app(c: RawContract) -> str:
     return f"lakehouse raw ingest: {c.table}"
 
 
+def _claim(lake: LakeResource, shared: TableContract, c: RawContract) -> Claim:
+    """`c`'s claim on a table all raw tables append to (the quarantine, the ingest log)."""
+    return lake.claim(
+        "raw", shared.table, _app(c), shared.schema, shared.partition_by or None, shared.description
+    )
+
+
 def _fresh_shas(batch: Batch) -> pa.Array:
     return pa.array([p.sha256 for p in batch.fresh], pa.string())
 
@@ -811,7 +818,7 @@ def _commit_quarantine(batch: Batch, lake: LakeResource) -> None:
     quarantined = batch.quarantined()
     if not quarantined.num_rows:
         return
-    claim = lake.claim("raw", QUARANTINE.table, _app(c))
+    claim = _claim(lake, QUARANTINE, c)
     shas = pa.concat_arrays(
         [_fresh_shas(batch), pa.array([s.identity() for s in batch.refused], pa.string())]
     )
@@ -830,32 +837,27 @@ def _commit_quarantine(batch: Batch, lake: LakeResource) -> None:
 
 def _commit_rows(batch: Batch, lake: LakeResource) -> Published:
     c = batch.contract
-    claim = lake.claim(c.layer, c.table, _app(c))
+    claim = lake.claim(
+        c.layer, c.table, _app(c), batch.schema, c.partition_by or None, c.description
+    )
     keep: pads.Expression | None = None
     fresh = batch.fresh
-    if fresh and claim.snapshot is not None:
+    if fresh:
         dates = pa.array(sorted({p.file.extract_date for p in fresh}), pa.date32())
         mine = pads.field("_extract_date").isin(dates) & pads.field("_file_sha256").isin(
             _fresh_shas(batch)
         )
         done = claim.read(["_file_sha256"], mine)
-        if done is not None and done.num_rows:
+        if done.num_rows:
             keep = ~pads.field("_file_sha256").isin(done["_file_sha256"].unique())
     staged = batch.dataset()
     rows = staged.count_rows(filter=keep) if batch.staged else 0
-    if not rows and claim.snapshot is not None:
+    if not rows:
         return lake.describe(c.layer, c.table)
-    data = (
-        staged.scanner(filter=keep, batch_size=65_536).to_reader()
-        if rows
-        else batch.schema.empty_table()
-    )
     return lake.publish(
         c.layer,
         c.table,
-        data,
-        partition_by=c.partition_by or None,
-        description=c.description,
+        staged.scanner(filter=keep, batch_size=65_536).to_reader(),
         commit_metadata={"files": str(len(fresh)), "lakehouse.operation": "raw ingest"},
         claim=claim,
     )
@@ -868,7 +870,7 @@ def _commit_log(batch: Batch, lake: LakeResource, raw_version: int) -> None:
     c = batch.contract
     if not batch.pending and not batch.skipped:
         return
-    claim = lake.claim("raw", INGEST_LOG.table, _app(c))
+    claim = _claim(lake, INGEST_LOG, c)
     state = LogState.of(_claimed_log(claim, c.table))
     rows = [_log_row(batch, p, raw_version) for p in batch.pending]
     rows += [_skip_row(batch, s, raw_version) for s in batch.skipped]
@@ -893,11 +895,8 @@ def _commit_log(batch: Batch, lake: LakeResource, raw_version: int) -> None:
 
 
 def _claimed_log(claim: Claim, table: str) -> list[dict]:
-    if claim.snapshot is None:
-        return []
     columns = log_columns(pa.schema(claim.snapshot.schema().to_arrow()))
-    got = claim.read(columns, log_filter(table))
-    return [] if got is None else got.to_pylist()
+    return claim.read(columns, log_filter(table)).to_pylist()
 
 
 def _log_row(batch: Batch, p: Pending, raw_version: int) -> dict:
@@ -947,9 +946,9 @@ def _skip_row(batch: Batch, s: Skipped, raw_version: int) -> dict:
     }
 
 
-def _drop_seen(rows: pa.Table, key: str | list[str], seen: pa.Table | None) -> pa.Table:
+def _drop_seen(rows: pa.Table, key: str | list[str], seen: pa.Table) -> pa.Table:
     """`rows` whose `key` is not among the `seen` rows'."""
-    if seen is None or not seen.num_rows:
+    if not seen.num_rows:
         return rows
     keys = [key] if isinstance(key, str) else key
 

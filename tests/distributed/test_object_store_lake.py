@@ -97,14 +97,15 @@ def test_racing_writers_each_commit_once_and_a_stale_overwrite_is_refused(s3_lak
 def test_an_exactly_once_append_is_refused_to_the_second_claimant(s3_lake):
     """The raw layer's claim on S3: creating and appending, the second writer from the same read
     gets WriteConflict and the bucket holds the first writer's rows only."""
-    first, second = (s3_lake.claim("raw", "t", "ingest x") for _ in range(2))
-    s3_lake.publish("raw", "t", _rows(10), claim=first)
-    with pytest.raises(WriteConflict):
+    schema = _rows(1).schema
+    first, second = (s3_lake.claim("raw", "t", "ingest x", schema) for _ in range(2))
+    assert s3_lake.publish("raw", "t", _rows(10), claim=first).version == 1  # 0: created empty
+    with pytest.raises(WriteConflict, match="moved past version 0"):
         s3_lake.publish("raw", "t", _rows(10), claim=second)
 
-    first, second = (s3_lake.claim("raw", "t", "ingest x") for _ in range(2))
-    assert s3_lake.publish("raw", "t", _rows(5, 10), claim=first).version == 1
-    with pytest.raises(WriteConflict, match="moved past version 0"):
+    first, second = (s3_lake.claim("raw", "t", "ingest x", schema) for _ in range(2))
+    assert s3_lake.publish("raw", "t", _rows(5, 10), claim=first).version == 2
+    with pytest.raises(WriteConflict, match="moved past version 1"):
         s3_lake.publish("raw", "t", _rows(5, 10), claim=second)
     ids = sorted(s3_lake.read("raw", "t", columns=["id"])["id"].to_pylist())
     assert ids == list(range(15))
