@@ -78,13 +78,13 @@ def _pause_first_claim(gate: Path) -> None:
 
     claim, paused = LakeResource.claim, []
 
-    def pausing(self: LakeResource, layer: str, table: str, app_id: str) -> Claim:
+    def pausing(self: LakeResource, layer: str, table: str, app_id: str, *args, **kw) -> Claim:
         if not paused:
             paused.append(table)
             gate.with_name(gate.name + ".paused").write_text(f"{layer}/{table}")
             while not gate.exists():
                 time.sleep(0.1)
-        return claim(self, layer, table, app_id)
+        return claim(self, layer, table, app_id, *args, **kw)
 
     LakeResource.claim = pausing
 
