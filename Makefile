@@ -22,6 +22,13 @@ endif
 export DAGSTER_HOME ?= $(CURDIR)/lake/.dagster
 LAKE := $(or $(LAKEHOUSE_LAKE_ROOT),lake)
 LANDING := $(or $(LAKEHOUSE_LANDING_ROOT),$(LAKE)/landing)
+# The sample data `make demo` lands: the sample company's world in the stack's shapes, or, on the
+# people stack, a person-only world (sample_company/people.py; PEOPLE_ARGS e.g. --persons 5000).
+ifeq ($(notdir $(strip $(STACK))),people)
+GENERATE := $(BIN)/python -m sample_company.people $(LANDING) $(PEOPLE_ARGS)
+else
+GENERATE := $(BIN)/python -m sample_company.cli --out $(LANDING)
+endif
 
 .PHONY: install demo test faults distributed ui dev bench lint lock evaluate-identity evaluate-models clean-lake system-deps mutants
 
@@ -34,9 +41,10 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	@touch $(STAMP)
 
-## demo: generate the sample company and materialize the whole graph on the embedded default
+## demo: generate the sample company (the people stack: its person-only world) and materialize
+## the whole graph on the embedded default
 demo: install
-	$(BIN)/python -m sample_company.cli --out $(LANDING)
+	$(GENERATE)
 	$(BIN)/python platform/demo.py
 
 ## test: the test suite (fast by default; slow/bench markers are opt-in), one test module per
