@@ -337,6 +337,11 @@ def _first(ts: str, created: str, part: str) -> str:
 
 def relationship(con: duckdb.DuckDBPyConnection, rules: Rules, contract: TableContract) -> pa.Table:
     roles = " ".join(f"WHEN {literal(k)} THEN {literal(v)}" for k, v in rules.product_roles.items())
+
+    def product_role(expr: str) -> str:
+        """A product role as a relationship role (the rules' `product_roles`; none: end user)."""
+        return f"CASE {expr} {roles} ELSE 'end_user' END" if roles else "'end_user'"
+
     deactivated = in_list(status_values("person.deactivated", load_vocabulary()))
     part = "u._source, u.id"
     # A product login holds its product role (a deactivated one: former user) ...
@@ -344,7 +349,7 @@ def relationship(con: duckdb.DuckDBPyConnection, rules: Rules, contract: TableCo
         SELECT lp.canonical_id AS person_id, la.canonical_id AS account_id,
             u._key AS source_record,
             CASE WHEN u.status IN {deactivated} THEN 'former_user'
-                 ELSE CASE u.product_role {roles} ELSE 'end_user' END END AS value,
+                 ELSE {product_role("u.product_role")} END AS value,
             {_first("u.updated_at", "u.created_at", part)} AS ts
         FROM role_person u
         JOIN links lp ON lp.entity_type = 'person' AND lp.record_key = u._key
@@ -376,7 +381,7 @@ def relationship(con: duckdb.DuckDBPyConnection, rules: Rules, contract: TableCo
     member_versions = f"""
         SELECT lp.canonical_id, la.canonical_id, m._key,
             CASE WHEN m.status IN {deactivated} THEN 'former_user'
-                 ELSE CASE m.role {roles} ELSE 'end_user' END END,
+                 ELSE {product_role("m.role")} END,
             coalesce(m.at, m._ts)
         FROM role_membership m
         JOIN links lp ON lp.entity_type = 'person' AND lp.record_key = m.person_key
