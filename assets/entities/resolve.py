@@ -260,20 +260,38 @@ class Linking:
         merge: float,
         candidates: pa.Table,
         shown: Callable[[pa.Table], pa.Table] = lambda t: t,
+        exclusive: Exclusive | None = None,
     ) -> None:
-        """Merge pairs at or above `merge`; queue the rest (already >= review) for review,
-        with the records' values as `shown` lets a reviewer see them (masking.py)."""
+        """Merge pairs at or above `merge`, most probable first; queue the rest (already >=
+        review) for review, with the records' values as `shown` lets a reviewer see them
+        (masking.py). A pair whose clusters carry different values of an exclusive key (two
+        national ids) is queued, not merged, with that key named in its evidence. Linking
+        datasets (link_only), a pair whose clusters both hold a record of one dataset is
+        dropped: each cluster keeps its single best link per dataset, as Splink's
+        `cluster_using_single_best_links` does."""
         queued = []
-        for row in pairs.to_pylist():
+        rows = sorted(
+            pairs.to_pylist(),
+            key=lambda r: (-r["match_probability"], r["unique_id_l"], r["unique_id_r"]),
+        )
+        for row in rows:
             a, b = self.index[row["unique_id_l"]], self.index[row["unique_id_r"]]
-            if self.clusters.find(a) == self.clusters.find(b):
+            ra, rb = self.clusters.find(a), self.clusters.find(b)
+            if ra == rb:
                 continue
             p = float(row["match_probability"])
             if not self.clusters.allowed(a, b):
                 continue  # decided: different
-            if p >= merge:
+            if exclusive and exclusive.same_side(ra, rb):
+                continue
+            clash = exclusive.clash(ra, rb) if exclusive else None
+            if p >= merge and clash is None:
                 self.edge(a, b, "scored_match", round(p, 6))
+                if exclusive:
+                    exclusive.joined(ra, rb, self.clusters.find(a))
             else:
+                if clash is not None:
+                    row = {**row, "evidence": _with_clash(row["evidence"], clash)}
                 queued.append(row)
         if not queued:
             return
@@ -293,6 +311,50 @@ class Linking:
                     "right_attributes": json.dumps(attrs[row["unique_id_r"]], default=str),
                 }
             )
+
+
+class Exclusive:
+    """The values each cluster carries of the exclusive keys (`keys: [{exclusive: true}]`):
+    one person has one national id, so clusters carrying different ones are two people."""
+
+    def __init__(
+        self,
+        values: dict[int, dict[str, set[str]]],
+        sides: dict[int, set[str]] | None = None,
+    ) -> None:
+        self.values = values  # cluster root -> key name -> values
+        # link_only: cluster root -> the datasets it holds records of (each duplicate-free)
+        self.sides = sides
+
+    def same_side(self, ra: int, rb: int) -> bool:
+        """Both clusters hold a record of one duplicate-free dataset (link_only)."""
+        if self.sides is None:
+            return False
+        return bool(self.sides.get(ra, set()) & self.sides.get(rb, set()))
+
+    def clash(self, ra: int, rb: int) -> str | None:
+        """The first exclusive key both clusters carry with no value in common."""
+        va, vb = self.values.get(ra, {}), self.values.get(rb, {})
+        for name, values in va.items():
+            other = vb.get(name)
+            if other and values and not values & other:
+                return name
+        return None
+
+    def joined(self, ra: int, rb: int, root: int) -> None:
+        va, vb = self.values.pop(ra, {}), self.values.pop(rb, {})
+        merged = {k: set(va.get(k, ())) | set(vb.get(k, ())) for k in va.keys() | vb.keys()}
+        if merged:
+            self.values[root] = merged
+        if self.sides is not None:
+            self.sides[root] = self.sides.pop(ra, set()) | self.sides.pop(rb, set())
+
+
+def _with_clash(evidence: str, key: str) -> str:
+    """The pair's evidence, naming the exclusive key whose values differ."""
+    out = json.loads(evidence) if evidence else {}
+    out["exclusive_key"] = f"{key} differs: not merged"
+    return json.dumps(out)
 
 
 def pair_id(entity_type: str, a: str, b: str) -> str:
@@ -513,7 +575,34 @@ def _score(con: duckdb.DuckDBPyConnection, lk: Linking, r: EntityRules) -> None:
         r.scoring.merge,
         candidates,
         lambda rows: reviewer_view(con, rows),
+        _exclusive(con, r, have) if pairs.num_rows else None,
     )
+
+
+def _exclusive(con: duckdb.DuckDBPyConnection, r: EntityRules, have: set[str]) -> Exclusive | None:
+    """Each cluster's values of the entity's exclusive keys, and under link_only the datasets
+    it holds records of (`recs` and `roots` registered)."""
+    keys = [k for k in r.keys if k.exclusive and set(k.columns) <= have]
+    sides = None
+    if r.link_type == "link_only":
+        got = con.sql(
+            f"""SELECT root, list(DISTINCT {_dataset_sql(r)}) FROM recs JOIN roots USING (i)
+                GROUP BY root"""
+        ).fetchall()
+        sides = {int(root): set(ds) for root, ds in got}
+    if not keys and sides is None:
+        return None
+    values: dict[int, dict[str, set[str]]] = defaultdict(dict)
+    for k in keys:
+        cols = [f"{ident(c)}::VARCHAR" for c in k.columns]
+        present = " AND ".join(f"nullif({c}, '') IS NOT NULL" for c in cols)
+        got = con.sql(
+            f"""SELECT root, list(DISTINCT concat_ws(chr(31), {", ".join(cols)})) AS v
+                FROM recs JOIN roots USING (i) WHERE {present} GROUP BY root"""
+        ).fetchall()
+        for root, vals in got:
+            values[int(root)][k.name] = set(vals)
+    return Exclusive(dict(values), sides)
 
 
 # -- persons -------------------------------------------------------------------------------

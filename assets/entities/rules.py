@@ -71,6 +71,8 @@ class Key:
     distinct: tuple[tuple[str, int], ...] = ()
     skip_role_mailboxes: bool = False  # email_key only: team mailboxes are never a key
     generic_domain_confidence: float | None = None  # email_key only: a mail provider's address
+    # one entity has one value: clusters carrying different values are never merged by score
+    exclusive: bool = False
 
     @property
     def reads(self) -> tuple[str, ...]:
@@ -176,6 +178,7 @@ KEY_KEYS = (
     "distinct",
     "skip_role_mailboxes",
     "generic_domain_confidence",
+    "exclusive",
 )
 SCORING_KEYS = ("merge", "review", "prior", "blocking", "training_blocking", "comparisons")
 ENTITY_KEYS = {
@@ -288,6 +291,7 @@ def _keys(path: Path, entity: str, items: Any, sources) -> tuple[Key, ...]:
             tuple((c, int(n)) for c, n in distinct.items()),
             bool(k.get("skip_role_mailboxes", False)),
             None if generic is None else float(generic),
+            bool(k.get("exclusive", False)),
         )
         _check_columns(path, at, key.reads, entity, sources)
         out.append(key)
