@@ -80,9 +80,10 @@ class Comparison:
 class Scoring:
     merge: float
     review: float
-    prior: float
+    prior: float | None  # None until trained (assets/entities/weights.py)
     blocking: tuple[str, ...]
     comparisons: tuple[Comparison, ...]
+    training_blocking: tuple[str, ...] = ()  # EM blocking for training; default: `blocking`
 
     def splink_settings(self, unique_id: str = "unique_id") -> dict[str, Any]:
         return {
@@ -158,7 +159,8 @@ def _levels(spec: dict[str, Any]) -> tuple[Level, ...]:
     elif method != "exact":
         raise ValueError(f"comparison {spec['name']}: unknown method {method!r}")
     conds.append(("anything else", "ELSE"))
-    m, u = spec["m"], spec["u"]
+    # m/u are optional: learned weights come from the weights file (assets/entities/weights.py).
+    m, u = spec.get("m", [None] * len(conds)), spec.get("u", [None] * len(conds))
     if len(m) != len(conds) or len(u) != len(conds):
         raise ValueError(
             f"comparison {spec['name']}: {len(conds)} levels need {len(conds)} m and u values"
@@ -175,9 +177,10 @@ def _entity(spec: dict[str, Any], sources, anchors=(), references=()) -> EntityR
     scoring = Scoring(
         merge=float(sc["merge"]),
         review=float(sc["review"]),
-        prior=float(sc["prior"]),
+        prior=float(sc["prior"]) if sc.get("prior") is not None else None,
         blocking=tuple(sc["blocking"]),
         comparisons=tuple(Comparison(c["name"], _levels(c)) for c in sc["comparisons"]),
+        training_blocking=tuple(sc.get("training_blocking", ())),
     )
     if not 0 < scoring.review <= scoring.merge <= 1:
         raise ValueError("scoring thresholds must satisfy 0 < review <= merge <= 1")
@@ -195,9 +198,16 @@ def _entity(spec: dict[str, Any], sources, anchors=(), references=()) -> EntityR
 RETIRED = ("sources", "anchor_sources", "references")
 
 
-def load_rules(path: str | Path | None = None, catalog: Catalog | None = None) -> Rules:
+def load_rules(
+    path: str | Path | None = None,
+    catalog: Catalog | None = None,
+    weights: Any = None,
+) -> Rules:
     """The rules at `path` (default: `resources.identity.rules_path()`) over the sources of
-    `catalog` (default: the active catalog), read when called."""
+    `catalog` (default: the active catalog), read when called, with learned weights laid over
+    them: `weights` is a weights file path or `Weights` (default: `weights_path()` when that
+    file exists; False: none). A weights file that does not fit the rules is refused."""
+    from assets.entities import weights as learned
     from assets.roles import identity_sources
 
     path = rules_path(str(path) if path else None)
@@ -221,7 +231,7 @@ def load_rules(path: str | Path | None = None, catalog: Catalog | None = None) -
         country_names={k.lower(): v for k, v in n.get("country_names", {}).items()},
     )
     roles = spec.get("roles", {})
-    return Rules(
+    rules = Rules(
         path=str(path),
         normalize=normalize,
         accounts=_entity(spec["accounts"], found.accounts, found.anchors, found.references),
@@ -229,3 +239,4 @@ def load_rules(path: str | Path | None = None, catalog: Catalog | None = None) -
         product_roles=dict(roles.get("product_roles", {})),
         former_titles=tuple(t.lower() for t in roles.get("former_titles", [])),
     )
+    return learned.apply(rules, learned.resolve(weights))
