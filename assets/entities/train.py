@@ -383,13 +383,16 @@ def train(
     from assets.entities.identity import load_decisions, resolve_identities
     from assets.entities.rules import load_rules
     from resources.duckdb import DuckDBResource
-    from resources.identity import IdentityResource
+    from resources.identity import DECISIONS_PATH, RULES_PATH, IdentityResource
     from resources.lake import LakeResource
     from resources.pii import PiiResource
     from resources.settings import lake_root as default_root
+    from resources.settings import read
 
     lake = LakeResource(root=lake_root or default_root())
-    identity = IdentityResource()
+    identity = IdentityResource(
+        rules_path=read(RULES_PATH) or None, decisions_path=read(DECISIONS_PATH) or None
+    )
     # The rules without any weights file: training must not start from what it replaces.
     rules = load_rules(identity.rules_path, weights=False)
     decisions = load_decisions(identity.decisions_file(lake.root))
