@@ -193,6 +193,9 @@ def estimate_prior(
 
     n = candidates.num_rows
     total = n * (n - 1) / 2
+    if scoring.link_type == "link_only":  # only pairs across datasets are compared
+        sizes = candidates.group_by("source_dataset").aggregate([("unique_id", "count")])
+        total = (n * n - sum(k * k for k in sizes["unique_id_count"].to_pylist())) / 2
     if total <= 0:
         return 0.0
     start = scoring.prior or 1 / total

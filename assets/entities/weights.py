@@ -65,10 +65,13 @@ def _sha(obj: Any) -> str:
 
 
 def definition_hash(comparison: Comparison) -> str:
-    """What a comparison's weights mean: its levels' labels, SQL and null flags (not m/u)."""
-    return _sha([comparison.name, [[lv.label, lv.sql or "", lv.null] for lv in comparison.levels]])[
-        :16
+    """What a comparison's weights mean: its levels' labels, SQL, null flags and term-frequency
+    adjustments (not m/u)."""
+    levels = [
+        [lv.label, lv.sql or "", lv.null, list(lv.tf) if lv.tf else None]
+        for lv in comparison.levels
     ]
+    return _sha([comparison.name, levels])[:16]
 
 
 def rules_hash(scoring: Scoring) -> str:
