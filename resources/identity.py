@@ -11,6 +11,10 @@ from pydantic import Field
 from resources.lake import is_local
 
 RULES_PATH = "LAKEHOUSE_IDENTITY_RULES"
+WEIGHTS_PATH = "LAKEHOUSE_IDENTITY_WEIGHTS"
+WEIGHTS_FILE = "identity.weights.yaml"
+# Where a run that had to train for itself keeps what it learned, relative to the lake root.
+LAKE_WEIGHTS_FILE = "identity/identity.weights.yaml"
 DECISIONS_PATH = "LAKEHOUSE_IDENTITY_DECISIONS"
 DECISIONS_FILE = "decisions/identity_decisions.csv"
 # The rules the project ships (assets/entities/rules.py reads them).
@@ -28,11 +32,26 @@ def rules_path(configured: str | None = None) -> Path:
     return own if own.is_file() else DEFAULT_RULES
 
 
+def weights_path(configured: str | None = None) -> Path:
+    """The learned weights file the team keeps (`make train-identity` writes it): `configured`,
+    else `LAKEHOUSE_IDENTITY_WEIGHTS`, else `<stack dir>/identity.weights.yaml`; read when
+    called. The path is returned whether or not the file exists yet."""
+    from resources.settings import read, stack_dir
+
+    return Path(configured or read(WEIGHTS_PATH) or stack_dir() / WEIGHTS_FILE)
+
+
 class IdentityResource(ConfigurableResource):
     rules_path: str | None = Field(
         default=None,
         description="The identity rules file (normalization, comparisons, thresholds); "
         "default: the stack's identity.yaml, else assets/entities/identity.yaml.",
+    )
+    weights_path: str | None = Field(
+        default=None,
+        description="Learned match weights (make train-identity); default: "
+        f"{WEIGHTS_PATH}, else the stack's {WEIGHTS_FILE}, else the weights a run trained "
+        f"into <lake root>/{LAKE_WEIGHTS_FILE}.",
     )
     decisions_path: str | None = Field(
         default=None,

@@ -25,6 +25,7 @@ from dagster import (
 )
 
 from assets.entities import tables as build
+from assets.entities import train
 from assets.entities.identity import IdentityResult, load_decisions, resolve_identities
 from assets.entities.known import KNOWN_PLANS, KnownValues
 from assets.entities.rules import load_rules
@@ -118,14 +119,16 @@ def _resolve(
     pii: PiiResource,
 ) -> Iterator[MaterializeResult | AssetCheckResult]:
     started = time.perf_counter()
-    rules = load_rules(identity.rules_path)
+    run = train.for_run(identity, lake)
+    rules = run.rules
     decisions_file = identity.decisions_file(lake.root)
     decisions = load_decisions(decisions_file)
     L = contracts.IDENTITY_LINKS
     previous = lake.read(L.layer, L.table)
-    with duckdb.connect() as con:
+    with duckdb.connect() as con, train.training(run.trainer):
         pii.install(con, lake.root)
         result = resolve_identities(con, lake, rules, decisions, previous)
+    weights_note = train.after_run(run, lake)
     elapsed = time.perf_counter() - started
     context.log.info(
         f"identity: {result.source_records:,} source records in {elapsed:.1f}s "
@@ -139,6 +142,7 @@ def _resolve(
         yield gates[c.table].check_result(table_key(c), SUITE_CHECK, lake.data_docs)
     _raise_if_failed(gates, "identity step")
     stats = _identity_stats(result, elapsed, len(decisions))
+    stats["identity_links"]["weights"] = MetadataValue.text(weights_note)
     for c in PUBLISH_ORDER:
         table = outputs[c.table]
         published, wrote = _publish(lake, c, table, context.run_id)

@@ -407,11 +407,16 @@ def _entity(path: Path, entity: str, spec: Any, sources, anchors=(), references=
 RETIRED = ("sources", "anchor_sources", "references")
 
 
-def load_rules(path: str | Path | None = None, catalog: Catalog | None = None) -> Rules:
+def load_rules(
+    path: str | Path | None = None, catalog: Catalog | None = None, weights: Any = None
+) -> Rules:
     """The rules at `path` (default: `resources.identity.rules_path()`) over the sources of
     `catalog` (default: the active catalog), read when called. Every column a comparison,
     blocking rule or key reads must be filled by an identity source: else a ValueError names
-    the rule and the column."""
+    the rule and the column. Learned weights are laid over the comparisons: `weights` is a
+    weights file or `Weights` (default: `weights_path()` when that file exists; False: none);
+    a weights file that does not fit the rules is refused (assets/entities/weights.py)."""
+    from assets.entities import weights as learned
     from assets.roles import identity_sources
 
     path = rules_path(str(path) if path else None)
@@ -438,7 +443,7 @@ def load_rules(path: str | Path | None = None, catalog: Catalog | None = None) -
     accounts = _entity(
         path, "accounts", spec.get("accounts"), found.accounts, found.anchors, found.references
     )
-    return Rules(
+    rules = Rules(
         path=str(path),
         normalize=normalize,
         accounts=accounts,
@@ -446,3 +451,4 @@ def load_rules(path: str | Path | None = None, catalog: Catalog | None = None) -
         product_roles=dict(roles.get("product_roles", {})),
         former_titles=tuple(t.lower() for t in roles.get("former_titles", [])),
     )
+    return learned.apply(rules, learned.resolve(weights))
