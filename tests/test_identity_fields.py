@@ -510,3 +510,58 @@ def test_every_method_scores_through_splink(method, columns, extra, values, leve
     pairs = score_pairs(candidates, scoring)
     assert pairs.num_rows == 1
     assert json.loads(pairs["evidence"][0].as_py())["cmp"].startswith(level)
+
+
+PEOPLE_COLUMNS = ("record_key", "account_ref", "email_key", "email_domain")
+
+
+def test_company_attribute_is_an_exact_key(tmp_path):
+    """A company role's catalog attribute (a VAT number) is carried on company records and can
+    be an exact key of accounts, written to identity_links under the key's name."""
+    from assets.entities.records import company_records
+    from assets.entities.resolve import link_companies
+
+    def company(system: str, obj: str, anchor: bool) -> dict:
+        return {
+            "system": system,
+            "object": obj,
+            "description": f"{system} {obj}: companies.",
+            "format": "csv",
+            "id": "id",
+            "columns": [{"name": c} for c in ("id", "name", "vat")],
+            "role": {
+                "name": "company",
+                "fields": {"name": "name"},
+                "attributes": {"vat_id": "replace(vat, ' ', '')"},
+                **({"anchor": True} if anchor else {}),
+            },
+        }
+
+    catalog = load_catalog(_catalog(tmp_path, company("erp", "customers", True),
+                                    company("shop", "buyers", False)))  # fmt: skip
+    spec = {
+        "accounts": {
+            "entity_id_prefix": "acc_",
+            "keys": [{"name": "vat_id", "columns": ["vat_id"], "confidence": 0.99}],
+            "scoring": {"merge": 0.99, "review": 0.9, "blocking": [], "comparisons": []},
+        }
+    }
+    rules = load_rules(_write(tmp_path, spec), catalog)
+    con = connect()
+    create_macros(con, rules.normalize)
+    cols = ("name", "vat")
+    con.register(
+        "v_raw__erp_customers",
+        _raw([{"id": "1", "name": "Acme GmbH", "vat": "DE 123 456 789"},
+              {"id": "2", "name": "Other AG", "vat": "DE999"}], cols),
+    )  # fmt: skip
+    con.register(
+        "v_raw__shop_buyers", _raw([{"id": "b", "name": "ACME", "vat": "de123456789"}], cols)
+    )
+    recs = company_records(con, rules.accounts, {"raw/erp_customers", "raw/shop_buyers"})
+    assert _by_key(recs)["shop/buyers:b"]["vat_id"] == "de123456789"
+    no_people = pa.table({c: pa.array([], pa.string()) for c in PEOPLE_COLUMNS})
+    lk, _ = link_companies(recs, no_people, rules, [])
+    c = _clusters(lk)
+    assert c["shop/buyers:b"] == c["erp/customers:1"] != c["erp/customers:2"]
+    assert lk.rule[lk.index["shop/buyers:b"]] == "vat_id"
