@@ -123,6 +123,7 @@ class PeopleConfig:
     clinic_national_id_typo: float = 0.02
     clinic_postcode_unspaced: float = 0.3
     clinic_phone_missing: float = 0.3
+    clinic_sex_missing: float = 0.05
     history_days: int = 720  # how far before the window records begin
 
 
@@ -395,10 +396,12 @@ def _clinic_row(rng: np.random.Generator, p: Person, cfg: PeopleConfig, day: int
     if rng.random() < cfg.clinic_postcode_unspaced:
         postcode = postcode.replace(" ", "").lower()
     phone = None if rng.random() < cfg.clinic_phone_missing else "+44 " + p.phone[1:]
+    sex = None if rng.random() < cfg.clinic_sex_missing else {"F": "female", "M": "male"}[p.sex]
     stamp = _stamp(rng, day)
     return {
         "name": name,
         "dob": dob,
+        "sex": sex,
         "address": {"line1": street, "town": city, "postal_code": postcode},
         "nhs_number": nid,
         "mobile": phone,

@@ -321,8 +321,10 @@ class Exclusive:
         self,
         values: dict[int, dict[str, set[str]]],
         sides: dict[int, set[str]] | None = None,
+        within: dict[str, int] | None = None,
     ) -> None:
         self.values = values  # cluster root -> key name -> values
+        self.within = within or {}  # key name -> edits that make two values one mistyped
         # link_only: cluster root -> the datasets it holds records of (each duplicate-free)
         self.sides = sides
 
@@ -337,7 +339,10 @@ class Exclusive:
         va, vb = self.values.get(ra, {}), self.values.get(rb, {})
         for name, values in va.items():
             other = vb.get(name)
-            if other and values and not values & other:
+            if not other or not values or values & other:
+                continue
+            k = self.within.get(name, 0)
+            if not any(edits_within(x, y, k) for x in values for y in other):
                 return name
         return None
 
@@ -348,6 +353,24 @@ class Exclusive:
             self.values[root] = merged
         if self.sides is not None:
             self.sides[root] = self.sides.pop(ra, set()) | self.sides.pop(rb, set())
+
+
+def edits_within(a: str, b: str, k: int) -> bool:
+    """Whether `a` becomes `b` in at most `k` edits (insert, delete, substitute, swap two
+    neighbours: optimal string alignment distance)."""
+    if k <= 0 or abs(len(a) - len(b)) > k:
+        return a == b
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        cur = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = a[i - 1] != b[j - 1]
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                cur[j] = min(cur[j], prev2[j - 2] + 1)
+        prev2, prev = prev, cur
+    return prev[-1] <= k
 
 
 def _with_clash(evidence: str, key: str) -> str:
@@ -602,7 +625,7 @@ def _exclusive(con: duckdb.DuckDBPyConnection, r: EntityRules, have: set[str]) -
         ).fetchall()
         for root, vals in got:
             values[int(root)][k.name] = set(vals)
-    return Exclusive(dict(values), sides)
+    return Exclusive(dict(values), sides, {k.name: k.exclusive_within for k in keys})
 
 
 # -- persons -------------------------------------------------------------------------------

@@ -73,6 +73,8 @@ class Key:
     generic_domain_confidence: float | None = None  # email_key only: a mail provider's address
     # one entity has one value: clusters carrying different values are never merged by score
     exclusive: bool = False
+    # values within this many edits (Damerau-Levenshtein) are one value mistyped, not two
+    exclusive_within: int = 0
 
     @property
     def reads(self) -> tuple[str, ...]:
@@ -179,6 +181,7 @@ KEY_KEYS = (
     "skip_role_mailboxes",
     "generic_domain_confidence",
     "exclusive",
+    "exclusive_within",
 )
 SCORING_KEYS = ("merge", "review", "prior", "blocking", "training_blocking", "comparisons")
 ENTITY_KEYS = {
@@ -243,6 +246,17 @@ def _check_columns(
             )
 
 
+def _within(path: Path, at: str, k: dict[str, Any]) -> int:
+    """`exclusive_within`: edits by which two values of an exclusive key may differ and still
+    be one value mistyped (a national id keyed with one digit wrong)."""
+    within = k.get("exclusive_within", 0)
+    if not isinstance(within, int) or isinstance(within, bool) or within < 0:
+        raise ValueError(f"{path}: {at}: exclusive_within must be a whole number >= 0")
+    if within and not k.get("exclusive"):
+        raise ValueError(f"{path}: {at}: exclusive_within applies to exclusive keys only")
+    return within
+
+
 def _keys(path: Path, entity: str, items: Any, sources) -> tuple[Key, ...]:
     if items is None:
         return ()
@@ -292,6 +306,7 @@ def _keys(path: Path, entity: str, items: Any, sources) -> tuple[Key, ...]:
             bool(k.get("skip_role_mailboxes", False)),
             None if generic is None else float(generic),
             bool(k.get("exclusive", False)),
+            _within(path, at, k),
         )
         _check_columns(path, at, key.reads, entity, sources)
         out.append(key)
