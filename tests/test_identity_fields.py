@@ -453,3 +453,115 @@ def test_catalog_attributes_are_validated(tmp_path, attributes, role, error):
                        "attributes": attributes}  # fmt: skip
     with pytest.raises(CatalogError, match=error):
         load_catalog(_catalog(tmp_path, obj))
+
+
+METHOD_CASES = [
+    # method, columns, options, the two values, the level they reach
+    ("exact", ["city"], {}, ("leeds", "leeds"), "Exact match on city"),
+    ("name", ["first_name"], {}, ("katherine", "katharine"), "Jaro-Winkler distance of"),
+    ("forename_surname", ["first_name", "last_name"], {}, (("anna", "nowak"), ("nowak", "anna")),
+     "Match on reversed cols"),
+    ("date_of_birth", ["date_of_birth"], {}, ("1984-03-07", "1984-07-03"), "Abs date difference"),
+    ("postcode", ["postcode"], {}, ("SW1A1AA", "SW1A2BB"), "Exact match on district"),
+    ("email", ["email"], {}, ("ann@a.example", "ann@b.example"), "Exact match on username"),
+    ("phone", ["phone"], {}, ("00442079460958", "02079460958"), "Same last 9 digits of phone"),
+    ("levenshtein", ["address"], {"thresholds": [2]}, ("12 baker st", "12 bakr st"),
+     "Levenshtein distance of address <= 2"),
+    ("damerau_levenshtein", ["national_id"], {"thresholds": [1]}, ("ab123456c", "ab213456c"),
+     "Damerau-Levenshtein distance of national_id <= 1"),
+    ("jaro_winkler", ["last_name"], {"thresholds": [0.9]}, ("kowalska", "kowalski"),
+     "Jaro-Winkler distance of last_name >= 0.9"),
+    ("jaro", ["last_name"], {"thresholds": [0.9]}, ("kowalska", "kowalski"),
+     "Jaro distance of"),
+    ("jaccard", ["address"], {"thresholds": [0.5]}, ("12 baker street", "baker street 12"),
+     "Jaccard distance of"),
+    ("numeric", ["age"], {"thresholds": [1, 5]}, ("41", "43"), "Abs difference of age <= 5"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("method, columns, extra, values, level", METHOD_CASES)
+def test_every_method_scores_through_splink(method, columns, extra, values, level):
+    """Each comparison method of the rules format runs in Splink's predict on DuckDB and puts a
+    pair in the level its values deserve (the evidence a reviewer reads)."""
+    from dataclasses import replace
+
+    from assets.entities.comparisons import build_comparison
+    from assets.entities.rules import Scoring
+    from assets.entities.scoring import score_pairs
+
+    spec = {"name": "cmp", "method": method, **extra}
+    spec |= {"column": columns[0]} if len(columns) == 1 else {"columns": columns}
+    comp = build_comparison(spec, "test")
+    scored = [lv for lv in comp.levels if not lv.null]
+    # weights that put any pair above the review threshold: this is about levels, not weights
+    comp = replace(
+        comp,
+        levels=tuple(lv if lv.null else replace(lv, m=0.5, u=0.5) for lv in comp.levels),
+    )
+    assert len(scored) >= 2
+    rows = [values[0], values[1]] if len(columns) > 1 else [(values[0],), (values[1],)]
+    candidates = pa.table(
+        {
+            "unique_id": ["a", "b"],
+            **{c: pa.array([r[i] for r in rows], pa.string()) for i, c in enumerate(columns)},
+        }
+    )
+    scoring = Scoring(0.99, 0.1, 0.5, ("1 = 1",), (comp,))
+    pairs = score_pairs(candidates, scoring)
+    assert pairs.num_rows == 1
+    assert json.loads(pairs["evidence"][0].as_py())["cmp"].startswith(level)
+
+
+PEOPLE_COLUMNS = ("record_key", "account_ref", "email_key", "email_domain")
+
+
+def test_company_attribute_is_an_exact_key(tmp_path):
+    """A company role's catalog attribute (a VAT number) is carried on company records and can
+    be an exact key of accounts, written to identity_links under the key's name."""
+    from assets.entities.records import company_records
+    from assets.entities.resolve import link_companies
+
+    def company(system: str, obj: str, anchor: bool) -> dict:
+        return {
+            "system": system,
+            "object": obj,
+            "description": f"{system} {obj}: companies.",
+            "format": "csv",
+            "id": "id",
+            "columns": [{"name": c} for c in ("id", "name", "vat")],
+            "role": {
+                "name": "company",
+                "fields": {"name": "name"},
+                "attributes": {"vat_id": "replace(vat, ' ', '')"},
+                **({"anchor": True} if anchor else {}),
+            },
+        }
+
+    catalog = load_catalog(_catalog(tmp_path, company("erp", "customers", True),
+                                    company("shop", "buyers", False)))  # fmt: skip
+    spec = {
+        "accounts": {
+            "entity_id_prefix": "acc_",
+            "keys": [{"name": "vat_id", "columns": ["vat_id"], "confidence": 0.99}],
+            "scoring": {"merge": 0.99, "review": 0.9, "blocking": [], "comparisons": []},
+        }
+    }
+    rules = load_rules(_write(tmp_path, spec), catalog)
+    con = connect()
+    create_macros(con, rules.normalize)
+    cols = ("name", "vat")
+    con.register(
+        "v_raw__erp_customers",
+        _raw([{"id": "1", "name": "Acme GmbH", "vat": "DE 123 456 789"},
+              {"id": "2", "name": "Other AG", "vat": "DE999"}], cols),
+    )  # fmt: skip
+    con.register(
+        "v_raw__shop_buyers", _raw([{"id": "b", "name": "ACME", "vat": "de123456789"}], cols)
+    )
+    recs = company_records(con, rules.accounts, {"raw/erp_customers", "raw/shop_buyers"})
+    assert _by_key(recs)["shop/buyers:b"]["vat_id"] == "de123456789"
+    no_people = pa.table({c: pa.array([], pa.string()) for c in PEOPLE_COLUMNS})
+    lk, _ = link_companies(recs, no_people, rules, [])
+    c = _clusters(lk)
+    assert c["shop/buyers:b"] == c["erp/customers:1"] != c["erp/customers:2"]
+    assert lk.rule[lk.index["shop/buyers:b"]] == "vat_id"

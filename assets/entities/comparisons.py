@@ -1,6 +1,6 @@
 """Scored comparisons as the rules file writes them, built by Splink's comparison library.
 
-A comparison names a `method` (exact, name, date_of_birth, postcode, email, levenshtein, ...)
+A comparison names a `method` (exact, name, date_of_birth, postcode, email, phone, levenshtein, ...)
 over a record column, with optional `thresholds` and method `options`; Splink's
 `comparison_library` makes its levels (`create_comparison_dict("duckdb")`), so levels, labels
 and SQL are the library's, not re-implemented here. The hand-written form (`levels:` with sql)
@@ -107,6 +107,34 @@ def _numeric(cols: list[str], thresholds: list | None, options: dict) -> Any:
     return _cl().CustomComparison(levels, output_column_name=c)
 
 
+def _phone(cols: list[str], thresholds: list | None, options: dict) -> Any:
+    """Digits-only numbers (records.py): exact, then the same national number (the last
+    `digits`, default 9: a country code or trunk prefix written or not), then one digit off
+    (Damerau-Levenshtein 1: a typo or two swapped digits)."""
+    from splink import comparison_level_library as cll
+
+    if thresholds is not None:
+        raise ValueError("method phone takes no thresholds (options: {digits: n})")
+    digits = int(options.pop("digits", 9))
+    if options:
+        raise ValueError(f"method phone takes only the option digits (got {sorted(options)})")
+    c = cols[0]
+    national = f'right("{c}_l", {digits}) = right("{c}_r", {digits})'
+    return _cl().CustomComparison(
+        [
+            cll.NullLevel(c),
+            cll.ExactMatchLevel(c),
+            cll.CustomLevel(
+                f'least(length("{c}_l"), length("{c}_r")) >= {digits} AND {national}',
+                f"Same last {digits} digits of {c}",
+            ),
+            cll.DamerauLevenshteinLevel(c, 1),
+            cll.ElseLevel(),
+        ],
+        output_column_name=c,
+    )
+
+
 # method -> (how many columns it reads, how Splink builds it)
 METHODS: dict[str, tuple[int, Callable[..., Any]]] = {
     "exact": (1, _keyword("ExactMatch", None)),
@@ -123,6 +151,7 @@ METHODS: dict[str, tuple[int, Callable[..., Any]]] = {
     ),
     "postcode": (1, _keyword("PostcodeComparison", "km_thresholds")),
     "email": (1, _keyword("EmailComparison", None)),
+    "phone": (1, _phone),
     "levenshtein": (1, _at_thresholds("LevenshteinAtThresholds")),
     "damerau_levenshtein": (1, _at_thresholds("DamerauLevenshteinAtThresholds")),
     "jaro_winkler": (1, _at_thresholds("JaroWinklerAtThresholds")),

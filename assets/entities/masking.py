@@ -1,12 +1,12 @@
 """What a reviewer sees of a record in entities/identity_review: no clear personal data.
 
 The review queue lives outside the raw layer, so the values compared are shown masked (enough to
-tell a typo from another person: an initial, a birth year, the last digits) or, where only
-equality matters, as the salted hash of resources/pii.py (`pii_hash`, the same hash the person
-table keeps of an email). The `evidence` column still says, per comparison, which level the
-pair reached: which fields agreed and how well. Company names, domains, countries, cities,
-gender and canonical ids are not masked; a field of unknown kind (a catalog attribute) is
-hashed.
+tell a typo from another person: an initial, a birth year, the last digits) beside their salted
+hash (`<column>_hash`, resources/pii.py `pii_hash`, the same hash the person table keeps of an
+email), which tells equal values from different ones; an address is shown by its hash only. The
+`evidence` column still says, per comparison, which level the pair reached: which fields agreed
+and how well. Company names, domains, countries, cities, gender and canonical ids are shown as
+they are; a field of unknown kind (a catalog attribute) by its hash only.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ MASKS: dict[str, str | None] = {
     "phone": "'***' || right(x, 2)",
     "national_id": "'***' || right(x, 2)",
     "postcode": "left(x, 2) || '***'",
-    "address": None,  # hashed: equality is all a reviewer needs
+    "address": None,  # hash only: equality is all a reviewer needs
     "email_domain": None,
     "city": None,
     "gender": None,
@@ -43,8 +43,7 @@ MASKS: dict[str, str | None] = {
     "unique_id": None,
     "source_dataset": None,
 }
-CLEAR = frozenset(k for k, v in MASKS.items() if v is None and k != "address")
-HASHED_ALWAYS = frozenset({"address", "email", "email_key"})
+CLEAR = frozenset(k for k, v in MASKS.items() if v is None and k != "address")  # not PII
 
 
 def _has_hash(con: duckdb.DuckDBPyConnection) -> bool:
@@ -69,9 +68,8 @@ def reviewer_view(con: duckdb.DuckDBPyConnection, rows: pa.Table) -> pa.Table:
         mask = MASKS.get(name)
         if mask:
             cols.append(f"{_apply(mask, x)} AS {q}")
-        if mask is None or name in HASHED_ALWAYS:
-            h = ident(f"{name}_hash")
-            cols.append(f"pii_hash({x}) AS {h}" if hashing else f"NULL::VARCHAR AS {h}")
+        h = ident(f"{name}_hash")
+        cols.append(f"pii_hash({x}) AS {h}" if hashing else f"NULL::VARCHAR AS {h}")
     con.register("_review_rows", rows)
     try:
         return con.sql(f"SELECT {', '.join(cols)} FROM _review_rows").to_arrow_table()

@@ -353,7 +353,9 @@ def _scoring(path: Path, entity: str, sc: Any, link_type: str, sources) -> Scori
         training_blocking=training,
     )
     if not 0 < scoring.review <= scoring.merge <= 1:
-        raise ValueError("scoring thresholds must satisfy 0 < review <= merge <= 1")
+        raise ValueError(
+            f"{path}: {entity}.scoring: thresholds must satisfy 0 < review <= merge <= 1"
+        )
     if sources:
         for c in comparisons:
             _check_columns(
@@ -390,16 +392,15 @@ def _entity(path: Path, entity: str, spec: Any, sources, anchors=(), references=
         raise ValueError(
             f"{path}: {entity}.link_type: {link_type!r} is not one of {', '.join(LINK_TYPES)}"
         )
-    checked = sources if sources else ()
     return EntityRules(
         prefix=spec["entity_id_prefix"],
         sources=sources,
-        scoring=_scoring(path, entity, spec.get("scoring"), link_type, checked),
+        scoring=_scoring(path, entity, spec.get("scoring"), link_type, sources),
         anchor_sources=tuple(anchors),
         references=tuple(references),
         member_domain_min_share=float(spec.get("member_domain_min_share", 0.6)),
         member_domain_min_people=int(spec.get("member_domain_min_people", 1)),
-        keys=_keys(path, entity, spec.get("keys"), checked) if checked else (),
+        keys=_keys(path, entity, spec.get("keys"), sources) if sources else (),
         datasets=_datasets(path, entity, spec.get("datasets"), sources),
     )
 
