@@ -30,7 +30,7 @@ else
 GENERATE := $(BIN)/python -m sample_company.cli --out $(LANDING)
 endif
 
-.PHONY: install demo test faults distributed ui dev bench lint lock evaluate-identity evaluate-models clean-lake system-deps mutants
+.PHONY: install demo test faults distributed ui dev bench lint lock evaluate-identity train-identity evaluate-models clean-lake system-deps mutants
 
 install: $(STAMP)
 
@@ -112,6 +112,11 @@ lock: install
 ## evaluate-identity: identity_links vs the sample company's ground truth (precision, recall, F1)
 evaluate-identity: install
 	$(BIN)/python -m assets.entities.evaluate --lake $(LAKE) --truth $(LANDING)/_truth
+
+## train-identity: learn the identity match weights from the lake's records (Splink: u by random
+## sampling, m by EM over the blocking rules) into the stack's identity.weights.yaml; prints them
+train-identity: install
+	$(BIN)/python -m assets.entities.train --lake $(LAKE)
 
 ## evaluate-models: the champions' holdout AUC beside the oracle AUC of the planted hazards
 evaluate-models: install

@@ -40,6 +40,7 @@ from assets.entities.rules import Rules, Scoring
 
 SEED = 42
 MAX_PAIRS = 1e6
+log = logging.getLogger(__name__)
 # u estimation stops early once every level has this many observations (Splink's default).
 MIN_COUNT_PER_LEVEL = 100
 
@@ -57,6 +58,7 @@ class Trainer:
     max_pairs: float = MAX_PAIRS
     learned: dict[str, w.EntityWeights] = field(default_factory=dict)
     hashes: dict[str, str] = field(default_factory=dict)  # entity -> candidates fingerprint
+    skipped: dict[str, str] = field(default_factory=dict)  # entity -> why nothing was learned
     seconds: float = 0.0
 
     def entity_of(self, scoring: Scoring) -> str | None:
@@ -64,6 +66,10 @@ class Trainer:
             if getattr(self.rules, entity).scoring is scoring:
                 return entity
         return None
+
+
+class NothingToScore(Exception):
+    """No blocking rule joins two candidates: there is nothing to learn from, nor to score."""
 
 
 _ACTIVE: ContextVar[Trainer | None] = ContextVar("identity_trainer", default=None)
@@ -89,12 +95,34 @@ def fitted(candidates: pa.Table, scoring: Scoring, con: duckdb.DuckDBPyConnectio
         return scoring
     seed, max_pairs = (trainer.seed, trainer.max_pairs) if trainer else (SEED, MAX_PAIRS)
     started = time.perf_counter()
-    learned = fit(candidates, scoring, con, seed=seed, max_pairs=max_pairs)
+    try:
+        learned = fit(candidates, scoring, con, seed=seed, max_pairs=max_pairs)
+    except NothingToScore as e:
+        # Scoring will find no pair either: run it with no evidence, keep nothing (a later run
+        # with more data trains), and say so.
+        if trainer is not None and entity is not None:
+            trainer.skipped[entity] = str(e)
+        return _no_evidence(scoring)
     if trainer is not None and entity is not None:
         trainer.learned[entity] = learned
         trainer.hashes[entity] = fingerprint(candidates)
         trainer.seconds += time.perf_counter() - started
     return w.overlay_scoring(scoring, learned)
+
+
+def _no_evidence(scoring: Scoring) -> Scoring:
+    """The scoring with every missing m/u equal (weight 0) and a prior: for a run with no pair
+    to score, so nothing it could decide depends on them."""
+    comps = tuple(
+        replace(
+            c,
+            levels=tuple(
+                lv if lv.null or c.weighted else replace(lv, m=0.5, u=0.5) for lv in c.levels
+            ),
+        )
+        for c in scoring.comparisons
+    )
+    return replace(scoring, comparisons=comps, prior=scoring.prior or 1e-6)
 
 
 def _settings(scoring: Scoring) -> dict[str, Any]:
@@ -121,6 +149,7 @@ def fit(
 ) -> w.EntityWeights:
     """m/u per level and the prior, estimated on `candidates` by Splink's trainer."""
     from splink import DuckDBAPI, Linker
+    from splink.internals.exceptions import EMTrainingException
 
     cur = con.cursor()
     try:
@@ -130,10 +159,22 @@ def fit(
         linker.training.estimate_u_using_random_sampling(
             max_pairs=max_pairs, seed=seed, min_count_per_level=MIN_COUNT_PER_LEVEL
         )
-        for rule in scoring.training_blocking or scoring.blocking:
-            linker.training.estimate_parameters_using_expectation_maximisation(
-                rule, estimate_without_term_frequencies=True
+        rules = scoring.training_blocking or scoring.blocking
+        trained = 0
+        for rule in rules:
+            try:
+                linker.training.estimate_parameters_using_expectation_maximisation(
+                    rule, estimate_without_term_frequencies=True
+                )
+                trained += 1
+            except EMTrainingException:  # the rule joins no two candidates: nothing to learn
+                log.warning("identity training: blocking rule %r yields no pairs here", rule)
+        if not trained and scoring.training_blocking:
+            raise ValueError(
+                f"no training_blocking rule yields a pair of candidates ({list(rules)})"
             )
+        if not trained:
+            raise NothingToScore(f"no blocking rule yields a pair of candidates ({list(rules)})")
         model = linker.misc.save_model_to_json()
     finally:
         cur.close()
@@ -315,14 +356,15 @@ def after_run(run: RunWeights, lake: Any) -> str:
     training again; returns the note for the run's metadata."""
     from resources.identity import LAKE_WEIGHTS_FILE
 
+    skipped = "".join(f"; {e}: not trained ({why})" for e, why in run.trainer.skipped.items())
     if not run.trainer.learned:
-        return run.note
+        return run.note + skipped
     weights = weights_of(run.trainer, run.lake_file)
     lake.files().write(LAKE_WEIGHTS_FILE, w.dump(weights).encode())
     learned = ", ".join(run.trainer.learned)
     return (
         f"trained this run ({learned}; version {weights.version} kept in "
-        f"{lake.root}/{LAKE_WEIGHTS_FILE}; `make train-identity` writes the team's file)"
+        f"{lake.root}/{LAKE_WEIGHTS_FILE}; `make train-identity` writes the team's file)" + skipped
     )
 
 
@@ -363,10 +405,14 @@ def main(argv: list[str] | None = None) -> int:
     entities = w.ENTITIES if args.entity == "all" else (args.entity,)
     started = time.perf_counter()
     previous = w.read(out)
-    weights, source_records = train(args.lake, entities, args.seed, args.max_pairs, previous)
+    weights, source_records, skipped = train(
+        args.lake, entities, args.seed, args.max_pairs, previous
+    )
     w.write(out, weights)
     elapsed = time.perf_counter() - started
-    print(report(weights, entities))
+    print(report(weights, tuple(e for e in entities if e not in skipped)))
+    for entity, why in skipped.items():
+        print(f"{entity}: not trained: {why} (its deterministic rules leave nothing to score)")
     print(
         f"{source_records:,} source records; weights version {weights.version} written to "
         f"{out} in {elapsed:.1f}s (training {weights.seconds:.1f}s)"
@@ -380,9 +426,10 @@ def train(
     seed: int,
     max_pairs: float,
     previous: w.Weights | None,
-) -> tuple[w.Weights, int]:
+) -> tuple[w.Weights, int, dict[str, str]]:
     """Run the identity step over the lake's raw tables with a trainer for `entities`; nothing
-    is published. Returns the weights file's content and the source records read."""
+    is published. Returns the weights file's content, the source records read, and the
+    entities with nothing to learn from (no pair of candidates), with why."""
     from assets.entities.identity import load_decisions, resolve_identities
     from assets.entities.rules import load_rules
     from resources.duckdb import DuckDBResource
@@ -403,13 +450,12 @@ def train(
     with DuckDBResource().connect() as con, training(trainer):
         PiiResource().install(con, lake.root)
         result = resolve_identities(con, lake, rules, decisions, pa.table({}))
-    missing = [e for e in entities if e not in trainer.learned]
-    if missing:
+    if not trainer.learned:
+        why = "; ".join(f"{e}: {r}" for e, r in trainer.skipped.items()) or "no candidates"
         raise SystemExit(
-            f"nothing to train {missing} on: fewer than two candidate records (is the lake "
-            f"at {lake.root} built? run the raw layer first)"
+            f"nothing to train on in the lake at {lake.root} ({why}): is its raw layer built?"
         )
-    return weights_of(trainer, previous), result.source_records
+    return weights_of(trainer, previous), result.source_records, trainer.skipped
 
 
 if __name__ == "__main__":
