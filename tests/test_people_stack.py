@@ -106,7 +106,7 @@ def test_write_through_then_the_rest_equals_one_run(tmp_path):
     """A later run only adds newer extract files: the union is byte-identical to one run."""
     one, two = tmp_path / "one", tmp_path / "two"
     generate_people(one, **SMALL)
-    first = generate_people(two, **SMALL, write_through="2026-10-30")
+    first = generate_people(two, **SMALL, write_through="2026-10-20")
     rest = generate_people(two, **SMALL)
     assert first.files_written and rest.files_skipped == first.files_written
     assert rest.files_written > 0

@@ -133,7 +133,9 @@ def _resolve(
 
     t0 = time.perf_counter()
     if _has_records(companies):
-        acc, acc_missing = link_companies(companies, people, rules, decisions, con)
+        acc, acc_missing = link_companies(
+            companies, people, rules, decisions, con, _published(previous, "account")
+        )
         anchor = companies.column("is_anchor").to_numpy(zero_copy_only=False).astype(bool)
         mintable = set(np.unique(acc.clusters.roots()[anchor]).tolist())
         prev_acc = previous_links(previous, "account")
@@ -149,7 +151,9 @@ def _resolve(
         ["record_key", "canonical_id"]
     )
     if _has_records(people):
-        per, per_missing = link_people(people, account_of, rules, decisions, con)
+        per, per_missing = link_people(
+            people, account_of, rules, decisions, con, _published(previous, "person")
+        )
         prev_per = previous_links(previous, "person")
         per_ids = assign_ids(per, prev_per, rules.persons.prefix, None, now)
         per_links = links_table(per, people, per_ids, prev_per, now)
@@ -179,6 +183,13 @@ def _resolve(
     )
     t["tables"] = time.perf_counter() - t0
     return IdentityResult(companies, people, links, review, merges, unmapped, t)
+
+
+def _published(previous: pa.Table, entity_type: str) -> pa.Table | None:
+    """The last run's links of one entity type (with their rule and confidence), or None."""
+    if previous.num_rows == 0 or "rule" not in previous.column_names:
+        return None
+    return previous.filter(pc.equal(previous["entity_type"], entity_type))
 
 
 def _has_records(records: pa.Table) -> bool:

@@ -247,6 +247,39 @@ class Linking:
         self.confidence[better] = best[better]
         return ok
 
+    def carry(self, previous: pa.Table | None) -> None:
+        """Keep what earlier runs decided: records that shared a canonical id stay together
+        (unless a 'different' decision parts them), each with the rule and confidence that
+        joined it; new records are then scored against these clusters, and a record's later
+        version (a move, a new phone) does not undo a link made before. `previous`: the
+        entity's published identity links."""
+        if previous is None or previous.num_rows == 0:
+            return
+        prev = previous.filter(pc.is_valid(previous["canonical_id"]))
+        pos = pc.index_in(prev["record_key"], value_set=pa.array(self.keys, pa.string()))
+        prev, pos = prev.filter(pc.is_valid(pos)), pos.filter(pc.is_valid(pos))
+        if prev.num_rows == 0:
+            return
+        idx = pos.to_numpy(zero_copy_only=False).astype(np.int64)
+        ids = prev["canonical_id"].to_numpy(zero_copy_only=False).astype(object)
+        _, first = np.unique(ids, return_index=True)
+        leader_of = dict(zip(ids[first].tolist(), idx[first].tolist(), strict=True))
+        lead = np.array([leader_of[c] for c in ids.tolist()], dtype=np.int64)
+        apart = lead != idx
+        ok = np.ones(len(idx), dtype=bool)
+        ok[apart] = self.clusters.bulk(lead[apart], idx[apart])
+        self.blocked += int((~ok).sum())
+        names = {n: i for i, n in enumerate(self.names)}
+        for i, rule, conf in zip(
+            idx[ok].tolist(),
+            prev["rule"].filter(pa.array(ok)).to_pylist(),
+            prev["confidence"].filter(pa.array(ok)).to_pylist(),
+            strict=True,
+        ):
+            r = names.get(rule)
+            if r is not None and (r, -conf) < (self.rank[i], -self.confidence[i]):
+                self.rank[i], self.confidence[i] = r, conf
+
     def decisions(self, decisions: Sequence[Decision]) -> None:
         for d in decisions:
             if d.same and d.entity_type == self.entity_type:
@@ -439,7 +472,9 @@ def link_companies(
     rules: Rules,
     decisions: Sequence[Decision],
     db: duckdb.DuckDBPyConnection | None = None,
+    previous: pa.Table | None = None,
 ) -> tuple[Linking, list[tuple[int, str]]]:
+    """`previous`: the accounts' links of the last run (`Linking.carry`)."""
     r = rules.accounts
     keys = records.column("record_key").to_pylist()
     lk = Linking.of("account", keys, decisions, r.rule_order)
@@ -448,6 +483,7 @@ def link_companies(
     con.register("people", people)
     con.register("generic", pa.table({"d": list(rules.normalize.generic_email_domains)}))
 
+    lk.carry(previous)
     missing = _stable_links(con, lk, "recs")
     lk.decisions(decisions)
 
@@ -637,9 +673,10 @@ def link_people(
     rules: Rules,
     decisions: Sequence[Decision],
     db: duckdb.DuckDBPyConnection | None = None,
+    previous: pa.Table | None = None,
 ) -> tuple[Linking, list[tuple[int, str]]]:
     """`account_of_company`: company record key -> canonical account id (a mapping, or a table
-    of record_key, canonical_id)."""
+    of record_key, canonical_id); `previous`: the people's links of the last run."""
     r = rules.persons
     keys = records.column("record_key").to_pylist()
     lk = Linking.of("person", keys, decisions, r.rule_order)
@@ -659,6 +696,7 @@ def link_people(
             FROM people_in p LEFT JOIN accounts a ON a.record_key = p.account_ref ORDER BY p.i"""
     )
 
+    lk.carry(previous)
     missing = _stable_links(con, lk, "recs")
     lk.decisions(decisions)
 
