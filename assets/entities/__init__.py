@@ -25,7 +25,12 @@ from dagster import (
 )
 
 from assets.entities import tables as build
-from assets.entities.identity import IdentityResult, load_decisions, resolve_identities
+from assets.entities.identity import (
+    IdentityResult,
+    keep_resolution,
+    load_decisions,
+    resolve_identities,
+)
 from assets.entities.known import KNOWN_PLANS, KnownValues
 from assets.entities.rules import load_rules
 from assets.gated import KINDS, SUITE_CHECK, gated_asset, gated_multi_asset, gated_out, table_key
@@ -156,6 +161,7 @@ def _resolve(
                 **stats.get(c.table, {}),
             },
         )
+    keep_resolution(lake, result)  # after the map: what it was resolved under
 
 
 def _identity_suite(contract: TableContract, rules) -> list[Expectation]:

@@ -4,6 +4,8 @@ and unmapped_ids. Plain functions over Arrow, DuckDB and Splink; the Dagster ass
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -52,6 +54,7 @@ class IdentityResult:
     merges: pa.Table
     unmapped: pa.Table
     timings: dict[str, float] = field(default_factory=dict)
+    fingerprint: str = ""  # resolution_fingerprint of the rules it was resolved under
 
     @property
     def source_records(self) -> int:
@@ -125,6 +128,7 @@ def _resolve(
 ) -> IdentityResult:
     t: dict[str, float] = {}
     t0 = time.perf_counter()
+    carry = carried_links(lake, rules, previous)
     rec.create_macros(con, rules.normalize)
     present = rec.register_raw(con, lake, _tables(rules))
     companies = rec.company_records(con, rules.accounts, present)
@@ -134,7 +138,7 @@ def _resolve(
     t0 = time.perf_counter()
     if _has_records(companies):
         acc, acc_missing = link_companies(
-            companies, people, rules, decisions, con, _published(previous, "account")
+            companies, people, rules, decisions, con, _published(carry, "account")
         )
         anchor = companies.column("is_anchor").to_numpy(zero_copy_only=False).astype(bool)
         mintable = set(np.unique(acc.clusters.roots()[anchor]).tolist())
@@ -152,7 +156,7 @@ def _resolve(
     )
     if _has_records(people):
         per, per_missing = link_people(
-            people, account_of, rules, decisions, con, _published(previous, "person")
+            people, account_of, rules, decisions, con, _published(carry, "person")
         )
         prev_per = previous_links(previous, "person")
         per_ids = assign_ids(per, prev_per, rules.persons.prefix, None, now)
@@ -182,7 +186,40 @@ def _resolve(
         b2b,
     )
     t["tables"] = time.perf_counter() - t0
-    return IdentityResult(companies, people, links, review, merges, unmapped, t)
+    return IdentityResult(
+        companies, people, links, review, merges, unmapped, t, resolution_fingerprint(rules)
+    )
+
+
+# What the last published identity map was resolved under (rules file and identity sources):
+# its clusters are carried into the next run only while these are unchanged.
+RESOLUTION_FILE = "identity/resolution.json"
+
+
+def resolution_fingerprint(rules: Rules) -> str:
+    """The rules file's content and the catalog's identity sources. Learned weights are not
+    part of it: retraining changes how new records score, not what earlier runs joined; a
+    change to the rules or the sources re-resolves every record."""
+    text = Path(rules.path).read_text() if Path(rules.path).is_file() else rules.path
+    basis = repr((text, rules.accounts.sources, rules.persons.sources))
+    return hashlib.sha256(basis.encode()).hexdigest()
+
+
+def carried_links(lake: LakeResource, rules: Rules, previous: pa.Table) -> pa.Table:
+    """The previous links when they were resolved under the same rules and sources, else
+    none (an empty table): `Linking.carry` keeps their clusters together."""
+    try:
+        kept = json.loads(lake.files().read(RESOLUTION_FILE))
+    except (FileNotFoundError, OSError, ValueError):
+        return previous.slice(0, 0)
+    same = kept.get("fingerprint") == resolution_fingerprint(rules)
+    return previous if same else previous.slice(0, 0)
+
+
+def keep_resolution(lake: LakeResource, result: IdentityResult) -> None:
+    """Record what the published map was resolved under (after it is published)."""
+    doc = {"fingerprint": result.fingerprint}
+    lake.files().write(RESOLUTION_FILE, (json.dumps(doc) + "\n").encode())
 
 
 def _published(previous: pa.Table, entity_type: str) -> pa.Table | None:

@@ -15,6 +15,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from assets.entities.names import first_name_sql, last_name_sql
 from assets.entities.rules import EntityRules, Normalize, Ref, Source
 from assets.raw.versions import hidden_versions
 from assets.roles import ref_key_sql
@@ -240,17 +241,9 @@ def person_records(
         if src.table not in present:
             continue
         full = _field(src, "full_name")
-        # "Last, First" or "First Middle Last"
-        first = (
-            f"coalesce({_field(src, 'first_name')}, CASE WHEN {full} LIKE '%,%' "
-            f"THEN trim(split_part({full}, ',', 2)) ELSE "
-            f"nullif(trim(regexp_replace(trim({full}), '\\s*\\S+$', '')), '') END)"
-        )
-        last = (
-            f"coalesce({_field(src, 'last_name')}, CASE WHEN {full} LIKE '%,%' "
-            f"THEN trim(split_part({full}, ',', 1)) ELSE "
-            f"regexp_extract(trim({full}), '(\\S+)$', 1) END)"
-        )
+        # "Last, First" or "First Middle Last": one rule with entities/person (names.py)
+        first = first_name_sql(_field(src, "first_name"), full)
+        last = last_name_sql(_field(src, "last_name"), full)
         cols = ", ".join(
             [
                 f"{first}::VARCHAR AS first_raw",
