@@ -312,13 +312,14 @@ class RunWeights:
 
 
 def for_run(identity: Any, lake: Any) -> RunWeights:
-    """The rules with the weights in force: the team's file (`weights_path()`; refused when
-    stale), else what an earlier run trained into the lake, else the rules' inline m/u. A
-    comparison still without weights is trained in-run (`after_run` keeps the result)."""
+    """The rules with the weights in force: the team's file (`weights_path()`, the one that
+    goes with the rules; refused when stale), else what an earlier run trained into the lake,
+    else the rules' inline m/u. A comparison still without weights is trained in-run
+    (`after_run` keeps the result)."""
     from assets.entities.rules import load_rules
     from resources.identity import LAKE_WEIGHTS_FILE, weights_path
 
-    team = weights_path(identity.weights_path)
+    team = weights_path(identity.weights_path, identity.rules_path)
     if team.is_file():
         rules = load_rules(identity.rules_path, weights=team)
         found = w.read(team)
@@ -387,8 +388,9 @@ def report(weights: w.Weights, entities: tuple[str, ...]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from resources.identity import weights_path
+    from resources.identity import RULES_PATH, weights_path
     from resources.quiet import telemetry_off
+    from resources.settings import read
 
     telemetry_off()
     p = argparse.ArgumentParser(
@@ -401,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lake", help="lake root (default: LAKEHOUSE_LAKE_ROOT, else lake)")
     args = p.parse_args(argv)
 
-    out = args.out or weights_path()
+    out = args.out or weights_path(rules=read(RULES_PATH) or None)
     entities = w.ENTITIES if args.entity == "all" else (args.entity,)
     started = time.perf_counter()
     previous = w.read(out)

@@ -133,7 +133,7 @@ def dump(weights: Weights) -> str:
         "# Learned identity match weights (Splink: u by random sampling, m by expectation-\n"
         "# maximisation over the blocking rules). Written by `make train-identity`; do not edit\n"
         "# by hand: retrain after a new source, a change to the rules' comparisons, or a shift\n"
-        "# in the population (docs/architecture.md, 'Identity weights').\n"
+        "# in the population (docs/identity.md, 'When to retrain').\n"
     )
     return header + yaml.safe_dump(doc, sort_keys=False, width=100)
 
@@ -178,16 +178,21 @@ def read(path: str | Path) -> Weights | None:
     return parse(p.read_text(), str(p)) if p.is_file() else None
 
 
-def resolve(weights: Weights | str | Path | bool | None) -> Weights | None:
+def resolve(
+    weights: Weights | str | Path | bool | None, rules: str | None = None
+) -> Weights | None:
     """The weights `load_rules` was asked for: a `Weights`, a file, False for none, or None for
-    the team's file (`resources.identity.weights_path()`) when it exists."""
+    the file that goes with the rules (`resources.identity.weights_path`; `rules`: the rules
+    file when it was configured rather than the stack's) when it exists."""
     if weights is False:
         return None
     if isinstance(weights, Weights):
         return weights
     from resources.identity import weights_path
 
-    return read(weights_path(str(weights) if weights not in (None, True) else None))
+    if weights not in (None, True):
+        return read(weights_path(str(weights)))
+    return read(weights_path(rules=rules))
 
 
 def write(path: str | Path, weights: Weights) -> None:
