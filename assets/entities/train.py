@@ -169,6 +169,10 @@ def fit(
                 trained += 1
             except EMTrainingException:  # the rule joins no two candidates: nothing to learn
                 log.warning("identity training: blocking rule %r yields no pairs here", rule)
+            except ValueError as e:  # EM drove an m or u below what float64 holds
+                if "minimum allowed value" not in str(e):
+                    raise
+                log.warning("identity training: blocking rule %r skipped: %s", rule, e)
         if not trained and scoring.training_blocking:
             raise ValueError(
                 f"no training_blocking rule yields a pair of candidates ({list(rules)})"

@@ -227,13 +227,20 @@ def stale(scoring: Scoring, ew: EntityWeights) -> list[str]:
     return out
 
 
+SPLINK_FLOOR = 1e-300  # the smallest m or u Splink accepts
+
+
 def overlay_scoring(scoring: Scoring, ew: EntityWeights) -> Scoring:
     """The scoring with the learned prior and m/u of every comparison the file holds (they win
     over inline values); the caller has checked `stale` first."""
 
     def level(lv: Level, learned: dict[str, LevelWeight]) -> Level:
         lw = learned.get(lv.label)
-        return lv if lv.null or lw is None else replace(lv, m=lw.m, u=lw.u)
+        if lv.null or lw is None:
+            return lv
+        # EM can drive a level's m to 0 (never among matches): Splink takes no value below
+        # its float floor, and that floor already vetoes a pair as surely.
+        return replace(lv, m=max(lw.m, SPLINK_FLOOR), u=max(lw.u, SPLINK_FLOOR))
 
     comps = []
     for c in scoring.comparisons:
