@@ -35,6 +35,7 @@ class LevelWeight:
     label: str
     m: float
     u: float
+    note: str = ""  # where m or u came from when the training data never showed the level
 
     @property
     def weight(self) -> float:
@@ -122,6 +123,7 @@ def dump(weights: Weights) -> str:
                             "m": float(f"{lv.m:.6g}"),
                             "u": float(f"{lv.u:.6g}"),
                             "weight": round(lv.weight, 3),
+                            **({"note": lv.note} if lv.note else {}),
                         }
                         for lv in levels
                     ],
@@ -152,7 +154,9 @@ def parse(text: str, where: str) -> Weights:
         for name, c in (spec.get("comparisons") or {}).items():
             try:
                 comps[name] = tuple(
-                    LevelWeight(str(lv["label"]), float(lv["m"]), float(lv["u"]))
+                    LevelWeight(
+                        str(lv["label"]), float(lv["m"]), float(lv["u"]), str(lv.get("note", ""))
+                    )
                     for lv in c["levels"]
                 )
             except (KeyError, TypeError, ValueError) as e:
