@@ -62,8 +62,10 @@ class Trainer:
     seconds: float = 0.0
 
     def entity_of(self, scoring: Scoring) -> str | None:
+        """Which entity's scoring this is (the same comparisons, if not the same object)."""
         for entity in w.ENTITIES:
-            if getattr(self.rules, entity).scoring is scoring:
+            own = getattr(self.rules, entity).scoring
+            if own is scoring or (own.comparisons and own.comparisons == scoring.comparisons):
                 return entity
         return None
 
