@@ -32,13 +32,21 @@ def rules_path(configured: str | None = None) -> Path:
     return own if own.is_file() else DEFAULT_RULES
 
 
-def weights_path(configured: str | None = None) -> Path:
-    """The learned weights file the team keeps (`make train-identity` writes it): `configured`,
-    else `LAKEHOUSE_IDENTITY_WEIGHTS`, else `<stack dir>/identity.weights.yaml`; read when
-    called. The path is returned whether or not the file exists yet."""
+def weights_path(configured: str | None = None, rules: str | None = None) -> Path:
+    """The learned weights file that goes with the rules in force (`make train-identity` writes
+    it; read when called, whether or not it exists yet): `configured`, else
+    `LAKEHOUSE_IDENTITY_WEIGHTS`; else beside a rules file configured elsewhere (`rules`:
+    x/identity.yaml -> x/identity.weights.yaml); else `<stack dir>/identity.weights.yaml`.
+    Weights go with the rules they were trained for: another rules file never picks up the
+    stack's."""
     from resources.settings import read, stack_dir
 
-    return Path(configured or read(WEIGHTS_PATH) or stack_dir() / WEIGHTS_FILE)
+    if configured or read(WEIGHTS_PATH):
+        return Path(configured or read(WEIGHTS_PATH))
+    if rules:
+        p = Path(rules)
+        return p.with_name(f"{p.stem}.weights.yaml")
+    return stack_dir() / WEIGHTS_FILE
 
 
 class IdentityResource(ConfigurableResource):

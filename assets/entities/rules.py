@@ -435,6 +435,7 @@ def load_rules(
     from assets.entities import weights as learned
     from assets.roles import identity_sources
 
+    configured = bool(path)
     path = rules_path(str(path) if path else None)
     spec = yaml.safe_load(path.read_text()) or {}
     for entity in ("accounts", "persons"):
@@ -467,4 +468,4 @@ def load_rules(
         product_roles=dict(roles.get("product_roles", {})),
         former_titles=tuple(t.lower() for t in roles.get("former_titles", [])),
     )
-    return learned.apply(rules, learned.resolve(weights))
+    return learned.apply(rules, learned.resolve(weights, str(path) if configured else None))

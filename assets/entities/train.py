@@ -62,8 +62,10 @@ class Trainer:
     seconds: float = 0.0
 
     def entity_of(self, scoring: Scoring) -> str | None:
+        """Which entity's scoring this is (the same comparisons, if not the same object)."""
         for entity in w.ENTITIES:
-            if getattr(self.rules, entity).scoring is scoring:
+            own = getattr(self.rules, entity).scoring
+            if own is scoring or (own.comparisons and own.comparisons == scoring.comparisons):
                 return entity
         return None
 
@@ -180,27 +182,36 @@ def fit(
         if not trained:
             raise NothingToScore(f"no blocking rule yields a pair of candidates ({list(rules)})")
         model = linker.misc.save_model_to_json()
+        estimated = {
+            (comp.output_column_name, level.label_for_charts): (
+                level._has_estimated_m_values,
+                level._has_estimated_u_values,
+            )
+            for comp in linker._settings_obj.comparisons
+            for level in comp._comparison_levels_excluding_null
+        }
     finally:
         cur.close()
-    learned = _learned(model, scoring, candidates.num_rows, max_pairs)
+    learned = _learned(model, scoring, candidates.num_rows, max_pairs, estimated)
     prior = estimate_prior(candidates, w.overlay_scoring(scoring, learned), con)
     return replace(learned, prior=prior)
 
 
-def _probability(value: Any) -> float | None:
-    """A trained m or u; None when the level was not observed (Splink writes a text then)."""
-    return float(value) if isinstance(value, int | float) else None
-
-
 def _learned(
-    model: dict[str, Any], scoring: Scoring, records: int, max_pairs: float
+    model: dict[str, Any],
+    scoring: Scoring,
+    records: int,
+    max_pairs: float,
+    estimated: dict[tuple[str, str], tuple[bool, bool]],
 ) -> w.EntityWeights:
-    """The trained model's levels by comparison name and label.
+    """The trained model's levels by comparison name and label; `estimated`: which of m and u
+    the training estimated, per (comparison, level label).
 
     A level the training data never showed gets, in order: the rules' inline m/u; for u, the
     bound the sample gives (seen in none of `max_pairs` random pairs: 1/max_pairs); for m, u
     itself (weight 0: no evidence either way until the data shows it). Splink's own fallback
-    (m = 1e-6) would make a level never seen among matches a strong sign of a non-match."""
+    (m = 1e-6) would make a level never seen among matches a strong sign of a non-match. Each
+    such level says where its values came from (`note`)."""
     comps: dict[str, tuple[w.LevelWeight, ...]] = {}
     by_name = {c.name: c for c in scoring.comparisons}
     for comp in model["comparisons"]:
@@ -211,9 +222,22 @@ def _learned(
             if level.get("is_null_level"):
                 continue
             label = level["label_for_charts"]
-            m = _probability(level.get("m_probability")) or inline[label].m
-            u = _probability(level.get("u_probability")) or inline[label].u or 1 / max_pairs
-            levels.append(w.LevelWeight(label, float(m if m is not None else u), float(u)))
+            has_m, has_u = estimated.get((name, label), (False, False))
+            notes = []
+            u = level.get("u_probability") if has_u else None
+            if u is None:
+                u = inline[label].u
+                notes.append("u: the rules' value" if u is not None else "u < 1/max-pairs")
+                u = u if u is not None else 1 / max_pairs
+            m = level.get("m_probability") if has_m else None
+            if m is None:
+                m = inline[label].m
+                notes.append("m: the rules' value" if m is not None else "m = u, no evidence")
+                m = m if m is not None else u
+            note = "; ".join(notes)
+            levels.append(
+                w.LevelWeight(label, float(m), float(u), f"not observed ({note})" if notes else "")
+            )
         comps[name] = tuple(levels)
     return w.EntityWeights(
         prior=float(model["probability_two_random_records_match"]),
@@ -316,13 +340,14 @@ class RunWeights:
 
 
 def for_run(identity: Any, lake: Any) -> RunWeights:
-    """The rules with the weights in force: the team's file (`weights_path()`; refused when
-    stale), else what an earlier run trained into the lake, else the rules' inline m/u. A
-    comparison still without weights is trained in-run (`after_run` keeps the result)."""
+    """The rules with the weights in force: the team's file (`weights_path()`, the one that
+    goes with the rules; refused when stale), else what an earlier run trained into the lake,
+    else the rules' inline m/u. A comparison still without weights is trained in-run
+    (`after_run` keeps the result)."""
     from assets.entities.rules import load_rules
     from resources.identity import LAKE_WEIGHTS_FILE, weights_path
 
-    team = weights_path(identity.weights_path)
+    team = weights_path(identity.weights_path, identity.rules_path)
     if team.is_file():
         rules = load_rules(identity.rules_path, weights=team)
         found = w.read(team)
@@ -386,13 +411,15 @@ def report(weights: w.Weights, entities: tuple[str, ...]) -> str:
             for lv in levels:
                 lines.append(
                     f"    {lv.label:<48} m={lv.m:<10.4g} u={lv.u:<10.4g} weight={lv.weight:+.2f}"
+                    + (f"  {lv.note}" if lv.note else "")
                 )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    from resources.identity import weights_path
+    from resources.identity import RULES_PATH, weights_path
     from resources.quiet import telemetry_off
+    from resources.settings import read
 
     telemetry_off()
     p = argparse.ArgumentParser(
@@ -405,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lake", help="lake root (default: LAKEHOUSE_LAKE_ROOT, else lake)")
     args = p.parse_args(argv)
 
-    out = args.out or weights_path()
+    out = args.out or weights_path(rules=read(RULES_PATH) or None)
     entities = w.ENTITIES if args.entity == "all" else (args.entity,)
     started = time.perf_counter()
     previous = w.read(out)

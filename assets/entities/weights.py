@@ -35,6 +35,7 @@ class LevelWeight:
     label: str
     m: float
     u: float
+    note: str = ""  # where m or u came from when the training data never showed the level
 
     @property
     def weight(self) -> float:
@@ -122,6 +123,7 @@ def dump(weights: Weights) -> str:
                             "m": float(f"{lv.m:.6g}"),
                             "u": float(f"{lv.u:.6g}"),
                             "weight": round(lv.weight, 3),
+                            **({"note": lv.note} if lv.note else {}),
                         }
                         for lv in levels
                     ],
@@ -133,7 +135,7 @@ def dump(weights: Weights) -> str:
         "# Learned identity match weights (Splink: u by random sampling, m by expectation-\n"
         "# maximisation over the blocking rules). Written by `make train-identity`; do not edit\n"
         "# by hand: retrain after a new source, a change to the rules' comparisons, or a shift\n"
-        "# in the population (docs/architecture.md, 'Identity weights').\n"
+        "# in the population (docs/identity.md, 'When to retrain').\n"
     )
     return header + yaml.safe_dump(doc, sort_keys=False, width=100)
 
@@ -152,7 +154,9 @@ def parse(text: str, where: str) -> Weights:
         for name, c in (spec.get("comparisons") or {}).items():
             try:
                 comps[name] = tuple(
-                    LevelWeight(str(lv["label"]), float(lv["m"]), float(lv["u"]))
+                    LevelWeight(
+                        str(lv["label"]), float(lv["m"]), float(lv["u"]), str(lv.get("note", ""))
+                    )
                     for lv in c["levels"]
                 )
             except (KeyError, TypeError, ValueError) as e:
@@ -178,16 +182,21 @@ def read(path: str | Path) -> Weights | None:
     return parse(p.read_text(), str(p)) if p.is_file() else None
 
 
-def resolve(weights: Weights | str | Path | bool | None) -> Weights | None:
+def resolve(
+    weights: Weights | str | Path | bool | None, rules: str | None = None
+) -> Weights | None:
     """The weights `load_rules` was asked for: a `Weights`, a file, False for none, or None for
-    the team's file (`resources.identity.weights_path()`) when it exists."""
+    the file that goes with the rules (`resources.identity.weights_path`; `rules`: the rules
+    file when it was configured rather than the stack's) when it exists."""
     if weights is False:
         return None
     if isinstance(weights, Weights):
         return weights
     from resources.identity import weights_path
 
-    return read(weights_path(str(weights) if weights not in (None, True) else None))
+    if weights not in (None, True):
+        return read(weights_path(str(weights)))
+    return read(weights_path(rules=rules))
 
 
 def write(path: str | Path, weights: Weights) -> None:
