@@ -26,7 +26,9 @@ CONFIG = replace(DEFAULT, history_days=20)
 def person_links(h) -> dict[str, str]:
     links = h.lake.read("entities", "identity_links")
     links = links.filter(pc.equal(links["entity_type"], "person"))
-    return dict(zip(links["record_key"].to_pylist(), links["canonical_id"].to_pylist(), strict=True))
+    return dict(
+        zip(links["record_key"].to_pylist(), links["canonical_id"].to_pylist(), strict=True)
+    )
 
 
 @pytest.fixture(scope="module")
