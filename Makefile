@@ -22,8 +22,15 @@ endif
 export DAGSTER_HOME ?= $(CURDIR)/lake/.dagster
 LAKE := $(or $(LAKEHOUSE_LAKE_ROOT),lake)
 LANDING := $(or $(LAKEHOUSE_LANDING_ROOT),$(LAKE)/landing)
+# The sample data `make demo` lands: the sample company's world in the stack's shapes, or, on the
+# people stack, a person-only world (sample_company/people.py; PEOPLE_ARGS e.g. --persons 5000).
+ifeq ($(notdir $(strip $(STACK))),people)
+GENERATE := $(BIN)/python -m sample_company.people $(LANDING) $(PEOPLE_ARGS)
+else
+GENERATE := $(BIN)/python -m sample_company.cli --out $(LANDING)
+endif
 
-.PHONY: install demo test faults distributed ui dev bench lint lock evaluate-identity evaluate-models clean-lake system-deps mutants
+.PHONY: install demo test faults distributed ui dev bench lint lock evaluate-identity train-identity evaluate-models clean-lake system-deps mutants
 
 install: $(STAMP)
 
@@ -34,9 +41,10 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	@touch $(STAMP)
 
-## demo: generate the sample company and materialize the whole graph on the embedded default
+## demo: generate the sample company (the people stack: its person-only world) and materialize
+## the whole graph on the embedded default
 demo: install
-	$(BIN)/python -m sample_company.cli --out $(LANDING)
+	$(GENERATE)
 	$(BIN)/python platform/demo.py
 
 ## test: the test suite (fast by default; slow/bench markers are opt-in), one test module per
@@ -104,6 +112,11 @@ lock: install
 ## evaluate-identity: identity_links vs the sample company's ground truth (precision, recall, F1)
 evaluate-identity: install
 	$(BIN)/python -m assets.entities.evaluate --lake $(LAKE) --truth $(LANDING)/_truth
+
+## train-identity: learn the identity match weights from the lake's records (Splink: u by random
+## sampling, m by EM over the blocking rules) into the stack's identity.weights.yaml; prints them
+train-identity: install
+	$(BIN)/python -m assets.entities.train --lake $(LAKE)
 
 ## evaluate-models: the champions' holdout AUC beside the oracle AUC of the planted hazards
 evaluate-models: install

@@ -22,6 +22,7 @@ from checks.contract import SQL_TYPES
 from checks.roles import (
     COMPANY_ROLES,
     CREATED_AT,
+    PERSON_IDENTITY_FIELDS,
     ROLES,
     UPDATED_AT,
     requester_object,
@@ -186,7 +187,17 @@ def identity_sources(catalog: Catalog) -> IdentitySources:
         else:  # a signal names the company it is about
             f = fields(o, {"name": "company_name", "website": "company_domain"})
             links = r(refs(o, "company"))
-        accounts.append(Source(o.source, raw_table(o), record_id(o), order_by(o), f, links))
+        accounts.append(
+            Source(
+                o.source,
+                raw_table(o),
+                record_id(o),
+                order_by(o),
+                f,
+                links,
+                attributes=dict(o.role.attributes),
+            )
+        )
     anchors = tuple(o.source for o in catalog.by_role("company") if option(o, "anchor"))
     company_sources = {o.source for o in catalog.by_role("company")}
     references = tuple(
@@ -197,12 +208,7 @@ def identity_sources(catalog: Catalog) -> IdentitySources:
         if x.to in company_sources
     )
     persons = []
-    name_fields = {
-        "first_name": "first_name",
-        "last_name": "last_name",
-        "full_name": "full_name",
-        "email": "email",
-    }
+    name_fields = {f: f for f in PERSON_IDENTITY_FIELDS}
     for source, o in person_sources(catalog):
         role = o.role.role
         if role == "person":
@@ -215,6 +221,7 @@ def identity_sources(catalog: Catalog) -> IdentitySources:
                     fields(o, name_fields),
                     r(refs(o, "same_as")),
                     account=r(refs(o, "company")),
+                    attributes=dict(o.role.attributes),
                 )
             )
         elif role == "ticket":

@@ -101,9 +101,25 @@ IDENTITY_REVIEW = _entity(
     Column("right_canonical_id", "string", "Its canonical id now.", identifies_person=True),
     Column("match_probability", "float", required=True, min=0, max=1),
     Column("match_weight", "float"),
-    Column("evidence", "string", "Comparison level reached by each compared field (JSON)."),
-    Column("left_attributes", "string", "The compared values (JSON).", pii=True),
-    Column("right_attributes", "string", "The compared values (JSON).", pii=True),
+    Column(
+        "evidence",
+        "string",
+        "Comparison level reached by each compared field (JSON): which fields agreed and how "
+        "well; `exclusive_key` names an exclusive key whose values differ (not merged).",
+    ),
+    Column(
+        "left_attributes",
+        "string",
+        "The compared values as a reviewer may see them (JSON): personal values masked (an "
+        "initial, a birth year, last digits) beside their salted hash `<field>_hash`.",
+        pii=True,
+    ),
+    Column(
+        "right_attributes",
+        "string",
+        "The other side's values, masked and hashed as left_attributes (JSON).",
+        pii=True,
+    ),
     Column("status", required=True, accepted=("pending",)),
     ts("queued_at", required=True),
     key=("pair_id",),

@@ -87,6 +87,56 @@ class Role:
 # ticket requesters and consent records (assets/roles.py `person_sources`).
 COMPANY_ROLES = ("company", "signal")
 
+# The role fields a person record carries for identity, one column each, under these names on
+# every source (assets/entities/records.py); a field a source does not map is NULL there.
+PERSON_IDENTITY_FIELDS = (
+    "first_name",
+    "last_name",
+    "full_name",
+    "email",
+    "phone",
+    "date_of_birth",
+    "postcode",
+    "address",
+    "city",
+    "national_id",
+    "gender",
+)
+# Roles whose mapping may add identity attributes of its own (`role.attributes: {name: SQL}`):
+# anything else a company keeps about a person or a company, compared and blocked on by name.
+ATTRIBUTE_ROLES = ("person", "company")
+# Columns the identity step derives itself: an attribute may not take one of these names.
+IDENTITY_COLUMNS = (
+    "record_key",
+    "system",
+    "object",
+    "source_id",
+    "first_name_raw",
+    "last_name_raw",
+    "email_key",
+    "email_local",
+    "email_domain",
+    "role_mailbox",
+    "account_ref",
+    "account_id",
+    "link_keys",
+    "first_seen_at",
+    "last_seen_at",
+    "is_anchor",
+    "name",
+    "name_norm",
+    "name_token",
+    "domain",
+    "domain_stem",
+    "website",
+    "country",
+    "country_raw",
+    "unique_id",
+    "source_dataset",
+    "i",
+    "root",
+)
+
 ROLES: dict[str, Role] = {
     "company": Role(
         optional=(
@@ -124,6 +174,13 @@ ROLES: dict[str, Role] = {
             "full_name",
             "email",
             "phone",
+            # identity fields (text; assets/entities/records.py normalizes each by kind)
+            "date_of_birth",
+            "postcode",
+            "address",
+            "city",
+            "national_id",
+            "gender",
             "title",
             "product_role",  # mapped: the object's records are product logins
             "status",  # active / deactivated

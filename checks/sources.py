@@ -36,7 +36,7 @@ from checks.raw import (
     RawContract,
     raw_contract,
 )
-from checks.roles import ROLES
+from checks.roles import ATTRIBUTE_ROLES, IDENTITY_COLUMNS, ROLES
 
 NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 # A JSON source path: dotted keys, each optionally followed by list indexes (`items.data[0].id`).
@@ -77,7 +77,7 @@ COLUMN_KEYS = (
 )
 CSV_KEYS = ("delimiter", "quote", "escape", "header")
 TIMESTAMP_KEYS = ("created", "updated")
-ROLE_KEYS = ("name", "fields", "refs")
+ROLE_KEYS = ("name", "fields", "refs", "attributes")
 REF_KEYS = ("expr", "to")
 CADENCES = tuple(CADENCE_PERIODS)
 LINEAGE_NAMES = tuple(c.name for c in LINEAGE)
@@ -106,6 +106,9 @@ class RoleMapping:
     fields: dict[str, str | tuple[str, ...]]
     refs: dict[str, tuple[RoleRef, ...]]  # ref field -> references, tried in order
     options: dict[str, Any]  # role options (anchor, workspace, ...)
+    # identity attributes beyond the role's fields (person and company roles): name -> column
+    # or SQL; identity compares and blocks on them by name (assets/entities/records.py).
+    attributes: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -523,12 +526,37 @@ class _Reader:
             if key not in mapped:
                 raise self.fail(f"role.fields.{key}", f"required by role {name}")
         refs = self._refs(value.get("refs"), name, o, by_source, entries)
+        attributes = self._attributes(value.get("attributes"), name, o)
         # One place for the defaults: the record's id, and its declared timestamps.
         mapped.setdefault("id", o.id)
         for key, column in (("created_at", o.created), ("updated_at", o.updated)):
             if column and key in spec.fields:
                 mapped.setdefault(key, column)
-        return RoleMapping(name, mapped, refs, options)
+        return RoleMapping(name, mapped, refs, options, attributes)
+
+    def _attributes(self, value: Any, role: str, o: SourceObject) -> dict[str, str]:
+        """`role.attributes`: more identity fields, named by the catalog. A name must not hide
+        a role field or a column the identity step derives, and its SQL must bind."""
+        if value is None:
+            return {}
+        if role not in ATTRIBUTE_ROLES:
+            raise self.fail(
+                "role.attributes", f"only roles {', '.join(ATTRIBUTE_ROLES)} take attributes"
+            )
+        if not isinstance(value, dict):
+            raise self.fail("role.attributes", "must be a mapping of name -> column or SQL")
+        out: dict[str, str] = {}
+        for key, expr in value.items():
+            at = f"role.attributes.{key}"
+            if not isinstance(key, str) or not NAME.match(key):
+                raise self.fail(at, f"{key!r} must match {NAME.pattern}")
+            if key in ROLES[role].fields or key in IDENTITY_COLUMNS:
+                raise self.fail(at, f"{key!r} is a field of role {role} or an identity column")
+            if not isinstance(expr, str) or not expr.strip():
+                raise self.fail(at, f"{expr!r} must be a column name or an SQL expression")
+            self._binds(o, expr, at)
+            out[key] = expr
+        return out
 
     def _refs(
         self,

@@ -11,6 +11,10 @@ from pydantic import Field
 from resources.lake import is_local
 
 RULES_PATH = "LAKEHOUSE_IDENTITY_RULES"
+WEIGHTS_PATH = "LAKEHOUSE_IDENTITY_WEIGHTS"
+WEIGHTS_FILE = "identity.weights.yaml"
+# Where a run that had to train for itself keeps what it learned, relative to the lake root.
+LAKE_WEIGHTS_FILE = "identity/identity.weights.yaml"
 DECISIONS_PATH = "LAKEHOUSE_IDENTITY_DECISIONS"
 DECISIONS_FILE = "decisions/identity_decisions.csv"
 # The rules the project ships (assets/entities/rules.py reads them).
@@ -28,11 +32,34 @@ def rules_path(configured: str | None = None) -> Path:
     return own if own.is_file() else DEFAULT_RULES
 
 
+def weights_path(configured: str | None = None, rules: str | None = None) -> Path:
+    """The learned weights file that goes with the rules in force (`make train-identity` writes
+    it; read when called, whether or not it exists yet): `configured`, else
+    `LAKEHOUSE_IDENTITY_WEIGHTS`; else beside a rules file configured elsewhere (`rules`:
+    x/identity.yaml -> x/identity.weights.yaml); else `<stack dir>/identity.weights.yaml`.
+    Weights go with the rules they were trained for: another rules file never picks up the
+    stack's."""
+    from resources.settings import read, stack_dir
+
+    if configured or read(WEIGHTS_PATH):
+        return Path(configured or read(WEIGHTS_PATH))
+    if rules:
+        p = Path(rules)
+        return p.with_name(f"{p.stem}.weights.yaml")
+    return stack_dir() / WEIGHTS_FILE
+
+
 class IdentityResource(ConfigurableResource):
     rules_path: str | None = Field(
         default=None,
         description="The identity rules file (normalization, comparisons, thresholds); "
         "default: the stack's identity.yaml, else assets/entities/identity.yaml.",
+    )
+    weights_path: str | None = Field(
+        default=None,
+        description="Learned match weights (make train-identity); default: "
+        f"{WEIGHTS_PATH}, else the stack's {WEIGHTS_FILE}, else the weights a run trained "
+        f"into <lake root>/{LAKE_WEIGHTS_FILE}.",
     )
     decisions_path: str | None = Field(
         default=None,

@@ -36,7 +36,7 @@ from resources.crm import (
     CrmResource,
 )
 from resources.duckdb import DuckDBResource
-from resources.identity import DECISIONS_PATH, RULES_PATH, IdentityResource
+from resources.identity import DECISIONS_PATH, RULES_PATH, WEIGHTS_PATH, IdentityResource
 from resources.lake import LakeResource, is_local
 from resources.landing import LandingResource
 from resources.mlflow import MLFLOW_ARTIFACTS, MLFLOW_TRACKING_URI, MlflowResource
@@ -124,7 +124,9 @@ class Profile:
                 )
             ),
             "identity": IdentityResource(
-                **from_env(rules_path=RULES_PATH, decisions_path=DECISIONS_PATH)
+                **from_env(
+                    rules_path=RULES_PATH, decisions_path=DECISIONS_PATH, weights_path=WEIGHTS_PATH
+                )
             ),
         }
 

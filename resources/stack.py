@@ -39,8 +39,9 @@ def check_stack(out: TextIO, landing: str | None = None) -> int:
     try:
         catalog = load_catalog(catalog_path())
         vocab = load_vocabulary(vocabulary_path())
-        rules = rules_path(os.environ.get("LAKEHOUSE_IDENTITY_RULES"))
-        load_rules(rules)
+        configured = os.environ.get("LAKEHOUSE_IDENTITY_RULES") or None
+        rules = rules_path(configured)
+        load_rules(configured)  # as runs load them: with the weights file that goes with them
     except (CatalogError, VocabularyError) as exc:
         raise StackError(str(exc)) from exc
     except (OSError, KeyError, TypeError, ValueError) as exc:

@@ -25,7 +25,12 @@ from dagster import (
 )
 
 from assets.entities import tables as build
-from assets.entities.identity import IdentityResult, load_decisions, resolve_identities
+from assets.entities.identity import (
+    IdentityResult,
+    keep_resolution,
+    load_decisions,
+    resolve_identities,
+)
 from assets.entities.known import KNOWN_PLANS, KnownValues
 from assets.entities.rules import load_rules
 from assets.gated import KINDS, SUITE_CHECK, gated_asset, gated_multi_asset, gated_out, table_key
@@ -117,15 +122,19 @@ def _resolve(
     identity: IdentityResource,
     pii: PiiResource,
 ) -> Iterator[MaterializeResult | AssetCheckResult]:
+    from assets.entities import train  # lazily: `python -m assets.entities.train` runs it
+
     started = time.perf_counter()
-    rules = load_rules(identity.rules_path)
+    run = train.for_run(identity, lake)
+    rules = run.rules
     decisions_file = identity.decisions_file(lake.root)
     decisions = load_decisions(decisions_file)
     L = contracts.IDENTITY_LINKS
     previous = lake.read(L.layer, L.table)
-    with duckdb.connect() as con:
+    with duckdb.connect() as con, train.training(run.trainer):
         pii.install(con, lake.root)
         result = resolve_identities(con, lake, rules, decisions, previous)
+    weights_note = train.after_run(run, lake)
     elapsed = time.perf_counter() - started
     context.log.info(
         f"identity: {result.source_records:,} source records in {elapsed:.1f}s "
@@ -133,12 +142,14 @@ def _resolve(
     )
     outputs = _identity_outputs(lake, result, previous)
     gates = {
-        c.table: validate(c.name, c.suite(), outputs[c.table]) for c in contracts.IDENTITY_TABLES
+        c.table: validate(c.name, _identity_suite(c, rules), outputs[c.table])
+        for c in contracts.IDENTITY_TABLES
     }
     for c in contracts.IDENTITY_TABLES:
         yield gates[c.table].check_result(table_key(c), SUITE_CHECK, lake.data_docs)
     _raise_if_failed(gates, "identity step")
     stats = _identity_stats(result, elapsed, len(decisions))
+    stats["identity_links"]["weights"] = MetadataValue.text(weights_note)
     for c in PUBLISH_ORDER:
         table = outputs[c.table]
         published, wrote = _publish(lake, c, table, context.run_id)
@@ -150,6 +161,23 @@ def _resolve(
                 **stats.get(c.table, {}),
             },
         )
+    keep_resolution(lake, result)  # after the map: what it was resolved under
+
+
+def _identity_suite(contract: TableContract, rules) -> list[Expectation]:
+    """A table's suite; the identity map's `rule` accepts the built-in rules and the exact-key
+    rules the stack's identity file names (`keys:`), which no static contract can list."""
+    if contract is not contracts.IDENTITY_LINKS:
+        return contract.suite()
+    names = sorted(
+        {*contracts.LINK_RULES, *(k.name for e in (rules.accounts, rules.persons) for k in e.keys)}
+    )
+    return [
+        Expectation(e.type, {**e.kwargs, "value_set": names}, e.on)
+        if e.type == "expect_column_values_to_be_in_set" and e.kwargs.get("column") == "rule"
+        else e
+        for e in contract.suite()
+    ]
 
 
 # The identity map is published last: a run killed before then leaves the map it started from,

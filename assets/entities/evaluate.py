@@ -117,6 +117,9 @@ def report(scores: list[Score], review: pa.Table | None) -> str:
         f"{'precision':>10} {'recall':>8} {'F1':>8}"
     ]
     for s in scores:
+        if s.records == 0:  # a stack without this entity (a person-only catalog has no company)
+            lines.append(f"{s.entity_type:<8} {'-':>9}   no records of this entity: not measured")
+            continue
         lines.append(
             f"{s.entity_type:<8} {s.records:>9,} {s.true_pairs:>12,} {s.predicted_pairs:>12,} "
             f"{s.correct_pairs:>12,} {s.precision:>10.4f} {s.recall:>8.4f} {s.f1:>8.4f}"

@@ -2,8 +2,11 @@
 roles name (assets/roles.py).
 
 A source record is one id of one source object (`<system>/<object>:<id>`) at its latest version:
-record versions collapse here, so identity is decided once per id, not once per extract. Names,
-emails and domains are normalized by SQL macros generated from the rules' lists.
+record versions collapse here, so identity is decided once per id, not once per extract. A
+record carries every field its source declares for identity (the role's identity fields and the
+catalog's `role.attributes`), one column each under the same name on every source, NULL where a
+source maps none; each normalized by kind (`FIELD_NORMS`) with SQL macros, the email and company
+ones generated from the rules' lists.
 """
 
 from __future__ import annotations
@@ -12,11 +15,27 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from assets.entities.names import first_name_sql, last_name_sql
 from assets.entities.rules import EntityRules, Normalize, Ref, Source
 from assets.raw.versions import hidden_versions
 from assets.roles import ref_key_sql
+from checks.roles import PERSON_IDENTITY_FIELDS
 from resources.lake import LakeResource
-from resources.sql import literal
+from resources.sql import ident, literal
+
+# How each identity field is normalized (a macro of `create_macros`); names and emails have
+# their own columns below, any other field (a catalog attribute) is `norm_text`.
+FIELD_NORMS = {
+    "phone": "norm_phone",
+    "date_of_birth": "norm_date",
+    "postcode": "norm_postcode",
+    "national_id": "norm_id",
+    "address": "norm_text",
+    "city": "norm_text",
+    "gender": "norm_text",
+}
+# Person fields with columns of their own, built in `person_records` (names, email).
+_NAMED = ("first_name", "last_name", "full_name", "email")
 
 
 def text_list(values: tuple[str, ...] | list[str]) -> str:
@@ -59,6 +78,21 @@ def create_macros(con: duckdb.DuckDBPyConnection, n: Normalize) -> None:
             'g'), '(\\s+({suffixes}))+\\s*$', ''), '\\s+', ' ', 'g')), '')""",
         """CREATE OR REPLACE MACRO norm_person(x) AS nullif(trim(regexp_replace(
             lower(strip_accents(trim(x))), '[^a-z\\- '']+', '', 'g')), '')""",
+        # Digits only: "+1 (555) 010-9999" and "15550109999" compare equal.
+        r"""CREATE OR REPLACE MACRO norm_phone(x) AS
+            nullif(regexp_replace(x::VARCHAR, '[^0-9]', '', 'g'), '')""",
+        r"""CREATE OR REPLACE MACRO norm_postcode(x) AS
+            nullif(upper(regexp_replace(x::VARCHAR, '\s+', '', 'g')), '')""",
+        # A date as YYYY-MM-DD text when it parses as a date or a timestamp, else NULL (map a
+        # source's own format in the catalog: `strptime(dob, '%d/%m/%Y')`).
+        """CREATE OR REPLACE MACRO norm_date(x) AS strftime(coalesce(
+            try_cast(trim(x::VARCHAR) AS DATE),
+            try_cast(try_cast(trim(x::VARCHAR) AS TIMESTAMP) AS DATE)), '%Y-%m-%d')""",
+        # Identifiers compared without case, spaces and punctuation ("AB 12-34-56 C").
+        """CREATE OR REPLACE MACRO norm_id(x) AS
+            nullif(regexp_replace(lower(x::VARCHAR), '[^a-z0-9]', '', 'g'), '')""",
+        r"""CREATE OR REPLACE MACRO norm_text(x) AS
+            nullif(regexp_replace(lower(trim(x::VARCHAR)), '\s+', ' ', 'g'), '')""",
         f"""CREATE OR REPLACE MACRO norm_country(x) AS CASE
             WHEN length(trim(x)) = 2 THEN upper(trim(x))
             ELSE {_case_map("lower(trim(x))", n.country_names)} END""",
@@ -126,10 +160,30 @@ def _links(src: Source) -> str:
     return f"list_filter([{keys}], lambda k: k IS NOT NULL) AS link_keys"
 
 
+def _attribute_names(sources: tuple[Source, ...]) -> list[str]:
+    """Every catalog attribute of the sources, in catalog order."""
+    return list(dict.fromkeys(a for src in sources for a in src.attributes))
+
+
+def _norm(src: Source, name: str, expr: str | None = None) -> str:
+    """A field's normalized value over the source's latest row, NULL when it maps none.
+    (DuckDB cannot bind some macros over a constant NULL: absent fields are NULL typed.)"""
+    raw = expr or src.fields.get(name) or src.attributes.get(name)
+    if not raw:
+        return f"NULL::VARCHAR AS {ident(name)}"
+    return f"{FIELD_NORMS.get(name, 'norm_text')}(({raw})::VARCHAR) AS {ident(name)}"
+
+
+def _carried(src: Source, names: list[str]) -> list[str]:
+    """The SQL of identity fields and attributes carried as they are normalized."""
+    return [_norm(src, n) for n in names]
+
+
 def company_records(
     con: duckdb.DuckDBPyConnection, rules: EntityRules, present: set[str]
 ) -> pa.Table:
     parts = []
+    attrs = _attribute_names(rules.sources)
     for src in rules.sources:
         if src.table not in present:
             continue
@@ -139,6 +193,7 @@ def company_records(
                 f"{_field(src, 'website')}::VARCHAR AS website",
                 f"{_field(src, 'email')}::VARCHAR AS email",
                 f"{_field(src, 'country')}::VARCHAR AS country_raw",
+                *_carried(src, attrs),
                 _links(src),
             ]
         )
@@ -149,6 +204,7 @@ def company_records(
             # DuckDB cannot bind some macros over a constant NULL: skip absent fields.
             return expr if field in has else f"NULL::{typ}"
 
+        extra = "".join(f"{ident(a)}, " for a in attrs)
         parts.append(
             f"""SELECT {literal(src.source + ":")} || source_id AS record_key,
                 {literal(src.system)} AS system, {literal(src.object)} AS object, source_id,
@@ -158,7 +214,7 @@ def company_records(
                 {d("email", "email_key(email)")} AS email_key,
                 {d("email", "email_domain(email)")} AS email_domain,
                 {d("email", "is_role_mailbox(email)", "BOOLEAN")} AS role_mailbox,
-                {d("country", "norm_country(country_raw)")} AS country,
+                {d("country", "norm_country(country_raw)")} AS country, {extra}
                 link_keys, first_seen_at::TIMESTAMPTZ AS first_seen_at,
                 last_seen_at::TIMESTAMPTZ AS last_seen_at
             FROM ({_latest(src, cols)})"""
@@ -176,27 +232,25 @@ def company_records(
 def person_records(
     con: duckdb.DuckDBPyConnection, rules: EntityRules, present: set[str]
 ) -> pa.Table:
+    """One row per person record: names, email (with its key, local part and domain), every
+    other identity field of the person role and every catalog attribute, normalized."""
     parts = []
+    others = [f for f in PERSON_IDENTITY_FIELDS if f not in _NAMED]
+    carried = [*others, *_attribute_names(rules.sources)]
     for src in rules.sources:
         if src.table not in present:
             continue
         full = _field(src, "full_name")
-        # "Last, First" or "First Middle Last"
-        first = (
-            f"coalesce({_field(src, 'first_name')}, CASE WHEN {full} LIKE '%,%' "
-            f"THEN trim(split_part({full}, ',', 2)) ELSE "
-            f"nullif(trim(regexp_replace(trim({full}), '\\s*\\S+$', '')), '') END)"
-        )
-        last = (
-            f"coalesce({_field(src, 'last_name')}, CASE WHEN {full} LIKE '%,%' "
-            f"THEN trim(split_part({full}, ',', 1)) ELSE "
-            f"regexp_extract(trim({full}), '(\\S+)$', 1) END)"
-        )
+        # "Last, First" or "First Middle Last": one rule with entities/person (names.py)
+        first = first_name_sql(_field(src, "first_name"), full)
+        last = last_name_sql(_field(src, "last_name"), full)
         cols = ", ".join(
             [
                 f"{first}::VARCHAR AS first_raw",
                 f"{last}::VARCHAR AS last_raw",
+                f"{full}::VARCHAR AS full_raw",
                 f"{_field(src, 'email')}::VARCHAR AS email",
+                *_carried(src, carried),
                 _ref_key(src.account, "account_ref"),
                 _links(src),
             ]
@@ -206,15 +260,19 @@ def person_records(
         def d(expr: str, typ: str = "VARCHAR", e=e) -> str:
             return expr if e else f"NULL::{typ}"
 
+        extra = "".join(f"{ident(c)}, " for c in carried)
         parts.append(
             f"""SELECT {literal(src.source + ":")} || source_id AS record_key,
                 {literal(src.system)} AS system, {literal(src.object)} AS object, source_id,
                 first_raw AS first_name_raw,
                 last_raw AS last_name_raw, norm_person(first_raw) AS first_name,
-                norm_person(last_raw) AS last_name, email,
+                norm_person(last_raw) AS last_name,
+                norm_person(coalesce(full_raw, concat_ws(' ', first_raw, last_raw)))
+                    AS full_name, email,
                 {d("email_key(email)")} AS email_key, {d("email_local(email)")} AS email_local,
                 {d("email_domain(email)")} AS email_domain,
-                {d("is_role_mailbox(email)", "BOOLEAN")} AS role_mailbox, account_ref, link_keys,
+                {d("is_role_mailbox(email)", "BOOLEAN")} AS role_mailbox, {extra}
+                account_ref, link_keys,
                 first_seen_at::TIMESTAMPTZ AS first_seen_at,
                 last_seen_at::TIMESTAMPTZ AS last_seen_at
             FROM ({_latest(src, cols)})"""

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -31,16 +31,18 @@ import pyarrow.compute as pc
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from assets.entities.rules import EntityRules, Rules
+from assets.entities.masking import reviewer_view
+from assets.entities.rules import EntityRules, Key, Rules
 from assets.entities.scoring import score_pairs
 from checks.entities import LINK_RULES
 from resources.duckdb import connect
+from resources.pii import install as install_pii
+from resources.sql import ident, literal
 
-# Rule names, strongest first (declared with the links contract): a record's link reports the
-# strongest edge that joined it.
+# Rule names, strongest first (declared with the links contract; an entity's exact keys take
+# the key slot, `EntityRules.rule_order`): a record's link reports the strongest edge that
+# joined it.
 RULES = LINK_RULES
-RANK = {r: i for i, r in enumerate(RULES)}
-_NAMES = np.array(RULES, dtype=object)
 
 
 @dataclass(frozen=True)
@@ -174,13 +176,20 @@ class Linking:
     keys: list[str]
     index: dict[str, int]
     clusters: Clusters
-    rank: np.ndarray  # per record: RANK of the strongest edge that joined it
+    rank: np.ndarray  # per record: position in `names` of the strongest edge that joined it
     confidence: np.ndarray
+    names: tuple[str, ...] = RULES  # the rules, strongest first
     review: list[dict] = field(default_factory=list)
     blocked: int = 0
 
     @classmethod
-    def of(cls, entity_type: str, keys: Sequence[str], decisions: Sequence[Decision]) -> Linking:
+    def of(
+        cls,
+        entity_type: str,
+        keys: Sequence[str],
+        decisions: Sequence[Decision],
+        names: tuple[str, ...] = RULES,
+    ) -> Linking:
         index = {k: i for i, k in enumerate(keys)}
         cannot = [
             (index[d.left], index[d.right])
@@ -193,13 +202,14 @@ class Linking:
             list(keys),
             index,
             Clusters(n, cannot),
-            np.full(n, RANK["own_record"], dtype=np.int8),
+            np.full(n, names.index("own_record"), dtype=np.int8),
             np.ones(n, dtype=np.float64),
+            tuple(names),
         )
 
     @property
     def rule(self) -> np.ndarray:
-        return _NAMES[self.rank]
+        return np.array(self.names, dtype=object)[self.rank]
 
     def edge(self, a: int, b: int, rule: str, confidence: float) -> bool:
         """One edge (decisions, scored pairs): the same crediting as `edges`, without a pass
@@ -209,7 +219,7 @@ class Linking:
         if not self.clusters.union(a, b):
             self.blocked += 1
             return False
-        r = RANK[rule]
+        r = self.names.index(rule)
         for i in (a, b):
             if r < self.rank[i] or (r == self.rank[i] and confidence > self.confidence[i]):
                 self.rank[i], self.confidence[i] = r, confidence
@@ -230,12 +240,45 @@ class Linking:
         ends = np.concatenate([a[done], b[done]])
         best = np.full(len(self.keys), -1.0)
         np.maximum.at(best, ends, np.concatenate([conf[done], conf[done]]))
-        r = RANK[rule]
+        r = self.names.index(rule)
         hit = best >= 0
         better = hit & ((self.rank > r) | ((self.rank == r) & (best > self.confidence)))
         self.rank[better] = r
         self.confidence[better] = best[better]
         return ok
+
+    def carry(self, previous: pa.Table | None) -> None:
+        """Keep what earlier runs decided: records that shared a canonical id stay together
+        (unless a 'different' decision parts them), each with the rule and confidence that
+        joined it; new records are then scored against these clusters, and a record's later
+        version (a move, a new phone) does not undo a link made before. `previous`: the
+        entity's published identity links."""
+        if previous is None or previous.num_rows == 0:
+            return
+        prev = previous.filter(pc.is_valid(previous["canonical_id"]))
+        pos = pc.index_in(prev["record_key"], value_set=pa.array(self.keys, pa.string()))
+        prev, pos = prev.filter(pc.is_valid(pos)), pos.filter(pc.is_valid(pos))
+        if prev.num_rows == 0:
+            return
+        idx = pos.to_numpy(zero_copy_only=False).astype(np.int64)
+        ids = prev["canonical_id"].to_numpy(zero_copy_only=False).astype(object)
+        _, first = np.unique(ids, return_index=True)
+        leader_of = dict(zip(ids[first].tolist(), idx[first].tolist(), strict=True))
+        lead = np.array([leader_of[c] for c in ids.tolist()], dtype=np.int64)
+        apart = lead != idx
+        ok = np.ones(len(idx), dtype=bool)
+        ok[apart] = self.clusters.bulk(lead[apart], idx[apart])
+        self.blocked += int((~ok).sum())
+        names = {n: i for i, n in enumerate(self.names)}
+        for i, rule, conf in zip(
+            idx[ok].tolist(),
+            prev["rule"].filter(pa.array(ok)).to_pylist(),
+            prev["confidence"].filter(pa.array(ok)).to_pylist(),
+            strict=True,
+        ):
+            r = names.get(rule)
+            if r is not None and (r, -conf) < (self.rank[i], -self.confidence[i]):
+                self.rank[i], self.confidence[i] = r, conf
 
     def decisions(self, decisions: Sequence[Decision]) -> None:
         for d in decisions:
@@ -244,29 +287,50 @@ class Linking:
                 if a is not None and b is not None:
                     self.edge(a, b, "confirmed_decision", 1.0)
 
-    def scored(self, pairs: pa.Table, merge: float, candidates: pa.Table) -> None:
-        """Merge pairs at or above `merge`; queue the rest (already >= review) for review."""
+    def scored(
+        self,
+        pairs: pa.Table,
+        merge: float,
+        candidates: pa.Table,
+        shown: Callable[[pa.Table], pa.Table] = lambda t: t,
+        exclusive: Exclusive | None = None,
+    ) -> None:
+        """Merge pairs at or above `merge`, most probable first; queue the rest (already >=
+        review) for review, with the records' values as `shown` lets a reviewer see them
+        (masking.py). A pair whose clusters carry different values of an exclusive key (two
+        national ids) is queued, not merged, with that key named in its evidence. Linking
+        datasets (link_only), a pair whose clusters both hold a record of one dataset is
+        dropped: each cluster keeps its single best link per dataset, as Splink's
+        `cluster_using_single_best_links` does."""
         queued = []
-        for row in pairs.to_pylist():
+        rows = sorted(
+            pairs.to_pylist(),
+            key=lambda r: (-r["match_probability"], r["unique_id_l"], r["unique_id_r"]),
+        )
+        for row in rows:
             a, b = self.index[row["unique_id_l"]], self.index[row["unique_id_r"]]
-            if self.clusters.find(a) == self.clusters.find(b):
+            ra, rb = self.clusters.find(a), self.clusters.find(b)
+            if ra == rb:
                 continue
             p = float(row["match_probability"])
             if not self.clusters.allowed(a, b):
                 continue  # decided: different
-            if p >= merge:
+            if exclusive and exclusive.same_side(ra, rb):
+                continue
+            clash = exclusive.clash(ra, rb) if exclusive else None
+            if p >= merge and clash is None:
                 self.edge(a, b, "scored_match", round(p, 6))
+                if exclusive:
+                    exclusive.joined(ra, rb, self.clusters.find(a))
             else:
+                if clash is not None:
+                    row = {**row, "evidence": _with_clash(row["evidence"], clash)}
                 queued.append(row)
         if not queued:
             return
         ids = {r["unique_id_l"] for r in queued} | {r["unique_id_r"] for r in queued}
-        attrs = {
-            r["unique_id"]: r
-            for r in candidates.filter(
-                pc.is_in(candidates["unique_id"], pa.array(list(ids)))
-            ).to_pylist()
-        }
+        rows = candidates.filter(pc.is_in(candidates["unique_id"], pa.array(sorted(ids))))
+        attrs = dict(zip(rows["unique_id"].to_pylist(), shown(rows).to_pylist(), strict=True))
         for row in queued:
             self.review.append(
                 {
@@ -282,14 +346,89 @@ class Linking:
             )
 
 
+class Exclusive:
+    """The values each cluster carries of the exclusive keys (`keys: [{exclusive: true}]`):
+    one person has one national id, so clusters carrying different ones are two people."""
+
+    def __init__(
+        self,
+        values: dict[int, dict[str, set[str]]],
+        sides: dict[int, set[str]] | None = None,
+        within: dict[str, int] | None = None,
+    ) -> None:
+        self.values = values  # cluster root -> key name -> values
+        self.within = within or {}  # key name -> edits that make two values one mistyped
+        # link_only: cluster root -> the datasets it holds records of (each duplicate-free)
+        self.sides = sides
+
+    def same_side(self, ra: int, rb: int) -> bool:
+        """Both clusters hold a record of one duplicate-free dataset (link_only)."""
+        if self.sides is None:
+            return False
+        return bool(self.sides.get(ra, set()) & self.sides.get(rb, set()))
+
+    def clash(self, ra: int, rb: int) -> str | None:
+        """The first exclusive key both clusters carry with no value in common."""
+        va, vb = self.values.get(ra, {}), self.values.get(rb, {})
+        for name, values in va.items():
+            other = vb.get(name)
+            if not other or not values or values & other:
+                continue
+            k = self.within.get(name, 0)
+            if not any(edits_within(x, y, k) for x in values for y in other):
+                return name
+        return None
+
+    def joined(self, ra: int, rb: int, root: int) -> None:
+        va, vb = self.values.pop(ra, {}), self.values.pop(rb, {})
+        merged = {k: set(va.get(k, ())) | set(vb.get(k, ())) for k in va.keys() | vb.keys()}
+        if merged:
+            self.values[root] = merged
+        if self.sides is not None:
+            self.sides[root] = self.sides.pop(ra, set()) | self.sides.pop(rb, set())
+
+
+def edits_within(a: str, b: str, k: int) -> bool:
+    """Whether `a` becomes `b` in at most `k` edits (insert, delete, substitute, swap two
+    neighbours: optimal string alignment distance)."""
+    if k <= 0 or abs(len(a) - len(b)) > k:
+        return a == b
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        cur = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = a[i - 1] != b[j - 1]
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                cur[j] = min(cur[j], prev2[j - 2] + 1)
+        prev2, prev = prev, cur
+    return prev[-1] <= k
+
+
+def _with_clash(evidence: str, key: str) -> str:
+    """The pair's evidence, naming the exclusive key whose values differ."""
+    out = json.loads(evidence) if evidence else {}
+    out["exclusive_key"] = f"{key} differs: not merged"
+    return json.dumps(out)
+
+
 def pair_id(entity_type: str, a: str, b: str) -> str:
     lo, hi = sorted((a, b))
     return hashlib.sha1(f"{entity_type}|{lo}|{hi}".encode()).hexdigest()[:16]
 
 
 def _cursor(db: duckdb.DuckDBPyConnection | None) -> duckdb.DuckDBPyConnection:
-    """A connection of its own (temp tables, registrations) on the caller's database."""
-    return db.cursor() if db is not None else connect()
+    """A connection of its own (temp tables, registrations) on the caller's database, with the
+    caller's PII hashing (`pii_hash`, resources/pii.py) when it has one: the review queue shows
+    hashes, never clear values (masking.py)."""
+    if db is None:
+        return connect()
+    cur = db.cursor()
+    salt = db.execute("SELECT getvariable('pii_salt')").fetchall()[0][0]
+    if salt:
+        install_pii(cur, salt)
+    return cur
 
 
 def _with_index(records: pa.Table) -> pa.Table:
@@ -333,15 +472,18 @@ def link_companies(
     rules: Rules,
     decisions: Sequence[Decision],
     db: duckdb.DuckDBPyConnection | None = None,
+    previous: pa.Table | None = None,
 ) -> tuple[Linking, list[tuple[int, str]]]:
+    """`previous`: the accounts' links of the last run (`Linking.carry`)."""
     r = rules.accounts
     keys = records.column("record_key").to_pylist()
-    lk = Linking.of("account", keys, decisions)
+    lk = Linking.of("account", keys, decisions, r.rule_order)
     con = _cursor(db)
     con.register("recs", _with_index(records))
     con.register("people", people)
     con.register("generic", pa.table({"d": list(rules.normalize.generic_email_domains)}))
 
+    lk.carry(previous)
     missing = _stable_links(con, lk, "recs")
     lk.decisions(decisions)
 
@@ -354,6 +496,7 @@ def link_companies(
     )
     a, b = _pairs(con.sql("SELECT leader, i FROM domains WHERE i <> leader ORDER BY i"))
     lk.edges(a, b, "verified_domain", 0.99)
+    _exact_keys(con, lk, r, rules)
 
     # A billing email's domain joins the company that verified that domain, unless the address
     # is a shared inbox: the same address on records of one source that are still apart.
@@ -402,36 +545,123 @@ def link_companies(
     lk.edges(a, b, "member_domain", np.round(np.minimum(0.99, share.astype(float)), 4))
 
     _register_roots(con, lk)
-    _score(con, lk, r, ("name_norm", "domain", "domain_stem", "country", "name_token"))
+    _score(con, lk, r)
     con.close()
     return lk, missing
 
 
-def _score(
-    con: duckdb.DuckDBPyConnection, lk: Linking, r: EntityRules, fields: Sequence[str]
-) -> None:
-    """One candidate row per cluster, scored by Splink. A cluster's values are its members'
-    most common ones (ties: the smallest); its key is its first system-of-record record."""
+def _dataset_sql(r: EntityRules) -> str:
+    """A record's dataset (Splink's source_dataset): its source's configured one, else its
+    source (`<system>/<object>`, the record key's prefix)."""
+    src = "split_part(record_key, ':', 1)"
+    if not r.datasets:
+        return src
+    whens = " ".join(f"WHEN {literal(s)} THEN {literal(d)}" for s, d in r.datasets.items())
+    return f"(CASE {src} {whens} ELSE {src} END)"
+
+
+def _exact_keys(con: duckdb.DuckDBPyConnection, lk: Linking, r: EntityRules, rules: Rules) -> None:
+    """The entity's exact-key rules, in order: records sharing every column of a key are one,
+    unless a guard says the value is shared (see `_key_edges`)."""
+    have = {c[0] for c in con.sql("DESCRIBE recs").fetchall()}
+    for key in r.keys:
+        if not set(key.reads) <= have:
+            continue  # no record carries one of its columns: the key cannot apply
+        a, b, conf = _pairs(con.sql(_key_edges(key, r, rules)))
+        lk.edges(a, b, key.name, conf.astype(float))
+
+
+def _key_edges(key: Key, r: EntityRules, rules: Rules) -> str:
+    """Edges (leader, record, confidence) of one key. A value is no key when its records carry
+    more than `distinct` values of a guard column (a shared inbox names different people), when
+    it is a team mailbox (`skip_role_mailboxes`), or, for link_only, when two of its records
+    come from one dataset (a link joins across datasets only)."""
+    cols = [ident(c) for c in key.columns]
+    present = " AND ".join(f"nullif({c}::VARCHAR, '') IS NOT NULL" for c in cols)
+    if key.skip_role_mailboxes:
+        present += " AND NOT coalesce(role_mailbox, false)"
+    guards = [f"count(DISTINCT nullif({ident(c)}::VARCHAR, '')) <= {n}" for c, n in key.distinct]
+    if r.link_type == "link_only":
+        guards.append(f"count(*) = count(DISTINCT {_dataset_sql(r)})")
+    having = " AND ".join(["count(*) > 1", *guards])
+    conf = str(key.confidence)
+    if key.generic_domain_confidence is not None:
+        generic = "[" + ", ".join(literal(d) for d in rules.normalize.generic_email_domains)
+        conf = (
+            f"CASE WHEN list_contains({generic}]::VARCHAR[], r.email_domain) "
+            f"THEN {key.generic_domain_confidence} ELSE {key.confidence} END"
+        )
+    on = " AND ".join(f"r.{c} = g.{c}" for c in cols)
+    return f"""WITH g AS (SELECT {", ".join(cols)}, min(i) AS leader FROM recs
+                WHERE {present} GROUP BY ALL HAVING {having})
+            SELECT g.leader, r.i, {conf} AS conf
+            FROM (SELECT * FROM recs WHERE {present}) r JOIN g ON {on}
+            WHERE r.i <> g.leader ORDER BY r.i"""
+
+
+def _score(con: duckdb.DuckDBPyConnection, lk: Linking, r: EntityRules) -> None:
+    """One candidate row per cluster (per cluster and dataset when linking datasets), scored by
+    Splink over the columns the rules read. A cluster's values are its members' most common
+    ones (ties: the smallest); its key is its first system-of-record record."""
+    if not r.scoring.comparisons:
+        return
     have = {c[0] for c in con.sql("DESCRIBE recs").fetchall()}
     anchor = "NOT is_anchor, " if "is_anchor" in have else ""
-    cols = [f for f in (*fields, "account_id") if f in have]
-    ctes = ["base AS (SELECT * FROM recs JOIN roots USING (i))"]
+    fields = r.scoring.columns
+    cols = [f for f in fields if f in have]
+    linking = r.link_type != "dedupe_only"
+    group = "root, source_dataset" if linking else "root"
+    ds = f", {_dataset_sql(r)} AS source_dataset" if linking else ""
+    ctes = [f"base AS (SELECT *{ds} FROM recs JOIN roots USING (i))"]
     ctes += [
-        f"""m_{f} AS (SELECT root, first(v ORDER BY c DESC, v) AS {f} FROM (
-                SELECT root, {f}::VARCHAR AS v, count(*) AS c FROM base
-                WHERE nullif({f}::VARCHAR, '') IS NOT NULL GROUP BY ALL) GROUP BY root)"""
+        f"""m_{f} AS (SELECT {group}, first(v ORDER BY c DESC, v) AS {ident(f)} FROM (
+                SELECT {group}, {ident(f)}::VARCHAR AS v, count(*) AS c FROM base
+                WHERE nullif({ident(f)}::VARCHAR, '') IS NOT NULL GROUP BY ALL) GROUP BY ALL)"""
         for f in cols
     ]
-    picks = ", ".join(f if f in have else f"NULL::VARCHAR AS {f}" for f in (*fields, "account_id"))
-    joins = " ".join(f"LEFT JOIN m_{f} USING (root)" for f in cols)
+    picks = ", ".join(ident(f) if f in have else f"NULL::VARCHAR AS {ident(f)}" for f in fields)
+    joins = " ".join(f"LEFT JOIN m_{f} USING ({group})" for f in cols)
     candidates = con.sql(
         f"""WITH {", ".join(ctes)},
-            reps AS (SELECT root, first(record_key ORDER BY {anchor}record_key) AS unique_id
-                FROM base GROUP BY root)
-            SELECT unique_id, {picks} FROM reps {joins} ORDER BY unique_id"""
+            reps AS (SELECT {group}, first(record_key ORDER BY {anchor}record_key) AS unique_id
+                FROM base GROUP BY ALL)
+            SELECT unique_id, {"source_dataset, " if linking else ""}{picks}
+            FROM reps {joins} ORDER BY unique_id"""
     ).to_arrow_table()
     pairs = score_pairs(candidates, r.scoring, con)
-    lk.scored(pairs, r.scoring.merge, candidates)
+    lk.scored(
+        pairs,
+        r.scoring.merge,
+        candidates,
+        lambda rows: reviewer_view(con, rows),
+        _exclusive(con, r, have) if pairs.num_rows else None,
+    )
+
+
+def _exclusive(con: duckdb.DuckDBPyConnection, r: EntityRules, have: set[str]) -> Exclusive | None:
+    """Each cluster's values of the entity's exclusive keys, and under link_only the datasets
+    it holds records of (`recs` and `roots` registered)."""
+    keys = [k for k in r.keys if k.exclusive and set(k.columns) <= have]
+    sides = None
+    if r.link_type == "link_only":
+        got = con.sql(
+            f"""SELECT root, list(DISTINCT {_dataset_sql(r)}) FROM recs JOIN roots USING (i)
+                GROUP BY root"""
+        ).fetchall()
+        sides = {int(root): set(ds) for root, ds in got}
+    if not keys and sides is None:
+        return None
+    values: dict[int, dict[str, set[str]]] = defaultdict(dict)
+    for k in keys:
+        cols = [f"{ident(c)}::VARCHAR" for c in k.columns]
+        present = " AND ".join(f"nullif({c}, '') IS NOT NULL" for c in cols)
+        got = con.sql(
+            f"""SELECT root, list(DISTINCT concat_ws(chr(31), {", ".join(cols)})) AS v
+                FROM recs JOIN roots USING (i) WHERE {present} GROUP BY root"""
+        ).fetchall()
+        for root, vals in got:
+            values[int(root)][k.name] = set(vals)
+    return Exclusive(dict(values), sides, {k.name: k.exclusive_within for k in keys})
 
 
 # -- persons -------------------------------------------------------------------------------
@@ -443,12 +673,13 @@ def link_people(
     rules: Rules,
     decisions: Sequence[Decision],
     db: duckdb.DuckDBPyConnection | None = None,
+    previous: pa.Table | None = None,
 ) -> tuple[Linking, list[tuple[int, str]]]:
     """`account_of_company`: company record key -> canonical account id (a mapping, or a table
-    of record_key, canonical_id)."""
+    of record_key, canonical_id); `previous`: the people's links of the last run."""
     r = rules.persons
     keys = records.column("record_key").to_pylist()
-    lk = Linking.of("person", keys, decisions)
+    lk = Linking.of("person", keys, decisions, r.rule_order)
     if not isinstance(account_of_company, pa.Table):
         account_of_company = pa.table(
             {
@@ -465,28 +696,14 @@ def link_people(
             FROM people_in p LEFT JOIN accounts a ON a.record_key = p.account_ref ORDER BY p.i"""
     )
 
+    lk.carry(previous)
     missing = _stable_links(con, lk, "recs")
     lk.decisions(decisions)
 
-    # One normalized address, one person -- unless the address is a team mailbox, or records
-    # carrying it name different people (a shared inbox).
-    a, b, conf = _pairs(
-        con.sql(
-            """WITH g AS (SELECT email_key, min(i) AS leader FROM recs
-                    WHERE nullif(email_key, '') IS NOT NULL AND NOT coalesce(role_mailbox, false)
-                    GROUP BY email_key
-                    HAVING count(*) > 1 AND count(DISTINCT nullif(last_name, '')) <= 1)
-                SELECT g.leader, r.i, CASE WHEN r.email_domain IN (SELECT d FROM generic)
-                    THEN 0.98 ELSE 0.99 END AS conf
-                FROM recs r JOIN g USING (email_key)
-                WHERE r.i <> g.leader AND NOT coalesce(r.role_mailbox, false)
-                ORDER BY r.i"""
-        )
-    )
-    lk.edges(a, b, "email", conf.astype(float))
+    _exact_keys(con, lk, r, rules)
 
     _register_roots(con, lk)
-    _score(con, lk, r, ("first_name", "last_name", "email_local"))
+    _score(con, lk, r)
     con.close()
     return lk, missing
 

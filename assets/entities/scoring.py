@@ -2,7 +2,8 @@
 
 Input is one row per cluster the earlier rules built (its representative attributes), so the
 library only sees the hard cases. Comparisons, blocking, priors and m/u probabilities come from
-the rules file; nothing is trained at run time, so the same data always scores the same.
+the rules file and its learned weights (assets/entities/weights.py); a run trains only when the
+rules have no weights yet (assets/entities/train.py), so the same data always scores the same.
 """
 
 from __future__ import annotations
@@ -40,7 +41,10 @@ def score_pairs(
         return empty
     from splink import DuckDBAPI, Linker  # imported lazily: ~0.7 s
 
+    from assets.entities.train import fitted
+
     con = db.cursor() if db is not None else connect()
+    scoring = fitted(candidates, scoring, con)
     db_api = DuckDBAPI(connection=con)
     df = db_api.register(candidates, dataset_display_name="candidates")
     settings = scoring.splink_settings()

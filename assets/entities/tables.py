@@ -19,9 +19,18 @@ from __future__ import annotations
 import duckdb
 import pyarrow as pa
 
+from assets.entities.names import first_name_sql, last_name_sql
 from assets.entities.records import create_macros, register_raw, text_list
 from assets.entities.rules import Rules
-from assets.roles import mapped, register_roles, requesters_view_sql, role_tables, view
+from assets.roles import (
+    mapped,
+    register_roles,
+    requester_id,
+    requester_source,
+    requesters_view_sql,
+    role_tables,
+    view,
+)
 from checks.contract import TableContract
 from checks.roles import status_values
 from checks.sources import Catalog, load_catalog
@@ -133,55 +142,127 @@ def account(con: duckdb.DuckDBPyConnection, rules: Rules, contract: TableContrac
     return _cast(con, sql, contract)
 
 
-def _first_words(x: str) -> str:
-    return f"nullif(trim(regexp_replace(trim({x}), '\\s*\\S+$', '')), '')"
+# The person's own fields (entities/person), each read from these role fields; a name read
+# from a full name is split as the identity records split it (assets/entities/names.py).
+PERSON_FIELDS = ("first_name", "last_name", "email")
 
 
-def _last_word(x: str) -> str:
-    return f"regexp_extract(trim({x}), '(\\S+)$', 1)"
+def _person_candidates(catalog: Catalog) -> dict[str, list[tuple[str, str, str]]]:
+    """Per person field: (role view, record source, SQL over the view) in trust order: person
+    objects `trusted_for` the field first, then catalog order (a mapped first or last name
+    before one read from a full name), then ticket requesters. Only what the catalog maps."""
+    ranked: dict[str, list[tuple[tuple, tuple[str, str, str]]]] = {f: [] for f in PERSON_FIELDS}
+    for pos, o in enumerate(catalog.objects):
+        if o.role is None or o.role.role not in ("person", "ticket"):
+            continue
+        trusted = o.role.options.get("trusted_for") or ()
+        if o.role.role == "person":
+            first, last, full = (mapped(o, f) for f in ("first_name", "last_name", "full_name"))
+            exprs = {
+                "first_name": [("first_name", first), ("full_name", full)],
+                "last_name": [("last_name", last), ("full_name", full)],
+                "email": [("email", mapped(o, "email"))],
+            }
+            where, source = "role_person", o.source
+        else:
+            if not requester_id(o):
+                continue
+            full = mapped(o, "requester_name")
+            exprs = {
+                "first_name": [("full_name", full)],
+                "last_name": [("full_name", full)],
+                "email": [("email", mapped(o, "requester_email"))],
+            }
+            where, source = "role_requester", requester_source(o)
+        for field, options in exprs.items():
+            for k, (column, present) in enumerate(options):
+                if not present:
+                    continue
+                if field == "first_name":
+                    sql = first_name_sql(None if column == "full_name" else column, "full_name")
+                elif field == "last_name":
+                    sql = last_name_sql(None if column == "full_name" else column, "full_name")
+                else:
+                    sql = column
+                key = (o.role.role != "person", field not in trusted, pos, k)
+                ranked[field].append((key, (where, source, sql)))
+    return {f: [c for _, c in sorted(v, key=lambda x: x[0])] for f, v in ranked.items()}
 
 
 def person(con: duckdb.DuckDBPyConnection, rules: Rules, contract: TableContract) -> pa.Table:
+    """One row per canonical person, every field by survivorship over the catalog's mapping
+    (`_person_candidates`): the most trusted source that gives a value, its latest record;
+    for the email, a personal address over a mail provider's within one source."""
+    catalog = load_catalog()
+    candidates = _person_candidates(catalog)
     people = _latest("role_person", "person")
-    # Trust: catalog order of person objects, then ticket requesters; within one, a personal
-    # address over a mail provider's.
-    generic = "CASE WHEN is_generic_domain(email_domain(email)) THEN 1 ELSE 0 END"
-    sql = f"""
-    WITH ranks AS (SELECT _source, dense_rank() OVER (ORDER BY _pos) - 1 AS r
-                   FROM (SELECT DISTINCT _source, _pos FROM role_person)),
-    named AS (
-        SELECT canonical_id, 2 * k.r + {generic} AS rank,
-            coalesce(first_name, {_first_words("full_name")}) AS first_name,
-            coalesce(last_name, {_last_word("full_name")}) AS last_name, email,
-            created_at AS seen, updated_at AS last_seen, _system AS system
-        FROM {people} p JOIN ranks k USING (_source)
-        UNION ALL
-        SELECT l.canonical_id, 2 * (SELECT count(DISTINCT _source) FROM role_person) + {generic},
-            {_first_words("t.full_name")}, {_last_word("t.full_name")}, t.email, t._created,
-            t._ts, t._system
-        FROM role_requester t JOIN links l ON l.entity_type = 'person' AND l.record_key = t._key
-    ), best AS (
-        SELECT canonical_id, arg_min(first_name, rank) AS first_name,
-            arg_min(last_name, rank) AS last_name,
-            pii_hash(arg_min(lower(trim(email)), rank) FILTER (WHERE email IS NOT NULL))
-                AS email_hash,
-            arg_min(system, rank) AS name_source, min(seen) AS first_seen, max(last_seen) AS last_seen
-        FROM named WHERE canonical_id IS NOT NULL GROUP BY ALL
-    ), src AS ({_source_ids("person")}), mails AS (
-        SELECT canonical_id, to_json(list(DISTINCT h ORDER BY h)) AS email_hashes FROM (
-            SELECT canonical_id, pii_hash(e) AS h FROM (
-            SELECT l.canonical_id, lower(trim(p.email)) AS e FROM role_person p
-                JOIN links l ON l.entity_type = 'person' AND l.record_key = p._key
-            UNION SELECT l.canonical_id, lower(trim(t.email)) FROM role_requester t
-                JOIN links l ON l.entity_type = 'person' AND l.record_key = t._key
-        )) WHERE h IS NOT NULL GROUP BY ALL
+    requesters = """(SELECT t.*, l.canonical_id FROM role_requester t
+        JOIN links l ON l.entity_type = 'person' AND l.record_key = t._key)"""
+    views = {"role_person": people, "role_requester": requesters}
+    parts = []
+    for field, cands in candidates.items():
+        for rank, (where, source, sql) in enumerate(cands):
+            value = f"nullif(trim(({sql})::VARCHAR), '')"
+            order = (
+                f"2 * {rank}"
+                if field != "email"
+                else (
+                    f"2 * {rank} + CASE WHEN is_generic_domain(email_domain({value})) THEN 1 ELSE 0 END"
+                )
+            )
+            parts.append(
+                f"""SELECT canonical_id, {literal(field)} AS field, {value} AS value,
+                    {order} AS rank, _system AS system, _ts AS seen
+                FROM {views[where]} WHERE _source = {literal(source)}
+                    AND canonical_id IS NOT NULL"""
+                if where == "role_person"
+                else f"""SELECT canonical_id, {literal(field)}, {value}, {order}, _system, _ts
+                FROM {views[where]} WHERE _key LIKE {literal(source + ":%")}"""
+            )
+    values = " UNION ALL ".join(parts) or (
+        "SELECT NULL::VARCHAR AS canonical_id, NULL::VARCHAR AS field, NULL::VARCHAR AS value, "
+        "0 AS rank, NULL::VARCHAR AS system, NULL::TIMESTAMPTZ AS seen WHERE false"
     )
+    emails = [
+        f"SELECT canonical_id, lower(trim(({sql})::VARCHAR)) AS e FROM {views[where]}"
+        + (f" WHERE _source = {literal(source)}" if where == "role_person" else "")
+        for where, source, sql in candidates["email"]
+    ]
+    mails = (
+        f"""SELECT canonical_id, to_json(list(DISTINCT h ORDER BY h)) AS email_hashes FROM (
+            SELECT canonical_id, pii_hash(e) AS h FROM ({" UNION ".join(emails)})
+            WHERE canonical_id IS NOT NULL) WHERE h IS NOT NULL GROUP BY ALL"""
+        if emails
+        else "SELECT NULL::VARCHAR AS canonical_id, NULL::VARCHAR AS email_hashes WHERE false"
+    )
+    sql = f"""
+    WITH won AS (
+        SELECT canonical_id, field, first(value ORDER BY rank, seen DESC NULLS LAST) AS value,
+            first(system ORDER BY rank, seen DESC NULLS LAST) AS system
+        FROM ({values}) WHERE value IS NOT NULL GROUP BY ALL
+    ), best AS (
+        SELECT canonical_id,
+            max(value) FILTER (WHERE field = 'first_name') AS first_name,
+            max(value) FILTER (WHERE field = 'last_name') AS last_name,
+            max(value) FILTER (WHERE field = 'email') AS email,
+            to_json(map(list(CASE field WHEN 'email' THEN 'email_hash' ELSE field END
+                    ORDER BY field), list(system ORDER BY field)))::VARCHAR AS survivorship
+        FROM won GROUP BY ALL
+    ), seen AS (
+        SELECT canonical_id, min(created) AS first_seen, max(ts) AS last_seen FROM (
+            SELECT l.canonical_id, p.created_at AS created, p.updated_at AS ts
+            FROM role_person p JOIN links l ON l.entity_type = 'person' AND l.record_key = p._key
+            UNION ALL
+            SELECT canonical_id, _created, _ts FROM {requesters})
+        WHERE canonical_id IS NOT NULL GROUP BY ALL
+    ), src AS ({_source_ids("person")}), mails AS ({mails})
     SELECT s.canonical_id AS person_id, b.first_name, b.last_name,
         nullif(trim(concat_ws(' ', b.first_name, b.last_name)), '') AS full_name,
-        b.email_hash, m.email_hashes, s.source_ids, s.source_count,
-        b.first_seen AS first_seen_at, b.last_seen AS last_seen_at,
-        to_json({{'name': b.name_source, 'email_hash': b.name_source}})::VARCHAR AS survivorship
+        pii_hash(lower(trim(b.email))) AS email_hash, m.email_hashes, s.source_ids,
+        s.source_count, f.first_seen AS first_seen_at, f.last_seen AS last_seen_at,
+        coalesce(b.survivorship, '{{}}') AS survivorship
     FROM src s LEFT JOIN best b USING (canonical_id) LEFT JOIN mails m USING (canonical_id)
+    LEFT JOIN seen f USING (canonical_id)
     ORDER BY person_id
     """
     return _cast(con, sql, contract)
@@ -256,6 +337,11 @@ def _first(ts: str, created: str, part: str) -> str:
 
 def relationship(con: duckdb.DuckDBPyConnection, rules: Rules, contract: TableContract) -> pa.Table:
     roles = " ".join(f"WHEN {literal(k)} THEN {literal(v)}" for k, v in rules.product_roles.items())
+
+    def product_role(expr: str) -> str:
+        """A product role as a relationship role (the rules' `product_roles`; none: end user)."""
+        return f"CASE {expr} {roles} ELSE 'end_user' END" if roles else "'end_user'"
+
     deactivated = in_list(status_values("person.deactivated", load_vocabulary()))
     part = "u._source, u.id"
     # A product login holds its product role (a deactivated one: former user) ...
@@ -263,7 +349,7 @@ def relationship(con: duckdb.DuckDBPyConnection, rules: Rules, contract: TableCo
         SELECT lp.canonical_id AS person_id, la.canonical_id AS account_id,
             u._key AS source_record,
             CASE WHEN u.status IN {deactivated} THEN 'former_user'
-                 ELSE CASE u.product_role {roles} ELSE 'end_user' END END AS value,
+                 ELSE {product_role("u.product_role")} END AS value,
             {_first("u.updated_at", "u.created_at", part)} AS ts
         FROM role_person u
         JOIN links lp ON lp.entity_type = 'person' AND lp.record_key = u._key
@@ -295,7 +381,7 @@ def relationship(con: duckdb.DuckDBPyConnection, rules: Rules, contract: TableCo
     member_versions = f"""
         SELECT lp.canonical_id, la.canonical_id, m._key,
             CASE WHEN m.status IN {deactivated} THEN 'former_user'
-                 ELSE CASE m.role {roles} ELSE 'end_user' END END,
+                 ELSE {product_role("m.role")} END,
             coalesce(m.at, m._ts)
         FROM role_membership m
         JOIN links lp ON lp.entity_type = 'person' AND lp.record_key = m.person_key

@@ -155,8 +155,12 @@ def _write(path: Path, o, record: dict[str, Any]) -> None:
 def pending_requests(
     lake: LakeResource, done: set[str], catalog: Catalog | None = None
 ) -> list[dict]:
-    """Erasure requests in the consent object's raw table not yet carried out."""
-    o = consent_object(catalog or load_catalog())
+    """Erasure requests in the consent object's raw table not yet carried out (none when no
+    object plays the consent role: requests have nowhere to land)."""
+    catalog = catalog or load_catalog()
+    if not catalog.by_role("consent"):
+        return []
+    o = consent_object(catalog)
     c = o.contract
     if not lake.exists(c.layer, c.table):
         return []
