@@ -7,6 +7,7 @@ the whole batch before it is committed. Nothing here imports GX (it is slow to i
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -71,6 +72,9 @@ class Column:
     # them): pseudonymous, so previews show it, but a row carrying one is about that person.
     identifies_person: bool = False
     future: bool = False  # may lie after the extract date (e.g. a period end); else quarantined
+    # date/timestamp only: the earliest plausible value (default 1970-01-01: a business date
+    # before it is a broken value); a date of birth or a founding date declares its own.
+    earliest: dt.date | None = None
     # Longest text accepted, in characters: a row rule (quarantine), not a GX expectation, like
     # the type and date rules; no longer value reaches the batch the suite sees.
     max_length: int | None = None

@@ -12,6 +12,7 @@ with a catalog it would misread.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import math
 import re
@@ -69,6 +70,7 @@ COLUMN_KEYS = (
     "min",
     "max",
     "future",
+    "earliest",
     "pii",
     "identifies_person",
     "unit",
@@ -424,6 +426,12 @@ class _Reader:
             raise self.fail(at + "min", f"{bounds['min']} is above max {bounds['max']}")
         if flags["future"] and ctype not in ("date", "timestamp"):
             raise self.fail(at + "future", f"only for date and timestamp columns, not {ctype}")
+        earliest = c.get("earliest")
+        if earliest is not None:
+            if ctype not in ("date", "timestamp"):
+                raise self.fail(at + "earliest", f"only for dates and timestamps, not {ctype}")
+            if isinstance(earliest, dt.datetime) or not isinstance(earliest, dt.date):
+                raise self.fail(at + "earliest", f"{earliest!r} is not a date (YYYY-MM-DD)")
         unit = c.get("unit")
         if unit is not None:
             if ctype != "timestamp":
@@ -453,6 +461,7 @@ class _Reader:
             pii=flags["pii"],
             identifies_person=flags["identifies_person"],
             future=flags["future"],
+            earliest=earliest,
             unit=None if unit == "iso" else unit,
             scale=scale,
         )

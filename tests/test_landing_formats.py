@@ -332,3 +332,46 @@ def test_a_landing_root_read_whole_passes_the_check(tmp_path):
     (root / "shop/orders" / DAY).mkdir(parents=True)
     (root / "_truth").mkdir()
     assert LandingResource(root=str(root)).unread([contract.landing_dir]) == []
+
+
+PATIENTS = """  - system: clinic
+    object: patients
+    description: Patients with their date of birth.
+    format: csv
+    id: id
+    columns:
+      - {name: id, required: true}
+      - {name: born, type: date, earliest: 1900-01-01}
+      - {name: seen, type: date}
+"""
+
+
+def test_a_date_column_declares_its_earliest_plausible_value(tmp_path):
+    """A date of birth in 1936 is history, not a broken value: a column declaring `earliest`
+    keeps it, while an undeclared date keeps the default floor (1970) and a value before the
+    declared one is quarantined naming the column and the floor."""
+    (contract,) = catalog(tmp_path, PATIENTS)
+    assert {c.name: c.earliest for c in contract.columns}["born"].isoformat() == "1900-01-01"
+    data = "id,born,seen\np1,1936-05-04,2026-01-02\np2,1899-12-31,2026-01-02\np3,1950-01-01,1969-12-31\n"
+    rows, quarantined = ingest(tmp_path, contract, {"p.csv": data.encode()})
+    assert [(r["id"], str(r["born"])) for r in rows] == [("p1", "1936-05-04")]
+    assert {(q["line"], q["rule"]) for q in quarantined} == {
+        (3, "plausible_date(born)"),
+        (4, "plausible_date(seen)"),
+    }
+    assert any("is before 1900-01-01" in q["detail"] for q in quarantined)
+
+
+@pytest.mark.parametrize(
+    ("declared", "error"),
+    [
+        ("type: int, earliest: 1900-01-01", "only for dates and timestamps"),
+        ("type: date, earliest: soon", "is not a date"),
+    ],
+)
+def test_earliest_is_a_date_on_a_date_column(tmp_path, declared, error):
+    from checks.sources import CatalogError
+
+    entry = PATIENTS.replace("type: date, earliest: 1900-01-01", declared)
+    with pytest.raises(CatalogError, match=f"field columns.born.earliest: .*{error}"):
+        catalog(tmp_path, entry)

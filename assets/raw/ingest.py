@@ -52,7 +52,7 @@ from resources.sql import ident, in_list, literal
 TYPE_CHANGE_MIN_VALUES = 3
 CHUNK_ROWS = 250_000  # rows typed per DuckDB pass (one staged Parquet file each)
 GATE_ROWS = 1_000_000  # rows handed to the GX suite at a time
-EARLIEST = "DATE '1970-01-01'"  # a business date before it is a broken value, not history
+EARLIEST = dt.date(1970, 1, 1)  # a business date before it is a broken value, not history
 # A date that may lie in the future (a period end, a close date) still lies before this one:
 # later is a placeholder ('infinity', 9999-12-31), not a date.
 LATEST_FUTURE = "DATE '2200-01-01'"
@@ -588,14 +588,17 @@ def _rules(c: Column, f: str, latest: dt.datetime) -> list[str]:
             f"{literal(f' is outside [{c.min}, {c.max}]')}] END"
         )
     if c.type in ("timestamp", "date"):
-        out.append(_time_rule(name, f, v, c.future, latest))
+        out.append(_time_rule(name, f, v, c.future, c.earliest or EARLIEST, latest))
     return out
 
 
-def _time_rule(name: str, f: str, v: str, future: bool, latest: dt.datetime) -> str:
+def _time_rule(
+    name: str, f: str, v: str, future: bool, earliest: dt.date, latest: dt.datetime
+) -> str:
     """Every date is finite and placed in time before it is written: 'infinity' casts, but no
-    Parquet file or Python reader can hold it. Only a column declared `future` may lie past the
-    platform's clock (plus the landing tolerance); the folder a file came in does not count."""
+    Parquet file or Python reader can hold it. Nothing lies before the column's `earliest`; only
+    a column declared `future` may lie past the platform's clock (plus the landing tolerance);
+    the folder a file came in does not count."""
     said = f"{literal(name + ' = ')} || left({f}, 80)"
     cap = (
         f"WHEN {v} >= {LATEST_FUTURE} THEN ['plausible_date({name})', {said} || "
@@ -607,7 +610,8 @@ def _time_rule(name: str, f: str, v: str, future: bool, latest: dt.datetime) -> 
     )
     return (
         f"CASE WHEN NOT isfinite({v}) THEN ['finite({name})', {said} || ' is not a finite date'] "
-        f"WHEN {v} < {EARLIEST} THEN ['plausible_date({name})', {said} || ' is before 1970'] "
+        f"WHEN {v} < DATE {literal(earliest.isoformat())} THEN ['plausible_date({name})', "
+        f"{said} || {literal(' is before ' + earliest.isoformat())}] "
         f"{cap}END"
     )
 
