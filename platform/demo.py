@@ -46,6 +46,9 @@ class StageLines:
     def started(self, stage: str, what: str) -> None:
         self.say(f"-> {stage}: {what}")
 
+    def skipped(self, stage: str, why: str) -> None:
+        self.say(f"-> {stage}: not built: {why}")
+
     def finished(self, stage: str, what: str, result, seconds: float) -> None:
         rows = rows_written(result)
         observed = sum(e.event_type_value == "ASSET_OBSERVATION" for e in result.all_events)

@@ -138,6 +138,8 @@ class Progress(Protocol):
 
     def finished(self, stage: str, what: str, result, seconds: float) -> None: ...
 
+    def skipped(self, stage: str, why: str) -> None: ...
+
 
 def first_day(defs: Definitions) -> date:
     """The first event day `defs` was built with: where a build of pending days starts."""
@@ -209,11 +211,8 @@ def build_graph(
         return result.success
 
     ok = all(run(defs, name, sel) for name, sel in BEFORE_STAGES)
-    plan = (
-        plan_days(lake, pii, load_mapping(), configured_start())
-        if ok
-        else DaysPlan([], False, None)
-    )
+    mapping = load_mapping()
+    plan = plan_days(lake, pii, mapping, configured_start()) if ok else DaysPlan([], False, None)
     if progress and ok:
         progress.planned(plan)
     days_defs = defs
@@ -224,6 +223,13 @@ def build_graph(
         what = f"events/events {span} ({span.days} day(s))"
         tags = range_tags(first, last)
         ok = ok and run(days_defs, EVENTS_STAGE, automation.EVENT_DAYS, what, **tags)
+    if ok and not mapping.sources:
+        # A catalog with no event source (a person-only stack): every layer after the events
+        # reads them, so the build ends with the entities, and says so.
+        if progress:
+            for name in dict.fromkeys(name for name, _ in AFTER_STAGES):
+                progress.skipped(name, "the source catalog declares no event source")
+        return results, plan.ranges
     for name, selection in AFTER_STAGES:
         ok = ok and run(defs, name, selection & after)
     return results, plan.ranges
