@@ -200,8 +200,9 @@ ACCOUNT = _entity(
 PERSON = _entity(
     "person",
     "The canonical human. Grain: one row per person; key: person_id (persistent). Emails are "
-    "attributes, never keys. Survivorship: CRM contact, then product login with a work "
-    "address, then any login.",
+    "attributes, never keys. Survivorship, per field: the catalog's person objects in trust "
+    "order (`trusted_for`, then catalog order), then ticket requesters; within one, a personal "
+    "address over a mail provider's.",
     Column("person_id", required=True, identifies_person=True),
     Column("first_name", pii=True),
     Column("last_name", pii=True),
