@@ -169,18 +169,7 @@ ROLES: dict[str, Role] = {
     ),
     "person": Role(
         optional=(
-            "first_name",
-            "last_name",
-            "full_name",
-            "email",
-            "phone",
-            # identity fields (text; assets/entities/records.py normalizes each by kind)
-            "date_of_birth",
-            "postcode",
-            "address",
-            "city",
-            "national_id",
-            "gender",
+            *PERSON_IDENTITY_FIELDS,  # text; assets/entities/records.py normalizes each by kind
             "title",
             "product_role",  # mapped: the object's records are product logins
             "status",  # active / deactivated
