@@ -18,7 +18,7 @@ import yaml
 from assets.entities import weights as w
 from assets.entities.rules import load_rules
 from conftest import Lakehouse, load_definitions
-from resources.identity import DEFAULT_RULES, LAKE_WEIGHTS_FILE, IdentityResource, weights_path
+from resources.identity import DEFAULT_RULES, LAKE_WEIGHTS_FILE, IdentityResource
 
 ACCOUNTS, DAYS, SEED = 60, 60, 11
 
@@ -188,17 +188,3 @@ def test_weights_file_overlays_the_rules_and_a_changed_comparison_is_refused(tmp
     fewer = tmp_path / "fewer.yaml"
     fewer.write_text(yaml.safe_dump(doc, sort_keys=False))
     assert load_rules(fewer, weights=path).accounts.scoring.prior == 1e-4
-
-
-def test_the_default_stack_ships_weights_that_fit_its_rules():
-    """The shipped, trained weights are the ones the default stack scores with."""
-    shipped = w.read(weights_path())
-    assert shipped is not None, f"{weights_path()}: run make train-identity on make demo's lake"
-    rules = load_rules()
-    for entity in w.ENTITIES:
-        learned = shipped.entities[entity]
-        scoring = getattr(rules, entity).scoring
-        assert scoring.prior == learned.prior
-        for comp in scoring.comparisons:
-            by_label = {lv.label: (lv.m, lv.u) for lv in learned.comparisons[comp.name]}
-            assert {lv.label: (lv.m, lv.u) for lv in comp.levels if not lv.null} == by_label
