@@ -352,7 +352,10 @@ def test_a_date_column_declares_its_earliest_plausible_value(tmp_path):
     declared one is quarantined naming the column and the floor."""
     (contract,) = catalog(tmp_path, PATIENTS)
     assert {c.name: c.earliest for c in contract.columns}["born"].isoformat() == "1900-01-01"
-    data = "id,born,seen\np1,1936-05-04,2026-01-02\np2,1899-12-31,2026-01-02\np3,1950-01-01,1969-12-31\n"
+    data = (
+        "id,born,seen\n"
+        "p1,1936-05-04,2026-01-02\np2,1899-12-31,2026-01-02\np3,1950-01-01,1969-12-31\n"
+    )
     rows, quarantined = ingest(tmp_path, contract, {"p.csv": data.encode()})
     assert [(r["id"], str(r["born"])) for r in rows] == [("p1", "1936-05-04")]
     assert {(q["line"], q["rule"]) for q in quarantined} == {
