@@ -354,11 +354,20 @@ def test_a_salt_change_rehashes_every_email_and_joins_still_hold(resalted):
     r = resalted
     after = _hashes_outside_raw(r.house)
     assert r.before.keys() >= HASHED_COLUMNS
+    # A reviewer's view of a pair hashes every compared value (names, email local parts, ...:
+    # assets/entities/masking.py), not only addresses: rehashed too, under the new salt only.
+    shown = {k for k in r.before if k.startswith("entities/identity_review.")}
+    assert shown, "the sample company always leaves pairs for review"
+    shown_before = {h for k in shown for h in r.before[k]}
+    shown_after = {h for k in shown for h in after.get(k, ())}
+    assert shown_after and shown_before.isdisjoint(shown_after)
+    before = {k: v for k, v in r.before.items() if k not in shown}
+    after = {k: v for k, v in after.items() if k not in shown}
     # before: each value is the old salt's hash of an address of the raw layer
-    was = _emails_behind(r.before, r.old, r.emails)
+    was = _emails_behind(before, r.old, r.emails)
     assert all(e in r.emails for col in was.values() for e in col), was
     # after: every value changed, to the new salt's hash of the same addresses
-    assert after.keys() == r.before.keys()
+    assert after.keys() == before.keys()
     old_hashes = {_sha(r.old, e) for e in r.emails}
     assert {h for hs in after.values() for h in hs} & old_hashes == set()
     assert _emails_behind(after, r.new, r.emails) == was
