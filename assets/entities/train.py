@@ -207,11 +207,13 @@ def _learned(
     """The trained model's levels by comparison name and label; `estimated`: which of m and u
     the training estimated, per (comparison, level label).
 
-    A level the training data never showed gets, in order: the rules' inline m/u; for u, the
-    bound the sample gives (seen in none of `max_pairs` random pairs: 1/max_pairs); for m, u
-    itself (weight 0: no evidence either way until the data shows it). Splink's own fallback
-    (m = 1e-6) would make a level never seen among matches a strong sign of a non-match. Each
-    such level says where its values came from (`note`)."""
+    A level the training data never showed gets, in order: the rules' inline m/u; else the
+    bound the data gives: for u, seen in none of `max_pairs` random pairs (1/max_pairs); for m,
+    seen among none of the matches of `records` candidates (1/records, and never above u). So
+    a disagreement no match ever showed (another date of birth, another phone) counts against a
+    pair about as strongly as the data can say, where m = u made it no evidence at all (twins
+    with every other field alike merged), and Splink's own fallback (m = 1e-6) claims more than
+    the data saw. Each such level says where its values came from (`note`)."""
     comps: dict[str, tuple[w.LevelWeight, ...]] = {}
     by_name = {c.name: c for c in scoring.comparisons}
     for comp in model["comparisons"]:
@@ -232,8 +234,8 @@ def _learned(
             m = level.get("m_probability") if has_m else None
             if m is None:
                 m = inline[label].m
-                notes.append("m: the rules' value" if m is not None else "m = u, no evidence")
-                m = m if m is not None else u
+                notes.append("m: the rules' value" if m is not None else "m < 1/records")
+                m = m if m is not None else min(u, 1 / records)
             note = "; ".join(notes)
             levels.append(
                 w.LevelWeight(label, float(m), float(u), f"not observed ({note})" if notes else "")
