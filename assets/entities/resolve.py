@@ -599,7 +599,25 @@ def _key_edges(key: Key, r: EntityRules, rules: Rules) -> str:
             WHERE r.i <> g.leader ORDER BY r.i"""
 
 
+SCORING_ROUNDS = 5
+
+
 def _score(con: duckdb.DuckDBPyConnection, lk: Linking, r: EntityRules) -> None:
+    """Scored matching to a fixed point: a cluster that grew by a scored merge shows other
+    values, so it is scored again until a round merges nothing, and that round's pairs are the
+    review queue. A run that carries these clusters (`Linking.carry`) then starts at the fixed
+    point and queues the same pairs: building twice over the same data changes no table."""
+    for _ in range(SCORING_ROUNDS):
+        queued, clusters = len(lk.review), len(np.unique(lk.clusters.roots()))
+        _score_once(con, lk, r)
+        if len(np.unique(lk.clusters.roots())) == clusters:
+            return
+        del lk.review[queued:]  # queued from clusters that have since grown: score them again
+        _register_roots(con, lk)
+    _score_once(con, lk, r)
+
+
+def _score_once(con: duckdb.DuckDBPyConnection, lk: Linking, r: EntityRules) -> None:
     """One candidate row per cluster (per cluster and dataset when linking datasets), scored by
     Splink over the columns the rules read. A cluster's values are its members' most common
     ones (ties: the smallest); its key is its first system-of-record record."""
