@@ -127,13 +127,29 @@ def test_a_claim_taken_before_another_writers_commit_is_refused(tmp_path, stream
     assert lake.publish("raw", "t", give(data.slice(0, 1)), claim=again).version == 3
 
 
+def _twice_at_once(write) -> None:
+    """`write` in two threads released together (a barrier), as two runs meeting."""
+    import threading
+
+    start = threading.Barrier(2)
+
+    def go() -> None:
+        start.wait()
+        write()
+
+    threads = [threading.Thread(target=go) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
 @pytest.mark.parametrize("stream", [False, True], ids=["table", "stream"])
 def test_two_claims_on_a_table_that_does_not_exist_publish_its_rows_once(tmp_path, stream):
     """Two exactly-once writers of a new table at the same instant, each retrying on
     WriteConflict as the raw ingest does. Two creating commits would both land, even with the
     same Delta `txn` (delta-rs 1.x doubled the rows in 40 of 40 tries): the claim creates the
     table empty first, so every commit with rows is checked against another's."""
-    import threading
 
     from resources.lake import WriteConflict
 
@@ -141,11 +157,8 @@ def test_two_claims_on_a_table_that_does_not_exist_publish_its_rows_once(tmp_pat
     give = (lambda t: t.to_reader()) if stream else (lambda t: t)
     for attempt in range(6):
         lake = LakeResource(root=str(tmp_path / str(attempt)))
-        start = threading.Barrier(2)
-        refused: list[bool] = []
 
-        def write(lake: LakeResource = lake, refused: list = refused, start=start) -> None:
-            start.wait()
+        def write(lake: LakeResource = lake) -> None:
             for _ in range(3):
                 claim = lake.claim("raw", "t", "ingest x", data.schema, ["day"])
                 if claim.snapshot.to_pyarrow_dataset().count_rows():
@@ -154,13 +167,9 @@ def test_two_claims_on_a_table_that_does_not_exist_publish_its_rows_once(tmp_pat
                     lake.publish("raw", "t", give(data), claim=claim)
                     return
                 except WriteConflict:
-                    refused.append(True)
+                    continue  # the other writer committed first: read again
 
-        threads = [threading.Thread(target=write) for _ in range(2)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        _twice_at_once(write)
         assert lake.table("raw", "t").to_pyarrow_table().num_rows == data.num_rows
         assert lake.table("raw", "t").metadata().partition_columns == ["day"]
 
@@ -169,28 +178,22 @@ def test_two_first_writes_of_the_same_days_never_double_them(tmp_path):
     """Two writers replacing the same days of a table that does not exist yet, at the same
     instant: with the table created empty first (`ensure`), delta-rs checks the second commit
     against the first and refuses it, where two creating writes could both land."""
-    import threading
 
     from deltalake.exceptions import CommitFailedError
 
     data = _events(300)
     for attempt in range(6):
         lake = LakeResource(root=str(tmp_path / str(attempt)))
-        refused, start = [], threading.Barrier(2)
+        refused = []
 
-        def write(lake: LakeResource = lake, refused: list = refused, start=start) -> None:
-            start.wait()
+        def write(lake: LakeResource = lake, refused: list = refused) -> None:
             try:
                 lake.ensure("events", "t", data.schema, ["day"])
                 lake.publish("events", "t", data, mode="overwrite", predicate="day >= '2025-01-01'")
             except CommitFailedError:
                 refused.append(True)
 
-        threads = [threading.Thread(target=write) for _ in range(2)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        _twice_at_once(write)
         assert lake.table("events", "t").to_pyarrow_table().num_rows == data.num_rows
         assert len(refused) <= 1
 
