@@ -122,5 +122,10 @@ train-identity: install
 evaluate-models: install
 	$(BIN)/python -m assets.ml.evaluate --lake $(LAKE) --truth $(LANDING)/_truth
 
+## clean-lake: delete the demo lake (with STACK=x, only that stack's lake)
 clean-lake:
-	rm -rf lake/landing lake/raw lake/entities lake/decisions lake/events lake/c360 lake/features lake/ml lake/mlflow lake/reverse_etl lake/crm lake/ops lake/gx_docs lake/.dagster lake/stacks
+ifneq ($(STACK_LAKE),)
+	rm -rf $(STACK_LAKE)
+else
+	rm -rf lake/landing lake/raw lake/entities lake/decisions lake/events lake/c360 lake/features lake/ml lake/mlflow lake/reverse_etl lake/crm lake/ops lake/gx_docs lake/identity lake/.dagster lake/stacks
+endif

@@ -206,7 +206,7 @@ def test_person_records_carry_every_declared_field_normalized(tmp_path):
     assert (c1["first_name"], c1["last_name"]) == ("anna", "kowalska")
     assert r1["date_of_birth"] == c1["date_of_birth"] == "1984-03-07"
     assert c2["date_of_birth"] is None  # does not parse as a date: no value, never a guess
-    assert r1["postcode"] == c1["postcode"] == "SW1A1AA"
+    assert r1["postcode"] == c1["postcode"] == "SW1A 1AA"
     assert r1["national_id"] == "ab123456c"
     assert r1["phone"] == "442079460958" and c1["phone"] == "00442079460958"
     assert (r1["address"], r1["city"], r1["gender"]) == ("12 baker street", "london", "f")

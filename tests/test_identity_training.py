@@ -56,17 +56,26 @@ def _links(house: Lakehouse) -> dict[str, str | None]:
 
 
 def _unweighted_rules(path: Path) -> Path:
-    """The project's rules as a new user writes them: comparisons by method, no m, u or prior."""
-    doc = yaml.safe_load(DEFAULT_RULES.read_text())
-    for entity in ("accounts", "persons"):
-        sc = doc[entity]["scoring"]
-        sc.pop("prior", None)
-        for comp in sc["comparisons"]:
-            comp.pop("m", None), comp.pop("u", None)
-            for level in comp.get("levels", []):
-                level.pop("m", None), level.pop("u", None)
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    """The project's rules, as a new user writes them (comparisons by method, no m, u or
+    prior), away from the stack's weights file."""
+    path.write_text(DEFAULT_RULES.read_text())
     return path
+
+
+def test_the_project_types_no_weights_and_the_default_stack_ships_learned_ones():
+    """No m, u or prior is typed in the project's rules; the default stack's weights file
+    fits them (a stale one is refused at load) and says how each entity's m was learned."""
+    bare = load_rules(weights=False)
+    for entity in w.ENTITIES:
+        scoring = getattr(bare, entity).scoring
+        assert scoring.prior is None
+        assert {c.name for c in scoring.comparisons} == set(w.untrained(scoring)) - {"prior"}
+    shipped = w.read(Path(__file__).resolve().parents[1] / "stacks/default/identity.weights.yaml")
+    assert shipped is not None and set(shipped.entities) == set(w.ENTITIES)
+    assert shipped.entities["accounts"].m_from.startswith("labels: ")
+    assert shipped.entities["persons"].m_from.startswith("em over ")
+    rules = load_rules()  # raises if the file no longer fits the rules
+    assert rules.accounts.scoring.prior == shipped.entities["accounts"].prior
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +86,7 @@ def company(tmp_path_factory) -> Lakehouse:
     root = tmp_path_factory.mktemp("training")
     generate(root / "landing", accounts=ACCOUNTS, days=DAYS, seed=SEED)
     house = Lakehouse(root / "lake", root / "landing", load_definitions())
-    _run_identity(house, IdentityResource(weights_path=str(root / "none.yaml")), upstream=True)
+    _run_identity(house, IdentityResource(), upstream=True)  # with the stack's shipped weights
     return house
 
 
@@ -188,3 +197,60 @@ def test_weights_file_overlays_the_rules_and_a_changed_comparison_is_refused(tmp
     fewer = tmp_path / "fewer.yaml"
     fewer.write_text(yaml.safe_dump(doc, sort_keys=False))
     assert load_rules(fewer, weights=path).accounts.scoring.prior == 1e-4
+
+
+def test_m_from_labels_is_the_share_of_same_cluster_pairs_at_each_level():
+    """`m_from: labels`: a level's m is the share of pairs inside the clusters the earlier rules
+    built that land on it (what a shared CRM id says about names), not an EM guess; a level no
+    labelled pair showed keeps the data's bound, and u still comes from random pairs."""
+    import pyarrow as pa
+
+    from assets.entities.comparisons import build_comparison
+    from assets.entities.rules import Scoring
+    from assets.entities.train import fit
+    from resources.duckdb import connect
+
+    comparison = build_comparison(
+        {"name": "name", "method": "exact", "column": "name"}, "test.comparisons[name]"
+    )
+    scoring = Scoring(
+        merge=0.99,
+        review=0.8,
+        prior=None,
+        blocking=("l.city = r.city",),
+        comparisons=(comparison,),
+        m_from="labels",
+    )
+    # cluster a: x, x, y (1 of 3 pairs agrees); cluster b: z, z (1 of 1): m(exact) = 2 / 4
+    labelled = pa.table(
+        {
+            "unique_id": ["1", "2", "3", "4", "5"],
+            "label": ["a", "a", "a", "b", "b"],
+            "name": ["x", "x", "y", "z", "z"],
+            "city": ["p", "p", "q", "r", "r"],
+        }
+    )
+    names = [f"n{i % 40}" for i in range(200)]
+    candidates = pa.table(
+        {
+            "unique_id": [f"c{i}" for i in range(200)],
+            "name": names,
+            "city": [f"k{i % 7}" for i in range(200)],
+        }
+    )
+    with connect() as con:
+        learned = fit(candidates, scoring, con, seed=1, max_pairs=1e5, labelled=labelled)
+    exact, other = learned.comparisons["name"]
+    assert exact.m == pytest.approx(0.5) and other.m == pytest.approx(0.5)
+    assert not exact.note and not other.note
+    # u: random pairs of the 200 candidates, 40 names with 5 records each: 4 / 199 agree
+    assert exact.u == pytest.approx(4 / 199, rel=0.25)
+
+
+def test_m_from_must_be_a_known_method(tmp_path):
+    doc = yaml.safe_load(DEFAULT_RULES.read_text())
+    doc["accounts"]["scoring"]["m_from"] = "guess"
+    path = tmp_path / "identity.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    with pytest.raises(ValueError, match=r"accounts\.scoring\.m_from: 'guess' is not one of em"):
+        load_rules(path, weights=False)

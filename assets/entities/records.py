@@ -81,8 +81,11 @@ def create_macros(con: duckdb.DuckDBPyConnection, n: Normalize) -> None:
         # Digits only: "+1 (555) 010-9999" and "15550109999" compare equal.
         r"""CREATE OR REPLACE MACRO norm_phone(x) AS
             nullif(regexp_replace(x::VARCHAR, '[^0-9]', '', 'g'), '')""",
-        r"""CREATE OR REPLACE MACRO norm_postcode(x) AS
-            nullif(upper(regexp_replace(x::VARCHAR, '\s+', '', 'g')), '')""",
+        # Upper case without spaces; a UK postcode ("sw1a1aa") regains the one space before its
+        # inward code, which Splink's postcode levels (sector, district, area) read.
+        r"""CREATE OR REPLACE MACRO norm_postcode(x) AS nullif(regexp_replace(
+            upper(regexp_replace(x::VARCHAR, '\s+', '', 'g')),
+            '^([A-Z]{1,2}[0-9][A-Z0-9]?)([0-9][A-Z]{2})$', '\1 \2'), '')""",
         # A date as YYYY-MM-DD text when it parses as a date or a timestamp, else NULL (map a
         # source's own format in the catalog: `strptime(dob, '%d/%m/%Y')`).
         """CREATE OR REPLACE MACRO norm_date(x) AS strftime(coalesce(

@@ -646,7 +646,7 @@ def _score_once(con: duckdb.DuckDBPyConnection, lk: Linking, r: EntityRules) -> 
             SELECT unique_id, {"source_dataset, " if linking else ""}{picks}
             FROM reps {joins} ORDER BY unique_id"""
     ).to_arrow_table()
-    pairs = score_pairs(candidates, r.scoring, con)
+    pairs = score_pairs(candidates, r.scoring, con, lambda: _labelled(con, fields, have))
     lk.scored(
         pairs,
         r.scoring.merge,
@@ -654,6 +654,28 @@ def _score_once(con: duckdb.DuckDBPyConnection, lk: Linking, r: EntityRules) -> 
         lambda rows: reviewer_view(con, rows),
         _exclusive(con, r, have) if pairs.num_rows else None,
     )
+
+
+# Records per cluster m is learned from: a cluster of n records gives n(n-1)/2 pairs.
+LABELLED_PER_CLUSTER = 50
+
+
+def _labelled(con: duckdb.DuckDBPyConnection, fields: Sequence[str], have: set[str]) -> pa.Table:
+    """Every record with the cluster the earlier rules put it in (`label`), in the candidates'
+    columns (values as text, blanks as NULL), at most LABELLED_PER_CLUSTER per cluster."""
+    picks = ", ".join(
+        f"nullif({ident(f)}::VARCHAR, '') AS {ident(f)}"
+        if f in have
+        else f"NULL::VARCHAR AS {ident(f)}"
+        for f in fields
+    )
+    return con.sql(
+        f"""SELECT record_key AS unique_id, root::VARCHAR AS label, {picks}
+            FROM recs JOIN roots USING (i)
+            QUALIFY row_number() OVER (PARTITION BY root ORDER BY record_key)
+                <= {LABELLED_PER_CLUSTER}
+            ORDER BY unique_id"""
+    ).to_arrow_table()
 
 
 def _exclusive(con: duckdb.DuckDBPyConnection, r: EntityRules, have: set[str]) -> Exclusive | None:

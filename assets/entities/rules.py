@@ -91,6 +91,9 @@ class Scoring:
     link_type: str = "dedupe_only"
     # blocking rules for training m by expectation-maximisation (default: `blocking`)
     training_blocking: tuple[str, ...] = ()
+    # where training takes m from: "em" (expectation-maximisation over the candidates) or
+    # "labels" (the pairs inside the clusters stable ids and exact keys already built)
+    m_from: str = "em"
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -183,7 +186,16 @@ KEY_KEYS = (
     "exclusive",
     "exclusive_within",
 )
-SCORING_KEYS = ("merge", "review", "prior", "blocking", "training_blocking", "comparisons")
+SCORING_KEYS = (
+    "merge",
+    "review",
+    "prior",
+    "blocking",
+    "training_blocking",
+    "m_from",
+    "comparisons",
+)
+M_FROM = ("em", "labels")
 ENTITY_KEYS = {
     "accounts": (
         "entity_id_prefix",
@@ -366,7 +378,12 @@ def _scoring(path: Path, entity: str, sc: Any, link_type: str, sources) -> Scori
         comparisons=comparisons,
         link_type=link_type,
         training_blocking=training,
+        m_from=str(sc.get("m_from", "em")),
     )
+    if scoring.m_from not in M_FROM:
+        raise ValueError(
+            f"{path}: {entity}.scoring.m_from: {scoring.m_from!r} is not one of {', '.join(M_FROM)}"
+        )
     if not 0 < scoring.review <= scoring.merge <= 1:
         raise ValueError(
             f"{path}: {entity}.scoring: thresholds must satisfy 0 < review <= merge <= 1"

@@ -9,6 +9,7 @@ rules have no weights yet (assets/entities/train.py), so the same data always sc
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import duckdb
 import pyarrow as pa
@@ -21,12 +22,16 @@ PAIR_COLUMNS = ("unique_id_l", "unique_id_r", "match_probability", "match_weight
 
 
 def score_pairs(
-    candidates: pa.Table, scoring: Scoring, db: duckdb.DuckDBPyConnection | None = None
+    candidates: pa.Table,
+    scoring: Scoring,
+    db: duckdb.DuckDBPyConnection | None = None,
+    labelled: Callable[[], pa.Table] | None = None,
 ) -> pa.Table:
     """Scored pairs of `candidates` rows (by `unique_id`) at or above the review threshold.
 
     Returns the pair, the probability and weight, and one `gamma_<comparison>` label column per
-    comparison naming the level that matched (the evidence a reviewer reads).
+    comparison naming the level that matched (the evidence a reviewer reads). `labelled`: the
+    records by the cluster the earlier rules built, should the weights be trained from labels.
     """
     empty = pa.table(
         {
@@ -44,7 +49,7 @@ def score_pairs(
     from assets.entities.train import fitted
 
     con = db.cursor() if db is not None else connect()
-    scoring = fitted(candidates, scoring, con)
+    scoring = fitted(candidates, scoring, con, labelled)
     db_api = DuckDBAPI(connection=con)
     df = db_api.register(candidates, dataset_display_name="candidates")
     settings = scoring.splink_settings()

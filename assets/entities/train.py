@@ -23,7 +23,7 @@ import hashlib
 import logging
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
@@ -87,18 +87,29 @@ def training(trainer: Trainer) -> Iterator[Trainer]:
         _ACTIVE.reset(token)
 
 
-def fitted(candidates: pa.Table, scoring: Scoring, con: duckdb.DuckDBPyConnection) -> Scoring:
+def fitted(
+    candidates: pa.Table,
+    scoring: Scoring,
+    con: duckdb.DuckDBPyConnection,
+    labelled: Callable[[], pa.Table] | None = None,
+) -> Scoring:
     """The scoring to score `candidates` with: as given, or with weights trained on them now
-    (when the active trainer asks for it, or when the scoring lacks weights)."""
+    (when the active trainer asks for it, or when the scoring lacks weights). `labelled`: the
+    records with the cluster the earlier rules put each in (`label`), for `m_from: labels`."""
     trainer = _ACTIVE.get()
     entity = trainer.entity_of(scoring) if trainer else None
     wanted = trainer is not None and entity in trainer.entities
     if not wanted and not w.untrained(scoring):
         return scoring
+    if trainer is not None and entity in trainer.learned:
+        # Trained once per run, on the first round's candidates (what the deterministic rules
+        # left apart): later rounds see clusters grown by the scoring itself.
+        return w.overlay_scoring(scoring, trainer.learned[entity])
     seed, max_pairs = (trainer.seed, trainer.max_pairs) if trainer else (SEED, MAX_PAIRS)
     started = time.perf_counter()
     try:
-        learned = fit(candidates, scoring, con, seed=seed, max_pairs=max_pairs)
+        labels = labelled() if labelled is not None and scoring.m_from == "labels" else None
+        learned = fit(candidates, scoring, con, seed=seed, max_pairs=max_pairs, labelled=labels)
     except NothingToScore as e:
         # Scoring will find no pair either: run it with no evidence, keep nothing (a later run
         # with more data trains), and say so.
@@ -148,8 +159,12 @@ def fit(
     *,
     seed: int = SEED,
     max_pairs: float = MAX_PAIRS,
+    labelled: pa.Table | None = None,
 ) -> w.EntityWeights:
-    """m/u per level and the prior, estimated on `candidates` by Splink's trainer."""
+    """m/u per level and the prior, estimated on `candidates` by Splink's trainer: m by EM, or
+    from `labelled` records (`label`: the cluster stable ids and exact keys put each in) when
+    given -- Splink's `estimate_m_from_label_column`, the way a shared national id or CRM link
+    labels true matches, which holds many more true pairs than EM finds among the candidates."""
     from splink import DuckDBAPI, Linker
     from splink.internals.exceptions import EMTrainingException
 
@@ -163,7 +178,8 @@ def fit(
         )
         rules = scoring.training_blocking or scoring.blocking
         trained = 0
-        for rule in rules:
+        from_labels = _m_from_labels(labelled, scoring, con) if labelled is not None else None
+        for rule in rules if from_labels is None else ():
             try:
                 linker.training.estimate_parameters_using_expectation_maximisation(
                     rule, estimate_without_term_frequencies=True
@@ -175,7 +191,9 @@ def fit(
                 if "minimum allowed value" not in str(e):
                     raise
                 log.warning("identity training: blocking rule %r skipped: %s", rule, e)
-        if not trained and scoring.training_blocking:
+        if from_labels is not None:
+            trained = 1
+        elif not trained and scoring.training_blocking:
             raise ValueError(
                 f"no training_blocking rule yields a pair of candidates ({list(rules)})"
             )
@@ -192,9 +210,62 @@ def fit(
         }
     finally:
         cur.close()
+    how = f"em over {trained} blocking rule(s)"
+    if from_labels is not None:
+        _overlay_m(model, estimated, from_labels)
+        how = f"labels: {_pair_count(labelled):,} pairs inside the deterministic rules' clusters"
     learned = _learned(model, scoring, candidates.num_rows, max_pairs, estimated)
     prior = estimate_prior(candidates, w.overlay_scoring(scoring, learned), con)
-    return replace(learned, prior=prior)
+    return replace(learned, prior=prior, m_from=how)
+
+
+def _pair_count(labelled: pa.Table) -> int:
+    sizes = labelled.group_by("label").aggregate([("label", "count")])["label_count"].to_pylist()
+    return sum(n * (n - 1) // 2 for n in sizes)
+
+
+def _m_from_labels(
+    labelled: pa.Table, scoring: Scoring, con: duckdb.DuckDBPyConnection
+) -> dict[tuple[str, str], float] | None:
+    """m per (comparison, level label) over every pair of records sharing a `label`, for the
+    levels those pairs showed (Splink's `estimate_m_from_label_column`); None when no cluster
+    holds two records (EM then learns m)."""
+    from splink import DuckDBAPI, Linker
+
+    sizes = labelled.group_by("label").aggregate([("label", "count")])
+    if not any(n > 1 for n in sizes["label_count"].to_pylist()):
+        log.warning("identity training: no cluster holds two records; m by EM instead")
+        return None
+    settings = _settings(replace(scoring, link_type="dedupe_only"))
+    cur = con.cursor()
+    try:
+        df = DuckDBAPI(connection=cur).register(labelled, dataset_display_name="labelled")
+        linker = Linker(df, settings, log_level=logging.ERROR)
+        linker.training.estimate_m_from_label_column("label")
+        return {
+            (comp.output_column_name, level.label_for_charts): level.m_probability
+            for comp in linker._settings_obj.comparisons
+            for level in comp._comparison_levels_excluding_null
+            if level._has_estimated_m_values
+        }
+    finally:
+        cur.close()
+
+
+def _overlay_m(
+    model: dict[str, Any],
+    estimated: dict[tuple[str, str], tuple[bool, bool]],
+    m: dict[tuple[str, str], float],
+) -> None:
+    """Put the labels' m into the trained model, marking those levels' m as estimated."""
+    for comp in model["comparisons"]:
+        name = comp["output_column_name"]
+        for level in comp["comparison_levels"]:
+            key = (name, level.get("label_for_charts"))
+            if key in m:
+                level["m_probability"] = m[key]
+            has_u = estimated.get(key, (False, False))[1]
+            estimated[key] = (key in m, has_u)
 
 
 def _learned(
@@ -240,13 +311,28 @@ def _learned(
             levels.append(
                 w.LevelWeight(label, float(m), float(u), f"not observed ({note})" if notes else "")
             )
-        comps[name] = tuple(levels)
+        comps[name] = _monotone(levels)
     return w.EntityWeights(
         prior=float(model["probability_two_random_records_match"]),
         comparisons=comps,
         definitions={c.name: w.definition_hash(c) for c in scoring.comparisons},
         records=records,
     )
+
+
+def _monotone(levels: list[w.LevelWeight]) -> tuple[w.LevelWeight, ...]:
+    """Levels run from most to least alike (as Splink's comparison library orders them): a
+    level the data never showed gets at least the weight of the next, less alike level, so a
+    near-exact name no match happened to show is no evidence against a pair while a looser one
+    is evidence for it. The last (else) level keeps its bound; estimated levels are untouched."""
+    out = list(levels)
+    for i in range(len(out) - 2, -1, -1):
+        lv, below = out[i], out[i + 1]
+        if "m < 1/records" in lv.note and lv.weight < below.weight:
+            m = min(1.0, lv.u * below.m / below.u)
+            note = lv.note.replace("m < 1/records", "m: at least the next level's weight")
+            out[i] = w.LevelWeight(lv.label, m, lv.u, note)
+    return tuple(out)
 
 
 def estimate_prior(
@@ -406,7 +492,7 @@ def report(weights: w.Weights, entities: tuple[str, ...]) -> str:
         ew = weights.entities[entity]
         lines.append(
             f"{entity}: prior {ew.prior:.6g} (1 in {1 / ew.prior:,.0f}), "
-            f"{ew.records:,} candidate records"
+            f"{ew.records:,} candidate records; m from {ew.m_from or 'em'}"
         )
         for name, levels in ew.comparisons.items():
             lines.append(f"  {name}")

@@ -48,6 +48,7 @@ class EntityWeights:
     comparisons: dict[str, tuple[LevelWeight, ...]]
     definitions: dict[str, str]  # comparison name -> definition_hash at training time
     records: int = 0  # candidate rows the trainer saw
+    m_from: str = ""  # how m was learned: EM over the blocking, or labelled pairs (how many)
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,7 @@ def dump(weights: Weights) -> str:
         doc[entity] = {
             "prior": float(f"{ew.prior:.6g}"),
             "records": ew.records,
+            **({"m_from": ew.m_from} if ew.m_from else {}),
             "comparisons": {
                 name: {
                     "definition": ew.definitions.get(name, ""),
@@ -133,9 +135,9 @@ def dump(weights: Weights) -> str:
         }
     header = (
         "# Learned identity match weights (Splink: u by random sampling, m by expectation-\n"
-        "# maximisation over the blocking rules). Written by `make train-identity`; do not edit\n"
-        "# by hand: retrain after a new source, a change to the rules' comparisons, or a shift\n"
-        "# in the population (docs/identity.md, 'When to retrain').\n"
+        "# maximisation over the blocking rules or from labelled pairs, per `m_from`). Written\n"
+        "# by `make train-identity`; do not edit by hand: retrain after a new source, a change to\n"
+        "# the rules' comparisons, or a shift in the population (docs/identity.md).\n"
     )
     return header + yaml.safe_dump(doc, sort_keys=False, width=100)
 
@@ -163,7 +165,11 @@ def parse(text: str, where: str) -> Weights:
                 raise ValueError(f"{where}: {entity}.comparisons[{name}]: malformed ({e})") from e
             defs[name] = str(c.get("definition", ""))
         entities[entity] = EntityWeights(
-            float(spec["prior"]), comps, defs, int(spec.get("records", 0))
+            float(spec["prior"]),
+            comps,
+            defs,
+            int(spec.get("records", 0)),
+            str(spec.get("m_from", "")),
         )
     return Weights(
         version=int(doc["version"]),
