@@ -32,7 +32,7 @@ from dagster._core.definitions.data_version import DATA_VERSION_TAG
 
 from assets.metadata import OWNER
 from checks.raw import RawContract
-from checks.sources import raw_contracts
+from checks.sources import load_catalog, raw_contracts
 from resources.landing import LandingResource, Scan
 
 FORMAT_KIND = {"csv": "csv", "jsonl": "json", "json_array": "json", "parquet": "parquet"}
@@ -135,9 +135,30 @@ def observation(
 
 
 def build_assets(contracts: tuple[RawContract, ...] | None = None) -> list[AssetsDefinition]:
-    """The landing zones of the catalog's objects (the active catalog unless given)."""
-    contracts = raw_contracts() if contracts is None else contracts
-    by_key = {landing_key(c): c for c in contracts}
+    """The landing zones of the catalog's objects (the active catalog unless given). With the
+    active catalog, an object pulled by a configured connector is a connector asset under the
+    same key (assets/connectors/) instead of an observed zone."""
+    pulled: list[AssetsDefinition] = []
+    if contracts is None:
+        from assets import connectors
+
+        catalog = load_catalog()
+        contracts = raw_contracts(catalog)
+        pulled = connectors.build_assets(catalog)
+    taken = {k for a in pulled for k in a.keys}
+    zones = build_zones(contracts, tuple(c for c in contracts if landing_key(c) not in taken))
+    return [*zones, *pulled]
+
+
+def build_zones(
+    contracts: tuple[RawContract, ...], observed: tuple[RawContract, ...] | None = None
+) -> list[AssetsDefinition]:
+    """The observed zones of `observed` (default: all `contracts`); unread folders are judged
+    against every object of the catalog."""
+    observed = contracts if observed is None else observed
+    if not observed:
+        return []
+    by_key = {landing_key(c): c for c in observed}
     checks = [
         AssetCheckSpec(
             UNREAD_CHECK,
@@ -148,7 +169,7 @@ def build_assets(contracts: tuple[RawContract, ...] | None = None) -> list[Asset
     ]
 
     @multi_observable_source_asset(
-        specs=[landing_spec(c) for c in contracts],
+        specs=[landing_spec(c) for c in observed],
         can_subset=True,
         name="landing_zones",
         check_specs=checks,

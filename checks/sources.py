@@ -60,7 +60,13 @@ OBJECT_KEYS = (
     "timestamps",
     "columns",
     "role",
+    "connector",
 )
+# `connector:` pulls the object from a vendor's API (assets/connectors/) instead of waiting
+# for files: `vendor` names a module of resources/vendors/, `object` the vendor's object (default:
+# this object's name), `start` the first cursor value (ISO-8601; default: a full first pull).
+CONNECTOR_KEYS = ("vendor", "object", "start")
+CONNECTOR_FORMATS = ("json_array", "jsonl")
 COLUMN_KEYS = (
     "name",
     "source",
@@ -114,6 +120,15 @@ class RoleMapping:
 
 
 @dataclass(frozen=True)
+class Connector:
+    """Where a connected object is pulled from: a vendor module and the vendor's object."""
+
+    vendor: str
+    object: str
+    start: str | None = None
+
+
+@dataclass(frozen=True)
 class SourceObject:
     system: str
     object: str
@@ -132,6 +147,7 @@ class SourceObject:
     updated: str | None
     columns: tuple[Column, ...]
     role: RoleMapping | None
+    connector: Connector | None = None
 
     @property
     def source(self) -> str:
@@ -340,7 +356,41 @@ class _Reader:
             updated=updated,
             columns=columns,
             role=None,
+            connector=self._connector(e.get("connector"), obj, fmt) if "connector" in e else None,
         )
+
+    def _connector(self, value: Any, obj: str, fmt: str) -> Connector:
+        if not isinstance(value, dict):
+            raise self.fail("connector", "must be a mapping (vendor, object, start)")
+        self._keys(value, CONNECTOR_KEYS, "connector.")
+        from resources.vendors import VENDORS  # only catalogs that declare a connector read it
+
+        vendor = value.get("vendor")
+        if vendor not in VENDORS:
+            raise self.fail(
+                "connector.vendor", f"{vendor!r} is no known vendor (known: {', '.join(VENDORS)})"
+            )
+        name = value.get("object", obj)
+        known = VENDORS[vendor].OBJECTS
+        if name not in known:
+            raise self.fail(
+                "connector.object",
+                f"{vendor} has no object {name!r} here (known: {', '.join(known)})",
+            )
+        if fmt not in CONNECTOR_FORMATS:
+            raise self.fail(
+                "connector", f"a connector lands {' or '.join(CONNECTOR_FORMATS)}, not {fmt}"
+            )
+        start = value.get("start")
+        if start is not None:
+            if isinstance(start, dt.date | dt.datetime):
+                start = start.isoformat()
+            try:
+                dt.datetime.fromisoformat(str(start).replace("Z", "+00:00"))
+            except ValueError:
+                raise self.fail("connector.start", f"{start!r} is no ISO-8601 time") from None
+            start = str(start)
+        return Connector(vendor=vendor, object=name, start=start)
 
     def _csv(self, value: Any, fmt: str) -> CsvDialect:
         if value is None:

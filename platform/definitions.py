@@ -16,6 +16,7 @@ from dagster import Definitions
 from assets import (
     automation,
     c360,
+    connectors,
     entities,
     events,
     features,
@@ -28,6 +29,7 @@ from assets import (
     sensors,
 )
 from assets.dead_runs import dead_runs_sensor, reaping
+from checks.sources import load_catalog
 from resources.profile import active
 from resources.quiet import quiet_libraries
 
@@ -38,7 +40,9 @@ PROFILE = active()  # LAKEHOUSE_PROFILE: local (default) or distributed
 defs = Definitions(
     assets=automation.automate(
         [
-            *landing.build_assets(),  # reads the source catalog (as raw, entities, privacy)
+            # reads the source catalog (as raw, entities, privacy); a connected object whose
+            # vendor token is set is a connector asset (assets/connectors/)
+            *landing.build_assets(),
             *raw.build_assets(),
             *entities.build_assets(),
             *events.build_assets(),  # reads the event mapping and the lake's event days
@@ -53,7 +57,7 @@ defs = Definitions(
     jobs=automation.jobs,
     schedules=automation.schedules,
     sensors=[*sensors.sensors, *ops.sensors, automation.follow_raw, dead_runs_sensor],
-    resources=PROFILE.resources(),
+    resources={**PROFILE.resources(), **connectors.resources(load_catalog())},
     # Runs launched by Dagster (UI, CLI) fail dead runs holding their pools: assets/dead_runs.py
     executor=reaping(PROFILE.executor()),
 )

@@ -24,6 +24,7 @@ QUIET_ENV = {
     "TQDM_DISABLE": "1",  # progress bars of any library that draws them with tqdm
     "DO_NOT_TRACK": "1",
     "DAGSTER_DISABLE_TELEMETRY": "1",  # besides `telemetry: enabled: false` in dagster.yaml
+    "RUNTIME__DLTHUB_TELEMETRY": "false",  # dlt's anonymous usage reporting (the connectors)
 }
 QUIET_LOGGERS = ("mlflow", "alembic", "great_expectations", "py4j", "urllib3")
 # Dagster's console logger in runs launched from Python (demo, bench, tests): warnings and errors.
