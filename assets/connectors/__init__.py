@@ -21,8 +21,6 @@ run before anything new is pulled. Cursors live in the pipeline's state under
 `<lake>/connectors/`, beside the lake they describe.
 """
 
-from __future__ import annotations
-
 import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
