@@ -91,9 +91,11 @@ system-deps:
 mutants: install
 	$(BIN)/python platform/mutants.py $(MUTANTS_ARGS)
 
-## bench: the whole graph at 5,000 accounts x 730 days, cold then one more day; figures under lake/bench
+## bench: the whole graph at 5,000 accounts x 730 days, cold then one more day; figures under lake/bench;
+## then the connectors' pulls against their stand-ins (platform/bench_connectors.py)
 bench: install
 	$(BIN)/python platform/bench.py $(BENCH_ARGS)
+	$(BIN)/python platform/bench_connectors.py
 
 ## dev: on loopback, started and stopped together (platform/dev.py): the Dagster UI and daemon
 ## (DAGSTER_PORT, default 3000), the gates' Data Docs (LAKEHOUSE_DATA_DOCS_URL, default

@@ -1,4 +1,4 @@
-"""The HubSpot connector against its stand-in: what a RevOps engineer wiring their HubSpot relies on.
+"""The HubSpot connector against its stand-in: what a RevOps engineer wiring HubSpot relies on.
 
 A full pull lands what raw reads into the same rows the vendor's own export files give; an
 incremental pull fetches only what changed and lands no record twice; a pull that dies mid-page
