@@ -14,6 +14,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from dagster import AssetKey
 
 from assets import connectors
 from checks.sources import load_catalog
@@ -244,3 +245,45 @@ def test_the_token_is_written_nowhere(standin, objects, tmp_path, caplog, capfd)
             assert TOKEN.encode() not in f.read_bytes(), f
     out, err = capfd.readouterr()
     assert TOKEN not in out + err + caplog.text
+
+
+# ----------------------------------------------------------------------- the catalog key
+
+
+@pytest.mark.parametrize(
+    ("connector", "field", "said"),
+    [
+        ("{vendor: hubspott}", "connector.vendor", "no known vendor"),
+        ("{vendor: hubspot, object: tickets}", "connector.object", "no object 'tickets'"),
+        ("{vendor: hubspot, start: yesterday}", "connector.start", "no ISO-8601"),
+        ("{vendor: hubspot, since: x}", "connector.since", "unknown key"),
+    ],
+)
+def test_a_wrong_connector_is_named_by_file_object_and_field(tmp_path, connector, field, said):
+    from checks.sources import CatalogError
+
+    text = VENDOR_CATALOG.read_text().replace(
+        "    connector: {vendor: hubspot}\n", f"    connector: {connector}\n", 1
+    )
+    path = tmp_path / "catalog.yaml"
+    path.write_text(text)
+    with pytest.raises(CatalogError, match=said) as err:
+        load_catalog(path)
+    assert f"{path}: object hubspot/companies: field {field}:" in str(err.value)
+
+
+def test_without_the_token_the_zones_stay_observed_from_files(monkeypatch):
+    """The embedded default needs no credentials: no token, no connector asset."""
+    from assets import landing
+
+    monkeypatch.setenv("LAKEHOUSE_STACK", "vendor")
+    monkeypatch.delenv("LAKEHOUSE_HUBSPOT_TOKEN", raising=False)
+    built = landing.build_assets()
+    assert [a.node_def.name for a in built] == ["landing_zones"]
+    assert AssetKey(["landing", "hubspot_contacts"]) in built[0].keys
+    monkeypatch.setenv("LAKEHOUSE_HUBSPOT_TOKEN", TOKEN)
+    built = landing.build_assets()
+    pulled = [a for a in built if a.node_def.name == "hubspot_connector"]
+    assert pulled and AssetKey(["landing", "hubspot_contacts"]) in pulled[0].keys
+    assert AssetKey(["landing", "hubspot_contacts"]) not in built[0].keys
+    assert connectors.resources(load_catalog())["connector_hubspot"].vendor == "hubspot"
