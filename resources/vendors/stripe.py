@@ -191,20 +191,23 @@ def _pull(
             params["created[gte]"] = since
         return [e for page in pages("/v1/events", params) for e in page]
 
-    def newest_event() -> int | None:
+    def newest_events() -> tuple[int | None, list[str]]:
+        """The second of the newest event of the object's types, and the ids of the events of
+        that second (already reflected in a list read after them)."""
         params = {"types[]": list(spec["events"]), "limit": 1}
         resp = client.get("/v1/events", params=params)
         resp.raise_for_status()
         body = resp.json()
-        return body["data"][0]["created"] if body.get("data") else None
+        if not body.get("data"):
+            return None, []
+        newest = body["data"][0]["created"]
+        return newest, sorted(e["id"] for e in events(newest) if e["created"] == newest)
 
     def records() -> Iterator[dict]:
         state = dlt.current.resource_state()
         cursor = state.get("created")
         seen_events = state.get("events")
-        full = cursor is None or (
-            seen_events is not None and seen_events < now() - EVENT_RETENTION
-        )
+        full = cursor is None or (seen_events is not None and seen_events < now() - EVENT_RETENTION)
         if full:
             if cursor is not None:
                 log.warning(
@@ -214,7 +217,7 @@ def _pull(
                 )
             # where changes will be read from next run: noted before listing, so a change made
             # while the list pages is read next time
-            newest = newest_event()
+            newest, newest_ids = newest_events()
             params = dict(spec["params"])
             if start is not None and cursor is None:
                 params["created[gte]"] = start
@@ -225,7 +228,7 @@ def _pull(
                     yield rec
             state["created"], state["created_ids"] = top, sorted(at_top)
             state["events"] = newest if newest is not None else top
-            state["event_ids"] = []
+            state["event_ids"] = newest_ids
             return
         read = set(state.get("event_ids", ()))
         changed = [e for e in events(seen_events) if e["id"] not in read]

@@ -235,7 +235,10 @@ def source(
                 "name": obj,
                 "endpoint": {
                     "path": spec["path"],
-                    "params": {**spec["params"], **({"per_page": per_page} if cursor_paging else {})},
+                    "params": {
+                        **spec["params"],
+                        **({"per_page": per_page} if cursor_paging else {}),
+                    },
                     "data_selector": obj,
                     "paginator": ZendeskCursorPaginator()
                     if cursor_paging

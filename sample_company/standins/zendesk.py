@@ -173,8 +173,9 @@ class ZendeskStandIn(StandIn):
         last = page[-1][:2] if page else position
         after = _cursor(*last)
         sideload = "metric_sets" in (req.arg("include") or "").split(",")
-        records = [r if sideload else {k: v for k, v in r.items() if k != "metric_set"}
-                   for *_, r in page]
+        records = [
+            r if sideload else {k: v for k, v in r.items() if k != "metric_set"} for *_, r in page
+        ]
         return Response(
             200,
             {
