@@ -39,7 +39,7 @@ from dlt.sources.helpers.requests import Client, Response, Session
 from dlt.sources.helpers.rest_client import RESTClient
 from dlt.sources.helpers.rest_client.auth import BearerTokenAuth
 from dlt.sources.helpers.rest_client.paginators import BaseReferencePaginator
-from requests import Request
+from requests import HTTPError, Request
 
 VENDOR = "stripe"
 BASE_URL = "https://api.stripe.com"
@@ -90,8 +90,8 @@ class StripePaginator(BaseReferencePaginator):
         request.params = {**(request.params or {}), "starting_after": self._next_reference}
 
 
-def _refused(response: Response, *args: Any, **kwargs: Any) -> None:
-    """Turn a 401/403 into an error naming the setting (before any retry or raise_for_status)."""
+def _refused(response: Response) -> None:
+    """Turn a 401/403 into an error naming the setting (before raise_for_status)."""
     if response.status_code in (401, 403):
         try:
             message = response.json()["error"]["message"]
@@ -122,7 +122,21 @@ def session(
         respect_retry_after_header=True,
         raise_for_status=False,  # the REST client raises, after the retries
     ).session
-    s.hooks["response"].append(_refused)
+    # around the retrying send, not as a session hook: the REST client's per-request hooks
+    # replace a session's (and raise_for_status runs among them)
+    retrying = s.send
+
+    def send(request: Any, **kwargs: Any) -> Response:
+        try:
+            response = retrying(request, **kwargs)
+        except HTTPError as exc:  # the REST client's raise_for_status hook ran inside send
+            if exc.response is not None:
+                _refused(exc.response)
+            raise
+        _refused(response)
+        return response
+
+    s.send = send  # type: ignore[method-assign]
     return s
 
 

@@ -8,7 +8,7 @@ incremental export Zendesk made for syncing (10 requests a minute, the last minu
   `metric_set` sideloaded (`include=metric_sets`, the catalog reads the solve time from it);
 - organizations: time-based (`/api/v2/incremental/organizations.json?start_time=`, then
   `next_page`, until `end_of_stream`); a record updated in a page's `end_time` second comes
-  again on the next page and is dropped by dlt's boundary de-duplication on `id`.
+  again on the next page and is kept once (by id and `updated_at`).
 
 The cursor between runs is the records' `updated_at` (dlt `incremental`, sent as `start_time`
 in unix seconds), kept in the pipeline's state and committed only with a completed load: a run
@@ -37,7 +37,7 @@ from dlt.sources.helpers.rest_client.paginators import (
     BaseReferencePaginator,
 )
 from dlt.sources.rest_api import RESTAPIConfig, rest_api_resources
-from requests import Request
+from requests import HTTPError, Request
 
 VENDOR = "zendesk"
 BASE_URL = "https://{subdomain}.zendesk.com"  # LAKEHOUSE_ZENDESK_SUBDOMAIN fills it in
@@ -97,8 +97,8 @@ class ZendeskTimePaginator(BaseNextUrlPaginator):
 
 
 class Throttle:
-    """At most `per_minute` requests in any 60 seconds: after a response, wait until the next
-    request may go (a `requests` response hook, so every attempt, retries included, counts)."""
+    """At most `per_minute` requests in any 60 seconds: called before each request, it waits
+    until the oldest of the last `per_minute` is a minute old."""
 
     def __init__(
         self,
@@ -110,19 +110,22 @@ class Throttle:
         self.clock, self.sleep = clock, sleep
         self.sent: deque[float] = deque()
 
-    def __call__(self, response: Any = None, *args: Any, **kwargs: Any) -> None:
-        now = self.clock()
-        self.sent.append(now)
+    def _prune(self, now: float) -> None:
         while self.sent and self.sent[0] <= now - 60:
             self.sent.popleft()
+
+    def __call__(self) -> None:
+        now = self.clock()
+        self._prune(now)
         if len(self.sent) >= self.per_minute:
-            wait = self.sent[0] + 60 - now
-            if wait > 0:
-                self.sleep(wait)
+            self.sleep(self.sent[0] + 60 - now)
+            now = self.clock()
+            self._prune(now)
+        self.sent.append(now)
 
 
 def _refused(email: str | None) -> Callable[..., None]:
-    def hook(response: Response, *args: Any, **kwargs: Any) -> None:
+    def check(response: Response) -> None:
         if response.status_code not in (401, 403):
             return
         try:
@@ -142,7 +145,7 @@ def _refused(email: str | None) -> Callable[..., None]:
             f"{BASE_URL_ENV} (or {SUBDOMAIN_ENV})."
         )
 
-    return hook
+    return check
 
 
 def session(
@@ -165,12 +168,41 @@ def session(
         respect_retry_after_header=True,
         raise_for_status=False,  # the REST client raises, after the retries
     ).session
-    s.hooks["response"].append(_refused(email))
     if throttle is None and requests_per_minute:
         throttle = Throttle(requests_per_minute)
-    if throttle is not None:
-        s.hooks["response"].append(throttle)
+    # around the retrying send, not as a session hook: the REST client's per-request hooks
+    # replace a session's (and raise_for_status runs among them)
+    retrying, refused = s.send, _refused(email)
+
+    def send(request: Any, **kwargs: Any) -> Response:
+        if throttle is not None:
+            throttle()
+        try:
+            response = retrying(request, **kwargs)
+        except HTTPError as exc:  # the REST client's raise_for_status hook ran inside send
+            if exc.response is not None:
+                refused(exc.response)
+            raise
+        refused(response)
+        return response
+
+    s.send = send  # type: ignore[method-assign]
     return s
+
+
+def _once() -> Callable[[dict], bool]:
+    """A time-based export repeats the records of a page's last second on the next page: keep
+    each (id, updated_at) once per run."""
+    seen: set[tuple[Any, Any]] = set()
+
+    def first(rec: dict) -> bool:
+        key = (rec.get("id"), rec.get("updated_at"))
+        if key in seen:
+            return False
+        seen.add(key)
+        return True
+
+    return first
 
 
 def _iso(seconds: int) -> str:
@@ -233,6 +265,7 @@ def source(
         resources.append(
             {
                 "name": obj,
+                "processing_steps": [] if cursor_paging else [{"filter": _once()}],
                 "endpoint": {
                     "path": spec["path"],
                     "params": {
