@@ -200,8 +200,18 @@ class HubSpotDestination:
                     out.append(RowResult(k, False, "no result for this record"))
         return out
 
+    def _ready_or_failed(self, keys: list[str]) -> list[RowResult] | None:
+        """The property setup; when rate limits refuse even that, every record fails (audited,
+        retried by the next sync) rather than the sync."""
+        try:
+            self.ensure_properties()
+        except Exhausted as e:
+            return [RowResult(k, False, str(e)) for k in keys]
+        return None
+
     def upsert(self, rows: Sequence[dict], key: str) -> list[RowResult]:
-        self.ensure_properties()
+        if (refused := self._ready_or_failed([str(r[key]) for r in rows])) is not None:
+            return refused
         return self._send(
             [
                 (str(row[key]), {p[0]: value(f, row.get(f)) for f, p in PROPERTIES.items()})
@@ -211,7 +221,8 @@ class HubSpotDestination:
 
     def delete(self, keys: Sequence[str], key: str) -> list[RowResult]:
         """The lakehouse's properties cleared on those companies (the companies stay)."""
-        self.ensure_properties()
+        if (refused := self._ready_or_failed([str(k) for k in keys])) is not None:
+            return refused
         return self._send([(str(k), {p[0]: "" for p in PROPERTIES.values()}) for k in keys])
 
     def erase(self, identifiers: Sequence[str]) -> RowResult:

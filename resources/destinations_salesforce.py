@@ -203,8 +203,18 @@ class SalesforceDestination:
                     out.append(RowResult(k, False, errors or "failed without an error"))
         return out
 
+    def _checked_or_failed(self, keys: list[str]) -> list[RowResult] | None:
+        """The field check; when the org's limits refuse even that, every record fails (audited,
+        retried by the next sync) rather than the sync."""
+        try:
+            self.check()
+        except Exhausted as e:
+            return [RowResult(k, False, str(e)) for k in keys]
+        return None
+
     def upsert(self, rows: Sequence[dict], key: str) -> list[RowResult]:
-        self.check()
+        if (refused := self._checked_or_failed([str(r[key]) for r in rows])) is not None:
+            return refused
         records = [
             (
                 str(row[key]),
@@ -220,7 +230,8 @@ class SalesforceDestination:
     def delete(self, keys: Sequence[str], key: str) -> list[RowResult]:
         """The lakehouse's fields cleared on those accounts: the accounts are the company's
         records, never deleted from here."""
-        self.check()
+        if (refused := self._checked_or_failed([str(k) for k in keys])) is not None:
+            return refused
         return self._send([(str(k), dict.fromkeys(FIELDS.values())) for k in keys])
 
     def erase(self, identifiers: Sequence[str]) -> RowResult:
