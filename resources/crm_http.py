@@ -55,11 +55,15 @@ def call(
         except (requests.ConnectionError, requests.Timeout) as e:
             last = f"{type(e).__name__}: {e}"
         else:
-            if not (response.status_code == 429 or response.status_code >= 500 or retryable(response)):
+            if not (
+                response.status_code == 429 or response.status_code >= 500 or retryable(response)
+            ):
                 return response
             last = f"HTTP {response.status_code}: {response.text[:300]}"
         if attempt < retry.max_attempts:
             wait = retry.delay(attempt, response)
             retry.waits.append(wait)
             retry.sleep(wait)
-    raise Exhausted(f"{method} {url.split('?')[0]} failed after {retry.max_attempts} attempts: {last}")
+    raise Exhausted(
+        f"{method} {url.split('?')[0]} failed after {retry.max_attempts} attempts: {last}"
+    )

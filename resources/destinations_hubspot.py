@@ -47,12 +47,22 @@ PROPERTIES: dict[str, tuple[str, str, str, str]] = {
         "number",
         "number",
     ),
-    "lifecycle_stage": ("lakehouse_lifecycle_stage", "Lifecycle stage (lakehouse)", "string", "text"),
+    "lifecycle_stage": (
+        "lakehouse_lifecycle_stage",
+        "Lifecycle stage (lakehouse)",
+        "string",
+        "text",
+    ),
     "health_score": ("lakehouse_health_score", "Health score", "number", "number"),
     "next_best_action": ("lakehouse_next_best_action", "Next best action", "string", "text"),
     "action_confidence": ("lakehouse_action_confidence", "Action confidence", "number", "number"),
     "top_reasons": ("lakehouse_top_reasons", "Top churn reasons", "string", "textarea"),
-    "churn_model_version": ("lakehouse_churn_model_version", "Churn model version", "string", "text"),
+    "churn_model_version": (
+        "lakehouse_churn_model_version",
+        "Churn model version",
+        "string",
+        "text",
+    ),
     "expansion_model_version": (
         "lakehouse_expansion_model_version",
         "Expansion model version",
@@ -165,8 +175,7 @@ class HubSpotDestination:
                 self.created.append(name)
             elif r.status_code != 409:
                 raise HubSpotDestinationError(
-                    f"HubSpot did not create property {name} ({r.status_code} "
-                    f"{_message(_json(r))})"
+                    f"HubSpot did not create property {name} ({r.status_code} {_message(_json(r))})"
                 )
         self._ready = True
 

@@ -97,7 +97,9 @@ class SalesforceDestination:
         if not instance_url:
             raise SalesforceDestinationError(f"the salesforce CRM destination needs {URL_SETTING}")
         if not token:
-            raise SalesforceDestinationError(f"the salesforce CRM destination needs {TOKEN_SETTING}")
+            raise SalesforceDestinationError(
+                f"the salesforce CRM destination needs {TOKEN_SETTING}"
+            )
         self.url = instance_url.rstrip("/")
         self.sobject = sobject
         self.external_id = external_id

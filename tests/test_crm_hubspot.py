@@ -54,8 +54,10 @@ def updates(ids: list[str], churn: float = 0.3) -> pa.Table:
         }
         for n, cid in enumerate(ids)
     ]
-    return pa.Table.from_pylist(rows).select(CRM_ACCOUNT_UPDATES.schema.names).cast(
-        CRM_ACCOUNT_UPDATES.schema
+    return (
+        pa.Table.from_pylist(rows)
+        .select(CRM_ACCOUNT_UPDATES.schema.names)
+        .cast(CRM_ACCOUNT_UPDATES.schema)
     )
 
 
@@ -91,7 +93,9 @@ def test_sync_through_rate_limits_delivers_each_record_once(portal):
     assert {r["crm_account_id"] for r in second.audit.to_pylist()} == set(PLANTED)
     assert portal.writes == Counter(dict.fromkeys(IDS, 1))  # every company set exactly once
     sent = Counter(
-        r["crm_account_id"] for s in (first, second) for r in s.audit.to_pylist()
+        r["crm_account_id"]
+        for s in (first, second)
+        for r in s.audit.to_pylist()
         if r["status"] == "sent"
     )
     assert sent == Counter(dict.fromkeys(IDS, 1))
@@ -117,7 +121,9 @@ def test_retry_after_is_honoured(portal):
 
 def test_properties_created_once_when_missing(portal):
     portal.properties["lakehouse_health_score"] = {
-        "name": "lakehouse_health_score", "type": "number", "fieldType": "number",
+        "name": "lakehouse_health_score",
+        "type": "number",
+        "fieldType": "number",
         "groupName": "companyinformation",
     }
     dest = destination(portal)
@@ -205,7 +211,11 @@ def test_the_sync_asset_sends_to_hubspot(portal, tmp_path):
             [sync_to_crm],
             resources={"lake": lake, "crm": crm},
             instance=DagsterInstance.ephemeral(),
-            selection=[AssetKey(["reverse_etl", "sync_audit"]), AssetKey(["reverse_etl", "sync_state"]), AssetKey(["reverse_etl", "review_queue"])],
+            selection=[
+                AssetKey(["reverse_etl", "sync_audit"]),
+                AssetKey(["reverse_etl", "sync_state"]),
+                AssetKey(["reverse_etl", "review_queue"]),
+            ],
         )
         assert result.success
     audit = lake.read("reverse_etl", "sync_audit").to_pylist()

@@ -58,8 +58,10 @@ def updates(ids: list[str], churn: float = 0.3) -> pa.Table:
         }
         for n, cid in enumerate(ids)
     ]
-    return pa.Table.from_pylist(rows).select(CRM_ACCOUNT_UPDATES.schema.names).cast(
-        CRM_ACCOUNT_UPDATES.schema
+    return (
+        pa.Table.from_pylist(rows)
+        .select(CRM_ACCOUNT_UPDATES.schema.names)
+        .cast(CRM_ACCOUNT_UPDATES.schema)
     )
 
 
@@ -88,7 +90,9 @@ def test_sync_through_request_limits_delivers_each_record_once(org):
     waits: list[float] = []
     table = updates(IDS)
     first = run(table, SYNC_STATE.schema.empty_table(), destination(org, sleep=waits.append), "1")
-    failed = {r["crm_account_id"]: r["error"] for r in first.audit.to_pylist() if r["status"] == "failed"}
+    failed = {
+        r["crm_account_id"]: r["error"] for r in first.audit.to_pylist() if r["status"] == "failed"
+    }
     assert set(failed) == set(PLANTED)
     assert all(e.startswith("UNABLE_TO_LOCK_ROW") for e in failed.values())
     assert [r.status for r in org.log].count(403) > 0 and waits  # refused, waited, retried
@@ -145,7 +149,10 @@ def test_upsert_by_external_id_field(org):
         org.written[cid] = {field: f"acc-key-{n}"}
     dest = destination(org, external_id=field)
     results = dest.upsert(
-        [{**r, "crm_account_id": f"acc-key-{n}"} for n, r in enumerate(updates(IDS[:2]).to_pylist())]
+        [
+            {**r, "crm_account_id": f"acc-key-{n}"}
+            for n, r in enumerate(updates(IDS[:2]).to_pylist())
+        ]
         + [{**updates(["x"]).to_pylist()[0], "crm_account_id": "acc-key-unmatched"}],
         "crm_account_id",
     )

@@ -91,8 +91,13 @@ class HubSpotWriteStandIn(StandIn):
                             record.get("properties") or {}
                         )
         self.properties: dict[str, dict[str, Any]] = {
-            name: {"name": name, "type": "string", "fieldType": "text", "groupName":
-                   "companyinformation", "hubspotDefined": True}
+            name: {
+                "name": name,
+                "type": "string",
+                "fieldType": "text",
+                "groupName": "companyinformation",
+                "hubspotDefined": True,
+            }
             for name in DEFAULT_PROPERTIES
         }
         self.groups: dict[str, dict[str, Any]] = {
@@ -143,7 +148,9 @@ class HubSpotWriteStandIn(StandIn):
 
     def _create_property(self, req: Request) -> Response:
         body = req.json() or {}
-        missing = [f for f in ("name", "label", "type", "fieldType", "groupName") if not body.get(f)]
+        missing = [
+            f for f in ("name", "label", "type", "fieldType", "groupName") if not body.get(f)
+        ]
         if missing:
             return _error(400, "VALIDATION_ERROR", f"missing required fields: {missing}")
         if body["name"] in self.properties:
@@ -192,7 +199,9 @@ class HubSpotWriteStandIn(StandIn):
                 "VALIDATION_ERROR",
                 f"Batch input limit exceeded: {len(inputs)} inputs, at most {MAX_INPUTS}",
             )
-        unknown = sorted({p for i in inputs for p in (i.get("properties") or {})} - set(self.properties))
+        unknown = sorted(
+            {p for i in inputs for p in (i.get("properties") or {})} - set(self.properties)
+        )
         if unknown:
             return _error(
                 400,

@@ -117,8 +117,9 @@ def parse_soql(q: str) -> Soql:
             since = parse_datetime(m["since"])
         except ValueError:
             raise SoqlError(
-                "MALFORMED_QUERY", f"value of filter criterion for field 'SystemModstamp' must "
-                f"be of type dateTime and should not be enclosed in quotes: {m['since']}"
+                "MALFORMED_QUERY",
+                f"value of filter criterion for field 'SystemModstamp' must "
+                f"be of type dateTime and should not be enclosed in quotes: {m['since']}",
             ) from None
     return Soql(
         fields=fields,
@@ -277,9 +278,7 @@ class SalesforceStandIn(StandIn):
         found = [
             (stamp, key, fields)
             for key, (stamp, fields) in self.current(soql.sobject).items()
-            if soql.since is None
-            or stamp > soql.since
-            or (soql.inclusive and stamp == soql.since)
+            if soql.since is None or stamp > soql.since or (soql.inclusive and stamp == soql.since)
         ]
         if soql.order_by:
             canonical = {f.lower(): f for f in self.fields[soql.sobject]}[soql.order_by.lower()]
@@ -391,7 +390,9 @@ class SalesforceStandIn(StandIn):
             key = by_value.get(str(record.get(field)))
             if key is None:  # would create an account: Name is required and never sent
                 results.append(
-                    _failure("REQUIRED_FIELD_MISSING", "Required fields are missing: [Name]", ["Name"])
+                    _failure(
+                        "REQUIRED_FIELD_MISSING", "Required fields are missing: [Name]", ["Name"]
+                    )
                 )
                 continue
             results.append(self._apply(sobject, key, record))
