@@ -157,7 +157,7 @@ class SalesforceDestination:
             raise SalesforceDestinationError(
                 f"Salesforce {self.sobject} lacks the fields the lakehouse writes: "
                 f"{', '.join(missing)}; create them (Setup > Object Manager > {self.sobject} > "
-                "Fields & Relationships, see README 'Salesforce destination')"
+                "Fields & Relationships, see docs/crm_apis.md)"
             )
         if self.external_id != "Id" and not fields.get(self.external_id, {}).get("externalId"):
             raise SalesforceDestinationError(
