@@ -275,7 +275,10 @@ class HubSpotWriteStandIn(StandIn):
 
 def serve(landing: str, port: int, token: str) -> None:
     with HubSpotWriteStandIn(landing, token=token, port=port) as standin:
-        print(f"hubspot (writes) stand-in at {standin.url}: {len(standin.companies)} companies")
+        print(
+            f"hubspot (writes) stand-in at {standin.url}: {len(standin.companies)} companies",
+            flush=True,
+        )
         try:
             while True:
                 time.sleep(3600)

@@ -410,7 +410,9 @@ def _failure(code: str, message: str, fields: list[str], key: str | None = None)
 def serve(landing: str, port: int, token: str) -> None:
     """Serve a landing root as Salesforce until interrupted."""
     with SalesforceStandIn(landing, token=token, port=port) as standin:
-        print(f"salesforce stand-in at {standin.url} (clock {standin.clock.isoformat()})")
+        print(
+            f"salesforce stand-in at {standin.url} (clock {standin.clock.isoformat()})", flush=True
+        )
         try:
             while True:
                 time.sleep(3600)
