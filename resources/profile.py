@@ -27,14 +27,8 @@ from typing import Any
 import yaml
 from dagster import EnvVar, ExecutorDefinition, in_process_executor
 
-from resources.crm import (
-    CRM_HTTP_TOKEN,
-    CRM_HTTP_URL,
-    CRM_KIND,
-    CRM_POSTGRES_DSN,
-    CRM_SQLITE_PATH,
-    CrmResource,
-)
+from resources.crm import SETTINGS as CRM_SETTINGS
+from resources.crm import CrmResource
 from resources.duckdb import DuckDBResource
 from resources.identity import DECISIONS_PATH, RULES_PATH, WEIGHTS_PATH, IdentityResource
 from resources.lake import LakeResource, is_local
@@ -114,15 +108,7 @@ class Profile:
             "mlflow": MlflowResource(
                 **from_env(tracking_uri=MLFLOW_TRACKING_URI, artifacts=MLFLOW_ARTIFACTS)
             ),
-            "crm": CrmResource(
-                **from_env(
-                    kind=CRM_KIND,
-                    sqlite_path=CRM_SQLITE_PATH,
-                    postgres_dsn=CRM_POSTGRES_DSN,
-                    http_url=CRM_HTTP_URL,
-                    http_token=CRM_HTTP_TOKEN,
-                )
-            ),
+            "crm": CrmResource(**from_env(**CRM_SETTINGS)),
             "identity": IdentityResource(
                 **from_env(
                     rules_path=RULES_PATH, decisions_path=DECISIONS_PATH, weights_path=WEIGHTS_PATH
