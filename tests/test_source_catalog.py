@@ -643,6 +643,9 @@ def _same_asset_name(doc: dict) -> None:
     del twin["role"]
     accounts = _entry(doc, "crm/accounts")
     accounts.update(object="accounts_x", landing="crm/accounts")
+    for o in (twin, accounts):  # renamed objects name the vendor's object they pull
+        if "connector" in o:
+            o["connector"] = {**o["connector"], "object": "accounts"}
     for o in doc["objects"]:  # references to the renamed object follow it
         for refs in (o.get("role") or {}).get("refs", {}).values():
             for r in refs:

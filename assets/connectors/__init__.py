@@ -58,6 +58,10 @@ class ConnectorResource(ConfigurableResource):
     max_attempts: int = Field(default=8, description="Attempts per request (429 and 5xx).")
     backoff_factor: float = Field(default=1.0, description="Exponential backoff factor (s).")
     max_retry_delay: float = Field(default=60.0, description="Longest wait between attempts (s).")
+    options: dict[str, str] = Field(
+        default_factory=dict,
+        description="The vendor's other settings (its OPTION_ENVS, e.g. Zendesk's email).",
+    )
 
     def url(self) -> str:
         return self.base_url or VENDORS[self.vendor].BASE_URL
@@ -86,8 +90,13 @@ def resources(catalog: Catalog) -> dict[str, ConnectorResource]:
     for vendor in active(catalog):
         mod = VENDORS[vendor]
         url: Any = EnvVar(mod.BASE_URL_ENV) if os.environ.get(mod.BASE_URL_ENV) else mod.BASE_URL
+        options = {
+            k: os.environ[env]
+            for k, env in getattr(mod, "OPTION_ENVS", {}).items()
+            if os.environ.get(env)
+        }
         out[RESOURCE_KEY.format(vendor=vendor)] = ConnectorResource(
-            vendor=vendor, token=EnvVar(mod.TOKEN_ENV), base_url=url
+            vendor=vendor, token=EnvVar(mod.TOKEN_ENV), base_url=url, options=options
         )
     return out
 
@@ -138,7 +147,7 @@ def landing_destination(root: Path, objects: Mapping[str, SourceObject], landed:
             for line in f:
                 rows = dlt_json.typed_loads(line)
                 for row in rows if isinstance(rows, list) else [rows]:
-                    records.append({k: v for k, v in row.items() if not k.startswith("_dlt_")})
+                    records.append(json.loads(row[RECORD]))
         day = dt.datetime.now(dt.UTC).date().isoformat()
         folder = root / obj.landing / day
         folder.mkdir(parents=True, exist_ok=True)
@@ -181,9 +190,19 @@ def cursors(vendor: str, lake_root: str | Path) -> dict[str, Any]:
     res = state.get("sources", {}).get(vendor, {}).get("resources", {})
     out = {}
     for obj, spec in VENDORS[vendor].OBJECTS.items():
-        inc = res.get(obj, {}).get("incremental", {}).get(spec["cursor_field"], {})
-        out[obj] = inc.get("last_value")
+        own = res.get(obj, {})
+        inc = own.get("incremental", {}).get(_cursor_field(spec), {})
+        # a source keeping its own resource state (Stripe: `created`) instead of dlt's incremental
+        out[obj] = inc.get("last_value", own.get(_cursor_field(spec)))
     return out
+
+
+def _cursor_field(spec: Mapping[str, Any]) -> str:
+    return spec.get("cursor_field") or spec["cursor"]
+
+
+def _endpoint(spec: Mapping[str, Any]) -> str:
+    return spec.get("endpoint") or spec.get("path") or f"SOQL over {spec.get('sobject')}"
 
 
 def pull(
@@ -206,6 +225,8 @@ def pull(
     src = mod.source(
         base_url=base_url, token=token, objects=list(by_name), starts=starts, **options
     )
+    for name, resource in src.resources.items():
+        resource.add_map(_opaque(mod.OBJECTS[name]))
     try:
         info = pipe.run(src)
         info.raise_on_failed_jobs()
@@ -214,6 +235,22 @@ def pull(
     # records are keyed by the vendor's object; report by the catalog object
     landed.records = {by_name[k].object: v for k, v in landed.records.items() if k in by_name}
     return landed
+
+
+RECORD = "_lakehouse_record"  # the vendor's record, as JSON text, through dlt's normalizer
+
+
+def _opaque(spec: Mapping[str, Any]) -> Any:
+    """Each record carried as one JSON text (beside its id and cursor, which dlt's incremental
+    reads), so dlt's normalizer neither retypes a value (a planted "N/A" amount would land in
+    a variant column) nor drops a key whose value is null: the landed file holds the record as
+    the API returned it, and the raw layer judges it."""
+    keep = ("id", _cursor_field(spec))
+
+    def wrap(record: dict) -> dict:
+        return {**{k: record[k] for k in keep if k in record}, RECORD: json.dumps(record)}
+
+    return wrap
 
 
 def _root_error(exc: BaseException, mod: Any) -> BaseException:
@@ -232,7 +269,7 @@ def _root_error(exc: BaseException, mod: Any) -> BaseException:
 
 def _spec(vendor: str, o: SourceObject) -> AssetSpec:
     mod = VENDORS[vendor]
-    endpoint = mod.OBJECTS[o.connector.object]["endpoint"]
+    endpoint = _endpoint(mod.OBJECTS[o.connector.object])
     return AssetSpec(
         key=AssetKey(["landing", f"{o.system}_{o.object}"]),
         description=(
@@ -280,6 +317,7 @@ def _vendor_assets(vendor: str, objs: list[SourceObject]) -> AssetsDefinition:
             max_attempts=conn.max_attempts,
             backoff_factor=conn.backoff_factor,
             max_retry_delay=conn.max_retry_delay,
+            **conn.options,
         )
         after = cursors(vendor, lake_root)
         for o in chosen:

@@ -159,6 +159,7 @@ def source(
     fields: Mapping[str, Sequence[str]] | None = None,
     start: str | None = None,
     batch_size: int | None = None,
+    starts: Mapping[str, str] | None = None,
     max_attempts: int = MAX_ATTEMPTS,
     backoff_factor: float = BACKOFF_FACTOR,
     max_retry_delay: float = MAX_RETRY_DELAY,
@@ -207,7 +208,7 @@ def source(
                     "paginator": {"type": "json_link", "next_url_path": "nextRecordsUrl"},
                     "incremental": {
                         "cursor_path": spec["cursor"],
-                        "initial_value": start or START,
+                        "initial_value": (starts or {}).get(name) or start or START,
                         "convert": soql_datetime,
                     },
                     "response_actions": [_refusal],

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import dlt
@@ -149,12 +149,25 @@ def source(
     start: int | None = None,
     api_version: str = API_VERSION,
     now: Callable[[], float] = time.time,
+    starts: Mapping[str, str] | None = None,
+    max_attempts: int | None = None,
+    backoff_factor: float | None = None,
+    max_retry_delay: float | None = None,
     **http: Any,
 ) -> DltSource:
     """The Stripe dlt source: one resource per object in `objects`, named as the object.
 
-    `start` (unix seconds) bounds the first run's list (`created[gte]`); `now` is the clock the
-    30-day event horizon is judged by; `http` takes `session()`'s retry settings."""
+    `start` (unix seconds) bounds the first run's list (`created[gte]`), or per object `starts`
+    (ISO-8601, the catalog's `connector.start`); `now` is the clock the 30-day event horizon is
+    judged by; `http` takes `session()`'s retry settings (also as the connectors' common
+    `max_attempts`, `backoff_factor`, `max_retry_delay`)."""
+    for common, own in (
+        (max_attempts, "request_max_attempts"),
+        (backoff_factor, "request_backoff_factor"),
+        (max_retry_delay, "request_max_retry_delay"),
+    ):
+        if common is not None:
+            http[own] = common
     if not token:
         raise StripeAuthError(f"no Stripe API key: set {TOKEN_ENV} (a secret or restricted key)")
     unknown = [o for o in objects if o not in OBJECTS]
@@ -173,7 +186,7 @@ def source(
     )
     resources = [
         dlt.resource(
-            _pull(client, obj, page_size=page_size, start=start, now=now),
+            _pull(client, obj, page_size=page_size, start=_start(obj, starts, start), now=now),
             name=obj,
             primary_key="id",
             write_disposition="append",
@@ -187,6 +200,16 @@ def source(
         return resources
 
     return stripe()
+
+
+def _start(obj: str, starts: Mapping[str, str] | None, start: int | None) -> int | None:
+    """The first run's lower bound for `obj`, in unix seconds."""
+    if starts and starts.get(obj):
+        from datetime import UTC, datetime
+
+        at = datetime.fromisoformat(str(starts[obj]).replace("Z", "+00:00"))
+        return int((at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp())
+    return start
 
 
 def _pull(

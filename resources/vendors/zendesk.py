@@ -25,7 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import dlt
@@ -45,6 +45,8 @@ TOKEN_ENV = "LAKEHOUSE_ZENDESK_TOKEN"
 BASE_URL_ENV = "LAKEHOUSE_ZENDESK_BASE_URL"
 EMAIL_ENV = "LAKEHOUSE_ZENDESK_EMAIL"
 SUBDOMAIN_ENV = "LAKEHOUSE_ZENDESK_SUBDOMAIN"
+# the source's other settings, read by the connector asset: option -> environment variable
+OPTION_ENVS = {"email": EMAIL_ENV, "subdomain": SUBDOMAIN_ENV}
 PER_PAGE = 1000  # the cursor exports' cap
 INCREMENTAL_PER_MINUTE = 10  # Zendesk's limit on the incremental export endpoints
 
@@ -239,6 +241,10 @@ def source(
     subdomain: str | None = None,
     start: int = 0,
     per_page: int = PER_PAGE,
+    starts: Mapping[str, str] | None = None,
+    max_attempts: int | None = None,
+    backoff_factor: float | None = None,
+    max_retry_delay: float | None = None,
     **http: Any,
 ) -> DltSource:
     """The Zendesk dlt source: one resource per object in `objects`, named as the object.
@@ -246,6 +252,13 @@ def source(
     `email` set: API-token auth (Basic `{email}/token:{token}`), else OAuth (Bearer). `start`
     (unix seconds) is the first run's `start_time`; `http` takes `session()`'s settings
     (`requests_per_minute`, retries, timeout)."""
+    for common, own in (
+        (max_attempts, "request_max_attempts"),
+        (backoff_factor, "request_backoff_factor"),
+        (max_retry_delay, "request_max_retry_delay"),
+    ):
+        if common is not None:
+            http[own] = common
     if not token:
         raise ZendeskAuthError(
             f"no Zendesk credentials: set {TOKEN_ENV} (with {EMAIL_ENV} for an API token)"
@@ -279,7 +292,7 @@ def source(
                     "incremental": {
                         "start_param": "start_time",
                         "cursor_path": spec["cursor"],
-                        "initial_value": _iso(start),
+                        "initial_value": (starts or {}).get(obj) or _iso(start),
                         "convert": _unix,
                     },
                 },
