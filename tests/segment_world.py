@@ -57,8 +57,9 @@ def write_export(landing: Path, export: Path, days: list[str] | None = None) -> 
         if days is not None and day not in days:
             continue
         lines = []
-        for i, call in enumerate([*calls, *(dict(e, messageId=f"x-{day}-{j}") for j, e in
-                                            enumerate(EXTRA))]):
+        for i, call in enumerate(
+            [*calls, *(dict(e, messageId=f"x-{day}-{j}") for j, e in enumerate(EXTRA))]
+        ):
             msg = dict(call, receivedAt=f"{day}T{(i % 24):02d}:{i % 60:02d}:07.123Z")
             if i == 1:
                 msg.pop("receivedAt")  # lands by its folder's day

@@ -45,7 +45,9 @@ def _check_exactly_once(exported: list[bytes], landing: Path) -> None:
     received day; the unreadable line and the unknown type are held with a reason."""
     got = landed(landing)
     all_lines = Counter(line for lines in got.values() for line in lines if b'"reason"' not in line)
-    held = [json.loads(line) for k, lines in got.items() if k.startswith("unrouted/") for line in lines]
+    held = [
+        json.loads(line) for k, lines in got.items() if k.startswith("unrouted/") for line in lines
+    ]
     for line in exported:
         try:
             msg = json.loads(line)
@@ -56,8 +58,14 @@ def _check_exactly_once(exported: list[bytes], landing: Path) -> None:
             assert any("unknown Segment call type 'flush'" in h["reason"] for h in held)
             continue
         assert all_lines[line] == 1, f"{msg['messageId']} landed {all_lines[line]} times"
-        folder = {"track": "tracks", "identify": "identifies", "group": "groups",
-                  "page": "pages", "screen": "screens", "alias": "aliases"}[msg["type"]]
+        folder = {
+            "track": "tracks",
+            "identify": "identifies",
+            "group": "groups",
+            "page": "pages",
+            "screen": "screens",
+            "alias": "aliases",
+        }[msg["type"]]
         day = msg.get("receivedAt", "")[:10]
         where = [k for k, lines in got.items() if line in lines]
         assert where[0].startswith(folder + "/"), where
@@ -74,8 +82,15 @@ def test_export_lands_each_message_once_across_runs(world: Path, tmp_path: Path)
 
     first = land_export(str(export), landing)
     assert len(first.landed) == 2 * (len(days) - 2) and first.already == 0
-    assert set(first.messages) == {"tracks", "identifies", "groups", "pages", "screens",
-                                   "aliases", "unrouted"}
+    assert set(first.messages) == {
+        "tracks",
+        "identifies",
+        "groups",
+        "pages",
+        "screens",
+        "aliases",
+        "unrouted",
+    }
     _check_exactly_once(exported, landing)
     stamps = {p: p.stat().st_mtime_ns for p in landing.rglob("*.jsonl.gz")}
 
