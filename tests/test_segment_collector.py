@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from segment_world import landed, segment_contracts, vendor_world, world_calls
 
 from assets.raw.ingest import build_batch, find_pending
 from resources.duckdb import DuckDBResource
@@ -26,7 +27,6 @@ from resources.lake import LakeResource
 from resources.landing import LandingResource
 from resources.segment import files as files_mod
 from resources.segment.collector import Collector, land_collected, wal_dir
-from segment_world import landed, segment_contracts, vendor_world, world_calls
 
 KEY = "wk_test_9f2c1d"
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,7 +92,7 @@ def test_mixed_batch_lands_for_raw(collector, calls, tmp_path) -> None:
     assert ids[ident["messageId"]] == 2  # sent twice, landed twice: the log keeps what came
     texts = [line for lines in landed(landing).values() for line in lines]
     assert not any(KEY.encode() in t or b"writeKey" in t for t in texts)
-    tracked = [json.loads(t) for t in texts if b'"usr_x"' in t and b'"track"' in t][0]
+    tracked = next(json.loads(t) for t in texts if b'"usr_x"' in t and b'"track"' in t)
     assert tracked["messageId"].startswith("api-") and tracked["receivedAt"].endswith("Z")
     assert tracked["type"] == "track"
     assert not list(wal_dir(landing).glob("wal-*.sealed"))

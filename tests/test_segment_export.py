@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from segment_world import landed, segment_contracts, vendor_world, world_calls, write_export
 
 from assets.raw.ingest import build_batch, find_pending
 from resources.duckdb import DuckDBResource
@@ -21,7 +22,6 @@ from resources.segment import export as export_mod
 from resources.segment import files as files_mod
 from resources.segment.export import land_export
 from resources.segment.ledger import Ledger
-from segment_world import landed, segment_contracts, vendor_world, world_calls, write_export
 
 TYPES = {"tracks": "track", "identifies": "identify", "groups": "group"}
 
