@@ -176,3 +176,34 @@ def test_received_day_is_utc(tmp_path) -> None:
     day = files_mod.received_day({"receivedAt": "2025-11-02T01:30:00+05:00"}, dt.date(2000, 1, 1))
     assert day == dt.date(2025, 11, 1)
     assert export_mod.LOGS == "segment-logs"
+
+
+def test_segment_asset_lands_export_and_collector(world, tmp_path) -> None:
+    """The Dagster asset lands both deliveries; a second run lands nothing again."""
+    from dagster import materialize
+
+    from assets.segment import CHECK, SegmentResource, segment_delivery
+    from resources.segment.collector import WriteAheadLog, wal_dir
+
+    export, landing = tmp_path / "export", tmp_path / "landing"
+    exported = write_export(world, export)
+    wal = WriteAheadLog(wal_dir(landing))
+    call = b'{"type":"track","event":"E","messageId":"c-1","receivedAt":"2025-11-20T10:00:00Z"}'
+    wal.append(b'{"batch":[' + call + b"]}\n")
+    exported.append(call)
+    wal.seal(reopen=False)
+    resources = {
+        "landing": LandingResource(root=str(landing)),
+        "segment": SegmentResource(export_root=str(export)),
+    }
+    first = materialize([segment_delivery], resources=resources)
+    assert first.success
+    meta = first.asset_materializations_for_node("landing__segment_delivery")[0].metadata
+    assert meta["collector_segments"].value == 1
+    assert meta["export_files_landed"].value > 0
+    checks = first.get_asset_check_evaluations()
+    assert [c.check_name for c in checks] == [CHECK] and checks[0].passed
+    _check_exactly_once(exported, landing)
+    again = materialize([segment_delivery], resources=resources)
+    meta = again.asset_materializations_for_node("landing__segment_delivery")[0].metadata
+    assert meta["export_files_landed"].value == 0 and meta["files_written"].value == 0
