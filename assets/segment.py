@@ -20,7 +20,6 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetSelection,
-    ConfigurableResource,
     DefaultSensorStatus,
     MaterializeResult,
     MetadataValue,
@@ -31,36 +30,17 @@ from dagster import (
     define_asset_job,
     sensor,
 )
-from pydantic import Field
 
 from assets.metadata import OWNER
 from resources.landing import LandingResource
 from resources.segment.collector import land_collected, wal_dir
 from resources.segment.export import land_export, list_export
 from resources.segment.ledger import Ledger, state_dir
-from resources.settings import from_env
+from resources.segment.resource import SegmentResource
 
-EXPORT_ROOT = "LAKEHOUSE_SEGMENT_EXPORT_ROOT"
 KEY = AssetKey(["landing", "segment_delivery"])
 CHECK = "segment_files_landed"
 SHOWN = 50
-
-
-class SegmentResource(ConfigurableResource):
-    """Where Segment's storage destination (S3/GCS) writes: empty = no export to read."""
-
-    export_root: str = Field(
-        default="",
-        description=(
-            "Segment storage export root: a folder or URL holding `segment-logs/` "
-            f"(or that folder itself); {EXPORT_ROOT}."
-        ),
-    )
-
-
-def segment_resource() -> SegmentResource:
-    """The resource from the environment (the profile's resources call this)."""
-    return SegmentResource(**from_env(export_root=EXPORT_ROOT))
 
 
 @asset(

@@ -182,8 +182,9 @@ def test_segment_asset_lands_export_and_collector(world, tmp_path) -> None:
     """The Dagster asset lands both deliveries; a second run lands nothing again."""
     from dagster import materialize
 
-    from assets.segment import CHECK, SegmentResource, segment_delivery
+    from assets.segment import CHECK, segment_delivery
     from resources.segment.collector import WriteAheadLog, wal_dir
+    from resources.segment.resource import SegmentResource
 
     export, landing = tmp_path / "export", tmp_path / "landing"
     exported = write_export(world, export)
