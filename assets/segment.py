@@ -33,7 +33,7 @@ from dagster import (
 
 from assets.metadata import OWNER
 from resources.landing import LandingResource
-from resources.segment.collector import land_collected, wal_dir
+from resources.segment.collector import land_collected, orphaned, wal_dir
 from resources.segment.export import land_export, list_export
 from resources.segment.ledger import Ledger, state_dir
 from resources.segment.resource import SegmentResource
@@ -122,6 +122,7 @@ def segment_sensor(
     context: SensorEvaluationContext, landing: LandingResource, segment: SegmentResource
 ):
     pending = sorted(p.name for p in wal_dir(landing.root).glob("wal-*.sealed"))
+    pending += orphaned(landing.root)  # a killed collector's log
     if segment.export_root:
         done = Ledger(state_dir(landing.root) / "export-ledger.jsonl").entries()
         files, _ = list_export(segment.export_root)

@@ -26,7 +26,7 @@ from resources.duckdb import DuckDBResource
 from resources.lake import LakeResource
 from resources.landing import LandingResource
 from resources.segment import files as files_mod
-from resources.segment.collector import Collector, land_collected, wal_dir
+from resources.segment.collector import Collector, land_collected, orphaned, wal_dir
 
 KEY = "wk_test_9f2c1d"
 ROOT = Path(__file__).resolve().parent.parent
@@ -207,7 +207,7 @@ def test_sigkill_after_200_loses_no_acknowledged_call(calls, tmp_path) -> None:
     with lock:
         acknowledged = list(acked)
     assert len(acknowledged) >= 300
-    assert list(wal_dir(landing).glob("wal-*.open"))  # the dead collector's segment
+    assert orphaned(landing)  # the dead collector's segment, its lock gone
     land_collected(landing)
     ids = _landed_ids(landing)
     assert [m for m in acknowledged if ids[m] != 1] == []
@@ -219,6 +219,7 @@ def test_crash_while_landing_lands_nothing_twice(collector, calls, tmp_path, mon
     landing = tmp_path / "landing"
     for i in range(0, len(calls), 50):
         assert post(collector.url, "/v1/batch", {"batch": calls[i : i + 50]}).status_code == 200
+    assert orphaned(landing) == []  # the live collector's segment is not taken from it
     collector.wal.seal()
     real_write = files_mod.write_atomic
     n = {"calls": 0}

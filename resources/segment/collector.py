@@ -161,6 +161,24 @@ def land_collected(landing_root: str | Path) -> Landed:
     return out
 
 
+def orphaned(landing_root: str | Path) -> list[str]:
+    """`.open` segments no live collector holds: left by a killed one, waiting to be landed."""
+    out = []
+    for path in sorted(wal_dir(landing_root).glob("wal-*.open")):
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            out.append(path.name)
+        except BlockingIOError:
+            pass
+        finally:
+            os.close(fd)
+    return out
+
+
 def _seal_orphan(path: Path) -> None:
     """Seal an `.open` segment no live collector holds (its flock is free)."""
     try:
