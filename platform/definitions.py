@@ -26,6 +26,7 @@ from assets import (
     privacy,
     raw,
     reverse_etl,
+    segment,
     sensors,
 )
 from assets.dead_runs import dead_runs_sensor, reaping
@@ -52,11 +53,18 @@ defs = Definitions(
             *reverse_etl.assets,
             *privacy.build_assets(),
             *ops.assets,
+            *segment.assets,  # lands Segment's export and collector log (resources/segment)
         ]
     ),
-    jobs=automation.jobs,
+    jobs=[*automation.jobs, *segment.jobs],
     schedules=automation.schedules,
-    sensors=[*sensors.sensors, *ops.sensors, automation.follow_raw, dead_runs_sensor],
+    sensors=[
+        *sensors.sensors,
+        *ops.sensors,
+        *segment.sensors,
+        automation.follow_raw,
+        dead_runs_sensor,
+    ],
     resources={**PROFILE.resources(), **connectors.resources(load_catalog())},
     # Runs launched by Dagster (UI, CLI) fail dead runs holding their pools: assets/dead_runs.py
     executor=reaping(PROFILE.executor()),

@@ -35,6 +35,7 @@ from resources.lake import LakeResource, is_local
 from resources.landing import LandingResource
 from resources.mlflow import MLFLOW_ARTIFACTS, MLFLOW_TRACKING_URI, MlflowResource
 from resources.pii import PII_SALT, PiiResource
+from resources.segment.resource import segment_resource
 from resources.settings import (
     FUTURE_TOLERANCE,
     LAKE_ROOT,
@@ -104,6 +105,7 @@ class Profile:
                 **int_from_env(future_tolerance_hours=FUTURE_TOLERANCE),
             ),
             "duckdb": DuckDBResource(),
+            "segment": segment_resource(),
             "pii": PiiResource(**from_env(salt=PII_SALT)),
             "mlflow": MlflowResource(
                 **from_env(tracking_uri=MLFLOW_TRACKING_URI, artifacts=MLFLOW_ARTIFACTS)

@@ -53,6 +53,7 @@ class Lakehouse:
         from resources.landing import LandingResource
         from resources.mlflow import MlflowResource
         from resources.pii import PiiResource
+        from resources.segment.resource import SegmentResource
 
         return {
             "lake": LakeResource(root=str(self.lake_root)),
@@ -62,6 +63,7 @@ class Lakehouse:
             "pii": PiiResource(),
             "mlflow": MlflowResource(),  # under the test lake
             "crm": CrmResource(),  # a SQLite CRM under the test lake
+            "segment": SegmentResource(),  # no storage export: lands only a collector's log
         }
 
     def materialize_days(self, first, last, instance=None):

@@ -39,6 +39,7 @@ from resources.landing import LandingResource
 from resources.mlflow import MlflowResource
 from resources.pii import PiiResource
 from resources.profile import storage_options
+from resources.segment.resource import SegmentResource
 from servers import s3_server
 
 pytestmark = pytest.mark.distributed
@@ -193,6 +194,7 @@ def test_an_erasure_on_the_object_store_removes_the_person_and_only_them(
         "pii": PiiResource(salt=SALT),
         "mlflow": MlflowResource(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}"),
         "crm": CrmResource(sqlite_path=str(tmp_path / "crm.db")),
+        "segment": SegmentResource(),
     }
     defs = load_definitions()
 
