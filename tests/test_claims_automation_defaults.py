@@ -10,6 +10,7 @@ RUNNING, STOPPED = "RUNNING", "STOPPED"
 # name -> (default state, minimum interval in seconds where the docs state one), from README.
 SENSORS: dict[str, tuple[str, int | None]] = {
     "landing_sensor": (STOPPED, None),  # "off by default; turn it on"
+    "segment_sensor": (STOPPED, 60),  # "off by default, every 60 s"
     "follow_raw": (RUNNING, None),  # "(on)"
     "erasure_sensor": (RUNNING, None),  # "on by default" (also "Erasure")
     "events_days_sensor": (RUNNING, None),  # "(on)"

@@ -87,6 +87,8 @@ def _renamed_catalog(path: Path) -> tuple[dict, dict[str, dict[str, str]]]:
             lists |= set(value) if isinstance(value, list) else set()
         columns = {c["name"] for c in o["columns"]} - lists
         old_table = o.get("table", f"{o['system']}_{o['object']}")
+        if "connector" in o:  # the vendor still calls the object by its own name
+            o["connector"] = {"object": o["object"], **o["connector"]}
         o["system"], o["object"] = SYSTEMS[o["system"]], OBJECTS[o["object"]]
         o["table"] = f"{o['system']}_{o['object']}"
         o["landing"] = f"{o['system']}/{o['object']}"

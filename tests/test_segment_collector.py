@@ -104,7 +104,8 @@ def test_mixed_batch_lands_for_raw(collector, calls, tmp_path) -> None:
         stage = tmp_path / f"stage-{obj}"
         stage.mkdir()
         with DuckDBResource(threads=1).connect() as con:
-            batch = build_batch(contract, find_pending(contract, zone, lake), lake, con, stage)
+            pending = find_pending(contract, zone, lake)
+            batch = build_batch(contract, pending, lake, con, stage, zone.latest_allowed())
         quarantined = batch.quarantine.to_pylist()
         assert quarantined == [], quarantined[:3]
         rows = sum(t.num_rows for t in batch.chunks())

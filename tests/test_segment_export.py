@@ -147,7 +147,8 @@ def test_landed_files_read_by_raw_with_no_quarantine(world, tmp_path) -> None:
         stage = tmp_path / f"stage-{obj}"
         stage.mkdir()
         with DuckDBResource(threads=1).connect() as con:
-            batch = build_batch(contract, find_pending(contract, zone, lake), lake, con, stage)
+            pending = find_pending(contract, zone, lake)
+            batch = build_batch(contract, pending, lake, con, stage, zone.latest_allowed())
         assert batch.quarantine.num_rows == 0, batch.quarantine.to_pylist()[:3]
         rows = sum(t.num_rows for t in batch.chunks())
         assert rows == sent[TYPES[obj]] > 0
