@@ -7,6 +7,11 @@ STAMP := $(VENV)/.installed
 # The company's configuration (stacks/<STACK>/: source catalog, vocabulary): `make demo
 # STACK=vendor`. Unset: LAKEHOUSE_STACK from the environment, else the default stack.
 STACK ?=
+# `make demo STANDINS=1`: the catalog's connected objects pulled from stand-ins of their vendors'
+# APIs on 127.0.0.1 (sample_company/standins/world.py) instead of read from files.
+ifneq ($(strip $(STANDINS)),)
+export LAKEHOUSE_DEMO_STANDINS := 1
+endif
 ifneq ($(strip $(STACK)),)
 export LAKEHOUSE_STACK := $(STACK)
 endif

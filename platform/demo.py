@@ -13,11 +13,14 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 LAUNCHER = "make demo"
+DEMO_STANDINS = "LAKEHOUSE_DEMO_STANDINS"  # make demo STANDINS=1
 
 
 def _instance_home() -> Path:
@@ -87,18 +90,38 @@ def main() -> int:
 
     from assets.events.runs import build_graph
 
-    defs = runpy.run_path(str(HERE / "definitions.py"))["defs"]
-    lake = defs.resources["lake"].process_config_and_initialize()
     lines = StageLines()
-    lines.say(f"make demo: the whole graph on {lake.root} (Dagster instance {home})")
-    started = time.perf_counter()
-    with DagsterInstance.get() as instance:
-        results, _ = build_graph(
-            defs, instance, QUIET_RUN_CONFIG, launched_by=LAUNCHER, progress=lines
-        )
-    elapsed = time.perf_counter() - started
+    with _sources(lines):
+        defs = runpy.run_path(str(HERE / "definitions.py"))["defs"]
+        lake = defs.resources["lake"].process_config_and_initialize()
+        lines.say(f"make demo: the whole graph on {lake.root} (Dagster instance {home})")
+        started = time.perf_counter()
+        with DagsterInstance.get() as instance:
+            results, _ = build_graph(
+                defs, instance, QUIET_RUN_CONFIG, launched_by=LAUNCHER, progress=lines
+            )
+        elapsed = time.perf_counter() - started
     _print_summary(lake, results, elapsed, lines.plan)
     return 0 if all(r.success for r in results) else 1
+
+
+@contextmanager
+def _sources(lines: StageLines) -> Iterator[None]:
+    """With `STANDINS=1` (LAKEHOUSE_DEMO_STANDINS), the catalog's connected objects are pulled
+    from stand-ins of their vendors' APIs (sample_company/standins/world.py); else from files."""
+    if not os.environ.get(DEMO_STANDINS):
+        yield
+        return
+    from checks.sources import load_catalog
+    from resources.settings import lake_root, landing_root
+    from sample_company.standins.world import serving
+
+    with serving(Path(landing_root()), Path(lake_root()), load_catalog()) as running:
+        for vendor, standin in running.items():
+            lines.say(f"stand-in: {vendor} API on {standin.url} (connectors pull from it)")
+        if not running:
+            lines.say("stand-ins: the catalog declares no connector; files as usual")
+        yield
 
 
 def _print_summary(lake, results, elapsed: float, plan) -> None:

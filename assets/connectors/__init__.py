@@ -125,9 +125,12 @@ class Landed:
     files: dict[str, list[str]] = field(default_factory=dict)
 
 
-def landing_destination(root: Path, objects: Mapping[str, SourceObject], landed: Landed) -> Any:
+def landing_destination(
+    root: Path, objects: Mapping[str, SourceObject], landed: Landed, day: str | None = None
+) -> Any:
     """A dlt destination writing each load job's records as one landing file, named by load id
-    and job file id (a retried job rewrites the same file)."""
+    and job file id (a retried job rewrites the same file), in the folder of the pull's UTC day
+    (`day`: another extract date, for a replayed history)."""
     import datetime as dt
 
     import dlt
@@ -148,8 +151,7 @@ def landing_destination(root: Path, objects: Mapping[str, SourceObject], landed:
                 rows = dlt_json.typed_loads(line)
                 for row in rows if isinstance(rows, list) else [rows]:
                     records.append(json.loads(row[RECORD]))
-        day = dt.datetime.now(dt.UTC).date().isoformat()
-        folder = root / obj.landing / day
+        folder = root / obj.landing / (day or dt.datetime.now(dt.UTC).date().isoformat())
         folder.mkdir(parents=True, exist_ok=True)
         ext = "jsonl" if obj.format == "jsonl" else "json"
         name = f"{obj.object}-{load_id}-{job.file_id}.{ext}"
@@ -157,7 +159,7 @@ def landing_destination(root: Path, objects: Mapping[str, SourceObject], landed:
         tmp.write_bytes(render(obj, records))
         os.replace(tmp, folder / name)
         landed.records[obj.object] = landed.records.get(obj.object, 0) + len(records)
-        landed.files.setdefault(obj.object, []).append(f"{obj.landing}/{day}/{name}")
+        landed.files.setdefault(obj.object, []).append(str(folder.relative_to(root) / name))
 
     return dlt.destination(
         write,
@@ -213,14 +215,16 @@ def pull(
     landing_root: str | Path,
     base_url: str,
     token: str,
+    day: str | None = None,
     **options: Any,
 ) -> Landed:
-    """Pull `objects` from the vendor and land them; raises the vendor's error on a refusal."""
+    """Pull `objects` from the vendor and land them; raises the vendor's error on a refusal.
+    `day`: the extract date the files land under (default: today, UTC)."""
     mod = VENDORS[vendor]
     by_name = {o.connector.object: o for o in objects if o.connector is not None}
     starts = {o.connector.object: o.connector.start for o in objects if o.connector.start}
     landed = Landed()
-    dest = landing_destination(Path(landing_root), by_name, landed)
+    dest = landing_destination(Path(landing_root), by_name, landed, day)
     pipe = pipeline(vendor, lake_root, dest)
     src = mod.source(
         base_url=base_url, token=token, objects=list(by_name), starts=starts, **options
