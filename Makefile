@@ -31,6 +31,9 @@ LANDING := $(or $(LAKEHOUSE_LANDING_ROOT),$(LAKE)/landing)
 # people stack, a person-only world (sample_company/people.py; PEOPLE_ARGS e.g. --persons 5000).
 ifeq ($(notdir $(strip $(STACK))),people)
 GENERATE := $(BIN)/python -m sample_company.people $(LANDING) $(PEOPLE_ARGS)
+else ifneq ($(strip $(STANDINS)),)
+# the world the vendors' stand-ins serve (sample_company/standins/world.py)
+GENERATE := $(BIN)/python -m sample_company.cli --out $(LAKE)/standins/world
 else
 GENERATE := $(BIN)/python -m sample_company.cli --out $(LANDING)
 endif
@@ -134,5 +137,5 @@ clean-lake:
 ifneq ($(STACK_LAKE),)
 	rm -rf $(STACK_LAKE)
 else
-	rm -rf lake/landing lake/raw lake/entities lake/decisions lake/events lake/c360 lake/features lake/ml lake/mlflow lake/reverse_etl lake/crm lake/ops lake/gx_docs lake/identity lake/.dagster lake/stacks
+	rm -rf lake/landing lake/raw lake/entities lake/decisions lake/events lake/c360 lake/features lake/ml lake/mlflow lake/reverse_etl lake/crm lake/ops lake/gx_docs lake/identity lake/connectors lake/standins lake/.dagster lake/stacks
 endif

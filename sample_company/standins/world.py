@@ -1,9 +1,10 @@
 """The sample company's systems served as their APIs, for `make demo STANDINS=1`.
 
-The generator writes every object's files into the landing zone. For each object the active
-catalog pulls through a connector (`connector:`), those files move to `<lake>/standins/world/`
-(same layout), a stand-in of its vendor serves them on 127.0.0.1, and the connector settings
-(`LAKEHOUSE_<VENDOR>_TOKEN`, `..._BASE_URL`) point at it. The connectors first replay the
+The generator writes the company's world to `<lake>/standins/world/` instead of the landing
+zone. Objects the active catalog pulls through a connector (`connector:`) stay there: a
+stand-in of their vendor serves them on 127.0.0.1 and the connector settings
+(`LAKEHOUSE_<VENDOR>_TOKEN`, `..._BASE_URL`) point at it. Every other object (and the ground
+truth) is copied into the landing zone as if delivered. The connectors first replay the
 company's history (`replay`: a pull on every day an export was taken), then the demo builds the
 whole graph, its ingest pulling once more: the code path a real account uses, with only the
 base URL changed.
@@ -29,25 +30,25 @@ STANDINS: dict[str, tuple[str, str, dict[str, str]]] = {
     "zendesk": ("sample_company.standins.zendesk", "ZendeskStandIn", {"email": "demo@example.com"}),
 }
 TOKEN = "standin-demo-token"  # a stand-in's token: nothing real is reachable with it
+WORLD = Path("standins") / "world"  # under the lake: what the stand-ins serve
 
 
-def move_world(landing: Path, world: Path, catalog: Catalog) -> dict[str, list[str]]:
-    """Move the connected objects' generated files out of the landing zone into `world`
-    (replacing what an earlier demo moved there); returns vendor -> objects moved."""
+def deliver_rest(world: Path, landing: Path, catalog: Catalog) -> list[str]:
+    """Copy what no connector pulls (other objects' folders, the ground truth) from `world`
+    into the landing zone, as a delivery would; returns the folders copied."""
     from assets.connectors import connected
 
-    moved: dict[str, list[str]] = {}
-    for vendor, objects in connected(catalog).items():
-        for o in objects:
-            src, dst = landing / o.landing, world / o.landing
-            if not src.is_dir():
-                continue
-            if dst.exists():
-                shutil.rmtree(dst)
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(str(src), str(dst))
-            moved.setdefault(vendor, []).append(o.source)
-    return moved
+    pulled = {o.landing for objs in connected(catalog).values() for o in objs}
+    copied = []
+    for folder in sorted(p for p in world.glob("*/*") if p.is_dir()):
+        rel = folder.relative_to(world).as_posix()
+        if rel in pulled:
+            continue
+        shutil.copytree(folder, landing / rel, dirs_exist_ok=True)
+        copied.append(rel)
+    if (world / "_truth").is_dir():
+        shutil.copytree(world / "_truth", landing / "_truth", dirs_exist_ok=True)
+    return copied
 
 
 # A stand-in's own pace: no client-side throttle (Zendesk's 10 a minute is the real API's).
@@ -92,13 +93,17 @@ def replay(running: dict[str, Any], world: Path, landing: Path, lake: Path, cata
 
 @contextmanager
 def serving(landing: Path, lake: Path, catalog: Catalog) -> Iterator[dict[str, Any]]:
-    """Stand-ins for every vendor the catalog pulls from, the settings pointing at them, for
-    the duration of the block; yields vendor -> stand-in."""
+    """Stand-ins for every vendor the catalog pulls from (serving `<lake>/standins/world`),
+    the settings pointing at them, for the duration of the block; yields vendor -> stand-in."""
     from assets.connectors import connected
     from resources.vendors import VENDORS
 
-    world = lake / "standins" / "world"
-    move_world(landing, world, catalog)
+    world = lake / WORLD
+    if not world.is_dir():
+        raise FileNotFoundError(
+            f"no world to serve at {world}: generate it there (make demo STANDINS=1 does)"
+        )
+    deliver_rest(world, landing, catalog)
     running: dict[str, Any] = {}
     saved = dict(os.environ)
     try:
