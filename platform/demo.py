@@ -20,7 +20,6 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 LAUNCHER = "make demo"
-DEMO_STANDINS = "LAKEHOUSE_DEMO_STANDINS"  # make demo STANDINS=1
 
 
 def _instance_home() -> Path:
@@ -109,6 +108,8 @@ def main() -> int:
 def _sources(lines: StageLines) -> Iterator[None]:
     """With `STANDINS=1` (LAKEHOUSE_DEMO_STANDINS), the catalog's connected objects are pulled
     from stand-ins of their vendors' APIs (sample_company/standins/world.py); else from files."""
+    from resources.settings import DEMO_STANDINS
+
     if not os.environ.get(DEMO_STANDINS):
         yield
         return

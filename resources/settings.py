@@ -17,6 +17,8 @@ DEFAULT_LANDING_ROOT = str(Path(DEFAULT_LAKE_ROOT) / "landing")
 
 LAKE_ROOT = "LAKEHOUSE_LAKE_ROOT"
 LANDING_ROOT = "LAKEHOUSE_LANDING_ROOT"
+# `make demo STANDINS=1`: pull the connected objects from the vendors' stand-ins (demo only)
+DEMO_STANDINS = "LAKEHOUSE_DEMO_STANDINS"
 LANDING_IGNORE = "LAKEHOUSE_LANDING_IGNORE"  # comma-separated name patterns of partial files
 FUTURE_TOLERANCE = "LAKEHOUSE_FUTURE_TOLERANCE_HOURS"  # how far past the clock a date may lie
 # Read when the code location is built (its partitions and contracts follow them) and again
